@@ -1,0 +1,16 @@
+"""Shared fixtures. Real-data tests read ``../shared/dtu_real`` through ``DELTAZ_DTU_SAMPLE``."""
+
+from __future__ import annotations
+
+import pytest
+
+from deltaz.paths import dtu_sample_dir
+
+
+@pytest.fixture(scope="session")
+def dtu_sample():
+    """Path of the real DTU fragments; skips the test with a clear reason when not configured."""
+    path = dtu_sample_dir()
+    if path is None:
+        pytest.skip("real DTU fragments not configured: set DELTAZ_DTU_SAMPLE=/path/to/shared/dtu_real")
+    return path
