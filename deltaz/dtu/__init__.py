@@ -1,0 +1,36 @@
+"""DTU: its file formats, cameras, scan splits, the train-ready layout and the parser.
+
+* :mod:`deltaz.dtu.formats` — PFM, cam files, ``pair.txt``, raw projection matrices (DESIGN.md §2);
+* :mod:`deltaz.dtu.cameras` — resizing/cropping intrinsics, raw calibration → training cameras;
+* :mod:`deltaz.dtu.splits`  — MVSNet's train/val/test scan lists;
+* :mod:`deltaz.dtu.layout`  — read and write the train-ready layout (DESIGN.md §3);
+* :mod:`deltaz.dtu.parse`   — ``deltaz parse``: ``dtu_training`` / raw DTU → train-ready scans.
+"""
+
+from deltaz.dtu.formats import (
+    CamFile,
+    atomic_write_bytes,
+    atomic_write_text,
+    decompose_projection,
+    read_cam_file,
+    read_pair_file,
+    read_pfm,
+    read_projection,
+    write_cam_file,
+    write_pair_file,
+    write_pfm,
+)
+
+__all__ = [
+    "CamFile",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "decompose_projection",
+    "read_cam_file",
+    "read_pair_file",
+    "read_pfm",
+    "read_projection",
+    "write_cam_file",
+    "write_pair_file",
+    "write_pfm",
+]
