@@ -1,0 +1,48 @@
+# DeltaZ — the two commands of the README, plus the course.
+#   make demo   set up (first time only), then run the whole pipeline on synthetic DTU-like data
+#   make test   set up (first time only), then run every test: unit tests, real-DTU checks, notebooks
+#   make lab    open the notebook course in JupyterLab
+# The first use creates .venv and installs the package with `pip install -e ".[dev]"`.
+# An already-installed torch is reused (the venv then sees the system site-packages).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.deltaz-installed
+ARGS ?=
+
+.PHONY: setup demo test test-unit test-notebooks test-browser lab clean
+
+$(BIN)/python:
+	@if $(PYTHON) -c "import torch" >/dev/null 2>&1; then \
+	  echo "deltaz: reusing the torch installed for $(PYTHON)"; \
+	  $(PYTHON) -m venv --system-site-packages $(VENV); \
+	else \
+	  $(PYTHON) -m venv $(VENV); \
+	fi
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/deltaz demo $(ARGS)
+
+# Unit tests and notebooks in one pytest run (smoke mode), then check notebooks carry no outputs.
+test: setup
+	DELTAZ_SMOKE=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env tests notebooks $(ARGS)
+	$(BIN)/nbstripout --verify notebooks/*.ipynb
+
+test-unit: setup
+	$(BIN)/python -m pytest tests $(ARGS)
+
+test-notebooks: setup
+	DELTAZ_SMOKE=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks $(ARGS)
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) runs/demo .pytest_cache
