@@ -20,6 +20,18 @@ from deltaz.dtu.formats import (
     write_pair_file,
     write_pfm,
 )
+from deltaz.dtu.layout import (
+    LAYOUT_VERSION,
+    META_KEYS,
+    ScanWriter,
+    is_complete_scan,
+    list_scans,
+    list_views,
+    load_view,
+    read_meta,
+    read_scan_pairs,
+    write_scan,
+)
 
 __all__ = [
     "CamFile",
@@ -33,4 +45,14 @@ __all__ = [
     "write_cam_file",
     "write_pair_file",
     "write_pfm",
+    "LAYOUT_VERSION",
+    "META_KEYS",
+    "ScanWriter",
+    "is_complete_scan",
+    "list_scans",
+    "list_views",
+    "load_view",
+    "read_meta",
+    "read_scan_pairs",
+    "write_scan",
 ]
