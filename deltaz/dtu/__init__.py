@@ -7,6 +7,14 @@
 * :mod:`deltaz.dtu.parse`   — ``deltaz parse``: ``dtu_training`` / raw DTU → train-ready scans.
 """
 
+from deltaz.dtu.cameras import (
+    crop_intrinsics,
+    raw_to_camera,
+    raw_to_mvsnet_camera,
+    raw_to_training_camera,
+    resize_intrinsics,
+    scale_intrinsics,
+)
 from deltaz.dtu.formats import (
     CamFile,
     atomic_write_bytes,
@@ -32,8 +40,16 @@ from deltaz.dtu.layout import (
     read_scan_pairs,
     write_scan,
 )
+from deltaz.dtu.splits import scan_list
 
 __all__ = [
+    "crop_intrinsics",
+    "raw_to_camera",
+    "raw_to_mvsnet_camera",
+    "raw_to_training_camera",
+    "resize_intrinsics",
+    "scale_intrinsics",
+    "scan_list",
     "CamFile",
     "atomic_write_bytes",
     "atomic_write_text",

@@ -22,6 +22,7 @@ __all__ = [
     "crop_intrinsics",
     "resize_intrinsics",
     "raw_to_camera",
+    "raw_intrinsics_to_frame",
     "raw_to_training_camera",
     "raw_to_mvsnet_camera",
     "extrinsics_4x4",
@@ -77,9 +78,13 @@ def raw_to_camera(P: np.ndarray, hw: tuple[int, int] = TRAIN_HW) -> tuple[np.nda
         ``K (3, 3)`` for ``hw`` and ``E (4, 4)`` world-to-camera (mm), float64.
     """
     K_raw, R, t = decompose_projection(P)
+    return raw_intrinsics_to_frame(K_raw, hw), extrinsics_4x4(R, t)
+
+
+def raw_intrinsics_to_frame(K_raw: np.ndarray, hw: tuple[int, int] = TRAIN_HW) -> np.ndarray:
+    """Raw 1600×1200 intrinsics → MVSNet's frame (halve, crop ``(80, 44)`` to 640×512) resized to ``hw``."""
     K = crop_intrinsics(scale_intrinsics(K_raw, 0.5), *MVSNET_CROP)
-    K = resize_intrinsics(K, MVSNET_HW, hw)
-    return K, extrinsics_4x4(R, t)
+    return resize_intrinsics(K, MVSNET_HW, hw)
 
 
 def raw_to_training_camera(P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
