@@ -172,9 +172,9 @@ class GeometricCheck(NamedTuple):
     """Result of :func:`geometric_check`, every field ``(B, H, W)`` on the reference grid.
 
     ``consistent``: the pixel passes both thresholds against this source view.
-    ``valid``: the test could be made (reference depth > 0, the point lands in the source frame in
-    front of it, the four source pixels around it have depth, and the source point is in front of the
-    reference camera); ``consistent`` implies ``valid``.
+    ``valid``: the test could be made (reference depth > 0, the point lands in front of the source
+    camera, the four source pixels around it exist and have depth, and the source point is in front
+    of the reference camera); ``consistent`` implies ``valid``.
     ``depth_reproj``: z-depth (mm) in the reference camera of the source's point, 0 where not valid.
     ``pix_dist``: round-trip distance (pixels) and ``rel_depth_diff``: ``|depth_reproj − depth_ref| / depth_ref``;
     both 0 where not valid.
@@ -215,7 +215,7 @@ def geometric_check(
     For each reference pixel ``p`` with depth ``d``: ``X = backproject(p, d)`` lands at ``q`` in the
     source view (:func:`deltaz.geometry.reproject`); the source's 3D point at ``q`` is read by
     bilinear sampling of the source depth map's world points (:func:`deltaz.geometry.sample_pixels`
-    on ``camera_to_world(backproject_depth(depth_src))``) and projected back into the reference view
+    on ``camera_to_world(backproject_depth(depth_src))``, zero padding) and projected back into the reference view
     at ``p'`` with z-depth ``d'``. The pixel is consistent when ``|p' − p| < pix_thresh`` pixels and
     ``|d' − d| / d < rel_depth_thresh``. (MVSNet samples the source *depth* and backprojects it at
     ``q``; sampling the points instead agrees at pixel centres and keeps a plane's interpolated point
@@ -254,8 +254,9 @@ def geometric_check(
         src_ok = src_ok & valid_src.bool()
     points_src_world = camera_to_world(backproject_depth(depth_src, K_src), E_src)  # (B, H', W', 3)
     stacked = torch.cat([points_src_world.permute(0, 3, 1, 2), src_ok.unsqueeze(1).to(dtype)], dim=1)
-    sampled = sample_pixels(stacked, uv_src, mode="bilinear", padding_mode="border")  # (B, 4, H, W)
-    # Every bilinear neighbour must hold a depth: a weight below 1 means a hole was mixed in.
+    sampled = sample_pixels(stacked, uv_src, mode="bilinear", padding_mode="zeros")  # (B, 4, H, W)
+    # Every bilinear neighbour must exist and hold a depth: a weight below 1 means a hole or the
+    # zero padding outside the frame (within half a pixel of the border) was mixed in.
     valid = valid & (sampled[:, 3] > 1.0 - 1e-4)
 
     points_back = world_to_camera(sampled[:, :3].permute(0, 2, 3, 1), E_ref)  # (B, H, W, 3) ref camera
