@@ -224,9 +224,13 @@ def test_pair_file_malformed(tmp_path, text, match):
 
 
 def _random_camera(rng):
-    K = np.array([[rng.uniform(500, 3000), rng.uniform(-1, 1), rng.uniform(300, 900)],
-                  [0, rng.uniform(500, 3000), rng.uniform(200, 700)],
-                  [0, 0, 1]])
+    K = np.array(
+        [
+            [rng.uniform(500, 3000), rng.uniform(-1, 1), rng.uniform(300, 900)],
+            [0, rng.uniform(500, 3000), rng.uniform(200, 700)],
+            [0, 0, 1],
+        ]
+    )
     R = _rotation(rng)
     t = rng.normal(size=3) * 300
     return K, R, t

@@ -189,7 +189,9 @@ def _pose(view_id):
 def _fake_dtu(root, scans=(1, 2), n_views=3, images=True, cams=True, seed=0):
     """A tiny MVSNet ``dtu_training`` folder written with DeltaZ's own writers."""
     rng = np.random.default_rng(seed)
-    write_pair_file(root / "Cameras" / "pair.txt", {r: [(s, 100.0 - s) for s in range(49) if s != r][:10] for r in range(49)})
+    write_pair_file(
+        root / "Cameras" / "pair.txt", {r: [(s, 100.0 - s) for s in range(49) if s != r][:10] for r in range(49)}
+    )
     for vid in range(n_views):
         if cams:
             write_cam_file(root / "Cameras" / "train" / f"{vid:08d}_cam.txt", K_TRAIN, _pose(vid), 425.0, 2.5)
@@ -221,7 +223,9 @@ def test_parse_dtu_training(tmp_path):
     assert read_scan_pairs(scan) == {r: [(s, 100.0 - s) for s in range(3) if s != r] for r in range(3)}
     for vid in range(3):
         view = load_view(scan, vid)
-        np.testing.assert_array_equal(view["depth"], read_pfm(src / "Depths" / "scan2_train" / f"depth_map_{vid:04d}.pfm"))
+        np.testing.assert_array_equal(
+            view["depth"], read_pfm(src / "Depths" / "scan2_train" / f"depth_map_{vid:04d}.pfm")
+        )
         np.testing.assert_allclose(view["intrinsics"], K_TRAIN, rtol=1e-6)
         np.testing.assert_allclose(view["extrinsics"], _pose(vid), rtol=1e-6, atol=1e-5)
         # the image is the light-3 PNG of view vid+1, block-averaged 4x4 down to the depth's size
@@ -239,7 +243,9 @@ def test_parse_resolution_light_and_scan_selection(tmp_path):
     np.testing.assert_array_equal(view["depth"], depth[::2, ::2])
     np.testing.assert_allclose(view["intrinsics"], K_TRAIN * [[0.5], [0.5], [1]], rtol=1e-6)
     png = iio.imread(src / "Rectified" / "scan2_train" / "rect_002_5_r5000.png")
-    np.testing.assert_allclose(view["image"], png.reshape(8, 8, 10, 8, 3).mean(axis=(1, 3)).transpose(2, 0, 1) / 255, atol=0.51 / 255)
+    np.testing.assert_allclose(
+        view["image"], png.reshape(8, 8, 10, 8, 3).mean(axis=(1, 3)).transpose(2, 0, 1) / 255, atol=0.51 / 255
+    )
     assert read_meta(tmp_path / "out" / "scan2")["light"] == 5
 
 
@@ -270,12 +276,23 @@ def test_rerun_skips_complete_and_redoes_interrupted(tmp_path):
 @pytest.mark.parametrize(
     "damage, match",
     [
-        (lambda src: (src / "Depths/scan2_train/depth_map_0001.pfm").write_bytes(b"Pf\n20 16\n-1\n" + bytes(100)), "truncated"),
+        (
+            lambda src: (src / "Depths/scan2_train/depth_map_0001.pfm").write_bytes(b"Pf\n20 16\n-1\n" + bytes(100)),
+            "truncated",
+        ),
         (lambda src: write_pfm(src / "Depths/scan2_train/depth_map_0001.pfm", np.full((H, W), np.nan)), "finite"),
         (lambda src: write_pfm(src / "Depths/scan2_train/depth_map_0001.pfm", -np.ones((H, W))), "negative"),
-        (lambda src: write_pfm(src / "Depths/scan2_train/depth_map_0001.pfm", np.ones((H, W + 1))), "like the scan's first view"),
+        (
+            lambda src: write_pfm(src / "Depths/scan2_train/depth_map_0001.pfm", np.ones((H, W + 1))),
+            "like the scan's first view",
+        ),
         (lambda src: (src / "Rectified/scan2_train/rect_002_3_r5000.png").unlink(), "missing image"),
-        (lambda src: iio.imwrite(src / "Rectified/scan2_train/rect_002_3_r5000.png", np.zeros((64, 64, 3), np.uint8), plugin="pillow"), "aspect"),
+        (
+            lambda src: iio.imwrite(
+                src / "Rectified/scan2_train/rect_002_3_r5000.png", np.zeros((64, 64, 3), np.uint8), plugin="pillow"
+            ),
+            "aspect",
+        ),
         (lambda src: (src / "Cameras/train/00000002_cam.txt").write_text("extrinsic\n1 0 0\n"), "00000002_cam.txt"),
     ],
 )
@@ -304,8 +321,23 @@ def test_raw_calibration_and_initial_depths(tmp_path):
     for vid in range(3):
         name = f"{vid:08d}.pfm" if vid != 1 else f"depth_map_{vid:04d}.pfm"
         write_pfm(initial_root / "scan1" / name, np.full((2 * H, 2 * W), 600.0 + vid))
-    assert cli_main(["parse", "--src", str(src), "--dst", str(tmp_path / "out"), "--scans", "scan1",
-                     "--initial", str(initial_root), "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "parse",
+                "--src",
+                str(src),
+                "--dst",
+                str(tmp_path / "out"),
+                "--scans",
+                "scan1",
+                "--initial",
+                str(initial_root),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     view = load_view(tmp_path / "out" / "scan1", 2)
     expected_K = raw_intrinsics_to_frame(K_raw, (H, W))
     assert expected_K[0, 0] == pytest.approx(2892.3 / 2 * W / 640)

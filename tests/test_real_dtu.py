@@ -172,8 +172,10 @@ def test_epipolar_error_on_real_scan24(dtu_sample, scan24_features, view_a, view
     assert len(pts_a) >= 40, f"only {len(pts_a)} matches"
     distances = _epipolar_distances(pts_a, pts_b, *_camera(dtu_sample, view_a), *_camera(dtu_sample, view_b))
     median = float(np.median(distances))
-    print(f"\nscan24 views ({view_a}, {view_b}): {len(pts_a)} matches, median epipolar distance "
-          f"{median:.3f} px, 90th percentile {np.percentile(distances, 90):.3f} px (1600x1200 pixels)")
+    print(
+        f"\nscan24 views ({view_a}, {view_b}): {len(pts_a)} matches, median epipolar distance "
+        f"{median:.3f} px, 90th percentile {np.percentile(distances, 90):.3f} px (1600x1200 pixels)"
+    )
     assert median < 2.0
     # the check is sensitive: the camera of another view (or a camera-to-world mix-up) is far off
     wrong_view = {1: 10, 10: 1}[view_b]

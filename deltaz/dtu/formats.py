@@ -247,7 +247,8 @@ def read_cam_file(path: PathLike) -> CamFile:
     expected_rows = 1 + 4 + 1 + 3 + 1
     if len(lines) < expected_rows:
         raise FormatError(
-            path, f"expected {expected_rows} non-empty lines (extrinsic, 4 rows, intrinsic, 3 rows, depth), got {len(lines)}"
+            path,
+            f"expected {expected_rows} non-empty lines (extrinsic, 4 rows, intrinsic, 3 rows, depth), got {len(lines)}",
         )
     if len(lines) > expected_rows:
         lineno, line = lines[expected_rows]
@@ -271,7 +272,9 @@ def read_cam_file(path: PathLike) -> CamFile:
 
     last_row_line = lines[4][0]
     if not np.allclose(extrinsics[3], [0, 0, 0, 1], atol=1e-6):
-        raise FormatError(path, f"line {last_row_line} / extrinsic row 4: expected '0 0 0 1', got {extrinsics[3].tolist()}")
+        raise FormatError(
+            path, f"line {last_row_line} / extrinsic row 4: expected '0 0 0 1', got {extrinsics[3].tolist()}"
+        )
     R = extrinsics[:3, :3]
     ortho = np.abs(R @ R.T - np.eye(3)).max()
     if ortho > 1e-3 or np.linalg.det(R) < 0:
@@ -282,27 +285,37 @@ def read_cam_file(path: PathLike) -> CamFile:
         )
     if not np.allclose(intrinsics[2], [0, 0, 1], atol=1e-6) or abs(intrinsics[1, 0]) > 1e-6:
         raise FormatError(
-            path, f"line {lines[6][0]} / intrinsic: expected '[[fx, s, cx], [0, fy, cy], [0, 0, 1]]', got {intrinsics.tolist()}"
+            path,
+            f"line {lines[6][0]} / intrinsic: expected '[[fx, s, cx], [0, fy, cy], [0, 0, 1]]'"
+            f", got {intrinsics.tolist()}",
         )
     if intrinsics[0, 0] <= 0 or intrinsics[1, 1] <= 0:
         raise FormatError(
-            path, f"line {lines[6][0]} / intrinsic fx, fy: expected positive focal lengths, got {intrinsics[0, 0]}, {intrinsics[1, 1]}"
+            path,
+            f"line {lines[6][0]} / intrinsic fx, fy: expected positive focal lengths"
+            f", got {intrinsics[0, 0]}, {intrinsics[1, 1]}",
         )
     depth_min, depth_interval = depth[0], depth[1]
     if depth_min <= 0:
         raise FormatError(path, f"line {depth_lineno} / DEPTH_MIN: expected a positive depth in mm, got {depth_min}")
     if depth_interval <= 0:
-        raise FormatError(path, f"line {depth_lineno} / DEPTH_INTERVAL: expected a positive interval in mm, got {depth_interval}")
+        raise FormatError(
+            path, f"line {depth_lineno} / DEPTH_INTERVAL: expected a positive interval in mm, got {depth_interval}"
+        )
     depth_num = None
     depth_max = None
     if len(depth) >= 3:
         if not float(depth[2]).is_integer() or depth[2] < 1:
-            raise FormatError(path, f"line {depth_lineno} / DEPTH_NUM: expected a positive integer, got {depth_line.split()[2]!r}")
+            raise FormatError(
+                path, f"line {depth_lineno} / DEPTH_NUM: expected a positive integer, got {depth_line.split()[2]!r}"
+            )
         depth_num = int(depth[2])
     if len(depth) == 4:
         depth_max = depth[3]
         if depth_max <= depth_min:
-            raise FormatError(path, f"line {depth_lineno} / DEPTH_MAX: expected a depth above DEPTH_MIN {depth_min}, got {depth_max}")
+            raise FormatError(
+                path, f"line {depth_lineno} / DEPTH_MAX: expected a depth above DEPTH_MIN {depth_min}, got {depth_max}"
+            )
     return CamFile(extrinsics, intrinsics, float(depth_min), float(depth_interval), depth_num, depth_max)
 
 
@@ -376,14 +389,17 @@ def read_pair_file(path: PathLike) -> Pairs:
         raise FormatError(path, f"line {lineno} / view count: expected a non-negative integer, got {n_views}")
     if len(lines) != 1 + 2 * n_views:
         raise FormatError(
-            path, f"expected {1 + 2 * n_views} non-empty lines for {n_views} views (count + 2 per view), got {len(lines)}"
+            path,
+            f"expected {1 + 2 * n_views} non-empty lines for {n_views} views (count + 2 per view), got {len(lines)}",
         )
     pairs: Pairs = {}
     for i in range(n_views):
         ref_lineno, ref_line = lines[1 + 2 * i]
         ref_tokens = ref_line.split()
         if len(ref_tokens) != 1:
-            raise FormatError(path, f"line {ref_lineno} / reference view id: expected one integer, got {ref_line[:80]!r}")
+            raise FormatError(
+                path, f"line {ref_lineno} / reference view id: expected one integer, got {ref_line[:80]!r}"
+            )
         ref = _int(path, ref_lineno, "reference view id", ref_tokens[0])
         if ref in pairs:
             raise FormatError(path, f"line {ref_lineno} / reference view id: expected each view once, got {ref} again")
@@ -402,7 +418,9 @@ def read_pair_file(path: PathLike) -> Pairs:
             src = _int(path, src_lineno, f"source {j + 1} id", src_tokens[1 + 2 * j])
             if src == ref or src in seen:
                 what = "its own reference" if src == ref else "a repeated source"
-                raise FormatError(path, f"line {src_lineno} / source {j + 1} id: expected a new view id, got {src} ({what})")
+                raise FormatError(
+                    path, f"line {src_lineno} / source {j + 1} id: expected a new view id, got {src} ({what})"
+                )
             seen.add(src)
             score = _floats(path, src_lineno, f"source {j + 1} score", src_tokens[2 + 2 * j], 1)[0]
             sources.append((src, score))

@@ -49,7 +49,17 @@ __all__ = [
 LAYOUT_VERSION = 1
 
 #: Keys every ``meta.json`` holds.
-META_KEYS = ("source", "resolution", "depth_range_mm", "units", "version", "n_views", "light", "has_images", "has_initial")
+META_KEYS = (
+    "source",
+    "resolution",
+    "depth_range_mm",
+    "units",
+    "version",
+    "n_views",
+    "light",
+    "has_images",
+    "has_initial",
+)
 
 _VIEW_FILE = re.compile(r"(\d{3,})\.npy")
 _SCAN_NUMBER = re.compile(r"scan(\d+)")
@@ -126,8 +136,10 @@ def _load_npy(path: Path, shape: tuple[int | None, ...], what: str) -> np.ndarra
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         raise FormatError(path, f"expected a .npy array ({what}), got an unreadable file: {error}") from None
-    if not isinstance(array, np.ndarray) or array.ndim != len(shape) or any(
-        want is not None and got != want for got, want in zip(array.shape, shape)
+    if (
+        not isinstance(array, np.ndarray)
+        or array.ndim != len(shape)
+        or any(want is not None and got != want for got, want in zip(array.shape, shape))
     ):
         want_text = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
         raise FormatError(path, f"expected {what} of shape {want_text}, got {getattr(array, 'shape', None)}")
@@ -151,7 +163,11 @@ def _load_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         raise FormatError(path, f"expected an RGB image, got shape {image.shape}")
     if image.shape[:2] != tuple(shape):
-        raise FormatError(path, f"expected an image of {shape[0]}x{shape[1]} (H x W, the depth's size), got {image.shape[0]}x{image.shape[1]}")
+        raise FormatError(
+            path,
+            f"expected an image of {shape[0]}x{shape[1]} (H x W, the depth's size)"
+            f", got {image.shape[0]}x{image.shape[1]}",
+        )
     scale = 65535.0 if image.dtype == np.uint16 else 255.0
     return np.ascontiguousarray(image[:, :, :3].transpose(2, 0, 1), dtype=np.float32) / np.float32(scale)
 
@@ -242,8 +258,10 @@ def _image_to_uint8(image: np.ndarray, shape: tuple[int, int], where: str) -> np
         return np.ascontiguousarray(image)
     image = image.astype(np.float64)
     if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
-        raise DataError(f"{where}: expected a float image with values in [0, 1] (or uint8), got range "
-                        f"[{np.nanmin(image):.3g}, {np.nanmax(image):.3g}]")
+        raise DataError(
+            f"{where}: expected a float image with values in [0, 1] (or uint8), got range "
+            f"[{np.nanmin(image):.3g}, {np.nanmax(image):.3g}]"
+        )
     return np.ascontiguousarray(np.round(image * 255).astype(np.uint8))
 
 
@@ -343,7 +361,9 @@ class ScanWriter:
         if initial is not None:
             initial = np.asarray(initial, dtype=np.float32)
             if initial.shape != depth.shape or not np.isfinite(initial).all() or (initial < 0).any():
-                raise DataError(f"{where}: expected a finite initial depth >= 0 of shape {depth.shape}, got shape {initial.shape}")
+                raise DataError(
+                    f"{where}: expected a finite initial depth >= 0 of shape {depth.shape}, got shape {initial.shape}"
+                )
             (self.tmp_dir / "initial").mkdir(exist_ok=True)
             np.save(self.tmp_dir / "initial" / name, initial)
         np.save(self.tmp_dir / "depths" / name, depth)
@@ -381,7 +401,10 @@ class ScanWriter:
             full["depth_range_mm"] = [self.valid_min, self.valid_max]
         low, high = (float(v) for v in full["depth_range_mm"])
         if not (np.isfinite(low) and np.isfinite(high) and 0 <= low < high):
-            raise DataError(f"{self.scan_name}: expected depth_range_mm [min, max] with 0 <= min < max, got {full['depth_range_mm']}")
+            raise DataError(
+                f"{self.scan_name}: expected depth_range_mm [min, max] with 0 <= min < max"
+                f", got {full['depth_range_mm']}"
+            )
         full.update(
             resolution=[int(self.shape[0]), int(self.shape[1])],
             depth_range_mm=[low, high],
@@ -391,7 +414,9 @@ class ScanWriter:
             has_images=bool(self.has_images),
             has_initial=bool(self.has_initial),
         )
-        write_pair_file(self.tmp_dir / "pair.txt", {int(r): [(int(s), float(w)) for s, w in src] for r, src in pairs.items()})
+        write_pair_file(
+            self.tmp_dir / "pair.txt", {int(r): [(int(s), float(w)) for s, w in src] for r, src in pairs.items()}
+        )
         atomic_write_text(self.tmp_dir / "meta.json", json.dumps(full, indent=2, sort_keys=True) + "\n")
         old = None
         if self.final_dir.exists():

@@ -48,7 +48,7 @@ from typing import Iterable
 
 import numpy as np
 
-from deltaz.dtu.cameras import RAW_HW, MVSNET_CROP, MVSNET_HW, raw_to_camera, resize_intrinsics
+from deltaz.dtu.cameras import MVSNET_CROP, MVSNET_HW, RAW_HW, raw_to_camera, resize_intrinsics
 from deltaz.dtu.formats import CamFile, Pairs, read_cam_file, read_pair_file, read_pfm, read_projection
 from deltaz.dtu.layout import ScanWriter, is_complete_scan
 from deltaz.dtu.splits import SPLITS, scan_list
@@ -227,7 +227,9 @@ def _read_image(path: Path, depth_hw: tuple[int, int], out_hw: tuple[int, int]) 
     h, w = image.shape[:2]
     if abs(w / h - depth_hw[1] / depth_hw[0]) > 0.01 * depth_hw[1] / depth_hw[0]:
         raise FormatError(
-            path, f"expected an image covering the depth map's view (aspect {depth_hw[1]}:{depth_hw[0]}), got {h}x{w} (H x W)"
+            path,
+            f"expected an image covering the depth map's view (aspect {depth_hw[1]}:{depth_hw[0]})"
+            f", got {h}x{w} (H x W)",
         )
     return resize_image_area(image, out_hw)
 
@@ -241,7 +243,11 @@ def _image_path(src: Path, scan: str, view_id: int, light: int) -> tuple[Path | 
 
 def _initial_path(initial_root: Path, scan: str, view_id: int) -> Path | None:
     folder = initial_root / scan
-    for path in (folder / f"{view_id:08d}.pfm", folder / f"depth_map_{view_id:04d}.pfm", folder / "depth_est" / f"{view_id:08d}.pfm"):
+    for path in (
+        folder / f"{view_id:08d}.pfm",
+        folder / f"depth_map_{view_id:04d}.pfm",
+        folder / "depth_est" / f"{view_id:08d}.pfm",
+    ):
         if path.is_file():
             return path
     return None
@@ -298,9 +304,15 @@ def _parse_scan(
                 depth_hw = depth.shape
                 out_hw = tuple(resolution) if resolution is not None else depth_hw
             elif depth.shape != depth_hw:
-                raise FormatError(depth_path, f"expected {depth_hw[0]}x{depth_hw[1]} like the scan's first view, got {depth.shape[0]}x{depth.shape[1]}")
+                raise FormatError(
+                    depth_path,
+                    f"expected {depth_hw[0]}x{depth_hw[1]} like the scan's first view"
+                    f", got {depth.shape[0]}x{depth.shape[1]}",
+                )
             if (depth < 0).any():
-                raise FormatError(depth_path, f"expected depths >= 0 (0 = no value), got {int((depth < 0).sum())} negative values")
+                raise FormatError(
+                    depth_path, f"expected depths >= 0 (0 = no value), got {int((depth < 0).sum())} negative values"
+                )
             camera = _load_camera(src, view_id, depth_hw)
             low, high = camera.depth_range_mm
             tolerance = RANGE_TOLERANCE * (high - low)
@@ -320,12 +332,22 @@ def _parse_scan(
             if initial_folder is not None:
                 initial_path = _initial_path(initial_root, scan, view_id)
                 if initial_path is None:
-                    raise DataError(f"{initial_folder}: no initial depth for view {view_id} ({view_id:08d}.pfm or depth_map_{view_id:04d}.pfm)")
+                    raise DataError(
+                        f"{initial_folder}: no initial depth for view {view_id}"
+                        f" ({view_id:08d}.pfm or depth_map_{view_id:04d}.pfm)"
+                    )
                 initial = read_pfm(initial_path)
                 if initial.ndim != 2 or (initial < 0).any():
                     raise FormatError(initial_path, "expected a one-channel depth map with depths >= 0")
-                if abs(initial.shape[1] / initial.shape[0] - depth_hw[1] / depth_hw[0]) > 0.01 * depth_hw[1] / depth_hw[0]:
-                    raise FormatError(initial_path, f"expected the depth map's view (aspect {depth_hw[1]}:{depth_hw[0]}), got {initial.shape[0]}x{initial.shape[1]}")
+                if (
+                    abs(initial.shape[1] / initial.shape[0] - depth_hw[1] / depth_hw[0])
+                    > 0.01 * depth_hw[1] / depth_hw[0]
+                ):
+                    raise FormatError(
+                        initial_path,
+                        f"expected the depth map's view (aspect {depth_hw[1]}:{depth_hw[0]})"
+                        f", got {initial.shape[0]}x{initial.shape[1]}",
+                    )
                 initial = resize_depth_nearest(initial, out_hw)
 
             writer.add_view(
@@ -337,12 +359,17 @@ def _parse_scan(
                 initial=initial,
             )
         if out_of_range:
-            warn(f"{out_of_range} valid depth(s) more than {RANGE_TOLERANCE:.0%} outside [{range_low:.1f}, {range_high:.1f}] mm (kept)")
+            warn(
+                f"{out_of_range} valid depth(s)"
+                f" more than {RANGE_TOLERANCE:.0%} outside [{range_low:.1f}, {range_high:.1f}] mm (kept)"
+            )
         if writer.valid_max > writer.valid_min:
             range_low, range_high = min(range_low, writer.valid_min), max(range_high, writer.valid_max)
         present = set(view_ids)
         scan_pairs = {
-            ref: [(s, score) for s, score in sources if s in present] for ref, sources in pairs.items() if ref in present
+            ref: [(s, score) for s, score in sources if s in present]
+            for ref, sources in pairs.items()
+            if ref in present
         }
         missing_refs = sorted(present - set(scan_pairs))
         if missing_refs:
@@ -435,17 +462,38 @@ def _parse_resolution(text: str) -> tuple[int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``deltaz parse``."""
-    parser.add_argument("--src", required=True, type=Path, help="DTU folder: MVSNet's dtu_training (Cameras/, Depths/, Rectified/)")
-    parser.add_argument("--dst", required=True, type=Path, help="train-ready output root; each scan becomes DST/scan{N}")
+    parser.add_argument(
+        "--src", required=True, type=Path, help="DTU folder: MVSNet's dtu_training (Cameras/, Depths/, Rectified/)"
+    )
+    parser.add_argument(
+        "--dst", required=True, type=Path, help="train-ready output root; each scan becomes DST/scan{N}"
+    )
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--scans", nargs="+", metavar="SCAN", help="scan numbers or names (1 4 scan9); default: every scan under Depths/")
+    which.add_argument(
+        "--scans",
+        nargs="+",
+        metavar="SCAN",
+        help="scan numbers or names (1 4 scan9); default: every scan under Depths/",
+    )
     which.add_argument("--split", choices=sorted(SPLITS), help="MVSNet's train/val/test scan list")
     parser.add_argument("--light", type=int, default=3, help="DTU lighting index 0..6 of the images (default 3)")
-    parser.add_argument("--resolution", type=_parse_resolution, default=None, metavar="HxW",
-                        help="output size, e.g. 128x160 (default: the depth maps' size)")
-    parser.add_argument("--initial", type=Path, default=None, metavar="DIR",
-                        help="real MVS depths to import into initial/: DIR/scan{N}/{vid:08d}.pfm or depth_map_{vid:04d}.pfm")
-    parser.add_argument("--overwrite", action="store_true", help="redo scans that are already complete (default: skip them)")
+    parser.add_argument(
+        "--resolution",
+        type=_parse_resolution,
+        default=None,
+        metavar="HxW",
+        help="output size, e.g. 128x160 (default: the depth maps' size)",
+    )
+    parser.add_argument(
+        "--initial",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="real MVS depths to import into initial/: DIR/scan{N}/{vid:08d}.pfm or depth_map_{vid:04d}.pfm",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="redo scans that are already complete (default: skip them)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
