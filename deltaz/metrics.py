@@ -316,17 +316,34 @@ def multiview_consistency(
         raise DataError(f"K_src {tuple(K_src.shape)} and E_src {tuple(E_src.shape)} must list S={S} source views")
     if valid_src is not None and valid_src.shape != depth_src.shape:
         raise DataError(f"valid_src must have depth_src's shape {tuple(depth_src.shape)}, got {tuple(valid_src.shape)}")
+    _check_shape("depth_ref", depth_ref, 3, want="(B, H, W)")
+    _check_shape("K_ref", K_ref, 3, (3, 3), want="(B, 3, 3)")
+    _check_extrinsics("E_ref", E_ref, 3)
+    B, H, W = depth_ref.shape
+    if depth_src.shape[0] != B:
+        raise DataError(f"depth_src {tuple(depth_src.shape)} must have the batch size B={B} of depth_ref")
     dtype = depth_ref.dtype if depth_ref.is_floating_point() else torch.float32
-    n_consistent = torch.zeros(depth_ref.shape, dtype=torch.int64, device=depth_ref.device)
-    depth_sum = depth_ref.to(dtype).clone()
-    for s in range(S):
-        check = geometric_check(
-            depth_ref, K_ref, E_ref, depth_src[:, s], K_src[:, s], E_src[:, s],
-            pix_thresh=pix_thresh, rel_depth_thresh=rel_depth_thresh,
-            valid_src=None if valid_src is None else valid_src[:, s],
-        )
-        n_consistent += check.consistent.long()
-        depth_sum = depth_sum + torch.where(check.consistent, check.depth_reproj, torch.zeros_like(depth_sum))
+    if S == 0:
+        return MultiViewConsistency(torch.zeros(depth_ref.shape, dtype=torch.int64, device=depth_ref.device),
+                                    depth_ref.to(dtype).clone())
+
+    def flat(t: torch.Tensor) -> torch.Tensor:  # (B, S, ...) -> (B*S, ...)
+        return t.reshape(B * S, *t.shape[2:])
+
+    def per_source(t: torch.Tensor) -> torch.Tensor:  # (B, ...) -> (B*S, ...), the reference repeated
+        return flat(t.unsqueeze(1).expand(B, S, *t.shape[1:]))
+
+    # All S checks in one batched call of the one per-view check.
+    check = geometric_check(
+        per_source(depth_ref), per_source(K_ref), per_source(E_ref),
+        flat(depth_src), flat(K_src), flat(E_src),
+        pix_thresh=pix_thresh, rel_depth_thresh=rel_depth_thresh,
+        valid_src=None if valid_src is None else flat(valid_src),
+    )
+    consistent = check.consistent.reshape(B, S, H, W)
+    n_consistent = consistent.sum(dim=1)
+    reproj = torch.where(consistent, check.depth_reproj.reshape(B, S, H, W), torch.zeros((), dtype=dtype))
+    depth_sum = depth_ref.to(dtype) + reproj.sum(dim=1)
     depth_averaged = depth_sum / (n_consistent + 1).to(dtype)
     return MultiViewConsistency(n_consistent, depth_averaged)
 

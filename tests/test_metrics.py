@@ -143,3 +143,10 @@ def test_multiview_average_and_min_views():
     assert rate == 0.0
     with pytest.raises(DataError, match="K_src"):
         multiview_consistency(depth_ref, K, E_ref, src, K_src, E_src)
+
+
+def test_no_source_views_means_nothing_is_consistent():
+    depth_ref, K, E_ref, *_ = two_view_plane()
+    result = multiview_consistency(depth_ref, K, E_ref, torch.zeros(1, 0, 5, 5, dtype=torch.float64),
+                                   torch.zeros(1, 0, 3, 3, dtype=torch.float64), torch.zeros(1, 0, 3, 4, dtype=torch.float64))
+    assert result.n_consistent.sum() == 0 and torch.equal(result.depth_averaged, depth_ref)
