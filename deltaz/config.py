@@ -1,0 +1,207 @@
+"""``TrainConfig``: the one place every training setting lives.
+
+The command line (``deltaz train``), the Python API (:func:`deltaz.train.train`), checkpoints and the
+``config.json`` written next to the TensorBoard logs all use this dataclass, so a run can always be
+repeated from its saved config. Explained in notebooks/05_training.ipynb.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deltaz.errors import ConfigError
+
+#: Fields that fix the network's shape: a checkpoint is only loadable into a model with equal values.
+MODEL_FIELDS = ("model", "base_channel", "unet_depth", "out_confidence", "use_images")
+
+#: The loss-weight fields, in the order of ``deltaz.losses.LossWeights``.
+LOSS_WEIGHT_FIELDS = ("w_depth", "w_improvement", "w_magnitude", "w_smoothness", "w_multiview", "w_confidence")
+
+#: ``w_confidence`` when a confidence head is trained and no weight was given (LossWeights' default 0
+#: would leave the head untrained).
+DEFAULT_CONFIDENCE_WEIGHT = 0.1
+
+PRESETS = ("mvs", "mde", "noise", "none")
+SPLITS = ("auto", "random", "mvsnet")
+MODELS = ("deltaz_unet", "mvsnet_refine")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run. Lengths in mm, times in minutes, learning rate per step.
+
+    ``None`` means "not limited" for ``max_steps``/``max_minutes``/``val_max_batches``, "cuda if
+    available else cpu" for ``device`` and "the :class:`deltaz.losses.LossWeights` default" for the
+    ``w_*`` loss weights (:meth:`resolved` fills both in; checkpoints store the resolved values).
+    """
+
+    # data
+    data_root: str = ""
+    batch_size: int = 4
+    num_views: int = 2
+    val_split: float = 0.1
+    split: str = "auto"  # "auto" | "random" | "mvsnet" (see deltaz.data.split_scans)
+    preset: str = "mvs"  # initial-depth simulation preset when a scan has no initial/ folder
+    use_images: bool = False  # feed the RGB image to the network (image guidance)
+    num_workers: int = 0
+    # optimisation
+    num_epochs: int = 50
+    lr: float = 1e-4
+    weight_decay: float = 1e-6
+    grad_clip: float = 1.0
+    scheduler_t0: int = 10  # CosineAnnealingWarmRestarts period, in epochs
+    seed: int = 0
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    max_nonfinite: int = 5  # consecutive non-finite losses before the run stops
+    # loss weights (None = LossWeights default)
+    w_depth: float | None = None
+    w_improvement: float | None = None
+    w_magnitude: float | None = None
+    w_smoothness: float | None = None
+    w_multiview: float | None = None
+    w_confidence: float | None = None  # Laplacian NLL of the confidence head (out_confidence=True)
+    # model
+    model: str = "deltaz_unet"
+    base_channel: int = 32
+    unet_depth: int = 4
+    out_confidence: bool = False
+    # hardware
+    device: str | None = None
+    amp: bool = False
+    # logging and checkpoints
+    checkpoint_dir: str = "./checkpoints"
+    log_dir: str = "./logs"
+    log_every: int = 10  # steps between TensorBoard scalar writes
+    image_log_every: int = 5  # epochs between TensorBoard image panels (0 = never)
+    val_max_batches: int | None = None
+    progress: bool = True  # tqdm bars
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, saved with the run
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first impossible setting."""
+
+        def need(cond: bool, name: str, msg: str) -> None:
+            if not cond:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: {msg}")
+
+        need(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", "must be an integer >= 1")
+        need(isinstance(self.num_views, int) and self.num_views >= 1, "num_views", "must be an integer >= 1")
+        need(0.0 <= self.val_split < 1.0, "val_split", "must be in [0, 1)")
+        need(self.split in SPLITS, "split", f"must be one of {SPLITS}")
+        need(self.preset in PRESETS, "preset", f"must be one of {PRESETS}")
+        need(self.num_workers >= 0, "num_workers", "must be >= 0")
+        need(self.num_epochs >= 1, "num_epochs", "must be >= 1")
+        need(self.lr > 0, "lr", "must be > 0")
+        need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        need(self.grad_clip > 0, "grad_clip", "must be > 0")
+        need(self.scheduler_t0 >= 1, "scheduler_t0", "must be >= 1")
+        need(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be >= 1 or None")
+        need(self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be > 0 or None")
+        need(self.max_nonfinite >= 1, "max_nonfinite", "must be >= 1")
+        for name in LOSS_WEIGHT_FIELDS:
+            value = getattr(self, name)
+            need(value is None or value >= 0, name, "loss weights must be >= 0")
+        need(self.model in MODELS, "model", f"must be one of {MODELS}")
+        need(self.base_channel >= 1, "base_channel", "must be >= 1")
+        need(self.unet_depth >= 1, "unet_depth", "must be >= 1")
+        need(self.log_every >= 1, "log_every", "must be >= 1")
+        need(self.image_log_every >= 0, "image_log_every", "must be >= 0 (0 = never)")
+        need(self.val_max_batches is None or self.val_max_batches >= 1, "val_max_batches", "must be >= 1 or None")
+
+    # ------------------------------------------------------------- resolution
+    def resolved(self) -> "TrainConfig":
+        """A copy with ``device`` and the ``w_*`` loss weights filled in (what checkpoints store)."""
+        import torch
+
+        from deltaz.losses import LossWeights
+
+        out = dataclasses.replace(self, extra=dict(self.extra))
+        if out.device is None:
+            out.device = "cuda" if torch.cuda.is_available() else "cpu"
+        defaults = LossWeights()
+        if out.w_confidence is None and out.out_confidence:
+            out.w_confidence = DEFAULT_CONFIDENCE_WEIGHT
+        for name in LOSS_WEIGHT_FIELDS:
+            if getattr(out, name) is None:
+                setattr(out, name, float(getattr(defaults, _loss_attr(name))))
+        return out
+
+    def loss_weights(self):
+        """The :class:`deltaz.losses.LossWeights` of this config (defaults where a weight is None)."""
+        from deltaz.losses import LossWeights
+
+        kwargs = {
+            _loss_attr(name): float(getattr(self, name))
+            for name in LOSS_WEIGHT_FIELDS
+            if getattr(self, name) is not None
+        }
+        return LossWeights(**kwargs)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`deltaz.model.build_model` (besides the model name).
+
+        ``unet_depth`` only applies to ``deltaz_unet`` (``mvsnet_refine`` has no levels)."""
+        kwargs: dict[str, Any] = {
+            "in_channels": 4 if self.use_images else 1,
+            "base_channel": self.base_channel,
+            "out_confidence": self.out_confidence,
+        }
+        if self.model == "deltaz_unet":
+            kwargs["depth"] = self.unet_depth
+        return kwargs
+
+    def model_signature(self) -> dict[str, Any]:
+        """The fields that fix the network's shape (see :data:`MODEL_FIELDS`)."""
+        return {name: getattr(self, name) for name in MODEL_FIELDS}
+
+    # ---------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (also safe for ``torch.load(weights_only=True)``)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError` naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig field(s) {unknown}; known fields: {sorted(names)}")
+        return cls(**data)
+
+    def save_json(self, path: str | Path) -> Path:
+        """Write ``to_dict()`` as indented JSON, atomically. Returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self.to_dict(), fh, indent=2, sort_keys=True)
+                fh.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load_json(cls, path: str | Path) -> "TrainConfig":
+        """Read a ``config.json`` written by :meth:`save_json`."""
+        with open(path) as fh:
+            return cls.from_dict(json.load(fh))
+
+
+def _loss_attr(name: str) -> str:
+    """``w_depth`` -> ``depth``: the matching :class:`deltaz.losses.LossWeights` attribute."""
+    return name[2:]
