@@ -1,0 +1,328 @@
+"""The refinement networks: ``depth_refined = depth_init + delta_z``.
+
+Two models share one forward signature ``model(depth_init, image=None, depth_range=None)``:
+
+* :class:`DeltaZUnet` — the DeltaZ U-Net (prototype signature ``in_channels, base_channel, depth``);
+* :class:`MVSNetRefine` — MVSNet's small refinement net (three 32-channel convs), for comparison.
+
+Input normalisation (both models, :func:`normalise_depth`): with ``depth_range = [min, max]`` (mm) the
+centre is ``c = (min + max)/2`` and the half span ``h = max((max − min)/2, 1 mm)``; valid depth becomes
+``(depth − c)/h`` (about [−1, 1]) and holes (``depth_init <= 0``) stay exactly 0. A validity channel
+``depth_init > 0`` is always added, so the first conv sees ``in_channels + 1`` inputs (depth, validity, RGB).
+When ``depth_range`` is None the per-sample min/max of the valid depth is used (``c = 0, h = 1`` for an
+all-hole sample). The RGB image (``[0, 1]``) enters as ``2·image − 1``.
+
+Output: the Δz head is a plain linear conv, zero-initialised, so an untrained model is the identity
+(``delta_z == 0`` exactly). Its output is in normalised units and is scaled back to mm by the half span:
+``delta_z_mm = head · h``. Δz is predicted at every pixel, holes of ``depth_init`` included (there
+``depth_refined = delta_z`` fills the hole; :func:`refine` can keep holes instead).
+
+Optional confidence (``out_confidence=True``): the model also returns ``log_b (B, 1, H, W)``, the natural
+log of the scale ``b`` (mm) of a Laplacian error model ``|depth_refined − depth_gt| ~ Laplace(0, b)``, to be
+trained with :func:`deltaz.losses.laplacian_nll_loss`. ``log_b = LOG_B_MIN + softplus(raw + log h −
+LOG_B_MIN)`` keeps ``b ≥ exp(LOG_B_MIN)`` mm; at init ``b ≈ h`` (no confidence yet). :func:`refine` turns it
+into ``confidence = 1 / (1 + b/1 mm)`` in (0, 1] for display. Explained in notebooks/04_model.ipynb.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from deltaz.errors import ConfigError
+
+__all__ = [
+    "MIN_HALF_SPAN_MM",
+    "LOG_B_MIN",
+    "normalise_depth",
+    "DeltaZUnet",
+    "MVSNetRefine",
+    "MODELS",
+    "build_model",
+    "model_config",
+    "refine",
+]
+
+#: Smallest half span (mm) used to normalise depth, so a flat or empty range never divides by ~0.
+MIN_HALF_SPAN_MM = 1.0
+#: Lower bound of ``log_b`` (``b`` in mm): ``b ≥ e^-4.6 ≈ 0.01 mm`` keeps ``|r|/b`` finite.
+LOG_B_MIN = math.log(0.01)
+
+
+def _as_b1hw(x: torch.Tensor, name: str) -> torch.Tensor:
+    """``(B, H, W)`` or ``(B, 1, H, W)`` → ``(B, 1, H, W)``; anything else raises a clear ValueError."""
+    if x.dim() == 3:
+        return x.unsqueeze(1)
+    if x.dim() == 4 and x.shape[1] == 1:
+        return x
+    raise ValueError(f"{name} must be (B, H, W) or (B, 1, H, W), got shape {tuple(x.shape)}")
+
+
+def normalise_depth(
+    depth_init: torch.Tensor, depth_range: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normalise a depth map to about [−1, 1] for the network.
+
+    Args:
+        depth_init: ``(B, 1, H, W)`` mm, ``<= 0`` or non-finite = hole.
+        depth_range: ``(B, 2)`` mm ``[min, max]``, or None for the per-sample min/max of valid depth.
+    Returns:
+        ``depth_norm (B, 1, H, W)`` (holes exactly 0), ``valid (B, 1, H, W)`` bool,
+        ``centre_mm (B, 1, 1, 1)`` and ``half_span_mm (B, 1, 1, 1)`` (≥ :data:`MIN_HALF_SPAN_MM`).
+    """
+    valid = torch.isfinite(depth_init) & (depth_init > 0)
+    depth = torch.where(valid, depth_init, torch.zeros_like(depth_init))
+    B = depth.shape[0]
+    if depth_range is None:
+        flat = depth.reshape(B, -1)
+        flat_valid = valid.reshape(B, -1)
+        any_valid = flat_valid.any(dim=1)
+        lo = torch.where(flat_valid, flat, torch.full_like(flat, float("inf"))).amin(dim=1)
+        hi = torch.where(flat_valid, flat, torch.full_like(flat, float("-inf"))).amax(dim=1)
+        lo = torch.where(any_valid, lo, torch.zeros_like(lo))
+        hi = torch.where(any_valid, hi, torch.zeros_like(hi))
+    else:
+        if depth_range.shape != (B, 2):
+            raise ValueError(f"depth_range must be (B, 2) = ({B}, 2) mm [min, max], got shape {tuple(depth_range.shape)}")
+        depth_range = depth_range.to(dtype=depth.dtype, device=depth.device)
+        lo, hi = depth_range[:, 0], depth_range[:, 1]
+    centre = ((lo + hi) / 2).detach().view(B, 1, 1, 1)
+    half = ((hi - lo) / 2).abs().clamp(min=MIN_HALF_SPAN_MM).detach().view(B, 1, 1, 1)
+    depth_norm = torch.where(valid, (depth - centre) / half, torch.zeros_like(depth))
+    return depth_norm, valid, centre, half
+
+
+def _groups(channels: int) -> int:
+    """GroupNorm groups: 8 when possible (works with batch size 1), else the largest divisor ≤ 8."""
+    for g in (8, 4, 2, 1):
+        if channels % g == 0:
+            return g
+    return 1
+
+
+class _ConvBlock(nn.Sequential):
+    """Two ``conv3×3 → GroupNorm → SiLU`` layers."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            nn.GroupNorm(_groups(c_out), c_out),
+            nn.SiLU(inplace=True),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+            nn.GroupNorm(_groups(c_out), c_out),
+            nn.SiLU(inplace=True),
+        )
+
+
+class _Up(nn.Module):
+    """Bilinear ×2 upsampling, 1×1 conv to the skip's width, concat with the skip, conv block."""
+
+    def __init__(self, c_in: int, c_skip: int):
+        super().__init__()
+        self.reduce = nn.Conv2d(c_in, c_skip, 1)
+        self.block = _ConvBlock(2 * c_skip, c_skip)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.block(torch.cat([self.reduce(x), skip], dim=1))
+
+
+def _zero_conv(c_in: int, c_out: int, kernel: int = 3) -> nn.Conv2d:
+    conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+class _RefinerBase(nn.Module):
+    """Shared input preparation (normalisation, validity, image) and output scaling."""
+
+    in_channels: int
+    out_confidence: bool
+
+    def _inputs(self, depth_init, image, depth_range):
+        depth_init = _as_b1hw(depth_init, "depth_init")
+        depth_norm, valid, centre, half = normalise_depth(depth_init, depth_range)
+        parts = [depth_norm, valid.to(depth_norm.dtype)]
+        if self.in_channels == 4:
+            if image is None:
+                raise ConfigError(f"{type(self).__name__}(in_channels=4) needs image (B, 3, H, W) in [0, 1]; got None")
+            if image.dim() != 4 or image.shape[1] != 3 or image.shape[0] != depth_init.shape[0] or image.shape[-2:] != depth_init.shape[-2:]:
+                raise ValueError(
+                    f"image must be (B, 3, H, W) = ({depth_init.shape[0]}, 3, {depth_init.shape[-2]}, "
+                    f"{depth_init.shape[-1]}) to match depth_init, got shape {tuple(image.shape)}"
+                )
+            image = torch.nan_to_num(image.to(depth_norm.dtype), nan=0.0)
+            parts.append(2 * image - 1)
+        elif image is not None:
+            raise ConfigError(f"{type(self).__name__}(in_channels=1) takes no image; build it with in_channels=4 for RGB guidance")
+        return torch.cat(parts, dim=1), half
+
+    def _outputs(self, head: torch.Tensor, half: torch.Tensor):
+        delta_z = head[:, :1] * half
+        if not self.out_confidence:
+            return delta_z
+        log_b = LOG_B_MIN + F.softplus(head[:, 1:2] + torch.log(half) - LOG_B_MIN)
+        return delta_z, log_b
+
+
+class DeltaZUnet(_RefinerBase):
+    """U-Net that predicts a depth correction Δz (mm) from an initial depth (and optionally its image).
+
+    Args:
+        in_channels: 1 = depth only, 4 = depth + RGB image. (A validity channel is added internally.)
+        base_channel: width of the full-resolution level; level ``i`` has ``base_channel · 2^i`` channels.
+        depth: number of ×2 downsamplings (levels below full resolution); inputs of any size are
+            replicate-padded to a multiple of ``2^depth`` and cropped back.
+        out_confidence: also return ``log_b`` (see the module docstring).
+
+    ``forward(depth_init (B[,1],H,W) mm, image (B,3,H,W) | None, depth_range (B,2) mm | None)`` returns
+    ``delta_z (B, 1, H, W)`` mm, or ``(delta_z, log_b)``; ``depth_refined = depth_init + delta_z``.
+    """
+
+    def __init__(self, in_channels: int = 1, base_channel: int = 32, depth: int = 4, out_confidence: bool = False):
+        super().__init__()
+        if in_channels not in (1, 4):
+            raise ConfigError(f"in_channels must be 1 (depth) or 4 (depth + RGB), got {in_channels}")
+        if int(base_channel) < 1:
+            raise ConfigError(f"base_channel must be >= 1, got {base_channel}")
+        if int(depth) < 1:
+            raise ConfigError(f"depth (number of downsamplings) must be >= 1, got {depth}")
+        self.in_channels = int(in_channels)
+        self.base_channel = int(base_channel)
+        self.depth = int(depth)
+        self.out_confidence = bool(out_confidence)
+        widths = [self.base_channel * 2**i for i in range(self.depth + 1)]
+        self.stem = _ConvBlock(self.in_channels + 1, widths[0])
+        self.down = nn.ModuleList(_ConvBlock(widths[i], widths[i + 1]) for i in range(self.depth))
+        self.up = nn.ModuleList(_Up(widths[i + 1], widths[i]) for i in reversed(range(self.depth)))
+        self.head = _zero_conv(widths[0], 2 if self.out_confidence else 1)
+
+    def forward(self, depth_init: torch.Tensor, image: torch.Tensor | None = None, depth_range: torch.Tensor | None = None):
+        x, half = self._inputs(depth_init, image, depth_range)
+        H, W = x.shape[-2:]
+        m = 2**self.depth
+        pad_h, pad_w = (-H) % m, (-W) % m
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        x = self.stem(x)
+        skips = [x]
+        for block in self.down:
+            x = block(F.max_pool2d(x, 2))
+            skips.append(x)
+        skips.pop()
+        for up in self.up:
+            x = up(x, skips.pop())
+        head = self.head(x)[..., :H, :W]
+        return self._outputs(head, half)
+
+
+class MVSNetRefine(_RefinerBase):
+    """MVSNet's depth-refinement net, for comparison with :class:`DeltaZUnet`.
+
+    ``[2·image − 1, normalised depth, validity]`` → three ``conv3×3(32) → BatchNorm → ReLU`` → a linear
+    zero-initialised conv → Δz (same normalisation and mm scaling as :class:`DeltaZUnet`). The only
+    deviations from MVSNet are the validity channel and the zero init (so it starts as the identity).
+    Same forward signature and outputs as :class:`DeltaZUnet`; ``in_channels=1`` drops the image.
+    """
+
+    def __init__(self, in_channels: int = 4, base_channel: int = 32, out_confidence: bool = False):
+        super().__init__()
+        if in_channels not in (1, 4):
+            raise ConfigError(f"in_channels must be 1 (depth) or 4 (depth + RGB), got {in_channels}")
+        if int(base_channel) < 1:
+            raise ConfigError(f"base_channel must be >= 1, got {base_channel}")
+        self.in_channels = int(in_channels)
+        self.base_channel = int(base_channel)
+        self.out_confidence = bool(out_confidence)
+        c = self.base_channel
+        layers: list[nn.Module] = []
+        for c_in in (self.in_channels + 1, c, c):
+            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+        self.body = nn.Sequential(*layers)
+        self.head = _zero_conv(c, 2 if self.out_confidence else 1)
+
+    def forward(self, depth_init: torch.Tensor, image: torch.Tensor | None = None, depth_range: torch.Tensor | None = None):
+        x, half = self._inputs(depth_init, image, depth_range)
+        return self._outputs(self.head(self.body(x)), half)
+
+
+#: Model registry: the names :func:`build_model` accepts.
+MODELS: dict[str, type[nn.Module]] = {"deltaz_unet": DeltaZUnet, "mvsnet_refine": MVSNetRefine}
+
+
+def build_model(name: str = "deltaz_unet", **kwargs) -> nn.Module:
+    """Build a model by name (``"deltaz_unet"`` or ``"mvsnet_refine"``) from its constructor kwargs.
+
+    ``build_model(**model_config(model))`` rebuilds the same architecture. Unknown names or arguments raise
+    :class:`~deltaz.errors.ConfigError`.
+    """
+    if name not in MODELS:
+        raise ConfigError(f"model name must be one of {sorted(MODELS)}, got {name!r}")
+    try:
+        return MODELS[name](**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"bad arguments for model {name!r}: {exc}") from exc
+
+
+def model_config(model: nn.Module) -> dict:
+    """The ``name`` and constructor kwargs of a model, for checkpoints (``build_model(**config)``)."""
+    if isinstance(model, DeltaZUnet):
+        return {
+            "name": "deltaz_unet",
+            "in_channels": model.in_channels,
+            "base_channel": model.base_channel,
+            "depth": model.depth,
+            "out_confidence": model.out_confidence,
+        }
+    if isinstance(model, MVSNetRefine):
+        return {
+            "name": "mvsnet_refine",
+            "in_channels": model.in_channels,
+            "base_channel": model.base_channel,
+            "out_confidence": model.out_confidence,
+        }
+    raise ConfigError(f"model_config: not a DeltaZ model: {type(model).__name__}")
+
+
+def refine(
+    model: nn.Module,
+    depth_init: torch.Tensor,
+    image: torch.Tensor | None = None,
+    depth_range: torch.Tensor | None = None,
+    keep_holes: bool = False,
+) -> dict[str, torch.Tensor | None]:
+    """Run a refiner and add its correction: the ONE place that applies prototype fix E.
+
+    ``depth_init`` is an input, not something to optimise: it is detached before the model sees it and
+    before Δz is added, so no gradient reaches whatever produced it.
+
+    Args:
+        model: a :class:`DeltaZUnet` / :class:`MVSNetRefine` (or anything with the same forward).
+        depth_init: ``(B, H, W)`` or ``(B, 1, H, W)`` mm, 0 = hole.
+        image: ``(B, 3, H, W)`` in [0, 1] when the model takes one.
+        depth_range: ``(B, 2)`` mm ``[min, max]`` or None.
+        keep_holes: when True, Δz is zeroed where ``depth_init <= 0`` so holes stay holes.
+    Returns:
+        ``{"depth_refined", "delta_z"}`` shaped like ``depth_init`` (mm); ``"log_b"`` (natural log of the
+        Laplacian scale in mm) and ``"confidence" = 1/(1 + b/1 mm)`` in (0, 1], both shaped like
+        ``depth_init``, or None when the model has no confidence head.
+    """
+    depth_init = depth_init.detach()  # fix E
+    out = model(depth_init, image=image, depth_range=depth_range)
+    delta_z, log_b = out if isinstance(out, tuple) else (out, None)
+    if depth_init.dim() == 3:
+        delta_z = delta_z.squeeze(1)
+        log_b = None if log_b is None else log_b.squeeze(1)
+    if keep_holes:
+        delta_z = torch.where(depth_init > 0, delta_z, torch.zeros_like(delta_z))
+    confidence = None if log_b is None else torch.sigmoid(-log_b)  # = 1 / (1 + b)
+    return {
+        "depth_refined": depth_init + delta_z,
+        "delta_z": delta_z,
+        "log_b": log_b,
+        "confidence": confidence,
+    }
