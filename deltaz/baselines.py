@@ -215,7 +215,9 @@ def bilateral(depth_init: torch.Tensor, image=None, params: Mapping | None = Non
 
 
 @torch.no_grad()
-def joint_bilateral(depth_init: torch.Tensor, image=None, params: Mapping | None = None, multiview=None) -> torch.Tensor:
+def joint_bilateral(
+    depth_init: torch.Tensor, image=None, params: Mapping | None = None, multiview=None
+) -> torch.Tensor:
     """Image-guided joint bilateral filter, holes as zero weight; needs ``image`` in [0, 1].
 
     Params: ``kernel_size`` (odd, default 5), ``sigma_color`` (image units, L1 over RGB, default 0.1),
@@ -298,7 +300,9 @@ class GeometricAveraging:
         valid_src = None
         if self.conf_thresh is not None:
             if confidence_ref is None or confidence_src is None:
-                raise ConfigError("GeometricAveraging: conf_thresh is set but confidence_ref/confidence_src are missing")
+                raise ConfigError(
+                    "GeometricAveraging: conf_thresh is set but confidence_ref/confidence_src are missing"
+                )
             checked = torch.where(confidence_ref >= self.conf_thresh, depth_ref, torch.zeros_like(depth_ref))
             valid_src = confidence_src >= self.conf_thresh
         result = multiview_consistency(
@@ -314,9 +318,12 @@ _MULTIVIEW_KEYS = ("K_ref", "E_ref", "depth_src", "K_src", "E_src")
 
 
 @torch.no_grad()
-def geometric_averaging(depth_init: torch.Tensor, image=None, params: Mapping | None = None, multiview=None) -> torch.Tensor:
+def geometric_averaging(
+    depth_init: torch.Tensor, image=None, params: Mapping | None = None, multiview=None
+) -> torch.Tensor:
     """Registry wrapper of :class:`GeometricAveraging`: ``params`` are its fields, ``multiview`` its cameras."""
-    p = _params("geometric_averaging", params, {f: getattr(GeometricAveraging, f) for f in GeometricAveraging.__dataclass_fields__})
+    defaults = {f: getattr(GeometricAveraging, f) for f in GeometricAveraging.__dataclass_fields__}
+    p = _params("geometric_averaging", params, defaults)
     if multiview is None:
         raise ConfigError("baseline 'geometric_averaging' needs multiview (source depths and cameras); got None")
     missing = [key for key in _MULTIVIEW_KEYS if key not in multiview]

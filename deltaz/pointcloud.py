@@ -302,7 +302,8 @@ def write_ply(path, points, colors=None, binary: bool = True) -> Path:
                 f.write(vertices.tobytes())
             else:
                 for row in vertices:
-                    f.write((" ".join(repr(float(v)) if i < 3 else str(int(v)) for i, v in enumerate(row)) + "\n").encode("ascii"))
+                    values = [repr(float(v)) if i < 3 else str(int(v)) for i, v in enumerate(row)]
+                    f.write((" ".join(values) + "\n").encode("ascii"))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

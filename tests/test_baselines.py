@@ -161,7 +161,8 @@ def plane_views(H=24, W=32):
 
 
 def multiview_of(depth_src, Ks, E):
-    return {"K_ref": Ks[None, 0], "E_ref": E[None, 0], "depth_src": depth_src[None], "K_src": Ks[None, 1:], "E_src": E[None, 1:]}
+    return {"K_ref": Ks[None, 0], "E_ref": E[None, 0], "depth_src": depth_src[None],
+            "K_src": Ks[None, 1:], "E_src": E[None, 1:]}
 
 
 def test_geometric_averaging_fixes_a_perturbed_pixel_when_sources_agree():

@@ -147,6 +147,6 @@ def test_multiview_average_and_min_views():
 
 def test_no_source_views_means_nothing_is_consistent():
     depth_ref, K, E_ref, *_ = two_view_plane()
-    result = multiview_consistency(depth_ref, K, E_ref, torch.zeros(1, 0, 5, 5, dtype=torch.float64),
-                                   torch.zeros(1, 0, 3, 3, dtype=torch.float64), torch.zeros(1, 0, 3, 4, dtype=torch.float64))
+    none = torch.zeros(1, 0, 5, 5, dtype=torch.float64)
+    result = multiview_consistency(depth_ref, K, E_ref, none, none[..., :3, :3], none[..., :3, :4])
     assert result.n_consistent.sum() == 0 and torch.equal(result.depth_averaged, depth_ref)
