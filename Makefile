@@ -41,6 +41,12 @@ test-unit: setup
 test-notebooks: setup
 	DELTAZ_SMOKE=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks $(ARGS)
 
+# The course in a real browser: needs Debian's chromium (apt-get install chromium) and the
+# browser extra (pip install -e ".[browser]"); skips with a reason when they are missing.
+test-browser: setup
+	$(BIN)/python -m pip install -q -e ".[browser]"
+	$(BIN)/python -m pytest -m browser tests/browser -v $(ARGS)
+
 lab: setup
 	$(BIN)/jupyter lab notebooks/
 
