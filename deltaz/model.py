@@ -21,7 +21,7 @@ Optional confidence (``out_confidence=True``): the model also returns ``log_b (B
 log of the scale ``b`` (mm) of a Laplacian error model ``|depth_refined − depth_gt| ~ Laplace(0, b)``, to be
 trained with :func:`deltaz.losses.laplacian_nll_loss`. ``log_b = LOG_B_MIN + softplus(raw + log h −
 LOG_B_MIN)`` keeps ``b ≥ exp(LOG_B_MIN)`` mm; at init ``b ≈ h`` (no confidence yet). :func:`refine` turns it
-into ``confidence = 1 / (1 + b/1 mm)`` in (0, 1] for display. Explained in notebooks/04_model.ipynb.
+into ``confidence = 1 / (1 + b/1 mm)`` in (0, 1] for display.
 """
 
 from __future__ import annotations
