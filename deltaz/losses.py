@@ -85,8 +85,12 @@ def depth_loss(depth_refined: torch.Tensor, depth_gt: torch.Tensor, mask: torch.
         mask: bool, same shape, or None; a pixel counts where ``mask`` and ``depth_gt > 0``.
     Values at excluded pixels (even NaN) do not affect the loss or its gradient.
     """
-    valid = _valid_gt(depth_gt, mask)
-    return _masked_mean((depth_refined - depth_gt).abs(), valid)
+    return _masked_mean(*depth_loss_map(depth_refined, depth_gt, mask))
+
+
+def depth_loss_map(depth_refined, depth_gt, mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel ``|depth_refined − depth_gt|`` (mm) and the bool mask of pixels :func:`depth_loss` averages."""
+    return (depth_refined - depth_gt).abs(), _valid_gt(depth_gt, mask)
 
 
 def improvement_loss(
@@ -107,10 +111,14 @@ def improvement_loss(
 
     Shapes as in :func:`depth_loss`; result in mm.
     """
-    valid = _valid_gt(depth_gt, mask)
+    return _masked_mean(*improvement_loss_map(depth_refined, depth_init, depth_gt, mask, margin_mm))
+
+
+def improvement_loss_map(depth_refined, depth_init, depth_gt, mask=None, margin_mm: float = 0.0):
+    """Per-pixel ``relu(|d_ref − d_gt| − |d_init − d_gt| − margin_mm)`` (mm) and the pixels averaged."""
     err_refined = (depth_refined - depth_gt).abs()
     err_init = (depth_init.detach() - depth_gt).abs()
-    return _masked_mean(F.relu(err_refined - err_init - margin_mm), valid)
+    return F.relu(err_refined - err_init - margin_mm), _valid_gt(depth_gt, mask)
 
 
 def magnitude_loss(delta_z: torch.Tensor, mask: torch.Tensor | None = None, scale_mm: float = 1.0) -> torch.Tensor:
@@ -123,6 +131,11 @@ def magnitude_loss(delta_z: torch.Tensor, mask: torch.Tensor | None = None, scal
     Args:
         delta_z: any shape, mm. mask: bool, same shape, or None for every pixel.
     """
+    return _masked_mean(*magnitude_loss_map(delta_z, mask, scale_mm))
+
+
+def magnitude_loss_map(delta_z, mask=None, scale_mm: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel Charbonnier ``sqrt(Δz² + s²) − s`` (mm) and the pixels :func:`magnitude_loss` averages."""
     if scale_mm <= 0:
         raise ValueError(f"scale_mm must be > 0, got {scale_mm}")
     values = torch.sqrt(delta_z * delta_z + scale_mm**2) - scale_mm
@@ -130,7 +143,7 @@ def magnitude_loss(delta_z: torch.Tensor, mask: torch.Tensor | None = None, scal
         mask = torch.ones_like(delta_z, dtype=torch.bool)
     elif mask.shape != delta_z.shape:
         raise ValueError(f"mask must have delta_z's shape {tuple(delta_z.shape)}, got {tuple(mask.shape)}")
-    return _masked_mean(values, mask.bool())
+    return values, mask.bool()
 
 
 def _mean_normalised_inverse_depth(depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,6 +179,12 @@ def smoothness_loss(
         depth_refined: ``(B, H, W)`` or ``(B, 1, H, W)`` mm.
         mask: ``(B, H, W)`` bool or None.
     """
+    (term_x, mask_x), (term_y, mask_y) = _smoothness_terms(depth_refined, guide, mask, edge_sharpness)
+    return _masked_mean(term_x, mask_x) + _masked_mean(term_y, mask_y)
+
+
+def _smoothness_terms(depth_refined, guide, mask=None, edge_sharpness: float = 1.0):
+    """The x and y terms of :func:`smoothness_loss`: ``((B, H, W−1), mask), ((B, H−1, W), mask)``."""
     depth = _as_bhw(depth_refined, "depth_refined")
     norm_inv, valid = _mean_normalised_inverse_depth(depth)
     if mask is not None:
@@ -189,7 +208,21 @@ def smoothness_loss(
     mask_x, mask_y = gradient_pair_mask(valid)
     weight_x = torch.exp(-edge_sharpness * edge_x).detach()
     weight_y = torch.exp(-edge_sharpness * edge_y).detach()
-    return _masked_mean(grad_x.abs() * weight_x, mask_x) + _masked_mean(grad_y.abs() * weight_y, mask_y)
+    return (grad_x.abs() * weight_x, mask_x), (grad_y.abs() * weight_y, mask_y)
+
+
+def smoothness_loss_map(depth_refined, guide, mask=None, edge_sharpness: float = 1.0):
+    """Per-pixel smoothness ``(B, H, W)`` for display: each pixel holds the weighted x-term of the pair to its
+    right plus the y-term of the pair below it (0 where no pair counts); and the mask of pixels with a term.
+    """
+    (term_x, mask_x), (term_y, mask_y) = _smoothness_terms(depth_refined, guide, mask, edge_sharpness)
+    out = torch.zeros(*term_x.shape[:-1], term_x.shape[-1] + 1, dtype=term_x.dtype, device=term_x.device)
+    used = torch.zeros_like(out, dtype=torch.bool)
+    out[..., :, :-1] = out[..., :, :-1] + torch.where(mask_x, term_x, torch.zeros_like(term_x))
+    out[..., :-1, :] = out[..., :-1, :] + torch.where(mask_y, term_y, torch.zeros_like(term_y))
+    used[..., :, :-1] |= mask_x
+    used[..., :-1, :] |= mask_y
+    return out, used
 
 
 def multiview_consistency_loss(
@@ -229,6 +262,35 @@ def multiview_consistency_loss(
         K_src: ``(B, S, 3, 3)`` for ``H'×W'``; E_src: ``(B, S, 3|4, 4)``.
         mask: ``(B, H, W)`` bool, reference pixels to use, or None for all.
     """
+    pairs = _multiview_pairs(depth_ref, K_ref, E_ref, depth_src, K_src, E_src, mask, occlusion_tol_rel, min_valid_weight)
+    total = _graph_zero(_as_bhw(depth_ref, "depth_ref"))
+    count = 0
+    for residual, keep in pairs:
+        total = total + torch.where(keep, residual, torch.zeros_like(residual)).sum()
+        count = count + keep.sum()
+    return total / torch.as_tensor(count).clamp(min=1).to(total.dtype)
+
+
+def multiview_consistency_loss_map(
+    depth_ref, K_ref, E_ref, depth_src, K_src, E_src, mask=None, occlusion_tol_rel: float = 0.02,
+    min_valid_weight: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel ``|z_src − d_s|`` (mm) averaged over the source views that keep the pixel, ``(B, H, W)``,
+    and the mask of pixels kept by at least one source (see :func:`multiview_consistency_loss`)."""
+    ref = _as_bhw(depth_ref, "depth_ref")
+    total = torch.zeros_like(ref)
+    count = torch.zeros_like(ref)
+    for residual, keep in _multiview_pairs(
+        depth_ref, K_ref, E_ref, depth_src, K_src, E_src, mask, occlusion_tol_rel, min_valid_weight
+    ):
+        total = total + torch.where(keep, residual, torch.zeros_like(residual))
+        count = count + keep.to(ref.dtype)
+    return total / count.clamp(min=1), count > 0
+
+
+def _multiview_pairs(depth_ref, K_ref, E_ref, depth_src, K_src, E_src, mask, occlusion_tol_rel, min_valid_weight):
+    """One ``(residual (B, H, W) mm, keep (B, H, W) bool)`` per source view; the rules of
+    :func:`multiview_consistency_loss`."""
     depth_ref = _as_bhw(depth_ref, "depth_ref")
     B, H, W = depth_ref.shape
     if depth_src.dim() != 4 or depth_src.shape[0] != B:
@@ -242,10 +304,7 @@ def multiview_consistency_loss(
         mask = _as_bhw(mask, "mask").bool()
     src_valid = torch.isfinite(depth_src) & (depth_src > 0)
     depth_src = torch.where(src_valid, depth_src, torch.zeros_like(depth_src)).to(depth_ref.dtype)
-    if S == 0:
-        return _graph_zero(depth_ref)
-    total = _graph_zero(depth_ref)
-    count = 0
+    pairs = []
     for s in range(S):
         uv_src, z_src, valid = reproject(depth_ref, K_ref, E_ref, K_src[:, s], E_src[:, s], src_hw=(Hs, Ws))
         stacked = torch.stack([depth_src[:, s], src_valid[:, s].to(depth_ref.dtype)], dim=1)  # (B, 2, H', W')
@@ -258,10 +317,8 @@ def multiview_consistency_loss(
         keep = valid & interpolable & weight_ok & (d_s >= (1.0 - occlusion_tol_rel) * z_src)
         if mask is not None:
             keep = keep & mask
-        residual = (z_src - d_s).abs()
-        total = total + torch.where(keep, residual, torch.zeros_like(residual)).sum()
-        count = count + keep.sum()
-    return total / torch.as_tensor(count).clamp(min=1).to(depth_ref.dtype)
+        pairs.append(((z_src - d_s).abs(), keep))
+    return pairs
 
 
 def laplacian_nll_loss(
@@ -307,6 +364,36 @@ class LossWeights:
     def as_dict(self) -> dict[str, float]:
         """Plain dict, e.g. to store in a checkpoint or log as hyper-parameters."""
         return asdict(self)
+
+
+def loss_maps(
+    depth_refined: torch.Tensor,
+    delta_z: torch.Tensor,
+    depth_init: torch.Tensor,
+    depth_gt: torch.Tensor,
+    mask: torch.Tensor,
+    image: torch.Tensor | None = None,
+    multiview: dict | None = None,
+) -> dict[str, torch.Tensor]:
+    """Unweighted per-pixel maps ``(B, H, W)`` of the five terms (0 where a pixel does not count), for
+    display (the loss explorer of notebook 03). Arguments as in :func:`compute_losses`; each map's masked
+    mean is its scalar loss, except smoothness and multiview, whose scalars average over pairs.
+    """
+    depth_refined = _as_bhw(depth_refined, "depth_refined")
+    delta_z = _as_bhw(delta_z, "delta_z")
+    guide = image if image is not None else depth_init
+    maps = {
+        "depth": depth_loss_map(depth_refined, depth_gt, mask),
+        "improvement": improvement_loss_map(depth_refined, depth_init, depth_gt, mask),
+        "magnitude": magnitude_loss_map(delta_z),
+        "smoothness": smoothness_loss_map(depth_refined, guide),
+    }
+    if multiview is not None:
+        maps["multiview"] = multiview_consistency_loss_map(
+            depth_refined, multiview["K_ref"], multiview["E_ref"], multiview["depth_src"], multiview["K_src"],
+            multiview["E_src"],
+        )
+    return {name: torch.where(keep, values, torch.zeros_like(values)) for name, (values, keep) in maps.items()}
 
 
 def compute_losses(

@@ -360,3 +360,35 @@ def test_losses_for_batch_uses_view_0_as_reference():
     assert terms["improvement"].item() == 0
     assert terms["multiview"].item() == pytest.approx(1.0, rel=0.1)
     assert torch.isfinite(total)
+
+
+def test_loss_maps_agree_with_the_scalar_losses():
+    """Each per-pixel map's masked mean is its scalar loss (the maps are for display, not a second formula)."""
+    from deltaz import losses as L
+
+    g = torch.Generator().manual_seed(3)
+    B, H, W = 2, 6, 7
+    depth_gt = 600 + 5 * torch.rand(B, H, W, generator=g, dtype=torch.float64)
+    depth_gt[0, 0, 0] = 0
+    depth_init = depth_gt + torch.randn(B, H, W, generator=g, dtype=torch.float64)
+    delta_z = torch.randn(B, H, W, generator=g, dtype=torch.float64)
+    depth_refined = depth_init + delta_z
+    mask = depth_gt > 0
+    maps = L.loss_maps(depth_refined, delta_z, depth_init, depth_gt, mask)
+    assert set(maps) == {"depth", "improvement", "magnitude", "smoothness"}
+    for name, scalar in [
+        ("depth", L.depth_loss(depth_refined, depth_gt, mask)),
+        ("improvement", L.improvement_loss(depth_refined, depth_init, depth_gt, mask)),
+        ("magnitude", L.magnitude_loss(delta_z)),
+    ]:
+        values, keep = getattr(L, f"{name}_loss_map")(*(
+            (depth_refined, depth_gt, mask) if name == "depth"
+            else (depth_refined, depth_init, depth_gt, mask) if name == "improvement"
+            else (delta_z,)
+        ))
+        torch.testing.assert_close(values[keep].mean(), scalar)
+        assert torch.equal(maps[name], torch.where(keep, values, torch.zeros_like(values)))
+    assert maps["smoothness"].shape == (B, H, W) and (maps["smoothness"] >= 0).all()
+    # The smoothness map holds every weighted pair term once: its sum equals the sum of both terms.
+    (tx, mx), (ty, my) = L._smoothness_terms(depth_refined, depth_init)
+    torch.testing.assert_close(maps["smoothness"].sum(), tx[mx].sum() + ty[my].sum())
