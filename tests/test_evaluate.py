@@ -1,0 +1,159 @@
+"""``deltaz evaluate``: rows and files, split recovery, validation-only baseline tuning, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import deltaz.evaluate as ev
+from _tiny_scans import make_dataset, make_scan
+from deltaz.baselines import PARAM_GRIDS
+from deltaz.cli import main as cli_main
+from deltaz.config import TrainConfig
+from deltaz.errors import ConfigError, DataError
+from deltaz.metrics import depth_metrics
+from deltaz.report import METRIC_COLUMNS
+from deltaz.train import train
+
+REQUIRED_KEYS = ("method", "scan", *METRIC_COLUMNS)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """3 tiny scans (train 2 / val 1 by the data module's seeded split), a 4th held-out root, and
+    DeltaZUnet + MVSNetRefine checkpoints trained for 2 steps."""
+    base = tmp_path_factory.mktemp("evaluate")
+    root = make_dataset(base / "train_ready", n_scans=3, n_views=4, images=True, initial=True)
+    test_root = base / "test_ready"
+    make_scan(test_root, "scan9", n_views=4, seed=9, images=True, initial=True)
+    checkpoints = {}
+    for model in ("deltaz_unet", "mvsnet_refine"):
+        cfg = TrainConfig(
+            data_root=str(root), batch_size=2, num_views=2, val_split=0.34, max_steps=2, base_channel=4,
+            unet_depth=2, model=model, use_images=model == "mvsnet_refine", device="cpu",
+            checkpoint_dir=str(base / model / "ckpt"), log_dir=str(base / model / "logs"),
+            progress=False, image_log_every=0,
+        )
+        checkpoints[model] = train(cfg)["last_checkpoint"]
+    scans = ev.resolve_scans(root, "val", TrainConfig(data_root=str(root), val_split=0.34).to_dict())
+    return {"root": root, "test_root": test_root, "ckpt": checkpoints["deltaz_unet"],
+            "mvsnet": checkpoints["mvsnet_refine"], "val": scans["val"], "train": scans["train"]}
+
+
+def test_metrics_json_schema_rows_and_files(setup, tmp_path):
+    out = tmp_path / "eval"
+    rows = ev.evaluate(setup["ckpt"], setup["root"], split="val", out_dir=out, num_src_views=2,
+                       compare_checkpoint=setup["mvsnet"], progress=False)
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["rows"] == json.loads(json.dumps(rows).replace("NaN", "null"))
+    methods = {"identity", "median", "bilateral", "joint_bilateral", "guided", "geometric_averaging",
+               "mvsnet_refine", "deltaz"}
+    assert {r["method"] for r in rows} == methods
+    assert {r["scan"] for r in rows} == {"all", *setup["val"]}
+    assert len(rows) == len(methods) * (1 + len(setup["val"]))
+    for row in rows:
+        assert all(key in row for key in REQUIRED_KEYS)
+        for key in ("acc_1mm", "acc_2mm", "acc_4mm", "err_2mm", "err_4mm", "err_8mm", "delta_1_25", "consistency"):
+            assert 0.0 <= row[key] <= 100.0
+        assert row["mae_mm"] >= 0 and row["rmse_mm"] >= row["mae_mm"] - 1e-9
+        assert math.isclose(row["acc_2mm"] + row["err_2mm"], 100.0, abs_tol=1e-6)
+    # the chosen baseline parameters come from the grids, and are reported
+    assert set(data["baseline_params"]) == {"median", "bilateral", "joint_bilateral", "guided", "geometric_averaging"}
+    for name, info in data["baseline_params"].items():
+        assert info["params"] in PARAM_GRIDS[name]
+        assert info["tuned_on"] == setup["val"]
+    md = (out / "metrics.md").read_text()
+    assert "| method | scan | mae_mm |" in md and "Baseline parameters" in md and "kernel_size=" in md
+    # figures, point clouds and a PLY
+    assert data["figures"] and all((out / p).is_file() and (out / p).read_bytes()[:4] == b"\x89PNG" for p in data["figures"])
+    assert {r["method"] for r in data["pointclouds"]} >= {"identity", "deltaz"}
+    assert all(r["overall_mm"] >= 0 for r in data["pointclouds"])
+    assert data["ply"] and all((out / p).is_file() for p in data["ply"])
+
+
+def test_identity_row_is_the_initial_depth(setup):
+    rows = ev.evaluate(setup["ckpt"], setup["root"], split="val", baselines="none", num_src_views=2,
+                       figures=False, pointclouds=False, progress=False)
+    assert [r["method"] for r in rows if r["scan"] == "all"] == ["identity", "deltaz"]
+    views = [ev.load_scan_views(setup["root"], scan, 2) for scan in setup["val"]]
+    init = torch.cat([v.depth_init.flatten() for v in views])
+    gt = torch.cat([v.depth.flatten() for v in views])
+    expected = depth_metrics(init, gt)
+    identity = next(r for r in rows if r["method"] == "identity" and r["scan"] == "all")
+    for key in ("mae_mm", "rmse_mm", "acc_1mm", "delta_1_25"):
+        assert identity[key] == pytest.approx(expected[key])
+    # consistency of the initial depth against the initial depths of its source views
+    view = views[0]
+    n_consistent, n_with_depth = ev.consistency_counts(view.depth_init, view)
+    assert n_with_depth == int((view.depth_init > 0).sum())
+    assert 0 < n_consistent <= n_with_depth
+
+
+def test_same_initial_depth_for_every_method_and_source(setup):
+    """A view's initial depth is fixed per (scan, view): equal as a reference and as a source."""
+    view = ev.load_scan_views(setup["root"], setup["val"][0], num_src_views=2)
+    assert view.num_src == 2 and all(i not in srcs for i, srcs in enumerate(view.src_index))
+    mv = view.multiview([0], view.depth_init)
+    assert torch.equal(mv["depth_src"][0, 0], view.depth_init[view.src_index[0][0]])
+    again = ev.load_scan_views(setup["root"], setup["val"][0], num_src_views=2)
+    assert torch.equal(view.depth_init, again.depth_init)
+
+
+def test_baselines_are_tuned_on_validation_scans_only(setup, tmp_path, monkeypatch):
+    seen: list[str] = []
+    real = ev.tune_baseline
+
+    def recording(name, samples, grid=None):
+        samples = list(samples)
+        seen.extend(s["scene"] for s in samples)
+        return real(name, samples, grid)
+
+    monkeypatch.setattr(ev, "tune_baseline", recording)
+    result = ev.run_evaluation(setup["ckpt"], setup["test_root"], split="test", out_dir=tmp_path,
+                               baselines="median,geometric_averaging", num_src_views=2, figures=False,
+                               pointclouds=False, progress=False)
+    assert result["scans"] == ["scan9"]
+    assert seen and set(seen) == set(setup["val"])
+    assert not set(seen) & ({"scan9"} | set(setup["train"]))
+    assert result["val_scans"] == setup["val"] and Path(result["tune_root"]) == setup["root"]
+    assert {r["method"] for r in result["rows"]} == {"identity", "median", "geometric_averaging", "deltaz"}
+
+
+def test_split_resolution(setup):
+    cfg = TrainConfig(data_root=str(setup["root"]), val_split=0.34).to_dict()
+    scans = ev.resolve_scans(setup["root"], "all", cfg)
+    assert scans["eval"] == ["scan1", "scan2", "scan3"]
+    assert sorted(scans["train"] + scans["val"]) == ["scan1", "scan2", "scan3"] and len(scans["val"]) == 1
+    assert ev.resolve_scans(setup["test_root"], "test", cfg)["eval"] == ["scan9"]
+    with pytest.raises(DataError, match="--split test"):
+        ev.resolve_scans(setup["root"], "test", cfg)  # every scan there was trained or validated on
+    with pytest.raises(ConfigError, match="split"):
+        ev.resolve_scans(setup["root"], "holdout", cfg)
+    with pytest.raises(ConfigError, match="--baselines"):
+        ev.evaluate(setup["ckpt"], setup["root"], baselines="median,sharpen", progress=False)
+
+
+def test_cli_prints_the_table_and_writes_files(setup, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = cli_main(["evaluate", "--checkpoint", str(Path(setup["ckpt"]).parent), "--data-root", str(setup["root"]),
+                     "--split", "val", "--out", str(out), "--baselines", "median", "--num-src-views", "2",
+                     "--no-figures", "--no-pointclouds", "--no-progress", "--device", "cpu"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "identity" in printed and "median" in printed and "deltaz" in printed and "metrics.md" in printed
+    assert (out / "metrics.json").is_file() and (out / "metrics.md").is_file()
+    code = cli_main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--data-root", str(setup["root"]),
+                     "--out", str(out)])
+    assert code == 1 and "checkpoint not found" in capsys.readouterr().err
