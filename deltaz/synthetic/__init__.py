@@ -1,0 +1,40 @@
+"""Synthetic DTU-like scenes: textured solids on a table, seen by a DTU-like rig, ray cast exactly.
+
+* :mod:`deltaz.synthetic.rig`    — DTU's lens and a 49-view sphere-cap rig, or the real DTU cameras;
+* :mod:`deltaz.synthetic.scene`  — random scenes (ellipsoids, boxes, cylinders, capsules; solid textures);
+* :mod:`deltaz.synthetic.render` — exact vectorised ray casting (z-depth), normals, albedo, Lambertian light;
+* :mod:`deltaz.synthetic.pairs`  — ``pair.txt`` from the overlap of the ground-truth depth maps;
+* :mod:`deltaz.synthetic.writer` — the ``dtu_training`` layout on disk (``generate_dataset``);
+* :mod:`deltaz.synthetic.cli`    — ``deltaz synth``.
+
+Explained in notebooks/01_data.ipynb.
+"""
+
+from deltaz.synthetic.pairs import select_pairs, view_scores
+from deltaz.synthetic.render import light_rig, render_depth, render_rays, render_view, shade, shade_lights
+from deltaz.synthetic.rig import dtu_intrinsics, look_at, make_rig, rig_from_calibration
+from deltaz.synthetic.scene import Scene, Solid, Texture, random_scene, scene_rng
+from deltaz.synthetic.writer import dataset_cameras, generate_dataset, make_scan_scene
+
+__all__ = [
+    "Scene",
+    "Solid",
+    "Texture",
+    "dataset_cameras",
+    "dtu_intrinsics",
+    "generate_dataset",
+    "light_rig",
+    "look_at",
+    "make_rig",
+    "make_scan_scene",
+    "random_scene",
+    "render_depth",
+    "render_rays",
+    "render_view",
+    "rig_from_calibration",
+    "scene_rng",
+    "select_pairs",
+    "shade",
+    "shade_lights",
+    "view_scores",
+]
