@@ -1,0 +1,79 @@
+"""Sparsification curves and AUSE: oracle = 0 and monotone, random > 0, informative in between."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deltaz.confidence import ause, render_sparsification, sparsification, sparsification_curve
+from deltaz.errors import DataError
+
+
+@pytest.fixture
+def errors():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(64, 80, generator=g) ** 3 * 10  # mm, skewed like depth errors
+
+
+def test_oracle_confidence_gives_zero_ause_and_a_monotone_curve(errors):
+    result = sparsification(errors, -errors)  # the most confident where the error is smallest
+    assert result.ause == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(result.curve, result.oracle)
+    assert np.all(np.diff(result.oracle) <= 1e-12)  # removing the worst pixels never raises the mean
+    assert result.curve[0] == pytest.approx(float(errors.mean()))
+    assert result.curve[-1] < 0.1 * result.curve[0]
+
+
+def test_random_confidence_has_positive_ause_close_to_the_flat_reference(errors):
+    g = torch.Generator().manual_seed(1)
+    result = sparsification(errors, torch.rand(errors.shape, generator=g))
+    assert result.ause > 0.5 * result.ause_random > 0
+    assert result.ause == pytest.approx(result.ause_random, rel=0.1)
+    np.testing.assert_allclose(result.random, float(errors.mean()))
+
+
+def test_a_noisy_but_informative_confidence_lies_in_between(errors):
+    g = torch.Generator().manual_seed(2)
+    confidence = -(errors + 2 * torch.rand(errors.shape, generator=g))
+    value = ause(errors, confidence)
+    random_value = sparsification(errors, confidence).ause_random
+    assert 0 < value < 0.5 * random_value
+    # the inverse ordering (trusting the worst pixels) is worse than random
+    assert ause(errors, errors) > random_value
+
+
+def test_curve_arithmetic_on_a_small_example():
+    errors = torch.tensor([4.0, 1.0, 3.0, 2.0])
+    confidence = torch.tensor([0.1, 0.9, 0.2, 0.8])  # perfect order
+    curve = sparsification_curve(errors, confidence, fractions=[0.0, 0.25, 0.5, 0.75])
+    np.testing.assert_allclose(curve, [2.5, 2.0, 1.5, 1.0])
+    swapped = sparsification_curve(errors, torch.tensor([0.9, 0.1, 0.2, 0.8]), fractions=[0.0, 0.25, 0.5, 0.75])
+    np.testing.assert_allclose(swapped, [2.5, 3.0, 3.0, 4.0])
+    r = sparsification(errors, torch.tensor([0.9, 0.1, 0.2, 0.8]), fractions=[0.0, 0.25, 0.5, 0.75])
+    # oracle (2.5, 2, 1.5, 1): gaps (0, 1, 1.5, 3), trapezoids of width 0.25
+    assert r.ause == pytest.approx(0.25 * ((0 + 1.0) + (1.0 + 1.5) + (1.5 + 3.0)) / 2)
+
+
+def test_mask_non_finite_and_normalisation(errors):
+    confidence = -errors.clone()
+    mask = torch.ones_like(errors, dtype=torch.bool)
+    mask[:10] = False
+    errors_nan = errors.clone()
+    errors_nan[10, :5] = float("nan")
+    result = sparsification(errors_nan, confidence, mask=mask)
+    assert result.n_pixels == int(mask.sum()) - 5
+    norm = sparsification(errors * 7, torch.rand(errors.shape), normalise=True)
+    assert norm.curve[0] == pytest.approx(1.0)
+    with pytest.raises(DataError, match="same number"):
+        sparsification(errors, confidence[:5])
+    with pytest.raises(DataError, match="fractions"):
+        sparsification_curve(errors, confidence, fractions=[0.0, 1.0])
+
+
+def test_render_sparsification_has_labels():
+    errors = torch.rand(500) * 5
+    fig = render_sparsification({"model": sparsification(errors, -errors), "random": sparsification(errors, torch.rand(500))})
+    ax = fig.axes[0]
+    assert "[mm]" in ax.get_ylabel() and "%" in ax.get_xlabel() and ax.get_title()
+    assert any("AUSE" in t.get_text() for t in ax.get_legend().get_texts())
