@@ -72,6 +72,10 @@ class TrainConfig:
     base_channel: int = 32
     unet_depth: int = 4
     out_confidence: bool = False
+    # Let the model fill holes of the initial depth (refine(keep_holes=False)). Off by default: a filled
+    # hole starts at depth_refined = delta_z ~ 0 mm, whose huge inverse depth makes the smoothness loss
+    # dominate (and gradient clipping then starves the depth term).
+    fill_holes: bool = False
     # hardware
     device: str | None = None
     amp: bool = False

@@ -114,11 +114,12 @@ class DepthRefinementDataset(Dataset):
                 )
             pairs = layout.read_scan_pairs(scan_dir) if num_views > 1 else {}
             available = set(views)
+            n_before = len(self.samples)
             for ref in views:
                 sources: list[int] = []
                 if num_views > 1:
                     if ref not in pairs:
-                        raise DataError(f"{scan_dir / 'pair.txt'}: no entry for reference view {ref}")
+                        continue  # no pair.txt row: the view serves only as a source (as `deltaz parse` warns)
                     sources = [int(s) for s, _score in pairs[ref] if int(s) in available and int(s) != ref]
                     sources = sources[: num_views - 1]
                     if len(sources) < num_views - 1:
@@ -128,6 +129,9 @@ class DepthRefinementDataset(Dataset):
                             f"lower --num-views"
                         )
                 self.samples.append((scan, (int(ref), *sources)))
+            if len(self.samples) == n_before:
+                raise DataError(f"{scan_dir / 'pair.txt'}: no row for any of the scan's views {views[:5]}...; "
+                                "re-run `deltaz parse` for this scan")
         self._cache: OrderedDict[tuple[str, int], dict] = OrderedDict()
         self._cache_size = 64
 

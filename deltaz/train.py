@@ -18,6 +18,8 @@
 * DDP under ``torchrun`` (see :mod:`deltaz.distributed`): the training batches are sharded across
   ranks, rank 0 alone evaluates, logs and writes checkpoints.
 
+Holes of the initial depth stay holes (``refine(keep_holes=True)``) unless ``config.fill_holes``.
+
 Validation metrics (:class:`deltaz.metrics.MetricAccumulator`) of the reference view: ``*_init`` and
 ``*_refined`` over the pixels with ground truth *and* an initial depth (the same pixels for both — the
 headline comparison; ``best.pt`` uses ``mae_mm_refined``), and ``mae_mm_refined_all`` /
@@ -91,10 +93,14 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def forward_batch(model: nn.Module, batch: dict[str, Any], amp_dtype: torch.dtype | None = None) -> dict[str, Any]:
+def forward_batch(
+    model: nn.Module, batch: dict[str, Any], amp_dtype: torch.dtype | None = None, keep_holes: bool = True
+) -> dict[str, Any]:
     """:func:`deltaz.model.refine` on view 0 of a batch; outputs ``(B, H, W)`` float32 (mm).
 
     The image goes in when the model takes one (``in_channels == 4``); ``depth_range`` always does.
+    ``keep_holes=True`` (default) zeroes Δz where ``depth_init`` has no value, so holes stay holes;
+    ``False`` lets the model fill them (``TrainConfig.fill_holes``).
     """
     net = _unwrap(model)
     image = batch["image"][:, 0] if getattr(net, "in_channels", 1) == 4 else None
@@ -102,7 +108,8 @@ def forward_batch(model: nn.Module, batch: dict[str, Any], amp_dtype: torch.dtyp
         raise ConfigError("the model takes an image (use_images=True) but the batch has none")
     device = batch["depth_init"].device
     with _autocast(device, amp_dtype):
-        out = refine(model, batch["depth_init"][:, 0], image=image, depth_range=batch["depth_range"])
+        out = refine(model, batch["depth_init"][:, 0], image=image, depth_range=batch["depth_range"],
+                     keep_holes=keep_holes)
     return {k: (v.float() if torch.is_tensor(v) else v) for k, v in out.items()}
 
 
@@ -115,6 +122,7 @@ def evaluate_loader(
     weights=None,
     amp_dtype: torch.dtype | None = None,
     return_example: bool = False,
+    keep_holes: bool = True,
 ) -> dict[str, Any]:
     """Validation loss and depth metrics over at most ``max_batches`` batches of ``loader``.
 
@@ -123,7 +131,7 @@ def evaluate_loader(
     plus ``mae_mm_init_all``/``mae_mm_refined_all`` over every ground-truth pixel, ``n_batches`` and
     ``n_pixels``. With ``return_example=True`` also ``example``: the first batch's sample 0
     (``depth_init, depth_refined, depth, delta_z`` as ``(H, W)`` CPU tensors). The model is put back in
-    its previous train/eval mode.
+    its previous train/eval mode. ``keep_holes`` as in :func:`forward_batch`.
     """
     net = _unwrap(model)
     was_training = net.training
@@ -138,7 +146,7 @@ def evaluate_loader(
             if max_batches is not None and n_batches >= max_batches:
                 break
             batch = to_device(batch, device)
-            out = forward_batch(net, batch, amp_dtype)
+            out = forward_batch(net, batch, amp_dtype, keep_holes)
             loss, _ = losses_for_batch(batch, out, weights)
             loss_sum += float(loss)
             n_batches += 1
@@ -305,7 +313,7 @@ def _train(cfg: TrainConfig, resume, device: torch.device, info: ddp.DistInfo, t
         batch_index = skip
         for batch in train_loader:
             batch = to_device(batch, device)
-            out = forward_batch(model, batch, amp_dtype)
+            out = forward_batch(model, batch, amp_dtype, keep_holes=not cfg.fill_holes)
             loss, terms = losses_for_batch(batch, out, weights)
             batch_index += 1
             finite = ddp.all_true(bool(torch.isfinite(loss)), info, device)
@@ -379,7 +387,7 @@ def _train(cfg: TrainConfig, resume, device: torch.device, info: ddp.DistInfo, t
                 log_images = bool(cfg.image_log_every) and (
                     epoch % cfg.image_log_every == 0 or epoch == 1 or stopped_by is not None)
                 metrics = evaluate_loader(net, val_loader, cfg.val_max_batches, device, weights, amp_dtype,
-                                          return_example=log_images)
+                                          return_example=log_images, keep_holes=not cfg.fill_holes)
                 example = metrics.pop("example", None)
                 final_metrics = metrics
                 record.update({f"val_{k}": v for k, v in metrics.items()})
@@ -468,6 +476,7 @@ _FLAGS: list[tuple[str, str, dict[str, Any], str]] = [
 _SWITCHES: list[tuple[str, str, str]] = [
     ("--images", "use_images", "feed the RGB image to the network (image guidance)"),
     ("--confidence", "out_confidence", "also predict a per-pixel confidence"),
+    ("--fill-holes", "fill_holes", "let the model fill holes of the initial depth (default: holes stay holes)"),
     ("--amp", "amp", "mixed precision on CUDA (bf16, or fp16 + GradScaler); ignored with a warning on CPU"),
     ("--no-progress", "progress", "no tqdm bars or per-epoch lines"),
 ]

@@ -20,6 +20,7 @@ from deltaz.data import (
     split_scans,
     to_device,
 )
+from deltaz.dtu.formats import write_pair_file
 from deltaz.dtu.layout import load_view, read_scan_pairs
 from deltaz.errors import ConfigError, DataError
 
@@ -325,3 +326,15 @@ def test_pair_file_without_enough_present_sources(tmp_path, tiny_root):
     assert all(3 not in ids for _, ids in ds.samples)
     with pytest.raises(DataError, match="num_views=4.*lower --num-views"):
         DepthRefinementDataset(root, ["scan1"], num_views=4, train=False)
+
+
+def test_views_without_a_pair_row_serve_only_as_sources(tmp_path, tiny_root):
+    root = tmp_path / "norow"
+    shutil.copytree(tiny_root / "scan1", root / "scan1")
+    pairs = read_scan_pairs(root / "scan1")
+    del pairs[0]
+    write_pair_file(root / "scan1" / "pair.txt", pairs)
+    ds = DepthRefinementDataset(root, ["scan1"], num_views=4, train=False)
+    assert sorted(ids[0] for _, ids in ds.samples) == [1, 2, 3]
+    assert all(0 in ids[1:] for _, ids in ds.samples)  # still a source
+    assert len(DepthRefinementDataset(root, ["scan1"], num_views=1, train=False)) == 4
