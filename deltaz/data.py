@@ -132,8 +132,9 @@ class DepthRefinementDataset(Dataset):
             if len(self.samples) == n_before:
                 raise DataError(f"{scan_dir / 'pair.txt'}: no row for any of the scan's views {views[:5]}...; "
                                 "re-run `deltaz parse` for this scan")
-        self._cache: OrderedDict[tuple[str, int], dict] = OrderedDict()
-        self._cache_size = 64
+        # LRU of loaded views and simulated initial depths (a view recurs as a source of its neighbours)
+        self._cache: OrderedDict[tuple, Any] = OrderedDict()
+        self._cache_size = 256
 
     # ----------------------------------------------------------------- sizes
     def __len__(self) -> int:
@@ -167,9 +168,7 @@ class DepthRefinementDataset(Dataset):
             view = layout.load_view(scan_dir, view_id, with_image=self.use_images, with_initial=True)
         except FileNotFoundError as exc:
             raise DataError(f"{scan_dir}: view {view_id}: missing file {exc.filename}") from exc
-        self._cache[key] = view
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        self._remember(key, view)
         return view
 
     def _corruption_seed(self, scan: str, view_id: int) -> int:
@@ -187,10 +186,21 @@ class DepthRefinementDataset(Dataset):
             return torch.as_tensor(np.asarray(initial, dtype=np.float32))
         from deltaz.corrupt import simulate_initial_depth
 
+        key = ("initial", scan, view_id, self.epoch if self.train else -1)
+        if key in self._cache:  # the view was a reference or source earlier in this epoch
+            self._cache.move_to_end(key)
+            return self._cache[key]
         generator = torch.Generator().manual_seed(self._corruption_seed(scan, view_id))
         depth_range = tuple(float(v) for v in self.meta[scan]["depth_range_mm"])
         out = simulate_initial_depth(depth, preset=self.preset, generator=generator, depth_range_mm=depth_range)
-        return out.to(torch.float32)
+        out = out.to(torch.float32)
+        self._remember(key, out)
+        return out
+
+    def _remember(self, key: tuple, value: Any) -> None:
+        self._cache[key] = value
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         scan, view_ids = self.samples[index]
