@@ -28,6 +28,8 @@ LOSS_WEIGHT_FIELDS = ("w_depth", "w_improvement", "w_magnitude", "w_smoothness",
 DEFAULT_CONFIDENCE_WEIGHT = 0.1
 
 PRESETS = ("mvs", "mde", "noise", "none")
+#: Where each view's initial depth comes from (see deltaz.data.DepthRefinementDataset).
+INITIAL_SOURCES = ("auto", "simulate", "estimator")
 SPLITS = ("auto", "random", "mvsnet")
 MODELS = ("deltaz_unet", "mvsnet_refine")
 
@@ -50,6 +52,12 @@ class TrainConfig:
     preset: str = "mvs"  # initial-depth simulation preset when a scan has no initial/ folder
     use_images: bool = False  # feed the RGB image to the network (image guidance)
     num_workers: int = 0
+    # initial depth: "auto" = initial/ when a scan has it, else simulated with `preset`; "simulate" = always
+    # simulated; "estimator" = `estimator` ("package.module:name", deltaz.align.load_estimator) run on each
+    # view's image and aligned (scale/shift) to the ground truth at a random `align_fraction` of its pixels
+    initial_source: str = "auto"
+    estimator: str = ""
+    align_fraction: float = 0.01
     # optimisation
     num_epochs: int = 50
     lr: float = 1e-4
@@ -60,6 +68,10 @@ class TrainConfig:
     max_steps: int | None = None
     max_minutes: float | None = None
     max_nonfinite: int = 5  # consecutive non-finite losses before the run stops
+    # multi-scale losses (deltaz.multiscale): depth, smoothness and multi-view terms at len(scale_weights)
+    # levels (full, 1/2, 1/4 resolution, ...), level k weighted by scale_weights[k]
+    multiscale: bool = False
+    scale_weights: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25])
     # loss weights (None = LossWeights default)
     w_depth: float | None = None
     w_improvement: float | None = None
@@ -105,6 +117,12 @@ class TrainConfig:
         need(self.split in SPLITS, "split", f"must be one of {SPLITS}")
         need(self.preset in PRESETS, "preset", f"must be one of {PRESETS}")
         need(self.num_workers >= 0, "num_workers", "must be >= 0")
+        need(self.initial_source in INITIAL_SOURCES, "initial_source", f"must be one of {INITIAL_SOURCES}")
+        need(bool(self.estimator) == (self.initial_source == "estimator"), "estimator",
+             "give 'package.module:name' exactly when initial_source='estimator'")
+        need(0.0 < self.align_fraction <= 1.0, "align_fraction", "must be in (0, 1]")
+        need(len(self.scale_weights) >= 1 and all(w >= 0 for w in self.scale_weights) and self.scale_weights[0] > 0,
+             "scale_weights", "need at least one weight, all >= 0, the first > 0")
         need(self.num_epochs >= 1, "num_epochs", "must be >= 1")
         need(self.lr > 0, "lr", "must be > 0")
         need(self.weight_decay >= 0, "weight_decay", "must be >= 0")

@@ -19,6 +19,8 @@
   ranks, rank 0 alone evaluates, logs and writes checkpoints.
 
 Holes of the initial depth stay holes (``refine(keep_holes=True)``) unless ``config.fill_holes``.
+With ``config.multiscale`` the training loss is :func:`deltaz.multiscale.multiscale_losses` (extra
+``loss/train/<term>_s<k>`` tags per pyramid level); the validation loss stays single-scale, so runs compare.
 
 Validation metrics (:class:`deltaz.metrics.MetricAccumulator`) of the reference view: ``*_init`` and
 ``*_refined`` over the pixels with ground truth *and* an initial depth (the same pixels for both — the
@@ -49,6 +51,7 @@ from deltaz.errors import ConfigError, DeltaZError
 from deltaz.losses import losses_for_batch
 from deltaz.metrics import MetricAccumulator
 from deltaz.model import build_model, model_config, refine
+from deltaz.multiscale import multiscale_losses
 
 __all__ = ["TrainingDiverged", "train", "evaluate_loader", "forward_batch", "add_arguments", "run"]
 
@@ -314,7 +317,10 @@ def _train(cfg: TrainConfig, resume, device: torch.device, info: ddp.DistInfo, t
         for batch in train_loader:
             batch = to_device(batch, device)
             out = forward_batch(model, batch, amp_dtype, keep_holes=not cfg.fill_holes)
-            loss, terms = losses_for_batch(batch, out, weights)
+            if cfg.multiscale:
+                loss, terms = multiscale_losses(batch, out, weights, cfg.scale_weights)
+            else:
+                loss, terms = losses_for_batch(batch, out, weights)
             batch_index += 1
             finite = ddp.all_true(bool(torch.isfinite(loss)), info, device)
             if not finite:
@@ -463,6 +469,8 @@ _FLAGS: list[tuple[str, str, dict[str, Any], str]] = [
     ("--w-smoothness", "w_smoothness", {"type": float}, "weight of the edge-aware smoothness loss"),
     ("--w-multiview", "w_multiview", {"type": float}, "weight of the multi-view consistency loss"),
     ("--w-confidence", "w_confidence", {"type": float}, "weight of the confidence (Laplacian NLL) loss"),
+    ("--scale-weights", "scale_weights", {"type": float, "nargs": "+", "metavar": "W"},
+     "with --multiscale: weight of each pyramid level, full resolution first (one level per weight)"),
     ("--model", "model", {"choices": ["deltaz_unet", "mvsnet_refine"]}, "refinement network"),
     ("--base-channel", "base_channel", {"type": int}, "channels of the network's first level"),
     ("--unet-depth", "unet_depth", {"type": int}, "number of U-Net downsamplings (deltaz_unet)"),
@@ -476,6 +484,7 @@ _FLAGS: list[tuple[str, str, dict[str, Any], str]] = [
 _SWITCHES: list[tuple[str, str, str]] = [
     ("--images", "use_images", "feed the RGB image to the network (image guidance)"),
     ("--confidence", "out_confidence", "also predict a per-pixel confidence"),
+    ("--multiscale", "multiscale", "depth, smoothness and multi-view losses on a 3-level pyramid (deltaz.multiscale)"),
     ("--fill-holes", "fill_holes", "let the model fill holes of the initial depth (default: holes stay holes)"),
     ("--amp", "amp", "mixed precision on CUDA (bf16, or fp16 + GradScaler); ignored with a warning on CPU"),
     ("--no-progress", "progress", "no tqdm bars or per-epoch lines"),

@@ -135,3 +135,32 @@ def test_bad_scale_weights_raise(batch):
             multiscale_losses(batch, out, None, bad)
     with pytest.raises(ConfigError, match="factor"):
         downsample_depth(torch.ones(4, 4), 3)
+
+
+def test_cli_trains_with_multiscale_and_confidence(tmp_path, capsys):
+    """``deltaz train --multiscale --scale-weights … --confidence`` runs, logs per-level terms and stores
+    the settings in the checkpoint."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from deltaz import checkpoint as ckpt
+    from deltaz.cli import main as cli_main
+
+    root = make_dataset(tmp_path / "data", n_scans=2, n_views=3, H=32, W=40, initial=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = cli_main(["train", "--data-root", str(root), "--batch-size", "2", "--num-epochs", "1",
+                         "--val-split", "0.5", "--split", "random", "--base-channel", "4", "--unet-depth", "2",
+                         "--max-steps", "2", "--multiscale", "--scale-weights", "1", "0.5", "0.25", "--confidence",
+                         "--log-every", "1", "--checkpoint-dir", str(tmp_path / "ck"), "--log-dir",
+                         str(tmp_path / "logs"), "--no-progress"])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    config = ckpt.load_checkpoint(tmp_path / "ck" / "last.pt")["config"]
+    assert config["multiscale"] and config["scale_weights"] == [1.0, 0.5, 0.25]
+    assert config["out_confidence"] and config["w_confidence"] > 0
+    events = EventAccumulator(str(tmp_path / "logs"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"loss/train/depth_s1", "loss/train/multiview_s2", "loss/train/confidence"} <= tags
