@@ -16,7 +16,11 @@ The default collate turns a batch into ``(B, V, ...)`` tensors and ``scene`` int
 ``scene`` as that one string.
 
 Initial depth: a view's ``initial/{vid}.npy`` when the scan has one (a real MVS output), otherwise
-:func:`deltaz.corrupt.simulate_initial_depth` on the ground truth, for every view of the sample.
+:func:`deltaz.corrupt.simulate_initial_depth` on the ground truth, for every view of the sample
+(``initial_source="auto"``); ``"simulate"`` ignores ``initial/``; ``"estimator"`` runs an external
+estimator (e.g. a monocular network) on each view's image and aligns its scale and shift to the ground
+truth at a random ``align_fraction`` of the pixels (:func:`deltaz.align.estimate_initial_depth`; the
+sparse points are drawn with the corruption generator, so they follow the same seeding rules).
 Training corruption changes every epoch but is reproducible: its generator is seeded from
 ``(seed, epoch, scan, view_id)``, so it does not depend on the worker count or the batch order, and a
 view has the same corruption in every sample of an epoch. Validation/test corruption is fixed:
@@ -69,6 +73,12 @@ class DepthRefinementDataset(Dataset):
         train: random corruption per epoch (True) or the fixed per-view corruption (False).
         seed: base seed of the training corruption.
         use_images: also return ``image``; every scan must then have its ``images/``.
+        initial_source: ``"auto"``, ``"simulate"`` or ``"estimator"`` (see the module docstring).
+        estimator: with ``"estimator"``: a callable ``image (3, H, W) -> (h, w)`` prediction, an
+            :class:`deltaz.align.ExternalEstimator`, or its ``"package.module:name"``
+            (:func:`deltaz.align.load_estimator`); needs the scans' ``images/``. With ``num_workers > 0`` it
+            must be picklable.
+        align_fraction: share of the ground-truth pixels used as sparse metric points for the alignment.
 
     Raises :class:`DataError` naming the scan/file for a missing scan, missing files, too few views or
     source views, and :class:`ConfigError` for impossible arguments.
@@ -83,11 +93,25 @@ class DepthRefinementDataset(Dataset):
         train: bool = True,
         seed: int = 0,
         use_images: bool = False,
+        initial_source: str = "auto",
+        estimator: Any = None,
+        align_fraction: float = 0.01,
     ):
         from deltaz.dtu import layout
 
         if not isinstance(num_views, int) or num_views < 1:
             raise ConfigError(f"num_views={num_views!r}: must be an integer >= 1")
+        if initial_source not in ("auto", "simulate", "estimator"):
+            raise ConfigError(f"initial_source={initial_source!r}: must be 'auto', 'simulate' or 'estimator'")
+        if (estimator is not None) != (initial_source == "estimator"):
+            raise ConfigError(f"estimator={estimator!r}: give one exactly when initial_source='estimator'")
+        if isinstance(estimator, str):
+            from deltaz.align import load_estimator
+
+            estimator = load_estimator(estimator)
+        self.initial_source = initial_source
+        self.estimator = estimator
+        self.align_fraction = float(align_fraction)
         self.data_root = Path(data_root)
         self.scans = list(scans)
         self.num_views = num_views
@@ -106,7 +130,7 @@ class DepthRefinementDataset(Dataset):
                 raise DataError(f"{scan_dir}: scan folder not found under data_root {self.data_root}")
             self.meta[scan] = layout.read_meta(scan_dir)
             views = layout.list_views(scan_dir)
-            _check_scan_files(scan_dir, views, self.use_images)
+            _check_scan_files(scan_dir, views, self.use_images or self.estimator is not None)
             if len(views) < num_views:
                 raise DataError(
                     f"{scan_dir}: has {len(views)} view(s) but num_views={num_views}; "
@@ -165,7 +189,8 @@ class DepthRefinementDataset(Dataset):
             return self._cache[key]
         scan_dir = self.data_root / scan
         try:
-            view = layout.load_view(scan_dir, view_id, with_image=self.use_images, with_initial=True)
+            with_image = self.use_images or self.estimator is not None
+            view = layout.load_view(scan_dir, view_id, with_image=with_image, with_initial=True)
         except FileNotFoundError as exc:
             raise DataError(f"{scan_dir}: view {view_id}: missing file {exc.filename}") from exc
         self._remember(key, view)
@@ -182,7 +207,7 @@ class DepthRefinementDataset(Dataset):
 
     def _initial_depth(self, scan: str, view_id: int, view: dict, depth: torch.Tensor) -> torch.Tensor:
         initial = view.get("initial")
-        if initial is not None:
+        if initial is not None and self.initial_source == "auto":
             return torch.as_tensor(np.asarray(initial, dtype=np.float32))
         from deltaz.corrupt import simulate_initial_depth
 
@@ -191,8 +216,15 @@ class DepthRefinementDataset(Dataset):
             self._cache.move_to_end(key)
             return self._cache[key]
         generator = torch.Generator().manual_seed(self._corruption_seed(scan, view_id))
-        depth_range = tuple(float(v) for v in self.meta[scan]["depth_range_mm"])
-        out = simulate_initial_depth(depth, preset=self.preset, generator=generator, depth_range_mm=depth_range)
+        if self.estimator is not None:
+            from deltaz.align import estimate_initial_depth, sparse_points_from_depth
+
+            image = torch.as_tensor(np.asarray(view["image"], dtype=np.float32))
+            sparse = sparse_points_from_depth(depth, self.align_fraction, generator)
+            out = estimate_initial_depth(image, self.estimator, sparse)["depth_init"]
+        else:
+            depth_range = tuple(float(v) for v in self.meta[scan]["depth_range_mm"])
+            out = simulate_initial_depth(depth, preset=self.preset, generator=generator, depth_range_mm=depth_range)
         out = out.to(torch.float32)
         self._remember(key, out)
         return out
@@ -499,6 +531,9 @@ def create_dataloaders(
     split: str = "auto",
     distributed: bool | tuple[int, int] | None = None,
     drop_last: bool = False,
+    initial_source: str = "auto",
+    estimator: Any = None,
+    align_fraction: float = 0.01,
 ) -> tuple[DataLoader | DeviceLoader, DataLoader | DeviceLoader | None]:
     """Train and validation loaders of same-scene batches from the train-ready scans in ``data_root``.
 
@@ -513,6 +548,8 @@ def create_dataloaders(
             ``True``/``False`` force it; a ``(rank, world_size)`` tuple sets it explicitly. Validation is
             never sharded (rank 0 evaluates).
         drop_last: drop each scene's incomplete last training batch (validation keeps it).
+        initial_source, estimator, align_fraction: where initial depths come from (see
+            :class:`DepthRefinementDataset`); a ``"module:name"`` estimator is imported once here.
 
     Raises :class:`DataError` for an empty/missing root or broken scans, :class:`ConfigError` for
     impossible arguments (naming them).
@@ -536,7 +573,12 @@ def create_dataloaders(
     train_scans, val_scans = split_scans(scans, val_split, seed=seed, split=split, sources=sources)
 
     rank, world_size = _resolve_distributed(distributed)
-    common = dict(num_views=num_views, preset=preset, seed=seed, use_images=use_images)
+    if isinstance(estimator, str):
+        from deltaz.align import load_estimator
+
+        estimator = load_estimator(estimator)
+    common = dict(num_views=num_views, preset=preset, seed=seed, use_images=use_images,
+                  initial_source=initial_source, estimator=estimator, align_fraction=align_fraction)
     train_set = DepthRefinementDataset(root, train_scans, train=True, **common)
     train_sampler = SameSceneBatchSampler(
         train_set.scenes, batch_size, shuffle=True, seed=seed, drop_last=drop_last, rank=rank, world_size=world_size

@@ -235,7 +235,8 @@ def _train(cfg: TrainConfig, resume, device: torch.device, info: ddp.DistInfo, t
     train_loader, val_loader = create_dataloaders(
         cfg.data_root, cfg.batch_size, cfg.num_views, cfg.val_split,
         seed=cfg.seed, preset=cfg.preset, use_images=cfg.use_images, num_workers=cfg.num_workers,
-        pin_memory=on_cuda, split=cfg.split,
+        pin_memory=on_cuda, split=cfg.split, initial_source=cfg.initial_source,
+        estimator=cfg.estimator or None, align_fraction=cfg.align_fraction,
         distributed=(info.rank, info.world_size) if info.enabled else False,
     )
     model = build_model(cfg.model, **cfg.model_kwargs()).to(device)
@@ -476,6 +477,12 @@ _FLAGS: list[tuple[str, str, dict[str, Any], str]] = [
     ("--unet-depth", "unet_depth", {"type": int}, "number of U-Net downsamplings (deltaz_unet)"),
     ("--preset", "preset", {"choices": ["mvs", "mde", "noise", "none"]},
      "simulated initial-depth error model (used when a scan has no initial/)"),
+    ("--initial-source", "initial_source", {"choices": ["auto", "simulate", "estimator"]},
+     "initial depths: initial/ when present else simulated (auto), always simulated, or from --estimator"),
+    ("--estimator", "estimator", {"metavar": "MODULE:NAME"},
+     "with --initial-source estimator: your depth network, image (3,H,W) -> depth up to scale/shift "
+     "(deltaz.align.load_estimator); aligned to the ground truth at --align-fraction of the pixels"),
+    ("--align-fraction", "align_fraction", {"type": float}, "share of GT pixels used to align --estimator"),
     ("--num-workers", "num_workers", {"type": int}, "data-loader worker processes"),
     ("--val-max-batches", "val_max_batches", {"type": int}, "validate on at most this many batches"),
     ("--log-every", "log_every", {"type": int}, "steps between TensorBoard loss points"),

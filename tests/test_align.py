@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from _tiny_scans import make_dataset
 from deltaz.align import (
     ExternalEstimator,
     align_scale_shift,
@@ -226,3 +227,42 @@ def test_parse_imports_mvsnet_depth_est_outputs(tmp_path):
         initial = load_view(scan, vid)["initial"]
         assert initial.shape == (H, W)
         assert initial[0, 0] == 0.0 and np.all(initial.reshape(-1)[1:] == 601.0 + vid)
+
+
+def test_data_loader_takes_initial_depths_from_an_estimator(tmp_path, monkeypatch):
+    """``initial_source="estimator"``: the estimator sees each view's image and its output, aligned to a few
+    ground-truth pixels, is the sample's ``depth_init`` — also through ``deltaz train --estimator``."""
+    from deltaz.cli import main as cli_main
+    from deltaz.data import DepthRefinementDataset, create_dataloaders
+
+    # the tiny scans' image is shade = (depth - 540) / 120 in channel 0: an "MDE" up to scale and shift
+    (tmp_path / "shade_mde.py").write_text("def predict(image):\n    return image[0]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    root = make_dataset(tmp_path / "data", n_scans=2, n_views=3, H=32, W=40, images=True)
+    ds = DepthRefinementDataset(root, ["scan1"], num_views=2, train=False, initial_source="estimator",
+                                estimator="shade_mde:predict", align_fraction=0.05)
+    sample = ds[0]
+    both = sample["mask"] & (sample["depth_init"] > 0)
+    assert float(both.float().mean()) > 0.8
+    err = (sample["depth_init"] - sample["depth"])[both].abs()
+    assert float(err.median()) < 0.5  # PNG quantisation of the shade: 120 mm / 255 / 2
+    assert "image" not in sample  # the image fed the estimator; the network does not see it
+    simulated = DepthRefinementDataset(root, ["scan1"], num_views=2, train=False, initial_source="simulate")
+    assert not torch.equal(simulated[0]["depth_init"], sample["depth_init"])
+    with pytest.raises(ConfigError, match="estimator"):
+        DepthRefinementDataset(root, ["scan1"], initial_source="estimator")
+    train_loader, _ = create_dataloaders(root, 2, 2, 0.5, split="random", initial_source="estimator",
+                                         estimator="shade_mde:predict")
+    batch = next(iter(train_loader))
+    assert batch["depth_init"].shape == batch["depth"].shape
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert cli_main(["train", "--data-root", str(root), "--batch-size", "2", "--num-epochs", "1",
+                         "--val-split", "0.5", "--split", "random", "--base-channel", "4", "--unet-depth", "2",
+                         "--max-steps", "1", "--initial-source", "estimator", "--estimator", "shade_mde:predict",
+                         "--checkpoint-dir", str(tmp_path / "ck"), "--log-dir", str(tmp_path / "logs"),
+                         "--no-progress"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    sys.modules.pop("shade_mde", None)
