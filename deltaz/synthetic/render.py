@@ -174,6 +174,23 @@ def _pixel_box(K: np.ndarray, E: np.ndarray, center_world: np.ndarray, radius: f
     return (v0, v1, u0, u1) if u0 < u1 and v0 < v1 else None
 
 
+_RAY_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _pixel_rays(K: np.ndarray, H: int, W: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """x and y of the rays ``K⁻¹·[u, v, 1]ᵀ`` (from :func:`get_ray_dirs_mask`) as contiguous ``(H, W)``.
+
+    The last few are cached: every view of the synthetic rig shares one ``K``. Treat them as read-only.
+    """
+    key = (K.tobytes(), H, W, dtype)
+    if key not in _RAY_CACHE:
+        rays, _ = get_ray_dirs_mask(torch.as_tensor(K), H, W)
+        if len(_RAY_CACHE) >= 4:
+            _RAY_CACHE.pop(next(iter(_RAY_CACHE)))
+        _RAY_CACHE[key] = (rays[..., 0].to(dtype).contiguous(), rays[..., 1].to(dtype).contiguous())
+    return _RAY_CACHE[key]
+
+
 def _trace_grid(scene: Scene, K, E, H: int, W: int, dtype: torch.dtype):
     """First hits through every pixel centre of camera ``K`` (for H×W), ``E``.
 
@@ -182,8 +199,7 @@ def _trace_grid(scene: Scene, K, E, H: int, W: int, dtype: torch.dtype):
     """
     K = np.asarray(K, dtype=np.float64)
     E = np.asarray(E, dtype=np.float64)[:3, :4]
-    rays, _ = get_ray_dirs_mask(torch.as_tensor(K), H, W)
-    rx, ry = rays[..., 0].to(dtype).contiguous(), rays[..., 1].to(dtype).contiguous()
+    rx, ry = _pixel_rays(K, H, W, dtype)
     M, origin = _camera_in_scene(scene, E)
     F = np.asarray(scene.scene_to_world, dtype=np.float64)[:3, :4]
     t_best = torch.full((H, W), _INF, dtype=dtype)
@@ -324,7 +340,7 @@ def render_view(scene: Scene, K, E, H: int, W: int, dtype: torch.dtype = torch.f
     t, solid = t.reshape(-1).to(torch.float32).numpy(), solid.reshape(-1).numpy()
     M, origin = _camera_in_scene(scene, E)
     # Sort the pixels by solid once: every solid then works on a contiguous segment.
-    order = np.argsort(solid, kind="stable")
+    order = np.argsort(solid.astype(np.int16), kind="stable")  # radix sort for small ints
     counts = np.bincount(solid + 1, minlength=len(scene.solids) + 1)
     rx_s, ry_s, t_s = rx[order], ry[order], t[order]
     normal_s = np.zeros((order.size, 3), dtype=np.float32)
