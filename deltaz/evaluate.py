@@ -36,6 +36,11 @@ Definitions:
   geometric-consistency filter with ``min(2, S)`` source views) and scored against the ground-truth
   cloud with DTU's accuracy / completeness / overall (mm, 20 mm outlier cut).
 
+* confidence — when the model has a confidence head: the sparsification curve of ``deltaz``'s absolute
+  error over its valid pixels, its oracle, and AUSE (:mod:`deltaz.confidence`), in ``metrics.json`` under
+  ``confidence`` and as ``figures/sparsification.png``; ``fusion_conf_thresh`` drops ``deltaz`` pixels below
+  that confidence from its fused point cloud.
+
 Outputs in ``out_dir``: ``metrics.json`` (rows, point clouds, chosen baseline parameters, settings),
 ``metrics.md`` (the same as tables), ``figures/*.png`` (initial / refined / GT / Δz / error for a few
 views, an error histogram) and ``pointclouds/*.ply`` for one scan.
@@ -82,6 +87,8 @@ CONSISTENCY_SETTINGS = {"pix_thresh": 1.0, "rel_depth_thresh": 0.01, "min_views"
 POINTCLOUD_METHODS = ("identity", "geometric_averaging", "mvsnet_refine", "deltaz")
 #: Cap on the pixels per method kept for the error histogram.
 HISTOGRAM_MAX_PIXELS = 200_000
+#: Cap on the pixels (a regular subsample) used for the sparsification curve.
+SPARSIFICATION_MAX_PIXELS = 2_000_000
 
 Method = Callable[["ScanViews", Sequence[int]], torch.Tensor]
 
@@ -307,6 +314,21 @@ def model_method(model: torch.nn.Module, device: torch.device | str) -> Method:
     return apply
 
 
+def confidence_method(model: torch.nn.Module, device: torch.device | str) -> Method:
+    """A refiner's confidence map ``(N, H, W)`` in (0, 1] (:func:`deltaz.model.refine`), as a method."""
+    from deltaz.model import refine
+
+    @torch.no_grad()
+    def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
+        idx = list(idx)
+        image = views.image[idx].to(device) if getattr(model, "in_channels", 1) == 4 else None
+        depth_range = views.depth_range.reshape(1, 2).expand(len(idx), 2).to(device)
+        out = refine(model, views.depth_init[idx].to(device), image=image, depth_range=depth_range)
+        return out["confidence"].float().cpu()
+
+    return apply
+
+
 def apply_method(method: Method, views: ScanViews, batch_size: int = 8) -> torch.Tensor:
     """``method`` on every view of the scan, ``batch_size`` views at a time → ``(N, H, W)`` mm.
 
@@ -440,6 +462,7 @@ def run_evaluation(
     pointclouds: bool = True,
     ply_scan: str | None = None,
     progress: bool = True,
+    fusion_conf_thresh: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the ``split`` scans of ``data_root``; see the module docstring.
 
@@ -447,6 +470,8 @@ def run_evaluation(
     (rows of accuracy / completeness / overall in mm), ``baseline_params`` (the values chosen on the
     validation scans), ``scans``, ``val_scans``, ``settings``, ``figures``/``ply`` (paths) and
     ``elapsed_s``; the same is written to ``out_dir`` (when given) as ``metrics.json`` and ``metrics.md``.
+    With a confidence head also ``confidence`` (sparsification curves and ``ause_mm``, see the module
+    docstring); ``fusion_conf_thresh`` needs one.
     """
     from tqdm.auto import tqdm
 
@@ -497,6 +522,12 @@ def run_evaluation(
         methods["mvsnet_refine"] = model_method(compare, dev)
     methods["deltaz"] = model_method(model, dev)
     order = [m for m in METHOD_ORDER if m in methods]
+    has_confidence = bool(getattr(model, "out_confidence", False))
+    if fusion_conf_thresh is not None and not has_confidence:
+        raise ConfigError(f"fusion_conf_thresh={fusion_conf_thresh}: the checkpoint's model has no confidence "
+                          "head (train it with --confidence)")
+    conf_errors: list[torch.Tensor] = []
+    conf_values: list[torch.Tensor] = []
 
     out_path = Path(out_dir) if out_dir is not None else None
     if out_path is not None:
@@ -524,6 +555,12 @@ def run_evaluation(
             n_gt = int((views.depth > 0).sum()) * len(scans["eval"])
             hist_stride = max(1, math.ceil(n_gt / HISTOGRAM_MAX_PIXELS))
         outputs = {m: apply_method(methods[m], views, batch_size) for m in order}
+        confidence = apply_method(confidence_method(model, dev), views, batch_size) if has_confidence else None
+        if confidence is not None:
+            both = (views.depth > 0) & (outputs["deltaz"] > 0)
+            stride = max(1, math.ceil(int((views.depth > 0).sum()) * len(scans["eval"]) / SPARSIFICATION_MAX_PIXELS))
+            conf_errors.append((outputs["deltaz"] - views.depth)[both][::stride].abs())
+            conf_values.append(confidence[both][::stride])
         has_init = views.depth_init > 0
         for m in order:
             acc = MetricAccumulator().update(outputs[m], views.depth)
@@ -537,7 +574,8 @@ def run_evaluation(
             both = (views.depth > 0) & (outputs[m] > 0)
             hist_errors[m].append((outputs[m] - views.depth)[both][::hist_stride].numpy())
         if pointclouds:
-            pc_rows += _score_pointclouds(views, outputs, out_path if scan == ply_scan else None, ply_paths)
+            pc_rows += _score_pointclouds(views, outputs, out_path if scan == ply_scan else None, ply_paths,
+                                          confidence, fusion_conf_thresh)
         if figures and out_path is not None and scan_index < n_figure_views:
             figure_paths.append(_depth_figure(views, outputs, out_path, scan_index))
     bar.close()
@@ -548,6 +586,20 @@ def run_evaluation(
         pc_rows = _pointcloud_summary(pc_rows, order) + pc_rows
     if figures and out_path is not None:
         figure_paths.append(_histogram_figure(hist_errors, order, out_path))
+    confidence_result = None
+    if conf_errors and sum(e.numel() for e in conf_errors) > 0:
+        from deltaz.confidence import render_sparsification, sparsification
+
+        spars = sparsification(torch.cat(conf_errors), torch.cat(conf_values))
+        confidence_result = spars.as_dict()
+        confidence_result["ause_mm"] = confidence_result.pop("ause")
+        confidence_result["ause_random_mm"] = confidence_result.pop("ause_random")
+        if figures and out_path is not None:
+            from deltaz.report import save_figure
+
+            fig = render_sparsification({"deltaz": spars}, title=f"Sparsification of deltaz's confidence ({split})")
+            path = save_figure(fig, out_path / "figures" / "sparsification.png")
+            figure_paths.append(str(path.relative_to(out_path)))
 
     result: dict[str, Any] = {
         "rows": rows,
@@ -570,7 +622,9 @@ def run_evaluation(
             "device": str(dev),
             "n_views_evaluated": n_views_total,
             "use_images": use_images,
+            "fusion_conf_thresh": fusion_conf_thresh,
         },
+        "confidence": confidence_result,
         "notes": notes,
         "figures": figure_paths,
         "ply": ply_paths,
@@ -595,7 +649,8 @@ def evaluate(
 
 
 # =========================================================================== point clouds and figures
-def _score_pointclouds(views: ScanViews, outputs: Mapping[str, torch.Tensor], ply_dir: Path | None, ply_paths: list[str]) -> list[dict[str, Any]]:
+def _score_pointclouds(views: ScanViews, outputs: Mapping[str, torch.Tensor], ply_dir: Path | None, ply_paths: list[str],
+                       confidence: torch.Tensor | None = None, conf_thresh: float | None = None) -> list[dict[str, Any]]:
     from deltaz.pointcloud import fuse_depths, gt_point_cloud, score_point_cloud, write_ply
 
     if views.num_src == 0:
@@ -607,7 +662,9 @@ def _score_pointclouds(views: ScanViews, outputs: Mapping[str, torch.Tensor], pl
     for method in POINTCLOUD_METHODS:
         if method not in outputs:
             continue
-        fused = fuse_depths(outputs[method], views.intrinsics, views.extrinsics, views.src_index, images=images, min_views=min_views)
+        conf_kw = {"confidence": confidence, "conf_thresh": conf_thresh} if method == "deltaz" and conf_thresh is not None else {}
+        fused = fuse_depths(outputs[method], views.intrinsics, views.extrinsics, views.src_index, images=images,
+                            min_views=min_views, **conf_kw)
         points, colors = fused if images is not None else (fused, None)
         score = score_point_cloud(points, gt_points)
         rows.append({"method": method, "scan": views.scan, **score})
@@ -694,6 +751,12 @@ def metrics_markdown(result: Mapping[str, Any]) -> str:
             "\n## Point clouds (fused, scored against the ground-truth cloud; DTU definitions, 20 mm cut)\n\n",
             markdown_table(result["pointclouds"], POINTCLOUD_COLUMNS, {"overall_mm": "min"}),
         ]
+    if result.get("confidence"):
+        conf = result["confidence"]
+        parts.append(
+            f"\n## Confidence\n\nAUSE of deltaz's confidence: {conf['ause_mm']:.3f} mm (a random order: "
+            f"{conf['ause_random_mm']:.3f} mm; 0 = perfect), over {conf['n_pixels']} pixels.\n"
+        )
     if result.get("baseline_params"):
         parts.append("\n## Baseline parameters (chosen by MAE on the validation scans)\n\n")
         parts.append("| baseline | parameters | val MAE (mm) |\n|---|---|---|\n")
@@ -760,6 +823,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     parser.add_argument("--no-pointclouds", action="store_true", help="skip point-cloud fusion and scoring")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--fusion-conf-thresh", type=float, default=None,
+                        help="drop deltaz pixels with confidence below this from its fused point cloud "
+                        "(models trained with --confidence; confidence = 1/(1 + b/1 mm))")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -771,6 +837,7 @@ def run(args: argparse.Namespace) -> int:
             num_src_views=args.num_src_views, batch_size=args.batch_size,
             tune_max_views=args.tune_max_views or None, figures=not args.no_figures,
             pointclouds=not args.no_pointclouds, progress=not args.no_progress,
+            fusion_conf_thresh=args.fusion_conf_thresh,
         )
     except DeltaZError as error:
         print(f"deltaz evaluate: error: {error}", file=sys.stderr)

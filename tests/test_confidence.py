@@ -77,3 +77,45 @@ def test_render_sparsification_has_labels():
     ax = fig.axes[0]
     assert "[mm]" in ax.get_ylabel() and "%" in ax.get_xlabel() and ax.get_title()
     assert any("AUSE" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_evaluate_reports_ause_and_filters_fusion_by_confidence(tmp_path):
+    """A model trained with a confidence head: ``deltaz evaluate`` writes its sparsification curve, AUSE and
+    ``figures/sparsification.png``, and ``--fusion-conf-thresh`` thins its fused point cloud."""
+    import json
+
+    from _tiny_scans import make_dataset
+    from deltaz.cli import main as cli_main
+    from deltaz.config import TrainConfig
+    from deltaz.train import train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        root = make_dataset(tmp_path / "data", n_scans=2, n_views=4, initial=True)
+        cfg = TrainConfig(data_root=str(root), batch_size=2, num_views=2, val_split=0.5, split="random", max_steps=3,
+                          lr=1e-2, base_channel=4, unet_depth=2, out_confidence=True, device="cpu",
+                          checkpoint_dir=str(tmp_path / "ck"), log_dir=str(tmp_path / "logs"), progress=False,
+                          image_log_every=0)
+        checkpoint = train(cfg)["last_checkpoint"]
+        outs = {}
+        for name, extra in (("plain", []), ("filtered", ["--fusion-conf-thresh", "0.0"]),
+                            ("strict", ["--fusion-conf-thresh", "0.9999"])):
+            out = tmp_path / name
+            assert cli_main(["evaluate", "--checkpoint", checkpoint, "--data-root", str(root), "--split", "val",
+                             "--baselines", "none", "--num-src-views", "2", "--out", str(out), "--no-progress",
+                             *extra]) == 0
+            outs[name] = json.loads((out / "metrics.json").read_text())
+    finally:
+        torch.set_num_threads(threads)
+    conf = outs["plain"]["confidence"]
+    assert conf["ause_mm"] >= 0 and conf["ause_random_mm"] >= 0 and conf["n_pixels"] > 100
+    assert len(conf["curve"]) == len(conf["oracle"]) == len(conf["fractions"])
+    assert (tmp_path / "plain" / "figures" / "sparsification.png").is_file()
+    assert "AUSE" in (tmp_path / "plain" / "metrics.md").read_text()
+
+    def n_points(result):
+        return next(r["n_pred"] for r in result["pointclouds"] if r["method"] == "deltaz" and r["scan"] == "all")
+
+    assert n_points(outs["filtered"]) == n_points(outs["plain"])  # every confidence is > 0
+    assert n_points(outs["strict"]) < n_points(outs["plain"])  # b >= 0.01 mm: confidence < 0.991
