@@ -29,7 +29,8 @@ def stage_costs(n_lights: int, width: int, height: int, views=(0, 12, 24, 36, 48
     K, E, placement = dataset_cameras(49)
     K_image = scale_intrinsics(K, width / 160, height / 128)
     scene = make_scan_scene(0, 1, placement)
-    costs = {"depth 160x128": 0.0, f"trace+surface {width}x{height}": 0.0, f"shade x{n_lights}": 0.0, f"png x{n_lights}": 0.0}
+    names = ("depth 160x128", f"trace+surface {width}x{height}", f"shade x{n_lights}", f"png x{n_lights}")
+    costs = dict.fromkeys(names, 0.0)
     keys = list(costs)
     for v in views:
         t0 = time.process_time()

@@ -66,7 +66,8 @@ __all__ = [
 def _batch(depth: torch.Tensor) -> tuple[torch.Tensor, torch.Size]:
     """``(..., H, W)`` → ``(B, H, W)`` plus the original shape."""
     if not torch.is_tensor(depth) or depth.dim() < 2:
-        raise ValueError(f"depth must be a tensor of shape (H, W) or (..., H, W), got {getattr(depth, 'shape', type(depth))}")
+        got = getattr(depth, "shape", type(depth))
+        raise ValueError(f"depth must be a tensor of shape (H, W) or (..., H, W), got {got}")
     if not depth.is_floating_point():
         raise ValueError(f"depth must be a floating-point tensor in mm, got dtype {depth.dtype}")
     shape = depth.shape
@@ -204,7 +205,9 @@ def fatten_edges(
     pixel). Only valid pixels change; 0 stays 0.
     """
     if fatten_width_px < 0 or not 0 <= fatten_prob <= 1:
-        raise ConfigError(f"fatten_width_px >= 0 and 0 <= fatten_prob <= 1 expected, got {fatten_width_px!r}, {fatten_prob!r}")
+        raise ConfigError(
+            f"fatten_width_px >= 0 and 0 <= fatten_prob <= 1 expected, got {fatten_width_px!r}, {fatten_prob!r}"
+        )
     d, shape = _batch(depth)
     valid = d > 0
     if fatten_width_px == 0:
@@ -300,7 +303,9 @@ def low_frequency_bias(
     varies over tens of pixels, not from pixel to pixel. 0 stays 0.
     """
     if bias_amplitude_mm < 0 or not bias_scale_px > 0:
-        raise ConfigError(f"bias_amplitude_mm >= 0 and bias_scale_px > 0 expected, got {bias_amplitude_mm!r}, {bias_scale_px!r}")
+        raise ConfigError(
+            f"bias_amplitude_mm >= 0 and bias_scale_px > 0 expected, got {bias_amplitude_mm!r}, {bias_scale_px!r}"
+        )
     d, shape = _batch(depth)
     valid = d > 0
     field = _smooth_field(d.shape, bias_scale_px, generator, d)

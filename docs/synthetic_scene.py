@@ -32,7 +32,8 @@ def main(out: Path = Path(__file__).resolve().parent / "synthetic_scene.png", se
     vmin, vmax = np.percentile(valid, 1), np.percentile(valid, 99)
     for col, (v, depth) in enumerate(zip(views, depths)):
         image = shade_lights(render_view(scene, scale_intrinsics(K[v], 4), E[v], 512, 640), [3])[0]
-        init = simulate_initial_depth(torch.as_tensor(depth), "mvs", torch.Generator().manual_seed(sample_seed(f"scan{scan}", v)))
+        generator = torch.Generator().manual_seed(sample_seed(f"scan{scan}", v))
+        init = simulate_initial_depth(torch.as_tensor(depth), "mvs", generator)
         axes[0, col].imshow(image)
         axes[0, col].set_title(f"view {v}: image 640x512, light 3")
         for row, (data, title) in enumerate(((depth, "ground truth"), (init.numpy(), "initial (mvs preset)")), start=1):

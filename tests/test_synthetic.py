@@ -13,7 +13,7 @@ from PIL import Image
 from deltaz.dtu.cameras import raw_to_training_camera
 from deltaz.dtu.formats import read_cam_file, read_pair_file, read_pfm, read_projection
 from deltaz.errors import ConfigError
-from deltaz.geometry import backproject_depth, camera_to_world, project_points, reproject, sample_pixels, world_to_camera
+from deltaz.geometry import backproject_depth, camera_to_world, project_points, reproject, sample_pixels
 from deltaz.synthetic import (
     Scene,
     Solid,
@@ -105,7 +105,8 @@ def test_depth_of_a_sphere_is_the_analytic_z_depth():
     # the z of the backprojected point is the depth, and the point lies on the sphere
     points = backproject_depth(torch.as_tensor(depth, dtype=torch.float64), torch.as_tensor(K))
     world = camera_to_world(points[torch.as_tensor(hit)], torch.as_tensor(E))
-    assert torch.allclose((world - torch.as_tensor(center)).norm(dim=-1), torch.tensor(radius, dtype=torch.float64), atol=1e-3)
+    distance = (world - torch.as_tensor(center)).norm(dim=-1)
+    assert torch.allclose(distance, torch.tensor(radius, dtype=torch.float64), atol=1e-3)
 
 
 def test_a_fronto_parallel_box_face_has_constant_depth():
@@ -223,7 +224,8 @@ def test_images_have_texture_edges_and_lights_differ():
     view2 = render_view(scene, K[11], E[11], H, W)
     img2 = shade_lights(view2, [3])[0].astype(np.float32)
     d = torch.as_tensor(depth, dtype=torch.float64)
-    uv, _, valid = reproject(d, torch.as_tensor(K[10]), torch.as_tensor(E[10]), torch.as_tensor(K[11]), torch.as_tensor(E[11]))
+    Kt, Et = torch.as_tensor(K), torch.as_tensor(E)
+    uv, _, valid = reproject(d, Kt[10], Et[10], Kt[11], Et[11])
     warped = sample_pixels(torch.as_tensor(img2).permute(2, 0, 1)[None].double(), uv[None].double(), mode="nearest")[0]
     diff = (warped.permute(1, 2, 0).numpy() - images[3].astype(np.float32))[valid.numpy()]
     assert np.median(np.abs(diff)) < 12  # same colours up to sampling and occlusions
@@ -278,7 +280,9 @@ def test_generate_dataset_writes_dtu_training_layout(tmp_path):
         invalid = padded <= 0
         jx = torch.where(invalid[:, 1:] | invalid[:, :-1], big, (padded[:, 1:] - padded[:, :-1]).abs())
         jy = torch.where(invalid[1:] | invalid[:-1], big, (padded[1:] - padded[:-1]).abs())
-        jump = torch.maximum(torch.nn.functional.pad(jx, (0, 1), value=1e9), torch.nn.functional.pad(jy, (0, 0, 0, 1), value=1e9))
+        jump = torch.maximum(
+            torch.nn.functional.pad(jx, (0, 1), value=1e9), torch.nn.functional.pad(jy, (0, 0, 0, 1), value=1e9)
+        )
         worst = torch.nn.functional.max_pool2d(jump[None, None], (4, 4), 1)[0, 0]  # (H - 1, W - 1)
         u0 = uv[..., 0].floor().clamp(0, 158).long()
         v0 = uv[..., 1].floor().clamp(0, 126).long()
@@ -297,7 +301,8 @@ def test_same_seed_gives_byte_identical_output(tmp_path):
     for rel in files_a:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
     c = generate_dataset(tmp_path / "c", seed=12, **TINY)
-    assert (c / "Depths/scan1_train/depth_map_0000.pfm").read_bytes() != (a / "Depths/scan1_train/depth_map_0000.pfm").read_bytes()
+    first = "Depths/scan1_train/depth_map_0000.pfm"
+    assert (c / first).read_bytes() != (a / first).read_bytes()
 
 
 def test_rerun_renders_only_missing_views_and_refuses_other_settings(tmp_path):

@@ -14,14 +14,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deltaz.geometry import backproject_depth, camera_center, camera_to_world, project_points, sample_pixels, world_to_camera
+from deltaz.geometry import (
+    backproject_depth,
+    camera_center,
+    camera_to_world,
+    project_points,
+    sample_pixels,
+    world_to_camera,
+)
 
 __all__ = ["angle_prior", "view_scores", "select_pairs"]
 
 
-def angle_prior(theta_deg: torch.Tensor, peak_deg: float = 5.0, sigma_below: float = 1.0, sigma_above: float = 10.0) -> torch.Tensor:
+def angle_prior(
+    theta_deg: torch.Tensor, peak_deg: float = 5.0, sigma_below: float = 1.0, sigma_above: float = 10.0
+) -> torch.Tensor:
     """MVSNet's triangulation-angle prior ``G(θ) = exp(−(θ − θ₀)² / 2σ²)``, ``σ`` depending on the side."""
-    sigma = torch.where(theta_deg <= peak_deg, torch.full_like(theta_deg, sigma_below), torch.full_like(theta_deg, sigma_above))
+    sigma = torch.where(
+        theta_deg <= peak_deg, torch.full_like(theta_deg, sigma_below), torch.full_like(theta_deg, sigma_above)
+    )
     return torch.exp(-((theta_deg - peak_deg) ** 2) / (2 * sigma**2))
 
 

@@ -17,6 +17,8 @@ point has the same colour in every view (Lambertian, no shadows). Explained in n
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
@@ -175,6 +177,7 @@ def _pixel_box(K: np.ndarray, E: np.ndarray, center_world: np.ndarray, radius: f
 
 
 _RAY_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+_RAY_CACHE_LOCK = threading.Lock()
 
 
 def _pixel_rays(K: np.ndarray, H: int, W: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,12 +186,13 @@ def _pixel_rays(K: np.ndarray, H: int, W: int, dtype: torch.dtype) -> tuple[torc
     The last few are cached: every view of the synthetic rig shares one ``K``. Treat them as read-only.
     """
     key = (K.tobytes(), H, W, dtype)
-    if key not in _RAY_CACHE:
-        rays, _ = get_ray_dirs_mask(torch.as_tensor(K), H, W)
-        if len(_RAY_CACHE) >= 4:
-            _RAY_CACHE.pop(next(iter(_RAY_CACHE)))
-        _RAY_CACHE[key] = (rays[..., 0].to(dtype).contiguous(), rays[..., 1].to(dtype).contiguous())
-    return _RAY_CACHE[key]
+    with _RAY_CACHE_LOCK:
+        if key not in _RAY_CACHE:
+            rays, _ = get_ray_dirs_mask(torch.as_tensor(K), H, W)
+            if len(_RAY_CACHE) >= 4:
+                _RAY_CACHE.pop(next(iter(_RAY_CACHE)))
+            _RAY_CACHE[key] = (rays[..., 0].to(dtype).contiguous(), rays[..., 1].to(dtype).contiguous())
+        return _RAY_CACHE[key]
 
 
 def _trace_grid(scene: Scene, K, E, H: int, W: int, dtype: torch.dtype):
@@ -276,7 +280,9 @@ def _value_noise(x: np.ndarray, y: np.ndarray, z: np.ndarray, table: np.ndarray,
     return a + sx * (b - a)
 
 
-def _albedo(texture: Texture, x: np.ndarray, y: np.ndarray, z: np.ndarray, table: np.ndarray, period: int) -> np.ndarray:
+def _albedo(
+    texture: Texture, x: np.ndarray, y: np.ndarray, z: np.ndarray, table: np.ndarray, period: int
+) -> np.ndarray:
     """Linear RGB ``(n, 3)`` float32 of ``texture`` at points ``(x, y, z)`` of the solid's own frame (mm)."""
     f32 = np.float32
     ox, oy, oz = (f32(v) for v in texture.offset)

@@ -26,7 +26,17 @@ import numpy as np
 
 from deltaz.synthetic.rig import TARGET_HEIGHT_MM
 
-__all__ = ["SCENE_RADIUS_MM", "TABLE_RADIUS_MM", "SHAPES", "TEXTURES", "Texture", "Solid", "Scene", "random_scene", "scene_rng"]
+__all__ = [
+    "SCENE_RADIUS_MM",
+    "TABLE_RADIUS_MM",
+    "SHAPES",
+    "TEXTURES",
+    "Texture",
+    "Solid",
+    "Scene",
+    "random_scene",
+    "scene_rng",
+]
 
 #: Every solid lies inside this ball around the target ``(0, 0, TARGET_HEIGHT_MM)``, which keeps the
 #: rig's depths within ``608 ± 178`` mm, i.e. inside DTU's 425–935 mm.

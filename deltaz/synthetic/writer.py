@@ -16,8 +16,9 @@ Every file is written atomically (temporary file, then rename), so a killed run 
 files. Running again with the same settings over the same folder renders only the views whose files
 are missing (a complete folder is left as it is, except ``pair.txt`` and the cam files, which are
 rewritten with identical bytes); more or fewer scans with otherwise equal settings add scans (or use
-the first ones; ``pair.txt`` is averaged over the scans asked for); other different settings over an existing folder raise
-:class:`~deltaz.errors.ConfigError` unless ``overwrite=True``, which re-renders everything. The
+the first ones; ``pair.txt`` is averaged over the scans asked for); other different settings over an
+existing folder raise :class:`~deltaz.errors.ConfigError` unless ``overwrite=True``, which re-renders
+everything. The
 output is byte-identical for the same settings on the same software stack.
 Explained in notebooks/01_data.ipynb.
 """
@@ -37,7 +38,14 @@ import torch
 from tqdm.auto import tqdm
 
 from deltaz.dtu.cameras import scale_intrinsics
-from deltaz.dtu.formats import atomic_write_bytes, atomic_write_text, read_pfm, write_cam_file, write_pair_file, write_pfm
+from deltaz.dtu.formats import (
+    atomic_write_bytes,
+    atomic_write_text,
+    read_pfm,
+    write_cam_file,
+    write_pair_file,
+    write_pfm,
+)
 from deltaz.errors import ConfigError, DataError
 from deltaz.synthetic.pairs import select_pairs, view_scores
 from deltaz.synthetic.render import render_depth, render_view, shade_lights
@@ -54,7 +62,16 @@ from deltaz.synthetic.rig import (
 )
 from deltaz.synthetic.scene import Scene, random_scene, scene_rng
 
-__all__ = ["FORMAT_VERSION", "encode_png", "generate_dataset", "dataset_cameras", "make_scan_scene", "cam_path", "depth_path", "image_path"]
+__all__ = [
+    "FORMAT_VERSION",
+    "encode_png",
+    "generate_dataset",
+    "dataset_cameras",
+    "make_scan_scene",
+    "cam_path",
+    "depth_path",
+    "image_path",
+]
 
 FORMAT_VERSION = 1
 N_SOURCES = 10
@@ -125,7 +142,9 @@ def _check_settings(out_dir: Path, settings: dict, overwrite: bool) -> None:
     try:
         previous = json.loads(manifest.read_text())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"--out {out_dir}: cannot read {manifest.name} ({exc}); pass --overwrite to regenerate") from None
+        raise ConfigError(
+            f"--out {out_dir}: cannot read {manifest.name} ({exc}); pass --overwrite to regenerate"
+        ) from None
     # n_scans may grow or shrink: scan k is the same scene whatever the number of scans.
     changed = sorted(k for k in set(previous) | set(settings) if k != "n_scans" and previous.get(k) != settings.get(k))
     if changed:
@@ -233,7 +252,9 @@ def generate_dataset(
             scene = make_scan_scene(seed, scan, scene_to_world)
             render_depth(scene, K[0], E[0], 2, 2)  # warm the scene's caches before the threads share it
             jobs = [
-                pool.submit(_render_one, out_dir, scene, scan, v, K[v], K_image[v], E[v], width, height, n_lights, overwrite)
+                pool.submit(
+                    _render_one, out_dir, scene, scan, v, K[v], K_image[v], E[v], width, height, n_lights, overwrite
+                )
                 for v in range(n_views)
             ]
             depths = []
