@@ -7,7 +7,7 @@
 * :mod:`deltaz.synthetic.writer` — the ``dtu_training`` layout on disk (``generate_dataset``);
 * :mod:`deltaz.synthetic.cli`    — ``deltaz synth``.
 
-Explained in notebooks/01_data.ipynb.
+Explained in notebooks/01_dtu_on_disk.ipynb.
 """
 
 from deltaz.synthetic.pairs import select_pairs, view_scores

@@ -6,7 +6,7 @@ views see, a prior ``G(θ)`` on the triangulation angle ``θ`` at the point (a G
 pixel of view ``i`` is backprojected, projected into view ``j``, counted when ``j`` sees it (inside the
 image, not occluded: ``|z_j − depth_j(uv)|`` within 1 % of the depth), and weighted by ``G(θ)``. The
 score is that sum divided by the number of valid pixels of view ``i``, so it lies in ``[0, 1]``.
-Explained in notebooks/01_data.ipynb.
+Explained in notebooks/01_dtu_on_disk.ipynb.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Speed: vectors are kept as three contiguous tensors (x, y, z); the camera centre
 unit-frame coordinates are plain numbers; each solid is intersected only inside the pixel box its
 bounding ball projects to. Shading works on stored normals and albedo (:func:`shade_lights`), so a
 view is traced once and all of its lights are cheap. Lights are fixed in the scene frame, so a surface
-point has the same colour in every view (Lambertian, no shadows). Explained in notebooks/01_data.ipynb.
+point has the same colour in every view (Lambertian, no shadows). Explained in notebooks/01_dtu_on_disk.ipynb.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ returns the transform that puts a synthetic scene where those cameras converge.
 
 Conventions (DESIGN.md §1): extrinsics are world-to-camera ``(3, 4)`` ``[R | t]``, intrinsics belong to
 the 160×128 depth grid unless scaled, camera ``y`` points down in the image.
-Explained in notebooks/01_data.ipynb.
+Explained in notebooks/01_dtu_on_disk.ipynb.
 """
 
 from __future__ import annotations

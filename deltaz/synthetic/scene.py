@@ -15,7 +15,7 @@ intersect each other and the table, and the whole scene fits inside the ball of 
 Textures are *solid* textures, functions of the point in the solid's own (rotated, unscaled) frame, so
 every camera sees the same colour at the same surface point: checkers, stripes, smooth noise and
 spots, each with fine multiplicative grain — edges in the image that are not depth edges.
-Explained in notebooks/01_data.ipynb.
+Explained in notebooks/01_dtu_on_disk.ipynb.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ the first ones; ``pair.txt`` is averaged over the scans asked for); other differ
 existing folder raise :class:`~deltaz.errors.ConfigError` unless ``overwrite=True``, which re-renders
 everything. The
 output is byte-identical for the same settings on the same software stack.
-Explained in notebooks/01_data.ipynb.
+Explained in notebooks/01_dtu_on_disk.ipynb.
 """
 
 from __future__ import annotations
