@@ -1,0 +1,170 @@
+"""deltaz.course: the cached course dataset, samples, short training runs and loss pull maps."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import deltaz.synthetic
+from deltaz import course
+from deltaz.data import collate_same_scene
+from deltaz.dtu.layout import list_scans, list_views, read_meta
+from deltaz.losses import LossWeights, losses_for_batch
+
+TINY = course.CourseSize(n_scans=1, n_views=4)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A tiny synthetic course dataset in a private DELTAZ_DATA (rendered once for the module)."""
+    data = tmp_path_factory.mktemp("data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DELTAZ_DATA", str(data))
+        mp.delenv("DELTAZ_DTU_ROOT", raising=False)
+        root = course.course_data(True, size=TINY, progress=False)
+    return data, root
+
+
+@pytest.fixture
+def in_data(tiny_data, monkeypatch):
+    data, root = tiny_data
+    monkeypatch.setenv("DELTAZ_DATA", str(data))
+    monkeypatch.delenv("DELTAZ_DTU_ROOT", raising=False)
+    return data, root
+
+
+def test_smoke_mode_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("DELTAZ_SMOKE", "1")
+    assert course.smoke_mode()
+    monkeypatch.setenv("DELTAZ_SMOKE", "0")
+    assert not course.smoke_mode()
+    monkeypatch.delenv("DELTAZ_SMOKE")
+    assert not course.smoke_mode()
+
+
+def test_course_dirs_separate_smoke_and_full(tmp_path, monkeypatch):
+    monkeypatch.setenv("DELTAZ_DATA", str(tmp_path))
+    monkeypatch.delenv("DELTAZ_DTU_ROOT", raising=False)
+    raw_s, scans_s = course.course_dirs(True)
+    raw_f, scans_f = course.course_dirs(False)
+    assert raw_s.parent == scans_s.parent == tmp_path / "course" / "smoke"
+    assert raw_f.parent == scans_f.parent == tmp_path / "course" / "full"
+
+
+def test_course_data_is_complete(in_data):
+    data, root = in_data
+    raw, scans = course.course_dirs(True)
+    assert root == scans
+    assert list_scans(root) == ["scan1"]
+    assert list_views(root / "scan1") == list(range(TINY.n_views))
+    assert read_meta(root / "scan1")["has_images"]
+    assert (raw / "Cameras" / "pair.txt").is_file() and (raw / "Depths" / "scan1_train").is_dir()
+    marker = json.loads((root.parent / "course.json").read_text())
+    assert marker["n_views"] == TINY.n_views and marker["source"] == "synthetic"
+    assert not [p for p in root.parent.parent.iterdir() if p.name.startswith(".tmp")]  # no temp left
+
+
+def test_second_call_reuses_the_data(in_data, monkeypatch):
+    data, root = in_data
+    stamp = (root / "scan1" / "meta.json").stat().st_mtime_ns
+
+    def must_not_render(*args, **kwargs):
+        raise AssertionError("course_data rendered again although the data is complete")
+
+    monkeypatch.setattr(deltaz.synthetic, "generate_dataset", must_not_render)
+    assert course.course_data(True, size=TINY, progress=False) == root
+    assert (root / "scan1" / "meta.json").stat().st_mtime_ns == stamp
+
+
+def test_incomplete_or_different_data_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("DELTAZ_DATA", str(tmp_path))
+    monkeypatch.delenv("DELTAZ_DTU_ROOT", raising=False)
+    calls = []
+    real = deltaz.synthetic.generate_dataset
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["n_views"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(deltaz.synthetic, "generate_dataset", counting)
+    _, scans = course.course_dirs(True)
+    (scans / "scan1").mkdir(parents=True)  # an interrupted run: a folder without course.json
+    size = course.CourseSize(n_scans=1, n_views=2)
+    root = course.course_data(True, size=size, progress=False)
+    assert calls == [2] and list_views(root / "scan1") == [0, 1]
+    course.course_data(True, size=size, progress=False)
+    assert calls == [2]  # complete: reused
+    course.course_data(True, size=course.CourseSize(n_scans=1, n_views=3), progress=False)
+    assert calls == [2, 3]  # other settings: rebuilt
+    assert list_views(root / "scan1") == [0, 1, 2]
+
+
+def test_real_dtu_root_is_parsed_not_rendered(in_data, tmp_path, monkeypatch):
+    raw, _ = course.course_dirs(True)  # the synthetic dtu_training stands in for real DTU
+    monkeypatch.setenv("DELTAZ_DTU_ROOT", str(raw))
+    monkeypatch.setenv("DELTAZ_DATA", str(tmp_path))
+    monkeypatch.setattr(deltaz.synthetic, "generate_dataset", lambda *a, **k: pytest.fail("rendered"))
+    assert course.course_dirs(True)[0] == raw
+    root = course.course_data(True, size=TINY, progress=False)
+    assert root == tmp_path / "course" / "dtu-smoke" / "scans"
+    assert list_scans(root) == ["scan1"] and read_meta(root / "scan1")["source"] == "dtu"
+
+
+def test_sample_view_is_the_reference_and_its_sources(in_data):
+    _, root = in_data
+    sample = course.sample_view(root, view_id=1, num_views=3)
+    assert sample["view_ids"][0].item() == 1 and len(set(sample["view_ids"].tolist())) == 3
+    assert sample["depth"].shape == sample["depth_init"].shape == (3, 128, 160)
+    assert sample["image"].shape == (3, 3, 128, 160)
+    assert (sample["depth_init"] != sample["depth"]).any()  # a simulated initial depth
+    again = course.sample_view(root, view_id=1, num_views=3)
+    assert torch.equal(sample["depth_init"], again["depth_init"])  # fixed corruption
+
+
+def test_train_briefly_is_deterministic_and_learns(in_data):
+    _, root = in_data
+    batch = collate_same_scene([course.sample_view(root, num_views=2)])
+    weights = LossWeights()
+    _, first = course.train_briefly(batch, weights, steps=3, seed=1, base_channel=4, depth=2)
+    _, second = course.train_briefly(batch, weights, steps=3, seed=1, base_channel=4, depth=2)
+    assert len(first) == 3 and first == second
+    assert first[0]["magnitude"] == 0.0  # the untrained model is the identity (zero-initialised head)
+    assert first[-1]["total"] != first[0]["total"]
+
+
+def test_pull_maps_are_exact_and_add_up(in_data):
+    _, root = in_data
+    batch = collate_same_scene([course.sample_view(root, num_views=2)])
+    d = batch["depth_init"][:, 0].clone()
+    maps = course.loss_pull_maps(batch, d)
+    assert set(maps) == {"depth", "improvement", "magnitude", "smoothness", "multiview"}
+    H, W = d.shape[-2:]
+    valid = batch["mask"][:, 0]
+    expected = -torch.sign(d - batch["depth"][:, 0]) * valid * (H * W / valid.sum())
+    torch.testing.assert_close(maps["depth"], expected)
+    # weighted pulls add up to the pull of the weighted total
+    weights = LossWeights()
+    x = d.clone().requires_grad_(True)
+    total, _ = losses_for_batch(batch, {"depth_refined": x, "delta_z": x - batch["depth_init"][:, 0]}, weights)
+    (grad,) = torch.autograd.grad(total, x)
+    summed = sum(getattr(weights, name) * m for name, m in maps.items())
+    torch.testing.assert_close(summed, -grad * H * W, rtol=1e-4, atol=1e-4)
+
+
+def test_batch_loss_maps_average_to_the_losses(in_data):
+    _, root = in_data
+    batch = collate_same_scene([course.sample_view(root, num_views=2)])
+    d = batch["depth_init"][:, 0] + 0.5
+    maps = course.batch_loss_maps(batch, d)
+    assert all(m.shape == d.shape for m in maps.values())
+    valid = batch["mask"][:, 0]
+    _, terms = losses_for_batch(batch, {"depth_refined": d, "delta_z": d - batch["depth_init"][:, 0]})
+    torch.testing.assert_close(maps["depth"][valid].mean(), terms["depth"])
+    torch.testing.assert_close(maps["magnitude"].mean(), terms["magnitude"])
+
+
+def test_source_of_shows_the_package_code():
+    shown = course.source_of(course.smoke_mode)
+    assert shown.data.startswith("```python\ndef smoke_mode() -> bool:") and shown.data.endswith("```")
