@@ -1,0 +1,470 @@
+"""``deltaz demo``: the whole pipeline on synthetic DTU-like data, on a time budget (``make demo``).
+
+Stages, each with a progress bar and a wall time in the report:
+
+1. **synth** — :func:`deltaz.synthetic.generate_dataset` renders ``--scans`` DTU-like scans (MVSNet's
+   ``dtu_training`` layout) into ``<data>/synth``; skipped when every view of every scan is there.
+2. **parse** — the scans are split by scene, seeded (:func:`deltaz.data.split_scans` with
+   ``split="random"``, the data module's own split): ``--test-scans`` held-out scans are parsed into
+   ``<data>/test_ready`` and the rest into ``<data>/train_ready`` (:func:`deltaz.dtu.parse.parse_dtu`,
+   which skips complete scans). Training never sees ``test_ready``.
+3. **train** — DeltaZUnet (:func:`deltaz.train.train`) on ``train_ready`` for ``--minutes`` minutes;
+   ``--val-scans`` of its scans are the validation split (again :func:`deltaz.data.split_scans`, seeded),
+   which picks ``best.pt`` and tunes the baselines. Checkpoints and TensorBoard logs go to ``<out>``;
+   a finished run with the same settings is reused.
+4. **evaluate** — :func:`deltaz.evaluate.run_evaluation` on every scan of ``test_ready`` against the
+   input and every baseline (tuned on the validation scans only): ``metrics.json``, ``metrics.md``,
+   figures, point clouds.
+5. **report** — ``<out>/report.md``: the table, the quality targets, figures, settings, the machine and
+   the wall time of each stage.
+
+``--force`` redoes everything (re-renders the data, retrains). The defaults are sized for a 2-core
+laptop CPU: 12 scans of 49 views at 160×128, a 16-channel U-Net with image guidance, 5 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deltaz.errors import ConfigError, DeltaZError
+
+__all__ = ["DemoSettings", "run_demo", "add_arguments", "run", "quality_targets"]
+
+
+@dataclass
+class DemoSettings:
+    """Every setting of a demo run. Paths are made absolute by :func:`run_demo`."""
+
+    out: str = ""  # default: deltaz.paths.runs_dir() / "demo"
+    data: str = ""  # default: deltaz.paths.data_dir() / "demo"
+    minutes: float = 5.0
+    scans: int = 12
+    test_scans: int = 3
+    val_scans: int = 2
+    seed: int = 0
+    device: str = "auto"
+    force: bool = False
+    # data
+    views: int = 49
+    image_size: tuple[int, int] = (256, 320)  # rendered image (H, W); parse area-averages to the depth size
+    resolution: tuple[int, int] | None = None  # train-ready (H, W); None = the depth maps' 128x160
+    preset: str = "mvs"
+    # training
+    max_steps: int | None = None
+    batch_size: int = 4
+    num_views: int = 2
+    lr: float = 1e-3
+    base_channel: int = 16
+    unet_depth: int = 4
+    use_images: bool = True
+    # evaluation
+    num_src_views: int = 4
+    pointclouds: bool = True
+    progress: bool = True
+    extra_train: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        def need(cond: bool, flag: str, msg: str) -> None:
+            if not cond:
+                raise ConfigError(f"{flag}: {msg}")
+
+        need(self.minutes > 0, "--minutes", f"must be > 0, got {self.minutes}")
+        need(self.test_scans >= 1, "--test-scans", f"must be >= 1, got {self.test_scans}")
+        need(self.val_scans >= 1, "--val-scans", f"must be >= 1, got {self.val_scans}")
+        need(
+            self.scans >= self.test_scans + self.val_scans + 1,
+            "--scans",
+            f"{self.scans} scans leave no training scan after {self.test_scans} test and {self.val_scans} "
+            f"validation scans; use at least {self.test_scans + self.val_scans + 1}",
+        )
+        need(self.views >= max(2, self.num_views), "--views", f"must be >= max(2, num_views), got {self.views}")
+
+
+# =========================================================================== stages
+def _synth_complete(root: Path, settings: DemoSettings) -> bool:
+    from deltaz.synthetic.writer import depth_path
+
+    manifest = root / "synth.json"
+    if not manifest.is_file():
+        return False
+    try:
+        saved = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return False
+    want = {"seed": settings.seed, "n_views": settings.views, "n_lights": 1,
+            "width": settings.image_size[1], "height": settings.image_size[0]}
+    if any(saved.get(k) != v for k, v in want.items()) or int(saved.get("n_scans", 0)) < settings.scans:
+        return False
+    if not (root / "Cameras" / "pair.txt").is_file():
+        return False
+    return all(depth_path(root, scan, v).is_file() for scan in range(1, settings.scans + 1) for v in range(settings.views))
+
+
+def stage_synth(settings: DemoSettings, data: Path) -> float | None:
+    """Render the synthetic dataset into ``data/synth`` unless it is complete. Returns seconds or None (cached)."""
+    from deltaz.synthetic.writer import generate_dataset
+
+    root = data / "synth"
+    if not settings.force and _synth_complete(root, settings):
+        print(f"[1/5] synth: reusing {root} ({settings.scans} scans x {settings.views} views)")
+        return None
+    print(f"[1/5] synth: rendering {settings.scans} scans x {settings.views} views into {root}")
+    start = time.perf_counter()
+    generate_dataset(
+        root, settings.scans, seed=settings.seed, n_views=settings.views, n_lights=1,
+        width=settings.image_size[1], height=settings.image_size[0], progress=settings.progress,
+        overwrite=settings.force,
+    )
+    return time.perf_counter() - start
+
+
+def split_demo_scans(settings: DemoSettings) -> dict[str, list[str]]:
+    """Seeded scene split of ``scan1..scanN`` into train+val and test (``deltaz.data.split_scans``)."""
+    from deltaz.data import split_scans
+
+    names = [f"scan{k}" for k in range(1, settings.scans + 1)]
+    train_val, test = split_scans(names, settings.test_scans / settings.scans, seed=settings.seed, split="random")
+    return {"train_val": train_val, "test": test}
+
+
+def stage_parse(settings: DemoSettings, data: Path) -> tuple[float | None, dict[str, list[str]]]:
+    """Parse the held-out scans into ``test_ready`` and the others into ``train_ready``."""
+    from deltaz.dtu.layout import list_scans
+    from deltaz.dtu.parse import parse_dtu
+
+    groups = split_demo_scans(settings)
+    record = {"seed": settings.seed, "resolution": settings.resolution, **groups}
+    split_file = data / "split.json"
+    previous = json.loads(split_file.read_text()) if split_file.is_file() else None
+    roots = {"train_val": data / "train_ready", "test": data / "test_ready"}
+    stale = settings.force or (previous is not None and previous != json.loads(json.dumps(record)))
+    if stale:
+        for root in roots.values():
+            shutil.rmtree(root, ignore_errors=True)
+    done = all(root.is_dir() and set(groups[key]) <= set(list_scans(root)) for key, root in roots.items())
+    if done:
+        print(f"[2/5] parse: reusing {roots['train_val']} and {roots['test']}")
+        return None, groups
+    print(f"[2/5] parse: {len(groups['train_val'])} scans -> {roots['train_val']}, "
+          f"{len(groups['test'])} held-out scans -> {roots['test']}")
+    start = time.perf_counter()
+    for key, root in roots.items():
+        summary = parse_dtu(data / "synth", root, scans=groups[key], light=0, resolution=settings.resolution,
+                            progress=settings.progress)
+        if not summary.ok:
+            raise DeltaZError(f"parse failed for {sorted(summary.failed)}: {summary.failed}")
+    from deltaz.report import write_json
+
+    write_json(split_file, record)
+    return time.perf_counter() - start, groups
+
+
+def train_config(settings: DemoSettings, data: Path, out: Path, device: str):
+    """The :class:`deltaz.config.TrainConfig` of the demo."""
+    from deltaz.config import TrainConfig
+
+    n_train_val = settings.scans - settings.test_scans
+    fields = dict(
+        data_root=str(data / "train_ready"),
+        batch_size=settings.batch_size,
+        num_views=settings.num_views,
+        val_split=settings.val_scans / n_train_val,
+        split="random",
+        preset=settings.preset,
+        use_images=settings.use_images,
+        num_epochs=1000,  # the time budget stops the run
+        lr=settings.lr,
+        seed=settings.seed,
+        max_steps=settings.max_steps,
+        max_minutes=settings.minutes,
+        base_channel=settings.base_channel,
+        unet_depth=settings.unet_depth,
+        device=device,
+        checkpoint_dir=str(out / "checkpoints"),
+        log_dir=str(out / "logs"),
+        image_log_every=1,
+        progress=settings.progress,
+    )
+    fields.update(settings.extra_train)
+    return TrainConfig(**fields)
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in ("progress",)}
+
+
+def stage_train(settings: DemoSettings, data: Path, out: Path, device: str) -> tuple[float | None, dict[str, Any]]:
+    """Train unless ``out/train_summary.json`` says a run with the same config finished."""
+    from deltaz.report import write_json
+    from deltaz.train import train
+
+    config = train_config(settings, data, out, device)
+    summary_path = out / "train_summary.json"
+    wanted = _comparable(config.resolved().to_dict())
+    if summary_path.is_file() and not settings.force:
+        summary = json.loads(summary_path.read_text())
+        ckpt = summary.get("checkpoint")
+        if _comparable(summary.get("config", {})) == json.loads(json.dumps(wanted)) and ckpt and Path(ckpt).is_file():
+            print(f"[3/5] train: reusing {ckpt} (finished run with the same settings; --force retrains)")
+            return None, summary
+    for sub in ("checkpoints", "logs"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    summary_path.unlink(missing_ok=True)
+    print(f"[3/5] train: DeltaZUnet on {config.data_root} for {settings.minutes:g} min on {device} "
+          f"(TensorBoard: tensorboard --logdir {config.log_dir})")
+    start = time.perf_counter()
+    result = train(config)
+    elapsed = time.perf_counter() - start
+    checkpoint = result["best_checkpoint"] or result["last_checkpoint"]
+    summary = {
+        "checkpoint": checkpoint,
+        "last_checkpoint": result["last_checkpoint"],
+        "best_checkpoint": result["best_checkpoint"],
+        "config": result["config"],
+        "steps": result["steps"],
+        "epochs_completed": result["epochs_completed"],
+        "stopped_by": result["stopped_by"],
+        "best_val_mae": result["best_val_mae"],
+        "final_metrics": {k: v for k, v in result["final_metrics"].items() if not isinstance(v, dict)},
+        "elapsed_s": result["elapsed_s"],
+        "device": result["device"],
+        "history": result["history"],
+    }
+    write_json(summary_path, summary)
+    return elapsed, summary
+
+
+# =========================================================================== report
+def quality_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The demo's quality targets on the ``scan = "all"`` rows: each ``{target, value, met}``.
+
+    * refined MAE ≤ ½ of the initial MAE;
+    * refined MAE ≥ 20 % below the best classical single-view baseline (median, bilateral,
+      joint bilateral, guided) and below geometric averaging;
+    * refined consistency above the initial depth's.
+    """
+    overall = {r["method"]: r for r in rows if r["scan"] == "all"}
+    if "deltaz" not in overall or "identity" not in overall:
+        return []
+    dz, init = overall["deltaz"], overall["identity"]
+    targets = [{
+        "target": "refined MAE <= 1/2 initial MAE",
+        "value": f"{dz['mae_mm']:.2f} vs {init['mae_mm']:.2f} / 2 = {init['mae_mm'] / 2:.2f} mm",
+        "met": dz["mae_mm"] <= 0.5 * init["mae_mm"],
+    }]
+    classical = [overall[m] for m in ("median", "bilateral", "joint_bilateral", "guided") if m in overall]
+    if classical:
+        best = min(classical, key=lambda r: r["mae_mm"])
+        targets.append({
+            "target": "refined MAE >= 20 % below the best classical baseline",
+            "value": f"{dz['mae_mm']:.2f} vs 0.8 x {best['mae_mm']:.2f} ({best['method']}) = {0.8 * best['mae_mm']:.2f} mm",
+            "met": dz["mae_mm"] <= 0.8 * best["mae_mm"],
+        })
+    if "geometric_averaging" in overall:
+        ga = overall["geometric_averaging"]
+        targets.append({
+            "target": "refined MAE below geometric averaging",
+            "value": f"{dz['mae_mm']:.2f} vs {ga['mae_mm']:.2f} mm",
+            "met": dz["mae_mm"] < ga["mae_mm"],
+        })
+    targets.append({
+        "target": "refined consistency above the initial depth's",
+        "value": f"{dz['consistency']:.1f} % vs {init['consistency']:.1f} %",
+        "met": dz["consistency"] > init["consistency"],
+    })
+    return targets
+
+
+def report_markdown(settings: DemoSettings, evaluation: dict[str, Any], train_summary: dict[str, Any],
+                    groups: dict[str, list[str]], timings: dict[str, float | None], machine: dict[str, Any],
+                    out: Path, data: Path) -> str:
+    """The text of ``report.md``."""
+    from deltaz.evaluate import metrics_markdown
+    from deltaz.report import TABLE_COLUMNS, bullet_list, format_seconds, markdown_table
+
+    rows = evaluation["rows"]
+    overall = [r for r in rows if r["scan"] == "all"]
+    targets = quality_targets(rows)
+    cfg = train_summary.get("config", {})
+    final = train_summary.get("final_metrics", {})
+    parts = [
+        "# DeltaZ demo report\n\n",
+        "The whole pipeline on synthetic DTU-like scenes: render, parse, train DeltaZUnet on a time budget, "
+        "evaluate on held-out scans against the initial depth and the classical baselines.\n\n",
+        "## Results on the held-out test scans\n\n",
+        f"Test scans (never trained on, never used for tuning): {', '.join(evaluation['scans'])}. "
+        "Metrics over every ground-truth pixel (holes count as errors of the full depth); mm, rates in %.\n\n",
+        markdown_table(overall, TABLE_COLUMNS, {"mae_mm": "min", "rmse_mm": "min", "acc_1mm": "max",
+                                                 "consistency": "max", "mae_valid_mm": "min"}),
+        "\n### Quality targets\n\n| target | value | met |\n|---|---|---|\n",
+    ]
+    parts += [f"| {t['target']} | {t['value']} | {'yes' if t['met'] else 'NO'} |\n" for t in targets]
+    parts += ["\n## Stages and wall times\n\n| stage | wall time |\n|---|---|\n"]
+    parts += [f"| {name} | {format_seconds(seconds)} |\n" for name, seconds in timings.items()]
+    parts += [
+        "\n## Settings\n\n",
+        bullet_list([
+            ("data", f"`{data}`: {settings.scans} synthetic scans x {settings.views} views, depth "
+                     f"{'x'.join(map(str, settings.resolution or (128, 160)))}, images rendered at "
+                     f"{settings.image_size[1]}x{settings.image_size[0]}, seed {settings.seed}"),
+            ("split (seeded, by scene)", f"train {', '.join(evaluation.get('train_scans', []))}; "
+                                         f"val {', '.join(evaluation['val_scans'])}; test {', '.join(groups['test'])}"),
+            ("initial depth", f"simulated, preset `{settings.preset}` (fixed per scan and view at evaluation)"),
+            ("model", f"{cfg.get('model')} base_channel={cfg.get('base_channel')} unet_depth={cfg.get('unet_depth')} "
+                      f"use_images={cfg.get('use_images')}"),
+            ("training", f"budget {settings.minutes:g} min, batch {cfg.get('batch_size')}, {cfg.get('num_views')} views "
+                         f"per sample, lr {cfg.get('lr')}, device {train_summary.get('device')}; "
+                         f"stopped by {train_summary.get('stopped_by')} after {train_summary.get('steps')} steps "
+                         f"({train_summary.get('epochs_completed')} full epochs)"),
+            ("loss weights", ", ".join(f"{k[2:]}={cfg.get(k)}" for k in cfg if k.startswith("w_"))),
+            ("validation (last)", f"MAE {final.get('mae_mm_init', float('nan')):.2f} -> "
+                                  f"{final.get('mae_mm_refined', float('nan')):.2f} mm (pixels with an initial depth)"
+             if final else "none"),
+            ("checkpoint evaluated", f"`{evaluation['checkpoint']}`"),
+        ]),
+        "\n## Machine\n\n",
+        bullet_list([
+            ("CPU", f"{machine['cpu']} ({machine['cpu_cores']} cores, torch threads {machine['torch_threads']})"),
+            ("GPU", machine["gpu"] or "none"),
+            ("torch", machine["torch"]),
+            ("python", machine["python"]),
+            ("platform", machine["platform"]),
+        ]),
+        "\n## Files\n\n",
+        bullet_list([
+            ("checkpoints", f"`{out / 'checkpoints'}`"),
+            ("TensorBoard", f"`tensorboard --logdir {out / 'logs'}`"),
+            ("metrics", f"`{out / 'metrics.json'}`, `{out / 'metrics.md'}`"),
+            ("point clouds", ", ".join(f"`{out / p}`" for p in evaluation.get("ply", [])) or "none"),
+        ]),
+        "\n---\n\n",
+    ]
+    # The evaluation's own Markdown (per-scan table, point clouds, baseline parameters, figures), one level down.
+    detail = metrics_markdown(evaluation).replace("# DeltaZ evaluation", "## Evaluation details", 1)
+    detail = re.sub(r"^## (?!Evaluation details)", "### ", detail, flags=re.M)
+    parts.append(detail)
+    return "".join(parts)
+
+
+# =========================================================================== driver
+def run_demo(settings: DemoSettings) -> dict[str, Any]:
+    """Run every stage (see the module docstring); returns paths, timings, targets and the evaluation."""
+    from deltaz.dtu.formats import atomic_write_text
+    from deltaz.evaluate import run_evaluation, summary_table
+    from deltaz.paths import data_dir, runs_dir
+    from deltaz.report import format_seconds, machine_info, write_json
+    from deltaz.train import resolve_device
+
+    settings.validate()
+    out = Path(settings.out or runs_dir() / "demo").resolve()
+    data = Path(settings.data or data_dir() / "demo").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
+    device = str(resolve_device(None if settings.device in ("", "auto") else settings.device))
+    if device.startswith("cuda") and settings.batch_size == DemoSettings.batch_size:
+        settings.batch_size = 8  # a GPU runs many more steps in the budget; use bigger batches too
+    t_all = time.perf_counter()
+    timings: dict[str, float | None] = {}
+
+    timings["synth"] = stage_synth(settings, data)
+    timings["parse"], groups = stage_parse(settings, data)
+    timings["train"], train_summary = stage_train(settings, data, out, device)
+
+    print(f"[4/5] evaluate: {len(groups['test'])} held-out scans in {data / 'test_ready'} "
+          f"(baselines tuned on the validation scans)")
+    start = time.perf_counter()
+    evaluation = run_evaluation(
+        train_summary["checkpoint"], data / "test_ready", split="test", preset=settings.preset, out_dir=out,
+        baselines="all", device=device, num_src_views=settings.num_src_views,
+        pointclouds=settings.pointclouds, progress=settings.progress,
+    )
+    timings["evaluate"] = time.perf_counter() - start
+
+    print("[5/5] report")
+    start = time.perf_counter()
+    machine = machine_info(device)
+    timings["report"] = time.perf_counter() - start
+    timings["total"] = time.perf_counter() - t_all
+    report_path = out / "report.md"
+    atomic_write_text(report_path, report_markdown(settings, evaluation, train_summary, groups, timings, machine, out, data))
+    targets = quality_targets(evaluation["rows"])
+    write_json(out / "demo_summary.json", {
+        "timings_s": timings, "targets": targets, "machine": machine, "groups": groups,
+        "checkpoint": train_summary["checkpoint"],
+    })
+
+    print()
+    print(summary_table(evaluation["rows"]))
+    print()
+    for t in targets:
+        print(f"  [{'x' if t['met'] else ' '}] {t['target']}: {t['value']}")
+    print()
+    print(f"report:      {report_path}")
+    print(f"metrics:     {out / 'metrics.json'} ({out / 'metrics.md'})")
+    print(f"figures:     {out / 'figures'}")
+    print(f"checkpoint:  {train_summary['checkpoint']}")
+    print(f"TensorBoard: tensorboard --logdir {out / 'logs'}")
+    print(f"data:        {data}")
+    print("wall times:  " + ", ".join(f"{k} {format_seconds(v)}" for k, v in timings.items()))
+    return {"out": str(out), "data": str(data), "report": str(report_path), "timings": timings,
+            "targets": targets, "evaluation": evaluation, "train": train_summary}
+
+
+def _hw(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match or min(int(match.group(1)), int(match.group(2))) < 8:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 128x160, got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``deltaz demo``."""
+    d = DemoSettings()
+    parser.add_argument("--out", default="", help="run folder: checkpoints, logs, metrics, figures, report.md (default: runs/demo)")
+    parser.add_argument("--data", default="", help="data folder: synth/, train_ready/, test_ready/ (default: data/demo)")
+    parser.add_argument("--minutes", type=float, default=d.minutes, help=f"training time budget in minutes (default {d.minutes:g})")
+    parser.add_argument("--scans", type=int, default=d.scans, help=f"synthetic scans to render (default {d.scans})")
+    parser.add_argument("--test-scans", type=int, default=d.test_scans, help=f"held-out test scans (default {d.test_scans})")
+    parser.add_argument("--val-scans", type=int, default=d.val_scans, help=f"validation scans (default {d.val_scans})")
+    parser.add_argument("--seed", type=int, default=d.seed, help="seed of the scenes, the split and the training (default 0)")
+    parser.add_argument("--device", default=d.device, help="auto (cuda when available), cpu or cuda")
+    parser.add_argument("--force", action="store_true", help="re-render, re-parse and retrain even when results exist")
+    parser.add_argument("--views", type=int, default=d.views, help=f"cameras per scan (default {d.views}, like DTU)")
+    parser.add_argument("--image-size", type=_hw, default=d.image_size, metavar="HxW",
+                        help="rendered image size (default 256x320; parse averages it down to the depth size)")
+    parser.add_argument("--resolution", type=_hw, default=None, metavar="HxW",
+                        help="train-ready size (default: the depth maps' 128x160)")
+    parser.add_argument("--max-steps", type=int, default=None, help="also stop training after this many steps")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help=f"training batch size (default {d.batch_size})")
+    parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
+    parser.add_argument("--base-channel", type=int, default=d.base_channel, help=f"U-Net width (default {d.base_channel})")
+    parser.add_argument("--unet-depth", type=int, default=d.unet_depth, help=f"U-Net downsamplings (default {d.unet_depth})")
+    parser.add_argument("--no-images", action="store_true", help="train without RGB image guidance")
+    parser.add_argument("--no-pointclouds", action="store_true", help="skip point-cloud fusion and scoring")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``deltaz demo``."""
+    settings = DemoSettings(
+        out=args.out, data=args.data, minutes=args.minutes, scans=args.scans, test_scans=args.test_scans,
+        val_scans=args.val_scans, seed=args.seed, device=args.device, force=args.force, views=args.views,
+        image_size=tuple(args.image_size), resolution=None if args.resolution is None else tuple(args.resolution),
+        max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, base_channel=args.base_channel,
+        unet_depth=args.unet_depth, use_images=not args.no_images, pointclouds=not args.no_pointclouds,
+        progress=not args.no_progress,
+    )
+    try:
+        run_demo(settings)
+    except DeltaZError as error:
+        print(f"deltaz demo: error: {error}", file=sys.stderr)
+        return 1
+    return 0

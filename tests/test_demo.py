@@ -1,0 +1,82 @@
+"""``deltaz demo`` end to end on tiny settings: files, schema, reuse on a second run, quality targets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from deltaz.cli import main as cli_main
+from deltaz.demo import DemoSettings, quality_targets, split_demo_scans
+from deltaz.errors import ConfigError
+from deltaz.report import METRIC_COLUMNS
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+TINY = ["--minutes", "0.1", "--max-steps", "2", "--scans", "3", "--test-scans", "1", "--val-scans", "1",
+        "--views", "4", "--image-size", "32x40", "--resolution", "32x40", "--base-channel", "4",
+        "--unet-depth", "2", "--no-progress", "--device", "cpu"]
+
+
+def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
+    out, data = tmp_path / "run", tmp_path / "data"
+    args = ["demo", "--out", str(out), "--data", str(data), *TINY]
+    assert cli_main(args) == 0
+    first = capsys.readouterr().out
+    assert "report:" in first and "wall times:" in first
+
+    report = (out / "report.md").read_text()
+    for text in ("# DeltaZ demo report", "| method | scan | mae_mm", "Quality targets", "## Machine", "torch",
+                 "wall time", "tensorboard --logdir"):
+        assert text in report
+    metrics = json.loads((out / "metrics.json").read_text())
+    methods = {r["method"] for r in metrics["rows"]}
+    assert methods == {"identity", "median", "bilateral", "joint_bilateral", "guided", "geometric_averaging", "deltaz"}
+    assert all(all(k in r for k in ("method", "scan", *METRIC_COLUMNS)) for r in metrics["rows"])
+    split = json.loads((data / "split.json").read_text())
+    assert metrics["scans"] == split["test"] and len(split["test"]) == 1
+    # the held-out scan is in neither training nor validation, and tuning used the validation scan only
+    assert not set(metrics["scans"]) & set(metrics["train_scans"] + metrics["val_scans"])
+    assert len(metrics["val_scans"]) == 1 and all(p["tuned_on"] == metrics["val_scans"]
+                                                   for p in metrics["baseline_params"].values())
+    checkpoint = out / "checkpoints"
+    assert (checkpoint / "last.pt").is_file() and list((out / "logs").glob("events.out.tfevents.*"))
+    assert all((out / p).is_file() for p in metrics["figures"])
+    mtime = (checkpoint / "last.pt").stat().st_mtime_ns
+
+    assert cli_main(args) == 0
+    second = capsys.readouterr().out
+    assert "synth: reusing" in second and "parse: reusing" in second and "train: reusing" in second
+    assert (checkpoint / "last.pt").stat().st_mtime_ns == mtime
+    assert "| train | cached |" in (out / "report.md").read_text()
+
+
+def test_split_is_seeded_and_disjoint():
+    settings = DemoSettings(scans=12, test_scans=3, val_scans=2, seed=0)
+    groups = split_demo_scans(settings)
+    assert len(groups["test"]) == 3 and len(groups["train_val"]) == 9
+    assert not set(groups["test"]) & set(groups["train_val"])
+    assert split_demo_scans(settings) == groups
+    assert split_demo_scans(DemoSettings(scans=12, test_scans=3, seed=1))["test"] != groups["test"]
+    with pytest.raises(ConfigError, match="--scans"):
+        DemoSettings(scans=3, test_scans=2, val_scans=1).validate()
+
+
+def test_quality_targets():
+    def row(method, mae, consistency):
+        return {"method": method, "scan": "all", "mae_mm": mae, "consistency": consistency}
+
+    rows = [row("identity", 10.0, 50.0), row("median", 6.0, 55.0), row("guided", 5.0, 52.0),
+            row("geometric_averaging", 8.0, 60.0), row("deltaz", 3.9, 70.0), {**row("deltaz", 99.0, 0.0), "scan": "scan1"}]
+    targets = quality_targets(rows)
+    assert [t["met"] for t in targets] == [True, True, True, True]
+    rows[4] = row("deltaz", 4.5, 40.0)  # not 20 % below guided (5.0), less consistent than the input
+    assert [t["met"] for t in quality_targets(rows)] == [True, False, True, False]
