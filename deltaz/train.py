@@ -53,7 +53,7 @@ from deltaz.metrics import MetricAccumulator
 from deltaz.model import build_model, model_config, refine
 from deltaz.multiscale import multiscale_losses
 
-__all__ = ["TrainingDiverged", "train", "evaluate_loader", "forward_batch", "add_arguments", "run"]
+__all__ = ["TrainingDiverged", "train", "evaluate_loader", "forward_batch", "loss_batch", "add_arguments", "run"]
 
 #: Metrics logged and returned for both the initial and the refined depth.
 VAL_METRICS = ("mae_mm", "rmse_mm", "acc_1mm", "acc_2mm", "acc_4mm")
@@ -116,6 +116,17 @@ def forward_batch(
     return {k: (v.float() if torch.is_tensor(v) else v) for k, v in out.items()}
 
 
+def loss_batch(batch: dict[str, Any], keep_holes: bool = True) -> dict[str, Any]:
+    """The batch as the losses see it: with holes kept, reference pixels without an initial depth leave
+    the mask (their error, the full ground-truth depth, is a constant no correction can change; left in,
+    it would add ~70 mm to the logged depth loss for 10 % holes)."""
+    if not keep_holes:
+        return batch
+    mask = batch["mask"].clone()
+    mask[:, 0] &= batch["depth_init"][:, 0] > 0
+    return {**batch, "mask": mask}
+
+
 @torch.no_grad()
 def evaluate_loader(
     model: nn.Module,
@@ -150,7 +161,7 @@ def evaluate_loader(
                 break
             batch = to_device(batch, device)
             out = forward_batch(net, batch, amp_dtype, keep_holes)
-            loss, _ = losses_for_batch(batch, out, weights)
+            loss, _ = losses_for_batch(loss_batch(batch, keep_holes), out, weights)
             loss_sum += float(loss)
             n_batches += 1
             gt = batch["depth"][:, 0]
@@ -319,9 +330,10 @@ def _train(cfg: TrainConfig, resume, device: torch.device, info: ddp.DistInfo, t
             batch = to_device(batch, device)
             out = forward_batch(model, batch, amp_dtype, keep_holes=not cfg.fill_holes)
             if cfg.multiscale:
-                loss, terms = multiscale_losses(batch, out, weights, cfg.scale_weights)
+                loss, terms = multiscale_losses(
+                    loss_batch(batch, not cfg.fill_holes), out, weights, cfg.scale_weights)
             else:
-                loss, terms = losses_for_batch(batch, out, weights)
+                loss, terms = losses_for_batch(loss_batch(batch, not cfg.fill_holes), out, weights)
             batch_index += 1
             finite = ddp.all_true(bool(torch.isfinite(loss)), info, device)
             if not finite:

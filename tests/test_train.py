@@ -16,7 +16,7 @@ from deltaz.config import TrainConfig
 from deltaz.data import create_dataloaders
 from deltaz.errors import ConfigError, DataError
 from deltaz.model import build_model
-from deltaz.train import TrainingDiverged, evaluate_loader, train
+from deltaz.train import TrainingDiverged, evaluate_loader, loss_batch, train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -164,6 +164,18 @@ def test_untrained_model_leaves_metrics_unchanged(data_root):
     assert metrics["mae_mm_refined"] == pytest.approx(metrics["mae_mm_init"])
     assert metrics["acc_2mm_refined"] == pytest.approx(metrics["acc_2mm_init"])
     assert 0 < metrics["mae_mm_init"] < 10
+
+
+def test_losses_ignore_reference_holes_they_cannot_change():
+    depth = torch.full((1, 2, 4, 5), 600.0)
+    depth_init = depth.clone()
+    depth_init[0, 0, 1, 1] = 0  # a hole of the reference's initial depth
+    depth_init[0, 1, 2, 2] = 0  # a hole of a source view: sources keep their ground-truth mask
+    batch = {"depth": depth, "depth_init": depth_init, "mask": depth > 0}
+    kept = loss_batch(batch, keep_holes=True)
+    assert not kept["mask"][0, 0, 1, 1] and int(kept["mask"].sum()) == 2 * 20 - 1
+    assert batch["mask"].all()  # the loader's batch is not modified
+    assert loss_batch(batch, keep_holes=False) is batch
 
 
 def test_config_roundtrip_and_errors(tmp_path):
