@@ -331,11 +331,15 @@ def estimate_initial_depth(
     while raw.dim() > 2 and raw.shape[0] == 1:
         raw = raw[0]
     if raw.dim() != 2:
-        raise DataError(f"{wrapped.name}: expected an (H, W) prediction for a (3, {H}, {W}) image, got shape {tuple(raw.shape)}")
+        raise DataError(
+            f"{wrapped.name}: expected an (H, W) prediction for a (3, {H}, {W}) image, got shape {tuple(raw.shape)}"
+        )
     prediction = resize_prediction(raw.detach().to(image.device), (H, W))
     if not align:
         if inverse:
-            raise ConfigError(f"{wrapped.name}: an inverse-depth prediction must be aligned (align=True) to become depth")
+            raise ConfigError(
+                f"{wrapped.name}: an inverse-depth prediction must be aligned (align=True) to become depth"
+            )
         depth = torch.where(torch.isfinite(prediction) & (prediction > 0), prediction, torch.zeros_like(prediction))
         return {"depth_init": depth, "prediction": prediction, "scale": None, "shift": None}
     if sparse is None:

@@ -43,7 +43,9 @@ def _flatten(errors, confidence, mask) -> tuple[torch.Tensor, torch.Tensor]:
     errors = torch.as_tensor(errors).detach().to(torch.float64).reshape(-1).abs()
     confidence = torch.as_tensor(confidence).detach().to(torch.float64).reshape(-1)
     if errors.shape != confidence.shape:
-        raise DataError(f"errors and confidence must have the same number of pixels, got {errors.numel()} and {confidence.numel()}")
+        raise DataError(
+            f"errors and confidence must have the same number of pixels, got {errors.numel()} and {confidence.numel()}"
+        )
     keep = torch.isfinite(errors) & torch.isfinite(confidence)
     if mask is not None:
         mask = torch.as_tensor(mask).reshape(-1).bool()
@@ -109,7 +111,9 @@ class Sparsification:
         }
 
 
-def sparsification(errors, confidence, fractions=DEFAULT_FRACTIONS, mask=None, normalise: bool = False) -> Sparsification:
+def sparsification(
+    errors, confidence, fractions=DEFAULT_FRACTIONS, mask=None, normalise: bool = False
+) -> Sparsification:
     """Curve, oracle, random reference and AUSE of a confidence map (see the module docstring).
 
     With ``normalise=True`` every curve is divided by the mean error (the value at ``f = 0``), so AUSE is
@@ -141,7 +145,9 @@ def ause(errors, confidence, fractions=DEFAULT_FRACTIONS, mask=None, normalise: 
     return sparsification(errors, confidence, fractions, mask, normalise).ause
 
 
-def render_sparsification(result: Sparsification | dict[str, Sparsification], title: str = "Sparsification", unit: str = "mm"):
+def render_sparsification(
+    result: Sparsification | dict[str, Sparsification], title: str = "Sparsification", unit: str = "mm"
+):
     """A figure of sparsification curves: confidence order, oracle and random, with AUSE in the legend.
 
     ``result``: one :class:`Sparsification`, or ``{label: Sparsification}`` to compare several (their
@@ -159,7 +165,7 @@ def render_sparsification(result: Sparsification | dict[str, Sparsification], ti
         ax.plot(100 * r.fractions, r.curve, color=colour, label=f"{label} (AUSE {r.ause:.3g} {unit})")
         ax.plot(100 * r.fractions, r.oracle, color=colour, linestyle="--", label=f"{label}: oracle (true error)")
     ax.set_xlabel("pixels removed, least confident first [%]")
-    ax.set_ylabel(f"mean absolute error of the rest [{unit}]" if unit else "mean absolute error of the rest (normalised)")
+    ax.set_ylabel(f"mean absolute error of the rest [{unit}]" if unit else "mean error of the rest (normalised)")
     ax.set_title(title)
     ax.set_xlim(0, 100)
     ax.set_ylim(bottom=0)

@@ -73,7 +73,8 @@ def test_mask_non_finite_and_normalisation(errors):
 
 def test_render_sparsification_has_labels():
     errors = torch.rand(500) * 5
-    fig = render_sparsification({"model": sparsification(errors, -errors), "random": sparsification(errors, torch.rand(500))})
+    curves = {"model": sparsification(errors, -errors), "random": sparsification(errors, torch.rand(500))}
+    fig = render_sparsification(curves)
     ax = fig.axes[0]
     assert "[mm]" in ax.get_ylabel() and "%" in ax.get_xlabel() and ax.get_title()
     assert any("AUSE" in t.get_text() for t in ax.get_legend().get_texts())

@@ -118,13 +118,15 @@ def test_total_is_the_weighted_sum_over_levels(batch):
     total, terms = multiscale_losses(batch, out, weights, (1.0, 0.5, 0.25))
     expected = single
     for k, sw in ((1, 0.5), (2, 0.25)):
-        expected = expected + sw * (weights.depth * terms[f"depth_s{k}"] + weights.smoothness * terms[f"smoothness_s{k}"]
-                                    + weights.multiview * terms[f"multiview_s{k}"])
+        level = (weights.depth * terms[f"depth_s{k}"] + weights.smoothness * terms[f"smoothness_s{k}"]
+                 + weights.multiview * terms[f"multiview_s{k}"])
+        expected = expected + sw * level
     torch.testing.assert_close(total.detach(), expected.detach())
     assert float(terms["depth_s1"]) > 0.5  # 3 mm noise is seen at the coarse level too
     # level 0's weight scales only the multi-scale terms
     half0, _ = multiscale_losses(batch, out, weights, (0.5,))
-    ms0 = weights.depth * terms["depth"] + weights.smoothness * terms["smoothness"] + weights.multiview * terms["multiview"]
+    ms0 = (weights.depth * terms["depth"] + weights.smoothness * terms["smoothness"]
+           + weights.multiview * terms["multiview"])
     torch.testing.assert_close(half0.detach(), (single - 0.5 * ms0).detach())
 
 
