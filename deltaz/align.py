@@ -297,7 +297,7 @@ def estimate_initial_depth(
     image: torch.Tensor,
     estimator: Estimator | ExternalEstimator,
     sparse: torch.Tensor | None = None,
-    align: bool = True,
+    align: bool | None = None,
     *,
     inverse: bool | None = None,
     robust: bool = True,
@@ -312,7 +312,7 @@ def estimate_initial_depth(
         sparse: ``(H, W)`` metric depth (mm) at a few pixels, 0 elsewhere (:func:`sparse_points_from_depth`).
             Required when aligning.
         align: fit scale and shift to ``sparse`` (:func:`align_scale_shift`); False keeps the raw output
-            (correct only for a metric estimator).
+            (correct only for a metric estimator). None (default): align unless the estimator is ``metric``.
         inverse: overrides the estimator's ``inverse`` flag.
         robust: robust IRLS fit (see :func:`align_scale_shift`).
         mask: optional ``(H, W)`` bool of pixels allowed in the fit.
@@ -324,6 +324,7 @@ def estimate_initial_depth(
         raise ValueError(f"image must be (3, H, W) in [0, 1], got shape {tuple(image.shape)}")
     wrapped = estimator if isinstance(estimator, ExternalEstimator) else ExternalEstimator(estimator)
     inverse = wrapped.inverse if inverse is None else bool(inverse)
+    align = not wrapped.metric if align is None else bool(align)
     H, W = image.shape[-2:]
     raw = wrapped(image)
     if not torch.is_tensor(raw):

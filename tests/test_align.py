@@ -169,7 +169,7 @@ def test_estimate_initial_depth_with_a_plugged_in_network():
     both = (depth > 0) & (out["depth_init"] > 0)
     assert float((out["depth_init"] - depth)[both].abs().median()) < 1.0
     metric = ExternalEstimator(lambda img: depth, metric=True)
-    torch.testing.assert_close(estimate_initial_depth(image, metric, align=False)["depth_init"], depth)
+    torch.testing.assert_close(estimate_initial_depth(image, metric)["depth_init"], depth)  # metric: not aligned
     with pytest.raises(ConfigError, match="sparse"):
         estimate_initial_depth(image, my_network)
 
