@@ -19,8 +19,9 @@ Initial depth: a view's ``initial/{vid}.npy`` when the scan has one (a real MVS 
 :func:`deltaz.corrupt.simulate_initial_depth` on the ground truth, for every view of the sample
 (``initial_source="auto"``); ``"simulate"`` ignores ``initial/``; ``"estimator"`` runs an external
 estimator (e.g. a monocular network) on each view's image and, unless it is metric, aligns its scale and
-shift to the ground truth at a random ``align_fraction`` of the pixels (:func:`deltaz.align.estimate_initial_depth`; the
-sparse points are drawn with the corruption generator, so they follow the same seeding rules).
+shift to the ground truth at a random ``align_fraction`` of the pixels
+(:func:`deltaz.align.estimate_initial_depth`; the sparse points are drawn with the corruption generator,
+so they follow the same seeding rules).
 Training corruption changes every epoch but is reproducible: its generator is seeded from
 ``(seed, epoch, scan, view_id)``, so it does not depend on the worker count or the batch order, and a
 view has the same corruption in every sample of an epoch. Validation/test corruption is fixed:
