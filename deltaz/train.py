@@ -26,7 +26,7 @@ Validation metrics (:class:`deltaz.metrics.MetricAccumulator`) of the reference 
 ``*_refined`` over the pixels with ground truth *and* an initial depth (the same pixels for both — the
 headline comparison; ``best.pt`` uses ``mae_mm_refined``), and ``mae_mm_refined_all`` /
 ``mae_mm_init_all`` over every ground-truth pixel (initial holes count as errors of their full depth).
-Explained in notebooks/05_training.ipynb.
+Explained in notebooks/04_training.ipynb.
 """
 
 from __future__ import annotations
