@@ -14,15 +14,14 @@ Explained in notebooks/04_training.ipynb.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from deltaz.atomic import atomic_path
 from deltaz.errors import ConfigError, DataError
 
 CHECKPOINT_FORMAT = 1
@@ -78,15 +77,8 @@ def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = {"format": CHECKPOINT_FORMAT, **checkpoint}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -17,8 +17,6 @@ Depth inputs may be torch tensors or NumPy arrays (``(V, H, W)`` mm, 0 = no valu
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -26,6 +24,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from deltaz.atomic import atomic_path
 from deltaz.errors import DataError, FormatError
 from deltaz.geometry import backproject_depth, camera_to_world
 from deltaz.metrics import multiview_consistency
@@ -293,22 +292,14 @@ def write_ply(path, points, colors=None, binary: bool = True) -> Path:
         header += ["property uchar red", "property uchar green", "property uchar blue"]
     header += ["end_header"]
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(("\n".join(header) + "\n").encode("ascii"))
-            if binary:
-                f.write(vertices.tobytes())
-            else:
-                for row in vertices:
-                    values = [repr(float(v)) if i < 3 else str(int(v)) for i, v in enumerate(row)]
-                    f.write((" ".join(values) + "\n").encode("ascii"))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(("\n".join(header) + "\n").encode("ascii"))
+        if binary:
+            f.write(vertices.tobytes())
+        else:
+            for row in vertices:
+                values = [repr(float(v)) if i < 3 else str(int(v)) for i, v in enumerate(row)]
+                f.write((" ".join(values) + "\n").encode("ascii"))
     return path
 
 

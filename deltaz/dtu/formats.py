@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from deltaz.atomic import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 from deltaz.errors import FormatError
 
 __all__ = [
@@ -37,35 +37,6 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike
-
-
-# --------------------------------------------------------------------------------------------------
-# atomic writes
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
-
-    A reader (or a crash) never sees a half-written file at ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_text(path: PathLike, text: str) -> None:
-    """:func:`atomic_write_bytes` for UTF-8 text with ``\\n`` line endings."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 # --------------------------------------------------------------------------------------------------
