@@ -14,3 +14,17 @@ def dtu_sample():
     if path is None:
         pytest.skip("real DTU fragments not configured: set DELTAZ_DTU_SAMPLE=/path/to/shared/dtu_real")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one torch thread is fastest, and far faster than two on a shared, busy CPU.
+
+    Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

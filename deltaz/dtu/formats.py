@@ -27,6 +27,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "read_pfm",
+    "read_png",
     "write_pfm",
     "read_cam_file",
     "write_cam_file",
@@ -468,3 +469,25 @@ def decompose_projection(P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     if np.linalg.det(R) < 0:  # cannot happen with det M > 0 and a positive diagonal; guard anyway
         raise ValueError("decompose_projection: could not obtain a proper rotation")
     return K, R, t
+
+
+# --------------------------------------------------------------------------------------------------
+# PNG images
+
+
+def read_png(path: PathLike) -> np.ndarray:
+    """An RGB image ``(H, W, 3)`` as stored (uint8 or uint16): grey is repeated to 3 channels, alpha dropped.
+
+    Raises :class:`FormatError` naming the file when it is unreadable or not an image.
+    """
+    import imageio.v3 as iio
+
+    try:
+        image = np.asarray(iio.imread(path, plugin="pillow"))
+    except Exception as error:  # imageio raises many types for a bad file
+        raise FormatError(path, f"expected a PNG image, got an unreadable file: {error}") from None
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise FormatError(path, f"expected an RGB image, got shape {image.shape}")
+    return image[:, :, :3]

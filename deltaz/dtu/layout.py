@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from deltaz.dtu.formats import Pairs, atomic_write_text, read_pair_file, write_pair_file
+from deltaz.dtu.formats import Pairs, atomic_write_text, read_pair_file, read_png, write_pair_file
 from deltaz.errors import DataError, FormatError
 
 __all__ = [
@@ -152,16 +152,7 @@ def _load_npy(path: Path, shape: tuple[int | None, ...], what: str) -> np.ndarra
 
 
 def _load_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    import imageio.v3 as iio
-
-    try:
-        image = np.asarray(iio.imread(path, plugin="pillow"))
-    except Exception as error:  # imageio raises many types for a bad file
-        raise FormatError(path, f"expected a PNG image, got an unreadable file: {error}") from None
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise FormatError(path, f"expected an RGB image, got shape {image.shape}")
+    image = read_png(path)
     if image.shape[:2] != tuple(shape):
         raise FormatError(
             path,
@@ -169,7 +160,7 @@ def _load_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
             f", got {image.shape[0]}x{image.shape[1]}",
         )
     scale = 65535.0 if image.dtype == np.uint16 else 255.0
-    return np.ascontiguousarray(image[:, :, :3].transpose(2, 0, 1), dtype=np.float32) / np.float32(scale)
+    return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / np.float32(scale)
 
 
 def load_view(

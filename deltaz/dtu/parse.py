@@ -49,7 +49,7 @@ from typing import Iterable
 import numpy as np
 
 from deltaz.dtu.cameras import MVSNET_CROP, MVSNET_HW, RAW_HW, raw_to_camera, resize_intrinsics
-from deltaz.dtu.formats import CamFile, Pairs, read_cam_file, read_pair_file, read_pfm, read_projection
+from deltaz.dtu.formats import CamFile, Pairs, read_cam_file, read_pair_file, read_pfm, read_png, read_projection
 from deltaz.dtu.layout import ScanWriter, is_complete_scan
 from deltaz.dtu.splits import SPLITS, scan_list
 from deltaz.errors import ConfigError, DataError, DeltaZError, FormatError
@@ -211,17 +211,7 @@ def _raw_image_to_mvsnet_frame(image: np.ndarray) -> np.ndarray:
 
 
 def _read_image(path: Path, depth_hw: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
-    import imageio.v3 as iio
-
-    try:
-        image = np.asarray(iio.imread(path, plugin="pillow"))
-    except Exception as error:  # imageio raises many types for a bad file
-        raise FormatError(path, f"expected a PNG image, got an unreadable file: {error}") from None
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise FormatError(path, f"expected an RGB image, got shape {image.shape}")
-    image = image[:, :, :3]
+    image = read_png(path)
     if image.shape[:2] == RAW_HW and tuple(depth_hw) != RAW_HW:
         image = _raw_image_to_mvsnet_frame(image)
     h, w = image.shape[:2]
