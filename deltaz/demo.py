@@ -348,7 +348,7 @@ def report_markdown(settings: DemoSettings, evaluation: dict[str, Any], train_su
         "\n---\n\n",
     ]
     # The evaluation's own Markdown (per-scan table, point clouds, baseline parameters, figures), one level down.
-    detail = metrics_markdown(evaluation).replace("# DeltaZ evaluation", "## Evaluation details", 1)
+    detail = metrics_markdown(evaluation, overall_table=False).replace("# DeltaZ evaluation", "## Evaluation details", 1)
     detail = re.sub(r"^## (?!Evaluation details)", "### ", detail, flags=re.M)
     parts.append(detail)
     return "".join(parts)

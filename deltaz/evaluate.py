@@ -17,6 +17,9 @@ MVSNet's split: its test list), ``--split all`` every scan of ``data_root``. Bas
 on the validation scans of the training root (or, without one, of ``data_root``) — never on the
 evaluated test scans.
 
+Holes: a trained refiner keeps the holes of its input unless it was trained to fill them
+(``TrainConfig.fill_holes``), exactly as in training.
+
 Same inputs for every method: each view's initial depth comes from
 :class:`deltaz.data.DepthRefinementDataset` in evaluation mode (a real ``initial/`` depth, or the fixed
 per-(scan, view) simulated one), and every method sees exactly those arrays. Each view of a scan is
@@ -84,7 +87,7 @@ METHOD_ORDER = ("identity", *CLASSICAL_BASELINES, "mvsnet_refine", "deltaz")
 #: Thresholds of the ``consistency`` column (MVSNet's geometric check).
 CONSISTENCY_SETTINGS = {"pix_thresh": 1.0, "rel_depth_thresh": 0.01, "min_views": 1}
 #: Methods whose depth maps are fused into point clouds (when present).
-POINTCLOUD_METHODS = ("identity", "geometric_averaging", "mvsnet_refine", "deltaz")
+POINTCLOUD_METHODS = ("identity", "mvsnet_refine", "deltaz")
 #: Cap on the pixels per method kept for the error histogram.
 HISTOGRAM_MAX_PIXELS = 200_000
 #: Cap on the pixels (a regular subsample) used for the sparsification curve.
@@ -295,8 +298,12 @@ def baseline_method(name: str, params: Mapping[str, Any]) -> Method:
     return apply
 
 
-def model_method(model: torch.nn.Module, device: torch.device | str) -> Method:
-    """A refiner as a method: ``depth_refined = depth_init + Δz`` via :func:`deltaz.model.refine`."""
+def model_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True) -> Method:
+    """A refiner as a method: ``depth_refined = depth_init + Δz`` via :func:`deltaz.model.refine`.
+
+    ``keep_holes`` as in training (``not TrainConfig.fill_holes``): holes of the initial depth stay holes
+    unless the model was trained to fill them.
+    """
     from deltaz.model import refine
 
     @torch.no_grad()
@@ -308,7 +315,8 @@ def model_method(model: torch.nn.Module, device: torch.device | str) -> Method:
                 raise DataError(f"{views.scan}: the model takes images (use_images) but the scan has no images/")
             image = views.image[idx].to(device)
         depth_range = views.depth_range.reshape(1, 2).expand(len(idx), 2).to(device)
-        out = refine(model, views.depth_init[idx].to(device), image=image, depth_range=depth_range)
+        out = refine(model, views.depth_init[idx].to(device), image=image, depth_range=depth_range,
+                     keep_holes=keep_holes)
         return out["depth_refined"].float().cpu()
 
     return apply
@@ -483,9 +491,9 @@ def run_evaluation(
     methods_needing_images = set()
     if getattr(model, "in_channels", 1) == 4:
         methods_needing_images.add("deltaz")
-    compare = None
+    compare = compare_config = None
     if compare_checkpoint is not None:
-        compare, _, compare_path = load_refiner(compare_checkpoint, dev)
+        compare, compare_config, compare_path = load_refiner(compare_checkpoint, dev)
         if getattr(compare, "in_channels", 1) == 4:
             methods_needing_images.add("mvsnet_refine")
     names = _baseline_names(baselines)
@@ -519,8 +527,8 @@ def run_evaluation(
     for name in names:
         methods[name] = baseline_method(name, baseline_params[name]["params"])
     if compare is not None:
-        methods["mvsnet_refine"] = model_method(compare, dev)
-    methods["deltaz"] = model_method(model, dev)
+        methods["mvsnet_refine"] = model_method(compare, dev, keep_holes=not compare_config.get("fill_holes", False))
+    methods["deltaz"] = model_method(model, dev, keep_holes=not train_config.get("fill_holes", False))
     order = [m for m in METHOD_ORDER if m in methods]
     has_confidence = bool(getattr(model, "out_confidence", False))
     if fusion_conf_thresh is not None and not has_confidence:
@@ -622,6 +630,7 @@ def run_evaluation(
             "device": str(dev),
             "n_views_evaluated": n_views_total,
             "use_images": use_images,
+            "deltaz_fills_holes": bool(train_config.get("fill_holes", False)),
             "fusion_conf_thresh": fusion_conf_thresh,
         },
         "confidence": confidence_result,
@@ -721,8 +730,9 @@ def _histogram_figure(errors: Mapping[str, list[np.ndarray]], order: Sequence[st
 
 
 # =========================================================================== files
-def metrics_markdown(result: Mapping[str, Any]) -> str:
-    """``metrics.md``: overall table, per-scan table, point clouds, chosen baseline parameters, figures."""
+def metrics_markdown(result: Mapping[str, Any], overall_table: bool = True) -> str:
+    """``metrics.md``: overall table (unless ``overall_table=False``), per-scan table, point clouds, chosen
+    baseline parameters, figures."""
     from deltaz.report import POINTCLOUD_COLUMNS, TABLE_COLUMNS, markdown_table
 
     rows = result["rows"]
@@ -744,7 +754,8 @@ def metrics_markdown(result: Mapping[str, Any]) -> str:
     ]
     for note in result.get("notes", []):
         parts.append(f"- note: {note}\n")
-    parts += ["\n## All scans\n\n", markdown_table(overall, TABLE_COLUMNS, bold)]
+    if overall_table:
+        parts += ["\n## All scans\n\n", markdown_table(overall, TABLE_COLUMNS, bold)]
     parts += ["\n## Per scan\n\n", markdown_table(per_scan, TABLE_COLUMNS, bold)]
     if result.get("pointclouds"):
         parts += [

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -36,6 +37,10 @@ def setup(tmp_path_factory):
     DeltaZUnet + MVSNetRefine checkpoints trained for 2 steps."""
     base = tmp_path_factory.mktemp("evaluate")
     root = make_dataset(base / "train_ready", n_scans=3, n_views=4, images=True, initial=True)
+    for path in root.glob("scan*/initial/*.npy"):  # a block of holes in every initial depth
+        initial = np.load(path)
+        initial[10:14, 8:16] = 0
+        np.save(path, initial)
     test_root = base / "test_ready"
     make_scan(test_root, "scan9", n_views=4, seed=9, images=True, initial=True)
     checkpoints = {}
@@ -92,6 +97,9 @@ def test_identity_row_is_the_initial_depth(setup):
     gt = torch.cat([v.depth.flatten() for v in views])
     expected = depth_metrics(init, gt)
     identity = next(r for r in rows if r["method"] == "identity" and r["scan"] == "all")
+    deltaz = next(r for r in rows if r["method"] == "deltaz" and r["scan"] == "all")
+    # trained without fill_holes: the refiner keeps the input's holes, as in training
+    assert identity["hole_pct"] > 0 and deltaz["hole_pct"] == pytest.approx(identity["hole_pct"])
     for key in ("mae_mm", "rmse_mm", "acc_1mm", "delta_1_25"):
         assert identity[key] == pytest.approx(expected[key])
     # consistency of the initial depth against the initial depths of its source views
