@@ -459,6 +459,22 @@ def compute_losses(
     return total, out
 
 
+def multiview_inputs(batch: dict) -> dict[str, torch.Tensor] | None:
+    """The ``multiview`` argument of :func:`compute_losses` / :func:`loss_maps` for a ``(B, V, …)`` batch:
+    view 0 is the reference, views 1… the sources with their ground truth zeroed outside their masks.
+    None when the batch has a single view."""
+    depth, mask = batch["depth"], batch["mask"].bool()
+    if depth.shape[1] < 2:
+        return None
+    return {
+        "K_ref": batch["intrinsics"][:, 0],
+        "E_ref": batch["extrinsics"][:, 0],
+        "depth_src": torch.where(mask[:, 1:], depth[:, 1:], torch.zeros_like(depth[:, 1:])),
+        "K_src": batch["intrinsics"][:, 1:],
+        "E_src": batch["extrinsics"][:, 1:],
+    }
+
+
 def losses_for_batch(
     batch: dict, model_out: dict, weights: LossWeights | None = None
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -474,15 +490,7 @@ def losses_for_batch(
         raise ValueError(f"batch['depth'] must be (B, V, H, W), got shape {tuple(depth.shape)}")
     mask = batch["mask"].bool()
     image = batch.get("image")
-    multiview = None
-    if depth.shape[1] > 1:
-        multiview = {
-            "K_ref": batch["intrinsics"][:, 0],
-            "E_ref": batch["extrinsics"][:, 0],
-            "depth_src": torch.where(mask[:, 1:], depth[:, 1:], torch.zeros_like(depth[:, 1:])),
-            "K_src": batch["intrinsics"][:, 1:],
-            "E_src": batch["extrinsics"][:, 1:],
-        }
+    multiview = multiview_inputs(batch)
     return compute_losses(
         model_out["depth_refined"],
         model_out["delta_z"],
