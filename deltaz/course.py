@@ -320,3 +320,127 @@ def source_of(obj: Any):
     from IPython.display import Markdown
 
     return Markdown(f"```python\n{inspect.getsource(obj)}```")
+
+
+# ------------------------------------------------------------------------------------------ load or train
+__all__ += ["LOAD_OR_TRAIN_SMOKE", "LOAD_OR_TRAIN_FULL", "load_or_train"]
+
+#: Settings of the refiner that :func:`load_or_train` trains when no checkpoint is usable (TrainConfig
+#: fields; ``config_overrides`` replace them). Smoke: a few steps of a small U-Net. Full: notebook 04's
+#: recipe, a 16-channel U-Net with image guidance for 8 epochs (about 5 minutes on a laptop CPU for the
+#: full course data).
+LOAD_OR_TRAIN_SMOKE = dict(batch_size=2, num_views=2, num_epochs=10_000, max_steps=4, base_channel=8, unet_depth=3,
+                           lr=1e-3, use_images=False, image_log_every=0, log_every=1)
+LOAD_OR_TRAIN_FULL = dict(batch_size=4, num_views=2, num_epochs=8, scheduler_t0=8, base_channel=16, unet_depth=4,
+                          lr=1e-3, use_images=True, image_log_every=0, log_every=10)
+
+
+def _checkpoint_file(candidate: str | Path) -> Path | None:
+    """The checkpoint a candidate names: a file itself; a folder's ``best.pt``, else ``last.pt``, looked for
+    in the folder and in its ``checkpoints/``. None when there is none."""
+    from deltaz.checkpoint import BEST_NAME, LAST_NAME
+
+    path = Path(candidate)
+    if path.is_file():
+        return path
+    for folder in (path, path / "checkpoints"):
+        for name in (BEST_NAME, LAST_NAME):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _why_unusable(path: Path, smoke: bool, model_fields: dict[str, Any]) -> str | None:
+    """None when the checkpoint at ``path`` suits :func:`load_or_train`, else the reason it does not."""
+    from deltaz.checkpoint import load_checkpoint
+    from deltaz.config import TrainConfig
+    from deltaz.dtu.layout import list_scans
+    from deltaz.errors import DeltaZError
+
+    try:
+        config = TrainConfig.from_dict(dict(load_checkpoint(path).get("config") or {}))
+    except DeltaZError as error:
+        return f"unreadable ({error})"
+    if bool(config.extra.get("smoke", False)) != bool(smoke):
+        return f"trained in {'smoke' if config.extra.get('smoke') else 'full'} mode"
+    root = Path(config.data_root)
+    if not (root.is_dir() and list_scans(root)):
+        return f"its data root {root} holds no scans any more"
+    differs = {k: (getattr(config, k), v) for k, v in model_fields.items() if getattr(config, k) != v}
+    if differs:
+        return "other model settings: " + ", ".join(f"{k} {a!r} (wanted {b!r})" for k, (a, b) in differs.items())
+    return None
+
+
+def load_or_train(
+    checkpoint_path_or_dir: str | Path | list[str | Path] | tuple[str | Path, ...],
+    data_root: str | Path,
+    smoke: bool,
+    train_dir: str | Path | None = None,
+    **config_overrides: Any,
+) -> tuple[torch.nn.Module, Path]:
+    """A trained refiner: the first usable checkpoint among the candidates, else a small one trained now.
+
+    A notebook that needs a trained model calls this, so it runs on its own (STYLE.md, load-or-train).
+
+    Args:
+        checkpoint_path_or_dir: one candidate or a list, tried in order: a ``.pt`` file, or a run folder
+            (its ``best.pt``, else ``last.pt``, in the folder or in its ``checkpoints/``), e.g. the run of
+            notebooks/04_training.ipynb or ``runs/demo``. Missing candidates are skipped.
+        data_root: train-ready scans to train on when no candidate is usable.
+        smoke: smoke mode (a few steps of a small model) or full mode (notebook 04's recipe, minutes on a
+            laptop CPU; :data:`LOAD_OR_TRAIN_SMOKE` / :data:`LOAD_OR_TRAIN_FULL`).
+        train_dir: where that run goes (``checkpoints/``, ``logs/``); default
+            ``<runs>/course/{smoke|full}/load_or_train``. It is tried after the candidates, so a second call
+            loads what the first one trained.
+        config_overrides: :class:`deltaz.config.TrainConfig` fields for the training run (``device`` also
+            places the returned model). Model fields among them (``use_images``, ``base_channel``, …,
+            :data:`deltaz.config.MODEL_FIELDS`) are also required of a loaded checkpoint.
+
+    A checkpoint is usable when it loads (``weights_only``), was trained in the same mode (its
+    ``TrainConfig.extra["smoke"]``; missing = full mode), its data root still holds scans (its validation
+    scans are recovered from there, :func:`deltaz.evaluate.resolve_scans`) and its model fields match the
+    overrides. The reason each candidate is skipped is printed.
+
+    Returns ``(model in eval mode, checkpoint path)``; the run's settings are in the checkpoint's ``config``.
+    Explained in notebooks/05_evaluation.ipynb.
+    """
+    from deltaz.config import MODEL_FIELDS, TrainConfig
+    from deltaz.dtu.layout import list_scans
+    from deltaz.evaluate import load_refiner
+    from deltaz.paths import runs_dir
+    from deltaz.train import resolve_device, train
+
+    mode = "smoke" if smoke else "full"
+    train_dir = Path(train_dir) if train_dir is not None else runs_dir() / "course" / mode / "load_or_train"
+    candidates = [checkpoint_path_or_dir] if isinstance(checkpoint_path_or_dir, (str, Path)) else list(checkpoint_path_or_dir)
+    model_fields = {k: v for k, v in config_overrides.items() if k in MODEL_FIELDS}
+    device = resolve_device(config_overrides.get("device"))
+    for candidate in [*candidates, train_dir]:
+        path = _checkpoint_file(candidate)
+        if path is None:
+            continue
+        reason = _why_unusable(path, smoke, model_fields)
+        if reason is None:
+            model, _, path = load_refiner(path, device)
+            print(f"load_or_train: loaded {path}")
+            return model, path
+        print(f"load_or_train: skipped {path}: {reason}")
+
+    n_scans = len(list_scans(data_root))
+    settings: dict[str, Any] = dict(LOAD_OR_TRAIN_SMOKE if smoke else LOAD_OR_TRAIN_FULL)
+    settings.update(
+        data_root=str(data_root), split="random", seed=0, progress=not smoke,
+        val_split=round(1.0 / n_scans, 4) if n_scans >= 2 else 0.0,  # one validation scene when there are two
+        checkpoint_dir=str(train_dir / "checkpoints"), log_dir=str(train_dir / "logs"),
+    )
+    settings.update(config_overrides)
+    settings["extra"] = {**dict(settings.get("extra") or {}), "smoke": bool(smoke), "trained_by": "load_or_train"}
+    config = TrainConfig(**settings)
+    for sub in ("checkpoints", "logs"):  # a fresh run: no stale best.pt from an older one
+        shutil.rmtree(train_dir / sub, ignore_errors=True)
+    print(f"load_or_train: no usable checkpoint; training a {mode}-mode refiner into {train_dir}")
+    result = train(config)
+    path = Path(result["best_checkpoint"] or result["last_checkpoint"])
+    model, _, path = load_refiner(path, device)
+    return model, path

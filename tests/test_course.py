@@ -168,3 +168,78 @@ def test_batch_loss_maps_average_to_the_losses(in_data):
 def test_source_of_shows_the_package_code():
     shown = course.source_of(course.smoke_mode)
     assert shown.data.startswith("```python\ndef smoke_mode() -> bool:") and shown.data.endswith("```")
+
+
+# ------------------------------------------------------------------------------------------ load_or_train
+@pytest.fixture(scope="module")
+def tiny_scans(tmp_path_factory):
+    """Three 32×40 scans of four views (tests/_tiny_scans.py): enough for a train/validation split."""
+    from _tiny_scans import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("scans") / "data", n_scans=3, n_views=4)
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors on a shared CPU: one thread is the fastest
+    yield
+    torch.set_num_threads(before)
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_load_or_train_trains_once_then_loads(tiny_scans, tmp_path, monkeypatch, one_thread, capsys):
+    from deltaz import train as train_module
+    from deltaz.checkpoint import load_checkpoint
+    from deltaz.model import DeltaZUnet
+
+    run = tmp_path / "run"
+    model, path = course.load_or_train(tmp_path / "no-such-run", tiny_scans, smoke=True, train_dir=run, device="cpu")
+    assert path.is_file() and run in path.parents and not model.training and isinstance(model, DeltaZUnet)
+    assert model.base_channel == course.LOAD_OR_TRAIN_SMOKE["base_channel"]
+    state = load_checkpoint(path)
+    assert state["step"] == course.LOAD_OR_TRAIN_SMOKE["max_steps"]
+    assert state["config"]["extra"]["smoke"] is True and state["config"]["val_split"] > 0  # 3 scans: one for val
+    assert "training" in capsys.readouterr().out
+
+    monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("trained although a checkpoint exists"))
+    again, again_path = course.load_or_train([tmp_path / "no-such-run"], tiny_scans, smoke=True, train_dir=run)
+    assert again_path == path and _same_weights(model, again)
+    # a run folder given as a candidate (checkpoints/ inside) is found the same way
+    third, third_path = course.load_or_train(run, tiny_scans, smoke=True, train_dir=tmp_path / "unused")
+    assert third_path == path and _same_weights(model, third)
+
+
+def test_load_or_train_skips_unusable_checkpoints(tiny_scans, tmp_path, one_thread, capsys):
+    import shutil
+
+    from deltaz.checkpoint import load_checkpoint
+
+    first = tmp_path / "first"
+    _, path = course.load_or_train([], tiny_scans, smoke=True, train_dir=first, device="cpu")
+    capsys.readouterr()
+    # other model settings than asked for: skipped, a new model is trained
+    model, other = course.load_or_train(first, tiny_scans, smoke=True, train_dir=tmp_path / "b", base_channel=4)
+    assert other != path and model.base_channel == 4
+    assert "skipped" in capsys.readouterr().out
+    # a smoke-mode checkpoint is not a full-mode model
+    _, full = course.load_or_train(first, tiny_scans, smoke=False, train_dir=tmp_path / "c", max_minutes=None,
+                                   max_steps=2, base_channel=4, unet_depth=2, use_images=False)
+    assert full != path and load_checkpoint(full)["config"]["extra"]["smoke"] is False
+    assert "trained in smoke mode" in capsys.readouterr().out
+    # a checkpoint whose training data is gone cannot recover its validation scans: skipped
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_scans, moved)
+    _, on_moved = course.load_or_train([], moved, smoke=True, train_dir=tmp_path / "d", base_channel=4)
+    shutil.rmtree(moved)
+    _, fresh = course.load_or_train(on_moved, tiny_scans, smoke=True, train_dir=tmp_path / "e", base_channel=4)
+    assert fresh != on_moved and "holds no scans" in capsys.readouterr().out
+    # not a checkpoint at all: skipped with the reason
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(b"not a checkpoint")
+    _, loaded = course.load_or_train([bogus, first], tiny_scans, smoke=True, train_dir=tmp_path / "f")
+    assert loaded == path and "unreadable" in capsys.readouterr().out
