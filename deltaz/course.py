@@ -413,7 +413,8 @@ def load_or_train(
 
     mode = "smoke" if smoke else "full"
     train_dir = Path(train_dir) if train_dir is not None else runs_dir() / "course" / mode / "load_or_train"
-    candidates = [checkpoint_path_or_dir] if isinstance(checkpoint_path_or_dir, (str, Path)) else list(checkpoint_path_or_dir)
+    single = isinstance(checkpoint_path_or_dir, (str, Path))
+    candidates = [checkpoint_path_or_dir] if single else list(checkpoint_path_or_dir)
     model_fields = {k: v for k, v in config_overrides.items() if k in MODEL_FIELDS}
     device = resolve_device(config_overrides.get("device"))
     for candidate in [*candidates, train_dir]:
