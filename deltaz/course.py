@@ -290,19 +290,11 @@ def batch_loss_maps(batch: dict[str, Any], depth_refined: torch.Tensor) -> dict[
     the source views' ground truth (zeroed outside their masks) feeds the multi-view term.
     Returns term name → unweighted per-pixel map ``(B, H, W)`` (0 where a pixel does not count).
     """
-    from deltaz.losses import loss_maps
+    from deltaz.losses import loss_maps, multiview_inputs
 
     depth, mask = batch["depth"], batch["mask"].bool()
     depth_init = batch["depth_init"][:, 0]
-    multiview = None
-    if depth.shape[1] > 1:
-        multiview = {
-            "K_ref": batch["intrinsics"][:, 0],
-            "E_ref": batch["extrinsics"][:, 0],
-            "depth_src": torch.where(mask[:, 1:], depth[:, 1:], torch.zeros_like(depth[:, 1:])),
-            "K_src": batch["intrinsics"][:, 1:],
-            "E_src": batch["extrinsics"][:, 1:],
-        }
+    multiview = multiview_inputs(batch)
     image = batch.get("image")
     with torch.no_grad():
         return loss_maps(
