@@ -658,8 +658,14 @@ def evaluate(
 
 
 # =========================================================================== point clouds and figures
-def _score_pointclouds(views: ScanViews, outputs: Mapping[str, torch.Tensor], ply_dir: Path | None, ply_paths: list[str],
-                       confidence: torch.Tensor | None = None, conf_thresh: float | None = None) -> list[dict[str, Any]]:
+def _score_pointclouds(
+    views: ScanViews,
+    outputs: Mapping[str, torch.Tensor],
+    ply_dir: Path | None,
+    ply_paths: list[str],
+    confidence: torch.Tensor | None = None,
+    conf_thresh: float | None = None,
+) -> list[dict[str, Any]]:
     from deltaz.pointcloud import fuse_depths, gt_point_cloud, score_point_cloud, write_ply
 
     if views.num_src == 0:
@@ -671,7 +677,9 @@ def _score_pointclouds(views: ScanViews, outputs: Mapping[str, torch.Tensor], pl
     for method in POINTCLOUD_METHODS:
         if method not in outputs:
             continue
-        conf_kw = {"confidence": confidence, "conf_thresh": conf_thresh} if method == "deltaz" and conf_thresh is not None else {}
+        conf_kw = {}
+        if method == "deltaz" and conf_thresh is not None:
+            conf_kw = {"confidence": confidence, "conf_thresh": conf_thresh}
         fused = fuse_depths(outputs[method], views.intrinsics, views.extrinsics, views.src_index, images=images,
                             min_views=min_views, **conf_kw)
         points, colors = fused if images is not None else (fused, None)
