@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from deltaz.cli import main as cli_main
 from deltaz.demo import DemoSettings, quality_targets, split_demo_scans
@@ -13,12 +12,7 @@ from deltaz.errors import ConfigError
 from deltaz.report import METRIC_COLUMNS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = ["--minutes", "0.1", "--max-steps", "2", "--scans", "3", "--test-scans", "1", "--val-scans", "1",

@@ -23,12 +23,7 @@ from deltaz.train import train
 REQUIRED_KEYS = ("method", "scan", *METRIC_COLUMNS)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
