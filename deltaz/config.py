@@ -16,8 +16,8 @@ from typing import Any
 from deltaz.atomic import atomic_write_text
 from deltaz.errors import ConfigError
 
-#: Fields that fix the network's shape: a checkpoint is only loadable into a model with equal values.
-MODEL_FIELDS = ("model", "base_channel", "unet_depth", "out_confidence", "use_images")
+#: Fields that fix the network (shape and input options): a checkpoint is only loadable into a model with equal values.
+MODEL_FIELDS = ("model", "base_channel", "unet_depth", "out_confidence", "use_images", "depth_scale_mm", "prefill_holes")
 
 #: The loss-weight fields, in the order of ``deltaz.losses.LossWeights``.
 LOSS_WEIGHT_FIELDS = ("w_depth", "w_improvement", "w_magnitude", "w_smoothness", "w_multiview", "w_confidence")
@@ -83,6 +83,10 @@ class TrainConfig:
     base_channel: int = 32
     unet_depth: int = 4
     out_confidence: bool = False
+    # input options of the model (deltaz.model): a fixed normalisation half span in mm instead of the depth
+    # range's (None), and a classical pre-fill of the initial depth's holes that Δz starts from
+    depth_scale_mm: float | None = None
+    prefill_holes: bool = False
     # Let the model fill holes of the initial depth (refine(keep_holes=False)). Off by default: a filled
     # hole starts at depth_refined = delta_z ~ 0 mm, whose huge inverse depth makes the smoothness loss
     # dominate (and gradient clipping then starves the depth term).
@@ -136,6 +140,7 @@ class TrainConfig:
         need(self.model in MODELS, "model", f"must be one of {MODELS}")
         need(self.base_channel >= 1, "base_channel", "must be >= 1")
         need(self.unet_depth >= 1, "unet_depth", "must be >= 1")
+        need(self.depth_scale_mm is None or self.depth_scale_mm > 0, "depth_scale_mm", "must be > 0 or None")
         need(self.log_every >= 1, "log_every", "must be >= 1")
         need(self.image_log_every >= 0, "image_log_every", "must be >= 0 (0 = never)")
         need(self.val_max_batches is None or self.val_max_batches >= 1, "val_max_batches", "must be >= 1 or None")
@@ -180,6 +185,10 @@ class TrainConfig:
         }
         if self.model == "deltaz_unet":
             kwargs["depth"] = self.unet_depth
+        if self.depth_scale_mm is not None:
+            kwargs["depth_scale_mm"] = self.depth_scale_mm
+        if self.prefill_holes:
+            kwargs["prefill_holes"] = True
         return kwargs
 
     def model_signature(self) -> dict[str, Any]:

@@ -10,7 +10,15 @@ centre is ``c = (min + max)/2`` and the half span ``h = max((max − min)/2, 1 m
 ``(depth − c)/h`` (about [−1, 1]) and holes (``depth_init <= 0``) stay exactly 0. A validity channel
 ``depth_init > 0`` is always added, so the first conv sees ``in_channels + 1`` inputs (depth, validity, RGB).
 When ``depth_range`` is None the per-sample min/max of the valid depth is used (``c = 0, h = 1`` for an
-all-hole sample). The RGB image (``[0, 1]``) enters as ``2·image − 1``.
+all-hole sample). The RGB image (``[0, 1]``) enters as ``2·image − 1``. Option ``depth_scale_mm``: a fixed
+half span ``h`` (mm) instead of the range's, e.g. 20 mm, so that millimetre-scale structure (noise, steps,
+outliers) is not squeezed to ~0.004 units by DTU's ~500 mm range (the demo's refiner trains much faster so).
+
+Option ``prefill_holes``: holes of ``depth_init`` are first filled classically
+(:func:`deltaz.baselines.fill_holes`, normalised 5×5 box averaging, repeated); the network sees the filled
+depth (the validity channel still marks the holes) and its Δz at a hole is added to that fill, so a hole
+starts near its neighbours' depth instead of at 0 mm (a ~700 mm correction). Matters when holes are filled
+(``refine(keep_holes=False)``); an untrained model then fills holes with the classical fill.
 
 Output: the Δz head is a plain linear conv, zero-initialised, so an untrained model is the identity
 (``delta_z == 0`` exactly). Its output is in normalised units and is scaled back to mm by the half span:
@@ -48,6 +56,8 @@ __all__ = [
 
 #: Smallest half span (mm) used to normalise depth, so a flat or empty range never divides by ~0.
 MIN_HALF_SPAN_MM = 1.0
+#: Hole pre-fill (``prefill_holes``): window and passes of :func:`deltaz.baselines.fill_holes` (reach ~64 px).
+PREFILL_KERNEL, PREFILL_ITERS = 5, 32
 #: Lower bound of ``log_b`` (``b`` in mm): ``b ≥ e^-4.6 ≈ 0.01 mm`` keeps ``|r|/b`` finite.
 LOG_B_MIN = math.log(0.01)
 
@@ -62,13 +72,14 @@ def _as_b1hw(x: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def normalise_depth(
-    depth_init: torch.Tensor, depth_range: torch.Tensor | None = None
+    depth_init: torch.Tensor, depth_range: torch.Tensor | None = None, scale_mm: float | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Normalise a depth map to about [−1, 1] for the network.
 
     Args:
         depth_init: ``(B, 1, H, W)`` mm, ``<= 0`` or non-finite = hole.
         depth_range: ``(B, 2)`` mm ``[min, max]``, or None for the per-sample min/max of valid depth.
+        scale_mm: a fixed half span in mm (> 0) instead of the range's; None = the range's.
     Returns:
         ``depth_norm (B, 1, H, W)`` (holes exactly 0), ``valid (B, 1, H, W)`` bool,
         ``centre_mm (B, 1, 1, 1)`` and ``half_span_mm (B, 1, 1, 1)`` (≥ :data:`MIN_HALF_SPAN_MM`).
@@ -91,6 +102,8 @@ def normalise_depth(
         lo, hi = depth_range[:, 0], depth_range[:, 1]
     centre = ((lo + hi) / 2).detach().view(B, 1, 1, 1)
     half = ((hi - lo) / 2).abs().clamp(min=MIN_HALF_SPAN_MM).detach().view(B, 1, 1, 1)
+    if scale_mm is not None:
+        half = torch.full_like(half, float(scale_mm))
     depth_norm = torch.where(valid, (depth - centre) / half, torch.zeros_like(depth))
     return depth_norm, valid, centre, half
 
@@ -143,9 +156,29 @@ class _RefinerBase(nn.Module):
     in_channels: int
     out_confidence: bool
 
+    depth_scale_mm: float | None = None
+    prefill_holes: bool = False
+
+    def _set_options(self, depth_scale_mm: float | None, prefill_holes: bool) -> None:
+        if depth_scale_mm is not None and not float(depth_scale_mm) > 0:
+            raise ConfigError(f"depth_scale_mm must be > 0 mm or None, got {depth_scale_mm}")
+        self.depth_scale_mm = None if depth_scale_mm is None else float(depth_scale_mm)
+        self.prefill_holes = bool(prefill_holes)
+
     def _inputs(self, depth_init, image, depth_range):
         depth_init = _as_b1hw(depth_init, "depth_init")
-        depth_norm, valid, centre, half = normalise_depth(depth_init, depth_range)
+        offset = None
+        if self.prefill_holes:
+            from deltaz.baselines import fill_holes
+
+            holes = ~(torch.isfinite(depth_init) & (depth_init > 0))
+            clean = torch.where(holes, torch.zeros_like(depth_init), depth_init)
+            filled = fill_holes(clean[:, 0], PREFILL_KERNEL, max_iters=PREFILL_ITERS).unsqueeze(1)
+            offset = torch.where(holes, filled, torch.zeros_like(filled))  # Δz at a hole starts at the fill
+            depth_norm, _, centre, half = normalise_depth(filled, depth_range, self.depth_scale_mm)
+            valid = ~holes
+        else:
+            depth_norm, valid, centre, half = normalise_depth(depth_init, depth_range, self.depth_scale_mm)
         parts = [depth_norm, valid.to(depth_norm.dtype)]
         if self.in_channels == 4:
             if image is None:
@@ -159,10 +192,12 @@ class _RefinerBase(nn.Module):
             parts.append(2 * image - 1)
         elif image is not None:
             raise ConfigError(f"{type(self).__name__}(in_channels=1) takes no image; build it with in_channels=4 for RGB guidance")
-        return torch.cat(parts, dim=1), half
+        return torch.cat(parts, dim=1), half, offset
 
-    def _outputs(self, head: torch.Tensor, half: torch.Tensor):
+    def _outputs(self, head: torch.Tensor, half: torch.Tensor, offset: torch.Tensor | None = None):
         delta_z = head[:, :1] * half
+        if offset is not None:
+            delta_z = delta_z + offset
         if not self.out_confidence:
             return delta_z
         log_b = LOG_B_MIN + F.softplus(head[:, 1:2] + torch.log(half) - LOG_B_MIN)
@@ -178,12 +213,14 @@ class DeltaZUnet(_RefinerBase):
         depth: number of ×2 downsamplings (levels below full resolution); inputs of any size are
             replicate-padded to a multiple of ``2^depth`` and cropped back.
         out_confidence: also return ``log_b`` (see the module docstring).
+        depth_scale_mm, prefill_holes: input options, see the module docstring (defaults: off).
 
     ``forward(depth_init (B[,1],H,W) mm, image (B,3,H,W) | None, depth_range (B,2) mm | None)`` returns
     ``delta_z (B, 1, H, W)`` mm, or ``(delta_z, log_b)``; ``depth_refined = depth_init + delta_z``.
     """
 
-    def __init__(self, in_channels: int = 1, base_channel: int = 32, depth: int = 4, out_confidence: bool = False):
+    def __init__(self, in_channels: int = 1, base_channel: int = 32, depth: int = 4, out_confidence: bool = False,
+                 depth_scale_mm: float | None = None, prefill_holes: bool = False):
         super().__init__()
         if in_channels not in (1, 4):
             raise ConfigError(f"in_channels must be 1 (depth) or 4 (depth + RGB), got {in_channels}")
@@ -195,6 +232,7 @@ class DeltaZUnet(_RefinerBase):
         self.base_channel = int(base_channel)
         self.depth = int(depth)
         self.out_confidence = bool(out_confidence)
+        self._set_options(depth_scale_mm, prefill_holes)
         widths = [self.base_channel * 2**i for i in range(self.depth + 1)]
         self.stem = _ConvBlock(self.in_channels + 1, widths[0])
         self.down = nn.ModuleList(_ConvBlock(widths[i], widths[i + 1]) for i in range(self.depth))
@@ -202,7 +240,7 @@ class DeltaZUnet(_RefinerBase):
         self.head = _zero_conv(widths[0], 2 if self.out_confidence else 1)
 
     def forward(self, depth_init: torch.Tensor, image: torch.Tensor | None = None, depth_range: torch.Tensor | None = None):
-        x, half = self._inputs(depth_init, image, depth_range)
+        x, half, offset = self._inputs(depth_init, image, depth_range)
         H, W = x.shape[-2:]
         m = 2**self.depth
         pad_h, pad_w = (-H) % m, (-W) % m
@@ -217,7 +255,7 @@ class DeltaZUnet(_RefinerBase):
         for up in self.up:
             x = up(x, skips.pop())
         head = self.head(x)[..., :H, :W]
-        return self._outputs(head, half)
+        return self._outputs(head, half, offset)
 
 
 class MVSNetRefine(_RefinerBase):
@@ -229,7 +267,8 @@ class MVSNetRefine(_RefinerBase):
     Same forward signature and outputs as :class:`DeltaZUnet`; ``in_channels=1`` drops the image.
     """
 
-    def __init__(self, in_channels: int = 4, base_channel: int = 32, out_confidence: bool = False):
+    def __init__(self, in_channels: int = 4, base_channel: int = 32, out_confidence: bool = False,
+                 depth_scale_mm: float | None = None, prefill_holes: bool = False):
         super().__init__()
         if in_channels not in (1, 4):
             raise ConfigError(f"in_channels must be 1 (depth) or 4 (depth + RGB), got {in_channels}")
@@ -238,6 +277,7 @@ class MVSNetRefine(_RefinerBase):
         self.in_channels = int(in_channels)
         self.base_channel = int(base_channel)
         self.out_confidence = bool(out_confidence)
+        self._set_options(depth_scale_mm, prefill_holes)
         c = self.base_channel
         layers: list[nn.Module] = []
         for c_in in (self.in_channels + 1, c, c):
@@ -246,8 +286,8 @@ class MVSNetRefine(_RefinerBase):
         self.head = _zero_conv(c, 2 if self.out_confidence else 1)
 
     def forward(self, depth_init: torch.Tensor, image: torch.Tensor | None = None, depth_range: torch.Tensor | None = None):
-        x, half = self._inputs(depth_init, image, depth_range)
-        return self._outputs(self.head(self.body(x)), half)
+        x, half, offset = self._inputs(depth_init, image, depth_range)
+        return self._outputs(self.head(self.body(x)), half, offset)
 
 
 #: Model registry: the names :func:`build_model` accepts.
@@ -268,6 +308,16 @@ def build_model(name: str = "deltaz_unet", **kwargs) -> nn.Module:
         raise ConfigError(f"bad arguments for model {name!r}: {exc}") from exc
 
 
+def _options(model: _RefinerBase) -> dict:
+    """``depth_scale_mm`` / ``prefill_holes`` when not at their defaults (older checkpoints lack them)."""
+    options: dict = {}
+    if model.depth_scale_mm is not None:
+        options["depth_scale_mm"] = model.depth_scale_mm
+    if model.prefill_holes:
+        options["prefill_holes"] = True
+    return options
+
+
 def model_config(model: nn.Module) -> dict:
     """The ``name`` and constructor kwargs of a model, for checkpoints (``build_model(**config)``)."""
     if isinstance(model, DeltaZUnet):
@@ -277,6 +327,7 @@ def model_config(model: nn.Module) -> dict:
             "base_channel": model.base_channel,
             "depth": model.depth,
             "out_confidence": model.out_confidence,
+            **_options(model),
         }
     if isinstance(model, MVSNetRefine):
         return {
@@ -284,6 +335,7 @@ def model_config(model: nn.Module) -> dict:
             "in_channels": model.in_channels,
             "base_channel": model.base_channel,
             "out_confidence": model.out_confidence,
+            **_options(model),
         }
     raise ConfigError(f"model_config: not a DeltaZ model: {type(model).__name__}")
 

@@ -200,6 +200,32 @@ def test_refine_keep_holes(name):
     assert torch.equal(kept["depth_refined"][~holes], filled["depth_refined"][~holes])
 
 
+@pytest.mark.parametrize("name", ["deltaz_unet", "mvsnet_refine"])
+def test_input_options_depth_scale_and_prefill_holes(name):
+    """``depth_scale_mm`` fixes the normalisation span; ``prefill_holes`` starts a hole's Δz at its
+    neighbours' mean (an untrained model fills holes classically, valid pixels unchanged)."""
+    kwargs = {"in_channels": 1, "base_channel": 4, **({"depth": 2} if name == "deltaz_unet" else {})}
+    depth = torch.full((1, 8, 10), 600.0)
+    depth[0, :, 5:] = 700.0
+    depth[0, 3, 2] = 0.0  # a hole among 600s
+    norm, valid, _, half = normalise_depth(depth.unsqueeze(1), torch.tensor([[425.0, 935.0]]), scale_mm=20.0)
+    assert float(half) == 20.0 and float(norm[0, 0, 0, 0]) == pytest.approx((600 - 680) / 20)
+    model = build_model(name, depth_scale_mm=20.0, prefill_holes=True, **kwargs)
+    out = refine(model, depth, depth_range=torch.tensor([[425.0, 935.0]]))
+    assert float(out["depth_refined"][0, 3, 2]) == pytest.approx(600.0)
+    assert torch.equal(out["depth_refined"][depth > 0], depth[depth > 0])
+    assert refine(model, depth, keep_holes=True)["depth_refined"][0, 3, 2] == 0
+    with torch.no_grad():  # a constant head output of 0.1 is 0.1 x 20 mm
+        model.head.bias.fill_(0.1)
+    assert torch.allclose(refine(model, depth)["delta_z"][depth > 0], torch.tensor(2.0))
+    model.depth_scale_mm = 40.0
+    config = model_config(model)
+    assert config["prefill_holes"] is True and build_model(**config).depth_scale_mm == 40.0
+    assert "prefill_holes" not in model_config(build_model(name, **kwargs))  # older checkpoints stay comparable
+    with pytest.raises(ConfigError, match="depth_scale_mm"):
+        build_model(name, depth_scale_mm=0.0, **kwargs)
+
+
 def test_tiny_overfit():
     """A hundred steps on one tiny sample clearly reduce the L1 error of the initial depth."""
     threads = torch.get_num_threads()
