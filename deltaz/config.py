@@ -17,7 +17,9 @@ from deltaz.atomic import atomic_write_text
 from deltaz.errors import ConfigError
 
 #: Fields that fix the network (shape and input options): a checkpoint is only loadable into a model with equal values.
-MODEL_FIELDS = ("model", "base_channel", "unet_depth", "out_confidence", "use_images", "depth_scale_mm", "prefill_holes")
+MODEL_FIELDS = (
+    "model", "base_channel", "unet_depth", "out_confidence", "use_images", "depth_scale_mm", "prefill_holes",
+)
 
 #: The loss-weight fields, in the order of ``deltaz.losses.LossWeights``.
 LOSS_WEIGHT_FIELDS = ("w_depth", "w_improvement", "w_magnitude", "w_smoothness", "w_multiview", "w_confidence")

@@ -111,7 +111,8 @@ def _synth_complete(root: Path, settings: DemoSettings) -> bool:
         return False
     if not (root / "Cameras" / "pair.txt").is_file():
         return False
-    return all(depth_path(root, scan, v).is_file() for scan in range(1, settings.scans + 1) for v in range(settings.views))
+    scans = range(1, settings.scans + 1)
+    return all(depth_path(root, scan, v).is_file() for scan in scans for v in range(settings.views))
 
 
 def stage_synth(settings: DemoSettings, data: Path) -> float | None:
@@ -274,7 +275,8 @@ def quality_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         best = min(classical, key=lambda r: r["mae_mm"])
         targets.append({
             "target": "refined MAE >= 20 % below the best classical baseline",
-            "value": f"{dz['mae_mm']:.2f} vs 0.8 x {best['mae_mm']:.2f} ({best['method']}) = {0.8 * best['mae_mm']:.2f} mm",
+            "value": f"{dz['mae_mm']:.2f} vs 0.8 x {best['mae_mm']:.2f} ({best['method']}) "
+                     f"= {0.8 * best['mae_mm']:.2f} mm",
             "met": dz["mae_mm"] <= 0.8 * best["mae_mm"],
         })
     if "geometric_averaging" in overall:
@@ -330,7 +332,8 @@ def report_markdown(settings: DemoSettings, evaluation: dict[str, Any], train_su
             ("model", f"{cfg.get('model')} base_channel={cfg.get('base_channel')} unet_depth={cfg.get('unet_depth')} "
                       f"use_images={cfg.get('use_images')} depth_scale_mm={cfg.get('depth_scale_mm')} "
                       f"fill_holes={cfg.get('fill_holes')} prefill_holes={cfg.get('prefill_holes')}"),
-            ("training", f"budget {settings.minutes:g} min, batch {cfg.get('batch_size')}, {cfg.get('num_views')} views "
+            ("training", f"budget {settings.minutes:g} min, batch {cfg.get('batch_size')}, "
+                         f"{cfg.get('num_views')} views "
                          f"per sample, lr {cfg.get('lr')}, device {train_summary.get('device')}; "
                          f"stopped by {train_summary.get('stopped_by')} after {train_summary.get('steps')} steps "
                          f"({train_summary.get('epochs_completed')} full epochs)"),
@@ -358,7 +361,8 @@ def report_markdown(settings: DemoSettings, evaluation: dict[str, Any], train_su
         "\n---\n\n",
     ]
     # The evaluation's own Markdown (per-scan table, point clouds, baseline parameters, figures), one level down.
-    detail = metrics_markdown(evaluation, overall_table=False).replace("# DeltaZ evaluation", "## Evaluation details", 1)
+    detail = metrics_markdown(evaluation, overall_table=False)
+    detail = detail.replace("# DeltaZ evaluation", "## Evaluation details", 1)
     detail = re.sub(r"^## (?!Evaluation details)", "### ", detail, flags=re.M)
     parts.append(detail)
     return "".join(parts)
@@ -404,7 +408,8 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     timings["report"] = time.perf_counter() - start
     timings["total"] = time.perf_counter() - t_all
     report_path = out / "report.md"
-    atomic_write_text(report_path, report_markdown(settings, evaluation, train_summary, groups, timings, machine, out, data))
+    text = report_markdown(settings, evaluation, train_summary, groups, timings, machine, out, data)
+    atomic_write_text(report_path, text)
     targets = quality_targets(evaluation["rows"])
     write_json(out / "demo_summary.json", {
         "timings_s": timings, "targets": targets, "machine": machine, "groups": groups,
@@ -438,13 +443,18 @@ def _hw(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``deltaz demo``."""
     d = DemoSettings()
-    parser.add_argument("--out", default="", help="run folder: checkpoints, logs, metrics, figures, report.md (default: runs/demo)")
-    parser.add_argument("--data", default="", help="data folder: synth/, train_ready/, test_ready/ (default: data/demo)")
-    parser.add_argument("--minutes", type=float, default=d.minutes, help=f"training time budget in minutes (default {d.minutes:g})")
+    parser.add_argument("--out", default="",
+                        help="run folder: checkpoints, logs, metrics, figures, report.md (default: runs/demo)")
+    parser.add_argument("--data", default="",
+                        help="data folder: synth/, train_ready/, test_ready/ (default: data/demo)")
+    parser.add_argument("--minutes", type=float, default=d.minutes,
+                        help=f"training time budget in minutes (default {d.minutes:g})")
     parser.add_argument("--scans", type=int, default=d.scans, help=f"synthetic scans to render (default {d.scans})")
-    parser.add_argument("--test-scans", type=int, default=d.test_scans, help=f"held-out test scans (default {d.test_scans})")
+    parser.add_argument("--test-scans", type=int, default=d.test_scans,
+                        help=f"held-out test scans (default {d.test_scans})")
     parser.add_argument("--val-scans", type=int, default=d.val_scans, help=f"validation scans (default {d.val_scans})")
-    parser.add_argument("--seed", type=int, default=d.seed, help="seed of the scenes, the split and the training (default 0)")
+    parser.add_argument("--seed", type=int, default=d.seed,
+                        help="seed of the scenes, the split and the training (default 0)")
     parser.add_argument("--device", default=d.device, help="auto (cuda when available), cpu or cuda")
     parser.add_argument("--force", action="store_true", help="re-render, re-parse and retrain even when results exist")
     parser.add_argument("--views", type=int, default=d.views, help=f"cameras per scan (default {d.views}, like DTU)")
@@ -453,10 +463,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=_hw, default=None, metavar="HxW",
                         help="train-ready size (default: the depth maps' 128x160)")
     parser.add_argument("--max-steps", type=int, default=None, help="also stop training after this many steps")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size, help=f"training batch size (default {d.batch_size})")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size,
+                        help=f"training batch size (default {d.batch_size})")
     parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
-    parser.add_argument("--base-channel", type=int, default=d.base_channel, help=f"U-Net width (default {d.base_channel})")
-    parser.add_argument("--unet-depth", type=int, default=d.unet_depth, help=f"U-Net downsamplings (default {d.unet_depth})")
+    parser.add_argument("--base-channel", type=int, default=d.base_channel,
+                        help=f"U-Net width (default {d.base_channel})")
+    parser.add_argument("--unet-depth", type=int, default=d.unet_depth,
+                        help=f"U-Net downsamplings (default {d.unet_depth})")
     parser.add_argument("--no-images", action="store_true", help="train without RGB image guidance")
     parser.add_argument("--depth-scale-mm", type=float, default=d.depth_scale_mm,
                         help=f"the network's depth normalisation span in mm (default {d.depth_scale_mm:g}; 0 = the "

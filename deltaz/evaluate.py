@@ -35,9 +35,10 @@ Definitions:
   the *same method's* outputs of its source views with MVSNet's geometric check (1 px round trip, 1 %
   relative depth, :func:`deltaz.metrics.consistency_rate`): % of the reference pixels with a depth that
   agree with at least one source view.
-* point clouds — per scan, each method's depth maps are fused (:func:`deltaz.pointcloud.fuse_depths`,
-  geometric-consistency filter with ``min(2, S)`` source views) and scored against the ground-truth
-  cloud with DTU's accuracy / completeness / overall (mm, 20 mm outlier cut).
+* point clouds — per scan, the depth maps of ``identity``, ``deltaz`` (and ``mvsnet_refine``) are fused
+  (:func:`deltaz.pointcloud.fuse_depths`, geometric-consistency filter with ``min(2, S)`` source views)
+  and scored against the ground-truth cloud with DTU's accuracy / completeness / overall (mm, 20 mm
+  outlier cut).
 
 * confidence — when the model has a confidence head: the sparsification curve of ``deltaz``'s absolute
   error over its valid pixels, its oracle, and AUSE (:mod:`deltaz.confidence`), in ``metrics.json`` under
@@ -173,7 +174,7 @@ def load_scan_views(
         src_index = [sources[vid] for vid in view_ids]
     else:
         src_index = [[] for _ in view_ids]
-    parts: dict[str, list[torch.Tensor]] = {"depth": [], "depth_init": [], "intrinsics": [], "extrinsics": [], "image": []}
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("depth", "depth_init", "intrinsics", "extrinsics", "image")}
     depth_range = None
     for index in range(len(single)):
         sample = single[index]
@@ -421,14 +422,19 @@ def _baseline_names(baselines: str | Sequence[str] | None) -> list[str]:
     if baselines is None or baselines == "none":
         return []
     if isinstance(baselines, str):
-        baselines = list(CLASSICAL_BASELINES) if baselines == "all" else [b.strip() for b in baselines.split(",") if b.strip()]
+        if baselines == "all":
+            baselines = list(CLASSICAL_BASELINES)
+        else:
+            baselines = [b.strip() for b in baselines.split(",") if b.strip()]
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise ConfigError(f"--baselines: unknown {unknown}; expected 'all', 'none' or names from {sorted(BASELINES)}")
     return [b for b in baselines if b != "identity"]
 
 
-def _metric_row(method: str, scan: str, acc: MetricAccumulator, acc_valid: MetricAccumulator, cons: tuple[int, int]) -> dict[str, Any]:
+def _metric_row(
+    method: str, scan: str, acc: MetricAccumulator, acc_valid: MetricAccumulator, cons: tuple[int, int]
+) -> dict[str, Any]:
     from deltaz.report import METRIC_COLUMNS
 
     values = acc.result()
@@ -730,7 +736,8 @@ def _histogram_figure(errors: Mapping[str, list[np.ndarray]], order: Sequence[st
     from deltaz.report import save_figure
     from deltaz.viz import render_error_histogram
 
-    shown = [m for m in order if m in ("identity", "median", "bilateral", "guided", "geometric_averaging", "mvsnet_refine", "deltaz")]
+    wanted = ("identity", "median", "bilateral", "guided", "geometric_averaging", "mvsnet_refine", "deltaz")
+    shown = [m for m in order if m in wanted]
     data = {m: np.concatenate(errors[m]) if errors[m] else np.zeros(0) for m in shown}
     fig = render_error_histogram(data, title="|depth - gt| over pixels with a depth (holes excluded)")
     path = save_figure(fig, out_dir / "figures" / "error_histogram.png")
@@ -807,7 +814,8 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The ``scan = "all"`` rows as a fixed-width text table (what ``deltaz evaluate`` prints)."""
     from deltaz.report import format_value
 
-    columns = ("method", "mae_mm", "rmse_mm", "acc_1mm", "acc_2mm", "err_4mm", "delta_1_25", "consistency", "mae_valid_mm", "hole_pct")
+    columns = ("method", "mae_mm", "rmse_mm", "acc_1mm", "acc_2mm", "err_4mm", "delta_1_25", "consistency",
+               "mae_valid_mm", "hole_pct")
     overall = [r for r in rows if r["scan"] == "all"]
     cells = [[format_value(c, r.get(c)) for c in columns] for r in overall]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
@@ -820,7 +828,8 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
 # =========================================================================== CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``deltaz evaluate``."""
-    parser.add_argument("--checkpoint", required=True, help="trained DeltaZUnet: a .pt file or a folder with best.pt/last.pt")
+    parser.add_argument("--checkpoint", required=True,
+                        help="trained DeltaZUnet: a .pt file or a folder with best.pt/last.pt")
     parser.add_argument("--data-root", required=True, help="folder of train-ready scans (scan*/)")
     parser.add_argument(
         "--split", default="val", choices=["val", "test", "all", "train"],
@@ -829,11 +838,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--preset", default="mvs", choices=["mvs", "mde", "noise", "none"],
                         help="simulated initial-depth model for scans without initial/ (default: mvs)")
-    parser.add_argument("--out", default="runs/eval", help="output folder for metrics.json, metrics.md, figures (default: runs/eval)")
+    parser.add_argument("--out", default="runs/eval",
+                        help="output folder for metrics.json, metrics.md, figures (default: runs/eval)")
     parser.add_argument("--baselines", default="all",
                         help="'all', 'none' or a comma-separated list of baselines (median,bilateral,...)")
     parser.add_argument("--compare-checkpoint", default=None,
-                        help="a trained MVSNet-style refiner (deltaz train --model mvsnet_refine) to add as mvsnet_refine")
+                        help="a trained MVSNet-style refiner (deltaz train --model mvsnet_refine) to add as "
+                        "mvsnet_refine")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     parser.add_argument("--num-src-views", type=int, default=4, help="source views per reference view (default 4)")
     parser.add_argument("--batch-size", type=int, default=8, help="views per forward pass (default 8)")

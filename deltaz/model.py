@@ -17,8 +17,10 @@ outliers) is not squeezed to ~0.004 units by DTU's ~500 mm range (the demo's ref
 Option ``prefill_holes``: holes of ``depth_init`` are first filled classically
 (:func:`deltaz.baselines.fill_holes`, normalised 5×5 box averaging, repeated); the network sees the filled
 depth (the validity channel still marks the holes) and its Δz at a hole is added to that fill, so a hole
-starts near its neighbours' depth instead of at 0 mm (a ~700 mm correction). Matters when holes are filled
-(``refine(keep_holes=False)``); an untrained model then fills holes with the classical fill.
+starts near its neighbours' depth instead of at 0 mm (a ~700 mm correction). Holes the fill does not reach
+(more than ~6 px from any depth: the void around the scene, not a gap in a surface) stay holes (Δz = 0).
+Matters when holes are filled (``refine(keep_holes=False)``); an untrained model then fills holes with the
+classical fill.
 
 Output: the Δz head is a plain linear conv, zero-initialised, so an untrained model is the identity
 (``delta_z == 0`` exactly). Its output is in normalised units and is scaled back to mm by the half span:
@@ -56,8 +58,9 @@ __all__ = [
 
 #: Smallest half span (mm) used to normalise depth, so a flat or empty range never divides by ~0.
 MIN_HALF_SPAN_MM = 1.0
-#: Hole pre-fill (``prefill_holes``): window and passes of :func:`deltaz.baselines.fill_holes` (reach ~64 px).
-PREFILL_KERNEL, PREFILL_ITERS = 5, 32
+#: Hole pre-fill (``prefill_holes``): window and passes of :func:`deltaz.baselines.fill_holes`; holes farther than
+#: about ``PREFILL_ITERS · (PREFILL_KERNEL // 2)`` pixels from a valid depth (the void around the scene) stay holes.
+PREFILL_KERNEL, PREFILL_ITERS = 5, 3
 #: Lower bound of ``log_b`` (``b`` in mm): ``b ≥ e^-4.6 ≈ 0.01 mm`` keeps ``|r|/b`` finite.
 LOG_B_MIN = math.log(0.01)
 
@@ -167,14 +170,16 @@ class _RefinerBase(nn.Module):
 
     def _inputs(self, depth_init, image, depth_range):
         depth_init = _as_b1hw(depth_init, "depth_init")
-        offset = None
+        offset: tuple[torch.Tensor, torch.Tensor] | None = None
         if self.prefill_holes:
             from deltaz.baselines import fill_holes
 
             holes = ~(torch.isfinite(depth_init) & (depth_init > 0))
             clean = torch.where(holes, torch.zeros_like(depth_init), depth_init)
             filled = fill_holes(clean[:, 0], PREFILL_KERNEL, max_iters=PREFILL_ITERS).unsqueeze(1)
-            offset = torch.where(holes, filled, torch.zeros_like(filled))  # Δz at a hole starts at the fill
+            # Δz at a hole starts at the fill; a hole the fill does not reach (the void around the scene) stays a
+            # hole: Δz = 0 there
+            offset = (torch.where(holes, filled, torch.zeros_like(filled)), holes & (filled <= 0))
             depth_norm, _, centre, half = normalise_depth(filled, depth_range, self.depth_scale_mm)
             valid = ~holes
         else:
@@ -194,10 +199,11 @@ class _RefinerBase(nn.Module):
             raise ConfigError(f"{type(self).__name__}(in_channels=1) takes no image; build it with in_channels=4 for RGB guidance")
         return torch.cat(parts, dim=1), half, offset
 
-    def _outputs(self, head: torch.Tensor, half: torch.Tensor, offset: torch.Tensor | None = None):
+    def _outputs(self, head: torch.Tensor, half: torch.Tensor, offset=None):
         delta_z = head[:, :1] * half
-        if offset is not None:
-            delta_z = delta_z + offset
+        if offset is not None:  # (fill at holes, unreached holes) from _inputs
+            fill, unreached = offset
+            delta_z = torch.where(unreached, torch.zeros_like(delta_z), delta_z + fill)
         if not self.out_confidence:
             return delta_z
         log_b = LOG_B_MIN + F.softplus(head[:, 1:2] + torch.log(half) - LOG_B_MIN)

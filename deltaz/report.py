@@ -65,7 +65,9 @@ def format_value(key: str, value: Any) -> str:
     return str(value)
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], bold_best: Mapping[str, str] | None = None) -> str:
+def markdown_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], bold_best: Mapping[str, str] | None = None
+) -> str:
     """A GitHub Markdown table of ``rows`` restricted to ``columns`` (missing keys are blank).
 
     ``bold_best`` maps a column to ``"min"`` or ``"max"``: within each ``scan`` group, the best value of

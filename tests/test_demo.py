@@ -69,7 +69,8 @@ def test_quality_targets():
         return {"method": method, "scan": "all", "mae_mm": mae, "consistency": consistency}
 
     rows = [row("identity", 10.0, 50.0), row("median", 6.0, 55.0), row("guided", 5.0, 52.0),
-            row("geometric_averaging", 8.0, 60.0), row("deltaz", 3.9, 70.0), {**row("deltaz", 99.0, 0.0), "scan": "scan1"}]
+            row("geometric_averaging", 8.0, 60.0), row("deltaz", 3.9, 70.0),
+            {**row("deltaz", 99.0, 0.0), "scan": "scan1"}]
     targets = quality_targets(rows)
     assert [t["met"] for t in targets] == [True, True, True, True]
     rows[4] = row("deltaz", 4.5, 40.0)  # not 20 % below guided (5.0), less consistent than the input

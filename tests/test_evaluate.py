@@ -77,7 +77,8 @@ def test_metrics_json_schema_rows_and_files(setup, tmp_path):
     md = (out / "metrics.md").read_text()
     assert "| method | scan | mae_mm |" in md and "Baseline parameters" in md and "kernel_size=" in md
     # figures, point clouds and a PLY
-    assert data["figures"] and all((out / p).is_file() and (out / p).read_bytes()[:4] == b"\x89PNG" for p in data["figures"])
+    assert data["figures"]
+    assert all((out / p).is_file() and (out / p).read_bytes()[:4] == b"\x89PNG" for p in data["figures"])
     assert {r["method"] for r in data["pointclouds"]} >= {"identity", "deltaz"}
     assert all(r["overall_mm"] >= 0 for r in data["pointclouds"])
     assert data["ply"] and all((out / p).is_file() for p in data["ply"])

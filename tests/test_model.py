@@ -215,6 +215,10 @@ def test_input_options_depth_scale_and_prefill_holes(name):
     assert float(out["depth_refined"][0, 3, 2]) == pytest.approx(600.0)
     assert torch.equal(out["depth_refined"][depth > 0], depth[depth > 0])
     assert refine(model, depth, keep_holes=True)["depth_refined"][0, 3, 2] == 0
+    void = torch.zeros(1, 8, 30)
+    void[0, :, :4] = 650.0  # columns far from any depth are the void around the scene: they stay holes
+    filled = refine(perturb_head(build_model(name, prefill_holes=True, **kwargs)), void)["depth_refined"]
+    assert (filled[0, :, 20:] == 0).all()
     with torch.no_grad():  # a constant head output of 0.1 is 0.1 x 20 mm
         model.head.bias.fill_(0.1)
     assert torch.allclose(refine(model, depth)["delta_z"][depth > 0], torch.tensor(2.0))
