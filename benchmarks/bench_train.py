@@ -1,6 +1,6 @@
 """Training and inference speed of DeltaZ: samples/s, ms/step split into forward, each loss, backward.
 
-    python benchmarks/bench_train.py                      # 128x160, batch 4, 2 views, this CPU
+    python benchmarks/bench_train.py                      # 160x128, batch 4, 2 views, this CPU
     python benchmarks/bench_train.py --device cuda --amp  # on a GPU (bf16 autocast, channels_last)
 
 The batch is built in memory (a slanted, wavy surface seen by two cameras 60 mm apart, with an
@@ -98,7 +98,7 @@ def bench_training(args, device: torch.device) -> dict:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-6)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    batch = make_batch(args.batch_size, args.num_views, 128, 160, device)
+    batch = make_batch(args.batch_size, args.num_views, args.height, args.width, device)
     weights = LossWeights()
     timer = Timer(device)
     rows: dict[str, list[float]] = {}
@@ -170,6 +170,8 @@ def main(argv=None) -> int:
     parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA only; ignored with a warning on CPU)")
     parser.add_argument("--batch-size", type=int, default=4, help="samples per step")
     parser.add_argument("--num-views", type=int, default=2, help="views per sample (reference + sources)")
+    parser.add_argument("--height", type=int, default=128, help="training crop height in pixels")
+    parser.add_argument("--width", type=int, default=160, help="training crop width in pixels")
     parser.add_argument("--model", default="deltaz_unet", choices=["deltaz_unet", "mvsnet_refine"], help="network")
     parser.add_argument("--base-channel", type=int, default=32, help="channels of the first level")
     parser.add_argument("--unet-depth", type=int, default=4, help="U-Net downsamplings")
@@ -189,7 +191,7 @@ def main(argv=None) -> int:
         print(json.dumps({"device": name, "train_ms": train_ms, "inference_ms": infer_ms}, indent=2))
         return 0
     print(f"device: {name}; {args.model} base_channel={args.base_channel} depth={args.unet_depth}; "
-          f"batch {args.batch_size} x {args.num_views} views at 160x128; amp={args.amp}")
+          f"batch {args.batch_size} x {args.num_views} views at {args.width}x{args.height}; amp={args.amp}")
     print(f"training: {train_ms['samples_per_s']:.1f} samples/s, {train_ms['step']:.1f} ms/step (median)")
     for key, value in train_ms.items():
         if key not in ("samples_per_s",):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -63,6 +64,8 @@ class DemoSettings:
     # training
     max_steps: int | None = None
     batch_size: int = 4
+    num_workers: int | None = None  # data-loader processes; None = auto (0 on CPU, up to 8 on CUDA)
+    amp: bool = False  # bf16 autocast (CUDA only)
     num_views: int = 2
     lr: float = 1e-3
     base_channel: int = 16
@@ -91,6 +94,8 @@ class DemoSettings:
             f"{self.scans} scans leave no training scan after {self.test_scans} test and {self.val_scans} "
             f"validation scans; use at least {self.test_scans + self.val_scans + 1}",
         )
+        need(self.num_workers is None or self.num_workers >= 0, "--num-workers",
+             f"must be >= 0, got {self.num_workers}")
         need(self.views >= max(2, self.num_views), "--views", f"must be >= max(2, num_views), got {self.views}")
 
 
@@ -182,6 +187,8 @@ def train_config(settings: DemoSettings, data: Path, out: Path, device: str):
     fields = dict(
         data_root=str(data / "train_ready"),
         batch_size=settings.batch_size,
+        num_workers=settings.num_workers or 0,
+        amp=settings.amp,
         num_views=settings.num_views,
         val_split=settings.val_scans / n_train_val,
         split="random",
@@ -208,7 +215,7 @@ def train_config(settings: DemoSettings, data: Path, out: Path, device: str):
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in ("progress",)}
+    return {k: v for k, v in config.items() if k not in ("progress", "num_workers")}
 
 
 def stage_train(settings: DemoSettings, data: Path, out: Path, device: str) -> tuple[float | None, dict[str, Any]]:
@@ -334,7 +341,7 @@ def report_markdown(settings: DemoSettings, evaluation: dict[str, Any], train_su
                       f"fill_holes={cfg.get('fill_holes')} prefill_holes={cfg.get('prefill_holes')}"),
             ("training", f"budget {settings.minutes:g} min, batch {cfg.get('batch_size')}, "
                          f"{cfg.get('num_views')} views "
-                         f"per sample, lr {cfg.get('lr')}, device {train_summary.get('device')}; "
+                         f"per sample, lr {cfg.get('lr')}, amp {cfg.get('amp')}, device {train_summary.get('device')}; "
                          f"stopped by {train_summary.get('stopped_by')} after {train_summary.get('steps')} steps "
                          f"({train_summary.get('epochs_completed')} full epochs)"),
             ("loss weights", ", ".join(f"{k[2:]}={cfg.get(k)}" for k in cfg if k.startswith("w_"))),
@@ -385,6 +392,10 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     device = str(resolve_device(None if settings.device in ("", "auto") else settings.device))
     if device.startswith("cuda") and settings.batch_size == DemoSettings.batch_size:
         settings.batch_size = 8  # a GPU runs many more steps in the budget; use bigger batches too
+    if settings.num_workers is None:
+        # On a GPU the main process cannot simulate initial depths fast enough alone; on a 2-core CPU,
+        # worker processes would only take cores from the training step.
+        settings.num_workers = min(8, max(0, (os.cpu_count() or 1) - 2)) if device.startswith("cuda") else 0
     t_all = time.perf_counter()
     timings: dict[str, float | None] = {}
 
@@ -465,6 +476,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="also stop training after this many steps")
     parser.add_argument("--batch-size", type=int, default=d.batch_size,
                         help=f"training batch size (default {d.batch_size})")
+    parser.add_argument("--num-workers", type=int, default=None,
+                        help="data-loader worker processes (default: 0 on CPU, up to 8 on CUDA)")
+    parser.add_argument("--amp", action="store_true", help="bf16 mixed precision (CUDA only)")
     parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
     parser.add_argument("--base-channel", type=int, default=d.base_channel,
                         help=f"U-Net width (default {d.base_channel})")
@@ -486,7 +500,8 @@ def run(args: argparse.Namespace) -> int:
         out=args.out, data=args.data, minutes=args.minutes, scans=args.scans, test_scans=args.test_scans,
         val_scans=args.val_scans, seed=args.seed, device=args.device, force=args.force, views=args.views,
         image_size=tuple(args.image_size), resolution=None if args.resolution is None else tuple(args.resolution),
-        max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, base_channel=args.base_channel,
+        max_steps=args.max_steps, batch_size=args.batch_size, num_workers=args.num_workers, amp=args.amp,
+        lr=args.lr, base_channel=args.base_channel,
         unet_depth=args.unet_depth, use_images=not args.no_images, pointclouds=not args.no_pointclouds,
         depth_scale_mm=args.depth_scale_mm or None, fill_holes=not args.keep_holes, prefill_holes=not args.keep_holes,
         progress=not args.no_progress,
