@@ -162,7 +162,16 @@ class _RefinerBase(nn.Module):
     depth_scale_mm: float | None = None
     prefill_holes: bool = False
 
-    def _set_options(self, depth_scale_mm: float | None, prefill_holes: bool) -> None:
+    def _set_options(self, in_channels: int, base_channel: int, out_confidence: bool,
+                     depth_scale_mm: float | None, prefill_holes: bool) -> None:
+        """Check and store the options both refiners share; one :class:`ConfigError` per bad value."""
+        if in_channels not in (1, 4):
+            raise ConfigError(f"in_channels must be 1 (depth) or 4 (depth + RGB), got {in_channels}")
+        if int(base_channel) < 1:
+            raise ConfigError(f"base_channel must be >= 1, got {base_channel}")
+        self.in_channels = int(in_channels)
+        self.base_channel = int(base_channel)
+        self.out_confidence = bool(out_confidence)
         if depth_scale_mm is not None and not float(depth_scale_mm) > 0:
             raise ConfigError(f"depth_scale_mm must be > 0 mm or None, got {depth_scale_mm}")
         self.depth_scale_mm = None if depth_scale_mm is None else float(depth_scale_mm)
@@ -228,17 +237,10 @@ class DeltaZUnet(_RefinerBase):
     def __init__(self, in_channels: int = 1, base_channel: int = 32, depth: int = 4, out_confidence: bool = False,
                  depth_scale_mm: float | None = None, prefill_holes: bool = False):
         super().__init__()
-        if in_channels not in (1, 4):
-            raise ConfigError(f"in_channels must be 1 (depth) or 4 (depth + RGB), got {in_channels}")
-        if int(base_channel) < 1:
-            raise ConfigError(f"base_channel must be >= 1, got {base_channel}")
+        self._set_options(in_channels, base_channel, out_confidence, depth_scale_mm, prefill_holes)
         if int(depth) < 1:
             raise ConfigError(f"depth (number of downsamplings) must be >= 1, got {depth}")
-        self.in_channels = int(in_channels)
-        self.base_channel = int(base_channel)
         self.depth = int(depth)
-        self.out_confidence = bool(out_confidence)
-        self._set_options(depth_scale_mm, prefill_holes)
         widths = [self.base_channel * 2**i for i in range(self.depth + 1)]
         self.stem = _ConvBlock(self.in_channels + 1, widths[0])
         self.down = nn.ModuleList(_ConvBlock(widths[i], widths[i + 1]) for i in range(self.depth))
@@ -276,14 +278,7 @@ class MVSNetRefine(_RefinerBase):
     def __init__(self, in_channels: int = 4, base_channel: int = 32, out_confidence: bool = False,
                  depth_scale_mm: float | None = None, prefill_holes: bool = False):
         super().__init__()
-        if in_channels not in (1, 4):
-            raise ConfigError(f"in_channels must be 1 (depth) or 4 (depth + RGB), got {in_channels}")
-        if int(base_channel) < 1:
-            raise ConfigError(f"base_channel must be >= 1, got {base_channel}")
-        self.in_channels = int(in_channels)
-        self.base_channel = int(base_channel)
-        self.out_confidence = bool(out_confidence)
-        self._set_options(depth_scale_mm, prefill_holes)
+        self._set_options(in_channels, base_channel, out_confidence, depth_scale_mm, prefill_holes)
         c = self.base_channel
         layers: list[nn.Module] = []
         for c_in in (self.in_channels + 1, c, c):

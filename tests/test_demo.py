@@ -64,6 +64,17 @@ def test_split_is_seeded_and_disjoint():
         DemoSettings(scans=3, test_scans=2, val_scans=1).validate()
 
 
+def test_loader_workers_and_amp_reach_the_training_config(tmp_path):
+    from deltaz.demo import train_config
+
+    settings = DemoSettings(num_workers=3, amp=True)
+    config = train_config(settings, tmp_path / "data", tmp_path / "run", "cpu")
+    assert config.num_workers == 3 and config.amp is True
+    assert train_config(DemoSettings(), tmp_path, tmp_path, "cpu").num_workers == 0
+    with pytest.raises(ConfigError, match="--num-workers"):
+        DemoSettings(num_workers=-1).validate()
+
+
 def test_quality_targets():
     def row(method, mae, consistency):
         return {"method": method, "scan": "all", "mae_mm": mae, "consistency": consistency}
