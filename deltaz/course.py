@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from deltaz.demo import DemoSettings
 from deltaz.dtu.formats import atomic_write_text
 from deltaz.errors import DataError
 from deltaz.paths import data_dir, dtu_root
@@ -317,14 +318,17 @@ def source_of(obj: Any):
 # ------------------------------------------------------------------------------------------ load or train
 __all__ += ["LOAD_OR_TRAIN_SMOKE", "LOAD_OR_TRAIN_FULL", "load_or_train"]
 
+#: The input options of ``deltaz demo``, taken from its defaults (explained in notebooks/04_training.ipynb).
+DEMO_INPUT_OPTIONS = {name: getattr(DemoSettings(), name) for name in ("fill_holes", "prefill_holes", "depth_scale_mm")}
+
 #: Settings of the refiner that :func:`load_or_train` trains when no checkpoint is usable (TrainConfig
 #: fields; ``config_overrides`` replace them). Smoke: a few steps of a small U-Net. Full: notebook 04's
 #: recipe, a 16-channel U-Net with image guidance for 8 epochs (about 5 minutes on a laptop CPU for the
 #: full course data).
 LOAD_OR_TRAIN_SMOKE = dict(batch_size=2, num_views=2, num_epochs=10_000, max_steps=4, base_channel=8, unet_depth=3,
-                           lr=1e-3, use_images=False, image_log_every=0, log_every=1)
+                           lr=1e-3, use_images=False, image_log_every=0, log_every=1, **DEMO_INPUT_OPTIONS)
 LOAD_OR_TRAIN_FULL = dict(batch_size=4, num_views=2, num_epochs=8, scheduler_t0=8, base_channel=16, unet_depth=4,
-                          lr=1e-3, use_images=True, image_log_every=0, log_every=10)
+                          lr=1e-3, use_images=True, image_log_every=0, log_every=10, **DEMO_INPUT_OPTIONS)
 
 
 def _checkpoint_file(candidate: str | Path) -> Path | None:
