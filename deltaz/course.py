@@ -323,8 +323,8 @@ DEMO_INPUT_OPTIONS = {name: getattr(DemoSettings(), name) for name in ("fill_hol
 
 #: Settings of the refiner that :func:`load_or_train` trains when no checkpoint is usable (TrainConfig
 #: fields; ``config_overrides`` replace them). Smoke: a few steps of a small U-Net. Full: notebook 04's
-#: recipe, a 16-channel U-Net with image guidance for 8 epochs (about 5 minutes on a laptop CPU for the
-#: full course data).
+#: recipe, a 16-channel U-Net with image guidance and the demo's input options for 8 epochs (about 2
+#: minutes on a 2-core CPU for the full course data).
 LOAD_OR_TRAIN_SMOKE = dict(batch_size=2, num_views=2, num_epochs=10_000, max_steps=4, base_channel=8, unet_depth=3,
                            lr=1e-3, use_images=False, image_log_every=0, log_every=1, **DEMO_INPUT_OPTIONS)
 LOAD_OR_TRAIN_FULL = dict(batch_size=4, num_views=2, num_epochs=8, scheduler_t0=8, base_channel=16, unet_depth=4,
