@@ -11,10 +11,12 @@ Stages, each with a progress bar and a wall time in the report:
 3. **train** — DeltaZUnet (:func:`deltaz.train.train`) on ``train_ready`` for ``--minutes`` minutes;
    ``--val-scans`` of its scans are the validation split (again :func:`deltaz.data.split_scans`, seeded),
    which picks ``best.pt`` and tunes the baselines. Checkpoints and TensorBoard logs go to ``<out>``;
-   a finished run with the same settings is reused.
+   a finished run with the same settings is reused. Then the MVSNet-style refinement network
+   (:class:`deltaz.model.MVSNetRefine`, 32 channels as in MVSNet) is trained the same way for
+   ``--compare-minutes`` (default 2.5; 0 skips it) into ``<out>/mvsnet_refine``: the learned baseline.
 4. **evaluate** — :func:`deltaz.evaluate.run_evaluation` on every scan of ``test_ready`` against the
-   input and every baseline (tuned on the validation scans only): ``metrics.json``, ``metrics.md``,
-   figures, point clouds.
+   input, every classical baseline (tuned on the validation scans only) and the MVSNet-style network
+   (row ``mvsnet_refine``): ``metrics.json``, ``metrics.md``, figures, point clouds.
 5. **report** — ``<out>/report.md``: the table, the quality targets, figures, settings, the machine and
    the wall time of each stage.
 
@@ -74,6 +76,9 @@ class DemoSettings:
     depth_scale_mm: float | None = 20.0  # fixed normalisation span: mm-scale errors stay visible to the net
     fill_holes: bool = True  # the refiner fills the input's holes (they count as errors of the full depth)
     prefill_holes: bool = True  # ... starting from a classical fill of each hole
+    # the MVSNet-style refinement network, trained by the same pipeline as a baseline (0 = skip it)
+    compare_minutes: float = 2.5
+    compare_base_channel: int = 32  # MVSNet's width
     # evaluation
     num_src_views: int = 4
     pointclouds: bool = True
@@ -86,6 +91,7 @@ class DemoSettings:
                 raise ConfigError(f"{flag}: {msg}")
 
         need(self.minutes > 0, "--minutes", f"must be > 0, got {self.minutes}")
+        need(self.compare_minutes >= 0, "--compare-minutes", f"must be >= 0 (0 skips it), got {self.compare_minutes}")
         need(self.test_scans >= 1, "--test-scans", f"must be >= 1, got {self.test_scans}")
         need(self.val_scans >= 1, "--val-scans", f"must be >= 1, got {self.val_scans}")
         need(
@@ -179,10 +185,14 @@ def stage_parse(settings: DemoSettings, data: Path) -> tuple[float | None, dict[
     return time.perf_counter() - start, groups
 
 
-def train_config(settings: DemoSettings, data: Path, out: Path, device: str):
-    """The :class:`deltaz.config.TrainConfig` of the demo."""
+def train_config(settings: DemoSettings, data: Path, out: Path, device: str, model: str = "deltaz_unet"):
+    """The :class:`deltaz.config.TrainConfig` of the demo's refiner (``model="deltaz_unet"``, run folder
+    ``out``) or of its MVSNet-style baseline (``"mvsnet_refine"``, run folder ``out/mvsnet_refine``): same
+    data, split, losses, input options, optimiser and seed; its own width and time budget."""
     from deltaz.config import TrainConfig
 
+    compare = model == "mvsnet_refine"
+    run_dir = out / model if compare else out
     n_train_val = settings.scans - settings.test_scans
     fields = dict(
         data_root=str(data / "train_ready"),
@@ -198,15 +208,16 @@ def train_config(settings: DemoSettings, data: Path, out: Path, device: str):
         lr=settings.lr,
         seed=settings.seed,
         max_steps=settings.max_steps,
-        max_minutes=settings.minutes,
-        base_channel=settings.base_channel,
+        max_minutes=settings.compare_minutes if compare else settings.minutes,
+        model=model,
+        base_channel=settings.compare_base_channel if compare else settings.base_channel,
         unet_depth=settings.unet_depth,
         depth_scale_mm=settings.depth_scale_mm,
         fill_holes=settings.fill_holes,
         prefill_holes=settings.prefill_holes and settings.fill_holes,
         device=device,
-        checkpoint_dir=str(out / "checkpoints"),
-        log_dir=str(out / "logs"),
+        checkpoint_dir=str(run_dir / "checkpoints"),
+        log_dir=str(run_dir / "logs"),
         image_log_every=1,
         progress=settings.progress,
     )
@@ -218,24 +229,28 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in ("progress", "num_workers")}
 
 
-def stage_train(settings: DemoSettings, data: Path, out: Path, device: str) -> tuple[float | None, dict[str, Any]]:
-    """Train unless ``out/train_summary.json`` says a run with the same config finished."""
+def stage_train(settings: DemoSettings, data: Path, out: Path, device: str,
+                model: str = "deltaz_unet") -> tuple[float | None, dict[str, Any]]:
+    """Train ``model`` (see :func:`train_config`) unless its run folder's ``train_summary.json`` says a run
+    with the same config finished."""
     from deltaz.report import write_json
     from deltaz.train import train
 
-    config = train_config(settings, data, out, device)
-    summary_path = out / "train_summary.json"
+    config = train_config(settings, data, out, device, model)
+    run_dir = Path(config.checkpoint_dir).parent
+    summary_path = run_dir / "train_summary.json"
+    label = "train" if model == "deltaz_unet" else f"train {model} (baseline)"
     wanted = _comparable(config.resolved().to_dict())
     if summary_path.is_file() and not settings.force:
         summary = json.loads(summary_path.read_text())
         ckpt = summary.get("checkpoint")
         if _comparable(summary.get("config", {})) == json.loads(json.dumps(wanted)) and ckpt and Path(ckpt).is_file():
-            print(f"[3/5] train: reusing {ckpt} (finished run with the same settings; --force retrains)")
+            print(f"[3/5] {label}: reusing {ckpt} (finished run with the same settings; --force retrains)")
             return None, summary
     for sub in ("checkpoints", "logs"):
-        shutil.rmtree(out / sub, ignore_errors=True)
+        shutil.rmtree(run_dir / sub, ignore_errors=True)
     summary_path.unlink(missing_ok=True)
-    print(f"[3/5] train: DeltaZUnet on {config.data_root} for {settings.minutes:g} min on {device} "
+    print(f"[3/5] {label}: {model} on {config.data_root} for {config.max_minutes:g} min on {device} "
           f"(TensorBoard: tensorboard --logdir {config.log_dir})")
     start = time.perf_counter()
     result = train(config)
@@ -301,9 +316,23 @@ def quality_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return targets
 
 
+def _compare_line(summary: dict[str, Any] | None) -> str:
+    if not summary:
+        return "none (--compare-minutes 0)"
+    cfg, final = summary.get("config", {}), summary.get("final_metrics", {})
+    text = (f"`mvsnet_refine` ({cfg.get('model')} base_channel={cfg.get('base_channel')} "
+            f"use_images={cfg.get('use_images')}, same data, losses, input options and optimiser): budget "
+            f"{cfg.get('max_minutes'):g} min, stopped by {summary.get('stopped_by')} "
+            f"after {summary.get('steps')} steps")
+    if final:
+        text += (f"; validation MAE {final.get('mae_mm_init', float('nan')):.2f} -> "
+                 f"{final.get('mae_mm_refined', float('nan')):.2f} mm")
+    return text + f"; checkpoint `{summary.get('checkpoint')}`"
+
+
 def report_markdown(settings: DemoSettings, evaluation: dict[str, Any], train_summary: dict[str, Any],
                     groups: dict[str, list[str]], timings: dict[str, float | None], machine: dict[str, Any],
-                    out: Path, data: Path) -> str:
+                    out: Path, data: Path, compare_summary: dict[str, Any] | None = None) -> str:
     """The text of ``report.md``."""
     from deltaz.evaluate import metrics_markdown
     from deltaz.report import TABLE_COLUMNS, bullet_list, format_seconds, markdown_table
@@ -316,7 +345,8 @@ def report_markdown(settings: DemoSettings, evaluation: dict[str, Any], train_su
     parts = [
         "# DeltaZ demo report\n\n",
         "The whole pipeline on synthetic DTU-like scenes: render, parse, train DeltaZUnet on a time budget, "
-        "evaluate on held-out scans against the initial depth and the classical baselines.\n\n",
+        "evaluate on held-out scans against the initial depth, the classical baselines and an MVSNet-style "
+        "refinement network trained by the same pipeline.\n\n",
         "## Results on the held-out test scans\n\n",
         f"Test scans (never trained on, never used for tuning): {', '.join(evaluation['scans'])}. "
         "Metrics over every ground-truth pixel (holes count as errors of the full depth); mm, rates in %.\n\n",
@@ -349,6 +379,7 @@ def report_markdown(settings: DemoSettings, evaluation: dict[str, Any], train_su
                                   f"{final.get('mae_mm_refined', float('nan')):.2f} mm (pixels with an initial depth)"
              if final else "none"),
             ("checkpoint evaluated", f"`{evaluation['checkpoint']}`"),
+            ("baseline network", _compare_line(compare_summary)),
         ]),
         "\n## Machine\n\n",
         bullet_list([
@@ -402,6 +433,9 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     timings["synth"] = stage_synth(settings, data)
     timings["parse"], groups = stage_parse(settings, data)
     timings["train"], train_summary = stage_train(settings, data, out, device)
+    compare_summary = None
+    if settings.compare_minutes > 0:
+        timings["train mvsnet_refine"], compare_summary = stage_train(settings, data, out, device, "mvsnet_refine")
 
     print(f"[4/5] evaluate: {len(groups['test'])} held-out scans in {data / 'test_ready'} "
           f"(baselines tuned on the validation scans)")
@@ -409,6 +443,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     evaluation = run_evaluation(
         train_summary["checkpoint"], data / "test_ready", split="test", preset=settings.preset, out_dir=out,
         baselines="all", device=device, num_src_views=settings.num_src_views,
+        compare_checkpoint=compare_summary["checkpoint"] if compare_summary else None,
         pointclouds=settings.pointclouds, progress=settings.progress,
     )
     timings["evaluate"] = time.perf_counter() - start
@@ -419,7 +454,8 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     timings["report"] = time.perf_counter() - start
     timings["total"] = time.perf_counter() - t_all
     report_path = out / "report.md"
-    text = report_markdown(settings, evaluation, train_summary, groups, timings, machine, out, data)
+    text = report_markdown(settings, evaluation, train_summary, groups, timings, machine, out, data,
+                           compare_summary)
     atomic_write_text(report_path, text)
     targets = quality_targets(evaluation["rows"])
     write_json(out / "demo_summary.json", {
@@ -490,6 +526,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "scan's depth range)")
     parser.add_argument("--keep-holes", action="store_true",
                         help="the refiner keeps the input's holes instead of filling them from a classical pre-fill")
+    parser.add_argument("--compare-minutes", type=float, default=d.compare_minutes,
+                        help=f"training budget of the MVSNet-style refinement baseline (default {d.compare_minutes:g}; "
+                        "0 skips it)")
     parser.add_argument("--no-pointclouds", action="store_true", help="skip point-cloud fusion and scoring")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -503,7 +542,8 @@ def run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps, batch_size=args.batch_size, num_workers=args.num_workers, amp=args.amp,
         lr=args.lr, base_channel=args.base_channel,
         unet_depth=args.unet_depth, use_images=not args.no_images, pointclouds=not args.no_pointclouds,
-        depth_scale_mm=args.depth_scale_mm or None, fill_holes=not args.keep_holes, prefill_holes=not args.keep_holes,
+        depth_scale_mm=args.depth_scale_mm or None, compare_minutes=args.compare_minutes,
+        fill_holes=not args.keep_holes, prefill_holes=not args.keep_holes,
         progress=not args.no_progress,
     )
     try:

@@ -33,7 +33,8 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
         assert text in report
     metrics = json.loads((out / "metrics.json").read_text())
     methods = {r["method"] for r in metrics["rows"]}
-    assert methods == {"identity", "median", "bilateral", "joint_bilateral", "guided", "geometric_averaging", "deltaz"}
+    assert methods == {"identity", "median", "bilateral", "joint_bilateral", "guided", "geometric_averaging",
+                       "mvsnet_refine", "deltaz"}
     assert all(all(k in r for k in ("method", "scan", *METRIC_COLUMNS)) for r in metrics["rows"])
     split = json.loads((data / "split.json").read_text())
     assert metrics["scans"] == split["test"] and len(split["test"]) == 1
@@ -43,12 +44,17 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
                                                    for p in metrics["baseline_params"].values())
     checkpoint = out / "checkpoints"
     assert (checkpoint / "last.pt").is_file() and list((out / "logs").glob("events.out.tfevents.*"))
+    baseline_net = out / "mvsnet_refine"  # the learned baseline: its own run folder, same pipeline
+    assert (baseline_net / "checkpoints" / "last.pt").is_file() and (baseline_net / "train_summary.json").is_file()
+    assert json.loads((baseline_net / "train_summary.json").read_text())["config"]["model"] == "mvsnet_refine"
+    assert "mvsnet_refine" in report and "baseline network" in report
     assert all((out / p).is_file() for p in metrics["figures"])
     mtime = (checkpoint / "last.pt").stat().st_mtime_ns
 
     assert cli_main(args) == 0
     second = capsys.readouterr().out
     assert "synth: reusing" in second and "parse: reusing" in second and "train: reusing" in second
+    assert "train mvsnet_refine (baseline): reusing" in second
     assert (checkpoint / "last.pt").stat().st_mtime_ns == mtime
     assert "| train | cached |" in (out / "report.md").read_text()
 
@@ -71,6 +77,11 @@ def test_loader_workers_and_amp_reach_the_training_config(tmp_path):
     config = train_config(settings, tmp_path / "data", tmp_path / "run", "cpu")
     assert config.num_workers == 3 and config.amp is True
     assert train_config(DemoSettings(), tmp_path, tmp_path, "cpu").num_workers == 0
+    baseline = train_config(DemoSettings(), tmp_path, tmp_path / "run", "cpu", "mvsnet_refine")
+    assert baseline.model == "mvsnet_refine" and baseline.base_channel == 32 and baseline.max_minutes == 2.5
+    assert baseline.checkpoint_dir == str(tmp_path / "run" / "mvsnet_refine" / "checkpoints")
+    with pytest.raises(ConfigError, match="--compare-minutes"):
+        DemoSettings(compare_minutes=-1).validate()
     with pytest.raises(ConfigError, match="--num-workers"):
         DemoSettings(num_workers=-1).validate()
 
