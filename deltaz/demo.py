@@ -13,7 +13,8 @@ Stages, each with a progress bar and a wall time in the report:
    which picks ``best.pt`` and tunes the baselines. Checkpoints and TensorBoard logs go to ``<out>``;
    a finished run with the same settings is reused. Then the MVSNet-style refinement network
    (:class:`deltaz.model.MVSNetRefine`, 32 channels as in MVSNet) is trained the same way for
-   ``--compare-minutes`` (default 2.5; 0 skips it) into ``<out>/mvsnet_refine``: the learned baseline.
+   ``--compare-minutes`` (default: the same budget as DeltaZUnet; 0 skips it) into ``<out>/mvsnet_refine``:
+   the learned baseline.
 4. **evaluate** — :func:`deltaz.evaluate.run_evaluation` on every scan of ``test_ready`` against the
    input, every classical baseline (tuned on the validation scans only) and the MVSNet-style network
    (row ``mvsnet_refine``): ``metrics.json``, ``metrics.md``, figures, point clouds.
@@ -77,7 +78,7 @@ class DemoSettings:
     fill_holes: bool = True  # the refiner fills the input's holes (they count as errors of the full depth)
     prefill_holes: bool = True  # ... starting from a classical fill of each hole
     # the MVSNet-style refinement network, trained by the same pipeline as a baseline (0 = skip it)
-    compare_minutes: float = 2.5
+    compare_minutes: float | None = None  # None = the same budget as DeltaZUnet (--minutes)
     compare_base_channel: int = 32  # MVSNet's width
     # evaluation
     num_src_views: int = 4
@@ -85,13 +86,20 @@ class DemoSettings:
     progress: bool = True
     extra_train: dict[str, Any] = field(default_factory=dict)
 
+    def budget_minutes(self, model: str) -> float:
+        """Training budget of ``model`` ("deltaz_unet" or the baseline "mvsnet_refine") in minutes."""
+        if model == "mvsnet_refine" and self.compare_minutes is not None:
+            return self.compare_minutes
+        return self.minutes
+
     def validate(self) -> None:
         def need(cond: bool, flag: str, msg: str) -> None:
             if not cond:
                 raise ConfigError(f"{flag}: {msg}")
 
         need(self.minutes > 0, "--minutes", f"must be > 0, got {self.minutes}")
-        need(self.compare_minutes >= 0, "--compare-minutes", f"must be >= 0 (0 skips it), got {self.compare_minutes}")
+        need(self.compare_minutes is None or self.compare_minutes >= 0, "--compare-minutes",
+             f"must be >= 0 (0 skips it), got {self.compare_minutes}")
         need(self.test_scans >= 1, "--test-scans", f"must be >= 1, got {self.test_scans}")
         need(self.val_scans >= 1, "--val-scans", f"must be >= 1, got {self.val_scans}")
         need(
@@ -208,7 +216,7 @@ def train_config(settings: DemoSettings, data: Path, out: Path, device: str, mod
         lr=settings.lr,
         seed=settings.seed,
         max_steps=settings.max_steps,
-        max_minutes=settings.compare_minutes if compare else settings.minutes,
+        max_minutes=settings.budget_minutes(model),
         model=model,
         base_channel=settings.compare_base_channel if compare else settings.base_channel,
         unet_depth=settings.unet_depth,
@@ -434,7 +442,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     timings["parse"], groups = stage_parse(settings, data)
     timings["train"], train_summary = stage_train(settings, data, out, device)
     compare_summary = None
-    if settings.compare_minutes > 0:
+    if settings.budget_minutes("mvsnet_refine") > 0:
         timings["train mvsnet_refine"], compare_summary = stage_train(settings, data, out, device, "mvsnet_refine")
 
     print(f"[4/5] evaluate: {len(groups['test'])} held-out scans in {data / 'test_ready'} "
@@ -527,8 +535,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-holes", action="store_true",
                         help="the refiner keeps the input's holes instead of filling them from a classical pre-fill")
     parser.add_argument("--compare-minutes", type=float, default=d.compare_minutes,
-                        help=f"training budget of the MVSNet-style refinement baseline (default {d.compare_minutes:g}; "
-                        "0 skips it)")
+                        help="training budget in minutes of the MVSNet-style refinement baseline (default: the same "
+                        "as --minutes; 0 skips it)")
     parser.add_argument("--no-pointclouds", action="store_true", help="skip point-cloud fusion and scoring")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
