@@ -22,10 +22,11 @@ Stages, each with a progress bar and a wall time in the report:
    the wall time of each stage.
 
 ``--force`` redoes everything (re-renders the data, retrains). The defaults are sized for a 2-core
-laptop CPU: 12 scans of 49 views at 160×128, a 16-channel U-Net with image guidance, 5 minutes. The
-refiner fills the input's holes (they count as errors of the full depth in every metric) starting from a
-classical fill (``prefill_holes``), and normalises depth with a fixed 20 mm span (``depth_scale_mm``):
-short experiments on the validation scans showed both are needed within a CPU budget (see the report).
+laptop CPU: 12 scans of 49 views at 160×128, a 16-channel U-Net with image guidance, 5 minutes (and 5
+for the MVSNet-style baseline). The refiner fills the input's holes (they count as errors of the full
+depth in every metric) starting from a classical fill (``prefill_holes``), and normalises depth with a
+fixed 20 mm span (``depth_scale_mm``): short experiments on the validation scans showed both are needed
+within a CPU budget (see the report).
 """
 
 from __future__ import annotations
