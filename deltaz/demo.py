@@ -25,8 +25,9 @@ Stages, each with a progress bar and a wall time in the report:
 laptop CPU: 12 scans of 49 views at 160×128, a 16-channel U-Net with image guidance, 5 minutes (and 5
 for the MVSNet-style baseline). The refiner fills the input's holes (they count as errors of the full
 depth in every metric) starting from a classical fill (``prefill_holes``), and normalises depth with a
-fixed 20 mm span (``depth_scale_mm``): short experiments on the validation scans showed both are needed
-within a CPU budget (see the report).
+fixed 20 mm span (``depth_scale_mm``). Both matter within a CPU budget: with holes kept every
+hole-counting metric is lost to the filters, and with depth normalised by the scan's 500 mm range
+(``--depth-scale-mm 0``) the validation MAE after 5 minutes was 4.50 mm instead of 2.49 mm (README).
 """
 
 from __future__ import annotations
