@@ -143,6 +143,8 @@ class TrainConfig:
         need(self.base_channel >= 1, "base_channel", "must be >= 1")
         need(self.unet_depth >= 1, "unet_depth", "must be >= 1")
         need(self.depth_scale_mm is None or self.depth_scale_mm > 0, "depth_scale_mm", "must be > 0 or None")
+        need(self.fill_holes or not self.prefill_holes, "prefill_holes",
+             "needs fill_holes (--fill-holes): holes the refiner keeps need no pre-fill")
         need(self.log_every >= 1, "log_every", "must be >= 1")
         need(self.image_log_every >= 0, "image_log_every", "must be >= 0 (0 = never)")
         need(self.val_max_batches is None or self.val_max_batches >= 1, "val_max_batches", "must be >= 1 or None")

@@ -487,6 +487,9 @@ _FLAGS: list[tuple[str, str, dict[str, Any], str]] = [
     ("--model", "model", {"choices": ["deltaz_unet", "mvsnet_refine"]}, "refinement network"),
     ("--base-channel", "base_channel", {"type": int}, "channels of the network's first level"),
     ("--unet-depth", "unet_depth", {"type": int}, "number of U-Net downsamplings (deltaz_unet)"),
+    ("--depth-scale-mm", "depth_scale_mm", {"type": float, "metavar": "MM"},
+     "normalise the network's depth input by this fixed half span in mm around the middle of the scan's depth "
+     "range (the demo uses 20) instead of by the whole range"),
     ("--preset", "preset", {"choices": ["mvs", "mde", "noise", "none"]},
      "simulated initial-depth error model (used when a scan has no initial/)"),
     ("--initial-source", "initial_source", {"choices": ["auto", "simulate", "estimator"]},
@@ -505,6 +508,8 @@ _SWITCHES: list[tuple[str, str, str]] = [
     ("--confidence", "out_confidence", "also predict a per-pixel confidence"),
     ("--multiscale", "multiscale", "depth, smoothness and multi-view losses on a 3-level pyramid (deltaz.multiscale)"),
     ("--fill-holes", "fill_holes", "let the model fill holes of the initial depth (default: holes stay holes)"),
+    ("--prefill-holes", "prefill_holes", "with --fill-holes: start each hole from a classical fill of its neighbours "
+     "instead of 0 mm (the demo's recipe)"),
     ("--amp", "amp", "mixed precision on CUDA (bf16, or fp16 + GradScaler); ignored with a warning on CPU"),
     ("--no-progress", "progress", "no tqdm bars or per-epoch lines"),
 ]
@@ -531,7 +536,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``deltaz train``: build the config from the flags (and the resumed run), train, print a summary."""
+    """``deltaz train``: build the config from the flags (and the resumed run), train, print a summary.
+    A bad option or dataset prints one ``deltaz train: error: ...`` line and returns 1."""
+    try:
+        return _run(args)
+    except DeltaZError as error:
+        print(f"deltaz train: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     fields = [f for _, f, _, _ in _FLAGS] + [f for _, f, _ in _SWITCHES]
     given = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
     base = TrainConfig(data_root="")

@@ -225,6 +225,21 @@ def test_cli_train_and_resume(data_root, tmp_path, capsys):
     assert state["epoch"] == 2 and state["config"]["base_channel"] == 8 and state["step"] == 8
 
 
+def test_cli_trains_the_demo_recipe(data_root, tmp_path, capsys):
+    """The demo's input options are flags of ``deltaz train`` too, saved with the model; a pre-fill of holes
+    the refiner keeps is refused."""
+    args = ["train", "--data-root", str(data_root), "--batch-size", "2", "--num-epochs", "1", "--val-split", "0",
+            "--base-channel", "4", "--unet-depth", "2", "--max-steps", "1", "--checkpoint-dir", str(tmp_path / "ck"),
+            "--log-dir", str(tmp_path / "logs"), "--no-progress"]
+    assert cli_main([*args, "--fill-holes", "--prefill-holes", "--depth-scale-mm", "20"]) == 0
+    state = ckpt.load_checkpoint(tmp_path / "ck" / "last.pt")
+    assert state["config"]["fill_holes"] and state["model_config"]["prefill_holes"] is True
+    assert state["model_config"]["depth_scale_mm"] == 20.0
+    assert cli_main([*args, "--prefill-holes"]) == 1  # one line naming the option, no traceback
+    err = capsys.readouterr().err
+    assert "deltaz train: error: prefill_holes=True: needs fill_holes" in err and "Traceback" not in err
+
+
 def test_cli_help_covers_every_flag(capsys):
     with pytest.raises(SystemExit):
         cli_main(["train", "--help"])
@@ -232,6 +247,7 @@ def test_cli_help_covers_every_flag(capsys):
     for flag in ("--data-root", "--batch-size", "--num-views", "--num-epochs", "--lr", "--device", "--val-split",
                  "--checkpoint-dir", "--log-dir", "--resume", "--seed", "--max-steps", "--max-minutes",
                  "--w-depth", "--w-improvement", "--w-magnitude", "--w-smoothness", "--w-multiview", "--images",
-                 "--model", "--base-channel", "--unet-depth", "--amp", "--preset", "--num-workers"):
+                 "--model", "--base-channel", "--unet-depth", "--amp", "--preset", "--num-workers",
+                 "--fill-holes", "--prefill-holes", "--depth-scale-mm"):
         assert flag in out
     assert "(default: 4)" in out and "(default: 0.0001)" in out
