@@ -19,6 +19,7 @@ from deltaz.errors import ConfigError
 #: Fields that fix the network (shape and input options): a checkpoint is only loadable into a model with equal values.
 MODEL_FIELDS = (
     "model", "base_channel", "unet_depth", "out_confidence", "use_images", "depth_scale_mm", "prefill_holes",
+    "depth_scale_rel",
 )
 
 #: The loss-weight fields, in the order of ``deltaz.losses.LossWeights``.
@@ -89,6 +90,8 @@ class TrainConfig:
     # range's (None), and a classical pre-fill of the initial depth's holes that Δz starts from
     depth_scale_mm: float | None = None
     prefill_holes: bool = False
+    # scale-free normalisation: half span = depth_scale_rel × the input's median depth (overrides depth_scale_mm)
+    depth_scale_rel: float | None = None
     # Let the model fill holes of the initial depth (refine(keep_holes=False)). Off by default: a filled
     # hole starts at depth_refined = delta_z ~ 0 mm, whose huge inverse depth makes the smoothness loss
     # dominate (and gradient clipping then starves the depth term).
@@ -143,6 +146,7 @@ class TrainConfig:
         need(self.base_channel >= 1, "base_channel", "must be >= 1")
         need(self.unet_depth >= 1, "unet_depth", "must be >= 1")
         need(self.depth_scale_mm is None or self.depth_scale_mm > 0, "depth_scale_mm", "must be > 0 or None")
+        need(self.depth_scale_rel is None or 0 < self.depth_scale_rel < 1, "depth_scale_rel", "must be in (0, 1) or None")
         need(self.fill_holes or not self.prefill_holes, "prefill_holes",
              "needs fill_holes (--fill-holes): holes the refiner keeps need no pre-fill")
         need(self.log_every >= 1, "log_every", "must be >= 1")
@@ -193,6 +197,8 @@ class TrainConfig:
             kwargs["depth_scale_mm"] = self.depth_scale_mm
         if self.prefill_holes:
             kwargs["prefill_holes"] = True
+        if self.depth_scale_rel is not None:
+            kwargs["depth_scale_rel"] = self.depth_scale_rel
         return kwargs
 
     def model_signature(self) -> dict[str, Any]:

@@ -13,6 +13,10 @@ When ``depth_range`` is None the per-sample min/max of the valid depth is used (
 all-hole sample). The RGB image (``[0, 1]``) enters as ``2·image − 1``. Option ``depth_scale_mm``: a fixed
 half span ``h`` (mm) instead of the range's, e.g. 20 mm, so that millimetre-scale structure (noise, steps,
 outliers) is not squeezed to ~0.004 units by DTU's ~500 mm range (the demo's refiner trains much faster so).
+Option ``depth_scale_rel`` (scale-free, taken from the input itself): ``c`` = the median of the sample's valid
+input depth and ``h = depth_scale_rel · c`` (e.g. 0.03: ±20 mm at DTU's ~650 mm). Scaling a scene (depths and
+their errors ×s) then scales Δz by exactly s, so one refiner serves a table at 0.6 m and a room at 3 m; neither
+DTU's depth range nor any mm constant enters. It overrides ``depth_range`` and ``depth_scale_mm``.
 
 Option ``prefill_holes``: holes of ``depth_init`` are first filled classically
 (:func:`deltaz.baselines.fill_holes`, normalised 5×5 box averaging, repeated); the network sees the filled
@@ -48,6 +52,7 @@ __all__ = [
     "MIN_HALF_SPAN_MM",
     "LOG_B_MIN",
     "normalise_depth",
+    "median_valid_depth",
     "DeltaZUnet",
     "MVSNetRefine",
     "MODELS",
@@ -74,8 +79,15 @@ def _as_b1hw(x: torch.Tensor, name: str) -> torch.Tensor:
     raise ValueError(f"{name} must be (B, H, W) or (B, 1, H, W), got shape {tuple(x.shape)}")
 
 
+def median_valid_depth(depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Per-sample median (mm) of ``depth (B, 1, H, W)`` over ``valid``; 0 for an all-hole sample. ``(B,)``."""
+    flat = torch.where(valid, depth, torch.full_like(depth, float("nan"))).reshape(depth.shape[0], -1)
+    return torch.nan_to_num(flat.nanmedian(dim=1).values, nan=0.0)
+
+
 def normalise_depth(
-    depth_init: torch.Tensor, depth_range: torch.Tensor | None = None, scale_mm: float | None = None
+    depth_init: torch.Tensor, depth_range: torch.Tensor | None = None, scale_mm: float | None = None,
+    scale_rel: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Normalise a depth map to about [−1, 1] for the network.
 
@@ -83,6 +95,8 @@ def normalise_depth(
         depth_init: ``(B, 1, H, W)`` mm, ``<= 0`` or non-finite = hole.
         depth_range: ``(B, 2)`` mm ``[min, max]``, or None for the per-sample min/max of valid depth.
         scale_mm: a fixed half span in mm (> 0) instead of the range's; None = the range's.
+        scale_rel: scale-free normalisation (overrides both): centre = median valid depth, half span =
+            ``scale_rel ×`` that median (at least :data:`MIN_HALF_SPAN_MM` … only for an all-hole sample).
     Returns:
         ``depth_norm (B, 1, H, W)`` (holes exactly 0), ``valid (B, 1, H, W)`` bool,
         ``centre_mm (B, 1, 1, 1)`` and ``half_span_mm (B, 1, 1, 1)`` (≥ :data:`MIN_HALF_SPAN_MM`).
@@ -90,6 +104,12 @@ def normalise_depth(
     valid = torch.isfinite(depth_init) & (depth_init > 0)
     depth = torch.where(valid, depth_init, torch.zeros_like(depth_init))
     B = depth.shape[0]
+    if scale_rel is not None:
+        centre = median_valid_depth(depth, valid).detach().view(B, 1, 1, 1)
+        half = (centre * float(scale_rel)).clamp(min=1e-6)
+        half = torch.where(centre > 0, half, torch.full_like(half, MIN_HALF_SPAN_MM))
+        depth_norm = torch.where(valid, (depth - centre) / half, torch.zeros_like(depth))
+        return depth_norm, valid, centre, half
     if depth_range is None:
         flat = depth.reshape(B, -1)
         flat_valid = valid.reshape(B, -1)
@@ -160,10 +180,11 @@ class _RefinerBase(nn.Module):
     out_confidence: bool
 
     depth_scale_mm: float | None = None
+    depth_scale_rel: float | None = None
     prefill_holes: bool = False
 
     def _set_options(self, in_channels: int, base_channel: int, out_confidence: bool,
-                     depth_scale_mm: float | None, prefill_holes: bool) -> None:
+                     depth_scale_mm: float | None, prefill_holes: bool, depth_scale_rel: float | None = None) -> None:
         """Check and store the options both refiners share; one :class:`ConfigError` per bad value."""
         if in_channels not in (1, 4):
             raise ConfigError(f"in_channels must be 1 (depth) or 4 (depth + RGB), got {in_channels}")
@@ -175,6 +196,9 @@ class _RefinerBase(nn.Module):
         if depth_scale_mm is not None and not float(depth_scale_mm) > 0:
             raise ConfigError(f"depth_scale_mm must be > 0 mm or None, got {depth_scale_mm}")
         self.depth_scale_mm = None if depth_scale_mm is None else float(depth_scale_mm)
+        if depth_scale_rel is not None and not 0 < float(depth_scale_rel) < 1:
+            raise ConfigError(f"depth_scale_rel must be in (0, 1) (a share of the median depth) or None, got {depth_scale_rel}")
+        self.depth_scale_rel = None if depth_scale_rel is None else float(depth_scale_rel)
         self.prefill_holes = bool(prefill_holes)
 
     def _inputs(self, depth_init, image, depth_range):
@@ -189,10 +213,10 @@ class _RefinerBase(nn.Module):
             # Δz at a hole starts at the fill; a hole the fill does not reach (the void around the scene) stays a
             # hole: Δz = 0 there
             offset = (torch.where(holes, filled, torch.zeros_like(filled)), holes & (filled <= 0))
-            depth_norm, _, centre, half = normalise_depth(filled, depth_range, self.depth_scale_mm)
+            depth_norm, _, centre, half = normalise_depth(filled, depth_range, self.depth_scale_mm, self.depth_scale_rel)
             valid = ~holes
         else:
-            depth_norm, valid, centre, half = normalise_depth(depth_init, depth_range, self.depth_scale_mm)
+            depth_norm, valid, centre, half = normalise_depth(depth_init, depth_range, self.depth_scale_mm, self.depth_scale_rel)
         parts = [depth_norm, valid.to(depth_norm.dtype)]
         if self.in_channels == 4:
             if image is None:
@@ -235,9 +259,9 @@ class DeltaZUnet(_RefinerBase):
     """
 
     def __init__(self, in_channels: int = 1, base_channel: int = 32, depth: int = 4, out_confidence: bool = False,
-                 depth_scale_mm: float | None = None, prefill_holes: bool = False):
+                 depth_scale_mm: float | None = None, prefill_holes: bool = False, depth_scale_rel: float | None = None):
         super().__init__()
-        self._set_options(in_channels, base_channel, out_confidence, depth_scale_mm, prefill_holes)
+        self._set_options(in_channels, base_channel, out_confidence, depth_scale_mm, prefill_holes, depth_scale_rel)
         if int(depth) < 1:
             raise ConfigError(f"depth (number of downsamplings) must be >= 1, got {depth}")
         self.depth = int(depth)
@@ -276,9 +300,9 @@ class MVSNetRefine(_RefinerBase):
     """
 
     def __init__(self, in_channels: int = 4, base_channel: int = 32, out_confidence: bool = False,
-                 depth_scale_mm: float | None = None, prefill_holes: bool = False):
+                 depth_scale_mm: float | None = None, prefill_holes: bool = False, depth_scale_rel: float | None = None):
         super().__init__()
-        self._set_options(in_channels, base_channel, out_confidence, depth_scale_mm, prefill_holes)
+        self._set_options(in_channels, base_channel, out_confidence, depth_scale_mm, prefill_holes, depth_scale_rel)
         c = self.base_channel
         layers: list[nn.Module] = []
         for c_in in (self.in_channels + 1, c, c):
@@ -310,12 +334,15 @@ def build_model(name: str = "deltaz_unet", **kwargs) -> nn.Module:
 
 
 def _options(model: _RefinerBase) -> dict:
-    """``depth_scale_mm`` / ``prefill_holes`` when not at their defaults (older checkpoints lack them)."""
+    """The input options (``depth_scale_mm``, ``prefill_holes``, ``depth_scale_rel``) not at their defaults
+    (older checkpoints lack them)."""
     options: dict = {}
     if model.depth_scale_mm is not None:
         options["depth_scale_mm"] = model.depth_scale_mm
     if model.prefill_holes:
         options["prefill_holes"] = True
+    if model.depth_scale_rel is not None:
+        options["depth_scale_rel"] = model.depth_scale_rel
     return options
 
 

@@ -490,6 +490,9 @@ _FLAGS: list[tuple[str, str, dict[str, Any], str]] = [
     ("--depth-scale-mm", "depth_scale_mm", {"type": float, "metavar": "MM"},
      "normalise the network's depth input by this fixed half span in mm around the middle of the scan's depth "
      "range (the demo uses 20) instead of by the whole range"),
+    ("--depth-scale-rel", "depth_scale_rel", {"type": float, "metavar": "R"},
+     "scale-free normalisation: half span = R x the input's median depth (e.g. 0.03); overrides --depth-scale-mm "
+     "and works at any scene scale"),
     ("--preset", "preset", {"choices": ["mvs", "mde", "noise", "none"]},
      "simulated initial-depth error model (used when a scan has no initial/)"),
     ("--initial-source", "initial_source", {"choices": ["auto", "simulate", "estimator"]},

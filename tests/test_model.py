@@ -230,6 +230,31 @@ def test_input_options_depth_scale_and_prefill_holes(name):
         build_model(name, depth_scale_mm=0.0, **kwargs)
 
 
+@pytest.mark.parametrize("name", ["deltaz_unet", "mvsnet_refine"])
+def test_depth_scale_rel_is_scale_equivariant(name):
+    """With ``depth_scale_rel`` the normalisation comes from the input itself: scaling the input depth by s
+    (a scene s times larger, errors included) scales Δz by exactly s, holes and image unchanged."""
+    kwargs = {"in_channels": 4, "base_channel": 4, **({"depth": 2} if name == "deltaz_unet" else {})}
+    g = torch.Generator().manual_seed(3)
+    depth = 600 + 40 * torch.rand(2, 12, 16, generator=g)
+    depth[0, 2:4, 3:6] = 0.0
+    image = torch.rand(2, 3, 12, 16, generator=g)
+    model = perturb_head(build_model(name, depth_scale_rel=0.03, prefill_holes=True, **kwargs)).eval()
+    norm, _, centre, half = normalise_depth(depth.unsqueeze(1), scale_rel=0.03)
+    assert torch.allclose(half, centre * 0.03) and float(centre[1]) == pytest.approx(float(depth[1].median()))
+    with torch.no_grad():
+        base = refine(model, depth, image)["delta_z"]
+        assert base.abs().max() > 0
+        for s in (0.5, 3.0):
+            # a far-away range changes nothing: the range is not used
+            out = refine(model, depth * s, image, depth_range=torch.tensor([[1.0, 5000.0]] * 2))["delta_z"]
+            assert torch.allclose(out, base * s, rtol=1e-4, atol=1e-4 * s)
+    assert model_config(model)["depth_scale_rel"] == 0.03
+    assert "depth_scale_rel" not in model_config(build_model(name, **kwargs))
+    with pytest.raises(ConfigError, match="depth_scale_rel"):
+        build_model(name, depth_scale_rel=1.5, **kwargs)
+
+
 def test_tiny_overfit():
     """A hundred steps on one tiny sample clearly reduce the L1 error of the initial depth."""
     threads = torch.get_num_threads()
