@@ -30,6 +30,9 @@ LOSS_WEIGHT_FIELDS = ("w_depth", "w_improvement", "w_magnitude", "w_smoothness",
 DEFAULT_CONFIDENCE_WEIGHT = 0.1
 
 PRESETS = ("mvs", "mde", "noise", "none")
+#: Initial-depth models: the simulation presets of deltaz.corrupt, and "planesweep" (deltaz.mvs run on the
+#: scan's images, cached on disk). ``TrainConfig.preset`` names one, or a mix such as "planesweep:0.6,mvs:0.4".
+INITIAL_MODELS = PRESETS + ("planesweep",)
 #: Where each view's initial depth comes from (see deltaz.data.DepthRefinementDataset).
 INITIAL_SOURCES = ("auto", "simulate", "estimator")
 SPLITS = ("auto", "random", "mvsnet")
@@ -51,7 +54,9 @@ class TrainConfig:
     num_views: int = 2
     val_split: float = 0.1
     split: str = "auto"  # "auto" | "random" | "mvsnet" (see deltaz.data.split_scans)
-    preset: str = "mvs"  # initial-depth simulation preset when a scan has no initial/ folder
+    # initial-depth model when a scan has no initial/ folder: a name of INITIAL_MODELS or a weighted mix,
+    # e.g. "planesweep:0.6,mvs:0.3,none:0.1" (drawn per view and epoch in training, fixed per view in validation)
+    preset: str = "mvs"
     use_images: bool = False  # feed the RGB image to the network (image guidance)
     num_workers: int = 0
     # initial depth: "auto" = initial/ when a scan has it, else simulated with `preset`; "simulate" = always
@@ -123,7 +128,7 @@ class TrainConfig:
         need(isinstance(self.num_views, int) and self.num_views >= 1, "num_views", "must be an integer >= 1")
         need(0.0 <= self.val_split < 1.0, "val_split", "must be in [0, 1)")
         need(self.split in SPLITS, "split", f"must be one of {SPLITS}")
-        need(self.preset in PRESETS, "preset", f"must be one of {PRESETS}")
+        parse_initial_mix(self.preset)
         need(self.num_workers >= 0, "num_workers", "must be >= 0")
         need(self.initial_source in INITIAL_SOURCES, "initial_source", f"must be one of {INITIAL_SOURCES}")
         need(bool(self.estimator) == (self.initial_source == "estimator"), "estimator",
@@ -235,3 +240,26 @@ class TrainConfig:
 def _loss_attr(name: str) -> str:
     """``w_depth`` -> ``depth``: the matching :class:`deltaz.losses.LossWeights` attribute."""
     return name[2:]
+
+
+def parse_initial_mix(spec: str) -> dict[str, float]:
+    """An initial-depth model or mix → ``{name: weight}`` with weights summing to 1, in the order given.
+
+    ``"mvs"`` → ``{"mvs": 1.0}``; ``"planesweep:0.6,mvs:0.3,none:0.1"`` → those weights (normalised). Names
+    come from :data:`INITIAL_MODELS`. Raises :class:`ConfigError` naming ``preset`` for anything else.
+    """
+    mix: dict[str, float] = {}
+    for part in str(spec).split(","):
+        name, _, weight = part.strip().partition(":")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            value = -1.0
+        if name not in INITIAL_MODELS or not value > 0 or name in mix:
+            raise ConfigError(
+                f"preset={spec!r}: expected one of {', '.join(INITIAL_MODELS)} or a mix of distinct ones with "
+                "positive weights, e.g. 'planesweep:0.6,mvs:0.4'"
+            )
+        mix[name] = value
+    total = sum(mix.values())
+    return {name: value / total for name, value in mix.items()}

@@ -70,7 +70,11 @@ class DepthRefinementDataset(Dataset):
         data_root: folder holding ``scan*/`` train-ready scans.
         scans: the scan names to use (a split); all of them must exist under ``data_root``.
         num_views: views per sample, ``V`` (1 = the reference alone).
-        preset: :mod:`deltaz.corrupt` preset used when a view has no ``initial/`` depth.
+        preset: the initial-depth model when a view has no ``initial/`` depth: a :mod:`deltaz.corrupt`
+            preset, ``"planesweep"`` (:mod:`deltaz.mvs` on the scan's images, computed once and cached in
+            ``<scan>/planesweep/``), or a weighted mix ``"planesweep:0.6,mvs:0.4"``
+            (:func:`deltaz.config.parse_initial_mix`) drawn per (view, epoch) in training and fixed per view
+            otherwise.
         train: random corruption per epoch (True) or the fixed per-view corruption (False).
         seed: base seed of the training corruption.
         use_images: also return ``image``; every scan must then have its ``images/``.
@@ -116,7 +120,10 @@ class DepthRefinementDataset(Dataset):
         self.data_root = Path(data_root)
         self.scans = list(scans)
         self.num_views = num_views
+        from deltaz.config import parse_initial_mix
+
         self.preset = preset
+        self.mix = parse_initial_mix(preset)
         self.train = bool(train)
         self.seed = int(seed)
         self.use_images = bool(use_images)
@@ -157,6 +164,8 @@ class DepthRefinementDataset(Dataset):
             if len(self.samples) == n_before:
                 raise DataError(f"{scan_dir / 'pair.txt'}: no row for any of the scan's views {views[:5]}...; "
                                 "re-run `deltaz parse` for this scan")
+        if "planesweep" in self.mix and initial_source in ("auto", "simulate"):
+            self._prepare_sweeps()
         # LRU of loaded views and simulated initial depths (a view recurs as a source of its neighbours)
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_size = 256
@@ -223,12 +232,35 @@ class DepthRefinementDataset(Dataset):
             image = torch.as_tensor(np.asarray(view["image"], dtype=np.float32))
             sparse = sparse_points_from_depth(depth, self.align_fraction, generator)
             out = estimate_initial_depth(image, self.estimator, sparse)["depth_init"]
+        elif (model := self._initial_model(scan, view_id)) == "planesweep":
+            from deltaz.mvs import load_sweep
+
+            out = torch.as_tensor(load_sweep(self.data_root / scan, view_id)[0])
         else:
             depth_range = tuple(float(v) for v in self.meta[scan]["depth_range_mm"])
-            out = simulate_initial_depth(depth, preset=self.preset, generator=generator, depth_range_mm=depth_range)
+            out = simulate_initial_depth(depth, preset=model, generator=generator, depth_range_mm=depth_range)
         out = out.to(torch.float32)
         self._remember(key, out)
         return out
+
+    def _prepare_sweeps(self) -> None:
+        """Run (or reuse) the plane sweep of every scan: its depths are an initial-depth model."""
+        from deltaz.mvs import sweep_scan
+
+        for scan in self.scans:
+            if not (self.data_root / scan / "images").is_dir():
+                raise DataError(f"{self.data_root / scan / 'images'}: the planesweep initial depth needs the "
+                                "scan's images; parse the dataset with images")
+            sweep_scan(self.data_root / scan)
+
+    def _initial_model(self, scan: str, view_id: int) -> str:
+        """Which entry of the mix gives this view's initial depth (fixed per (scan, view, epoch))."""
+        if len(self.mix) == 1:
+            return next(iter(self.mix))
+        seed = (self._corruption_seed(scan, view_id) * 2654435761 + 97) % 2**63
+        weights = torch.tensor(list(self.mix.values()), dtype=torch.float64)
+        pick = torch.multinomial(weights, 1, generator=torch.Generator().manual_seed(seed))
+        return list(self.mix)[int(pick)]
 
     def _remember(self, key: tuple, value: Any) -> None:
         self._cache[key] = value

@@ -493,8 +493,10 @@ _FLAGS: list[tuple[str, str, dict[str, Any], str]] = [
     ("--depth-scale-rel", "depth_scale_rel", {"type": float, "metavar": "R"},
      "scale-free normalisation: half span = R x the input's median depth (e.g. 0.03); overrides --depth-scale-mm "
      "and works at any scene scale"),
-    ("--preset", "preset", {"choices": ["mvs", "mde", "noise", "none"]},
-     "simulated initial-depth error model (used when a scan has no initial/)"),
+    ("--preset", "preset", {"metavar": "MODEL[:W,...]"},
+     "initial-depth model when a scan has no initial/: mvs, mde, noise, none (simulated from the ground truth), "
+     "planesweep (deltaz.mvs on the images, cached in each scan), or a weighted mix such as "
+     "planesweep:0.6,mvs:0.3,none:0.1"),
     ("--initial-source", "initial_source", {"choices": ["auto", "simulate", "estimator"]},
      "initial depths: initial/ when present else simulated (auto), always simulated, or from --estimator"),
     ("--estimator", "estimator", {"metavar": "MODULE:NAME"},

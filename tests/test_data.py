@@ -332,3 +332,35 @@ def test_views_without_a_pair_row_serve_only_as_sources(tmp_path, tiny_root):
     assert sorted(ids[0] for _, ids in ds.samples) == [1, 2, 3]
     assert all(0 in ids[1:] for _, ids in ds.samples)  # still a source
     assert len(DepthRefinementDataset(root, ["scan1"], num_views=1, train=False)) == 4
+
+
+# ----------------------------------------------------------------------------- initial-depth mix
+def test_initial_depth_mix_is_drawn_per_view_and_fixed_in_validation(tiny_root):
+    """``preset="none:0.5,mvs:0.5"``: each view's input is either exact (none) or corrupted (mvs); the
+    draw is fixed per view in validation and changes with the epoch in training."""
+    def kinds(ds):
+        out = []
+        for scan, (ref,) in ds.samples:
+            sample = ds[ds.samples.index((scan, (ref,)))]
+            out.append(bool(torch.equal(sample["depth_init"][0], sample["depth"][0])))
+        return out
+
+    val = DepthRefinementDataset(tiny_root, ["scan1", "scan2", "scan3"], num_views=1, preset="none:0.5,mvs:0.5",
+                                 train=False)
+    first = kinds(val)
+    assert 0 < sum(first) < len(first)  # both models occur among the 12 views
+    assert kinds(val) == first  # fixed in validation
+    train = DepthRefinementDataset(tiny_root, ["scan1", "scan2", "scan3"], num_views=1, preset="none:0.5,mvs:0.5")
+    draws = []
+    for epoch in range(4):
+        train.set_epoch(epoch)
+        draws.append(kinds(train))
+    assert len({tuple(d) for d in draws}) > 1  # a new draw per epoch
+    only_none = DepthRefinementDataset(tiny_root, ["scan1"], num_views=1, preset="none", train=False)
+    assert all(kinds(only_none))
+
+
+@pytest.mark.parametrize("spec", ["mvs:0", "mvs,mvs", "bogus", "mvs:x", ""])
+def test_initial_depth_mix_rejects_bad_specs(tiny_root, spec):
+    with pytest.raises(ConfigError, match="preset="):
+        DepthRefinementDataset(tiny_root, ["scan1"], num_views=1, preset=spec)
