@@ -31,6 +31,10 @@ Definitions:
 * depth metrics (:mod:`deltaz.metrics`) over every pixel with ground truth; a hole (0) in a method's
   output counts as an error of the full depth. ``mae_valid_mm`` is the MAE over the pixels where the
   initial depth also exists (the same pixels for every method), ``hole_pct`` the share of holes.
+* do-no-harm (:func:`deltaz.metrics.harm_metrics`, on the pixels with ground truth and an initial depth):
+  ``mae_good_mm`` — the MAE over the pixels whose initial depth is within 2 mm of the ground truth (for
+  ``identity``: the input's own); ``harm_pct`` — % of those pixels the method made more than 1 mm worse
+  than its input (0 for ``identity``).
 * ``consistency`` — the method is applied to every view, and the reference output is checked against
   the *same method's* outputs of its source views with MVSNet's geometric check (1 px round trip, 1 %
   relative depth, :func:`deltaz.metrics.consistency_rate`): % of the reference pixels with a depth that
@@ -65,7 +69,7 @@ import torch
 
 from deltaz.baselines import BASELINES, NEEDS_IMAGE, NEEDS_MULTIVIEW, tune_baseline
 from deltaz.errors import ConfigError, DataError, DeltaZError
-from deltaz.metrics import MetricAccumulator, consistency_rate
+from deltaz.metrics import HarmAccumulator, MetricAccumulator, consistency_rate
 
 __all__ = [
     "CLASSICAL_BASELINES",
@@ -433,9 +437,10 @@ def _baseline_names(baselines: str | Sequence[str] | None) -> list[str]:
 
 
 def _metric_row(
-    method: str, scan: str, acc: MetricAccumulator, acc_valid: MetricAccumulator, cons: tuple[int, int]
+    method: str, scan: str, acc: MetricAccumulator, acc_valid: MetricAccumulator, cons: tuple[int, int],
+    harm: HarmAccumulator | None = None,
 ) -> dict[str, Any]:
-    from deltaz.report import METRIC_COLUMNS
+    from deltaz.report import HARM_COLUMNS, METRIC_COLUMNS
 
     values = acc.result()
     row: dict[str, Any] = {"method": method, "scan": scan}
@@ -446,6 +451,9 @@ def _metric_row(
     row["mae_valid_mm"] = acc_valid.result()["mae_mm"]
     row["hole_pct"] = values["hole_pct"]
     row["n_pixels"] = values["n_pixels"]
+    harm_values = harm.result() if harm is not None else {}
+    for key in HARM_COLUMNS:
+        row[key] = harm_values.get(key, float("nan"))
     return row
 
 
@@ -548,6 +556,7 @@ def run_evaluation(
         out_path.mkdir(parents=True, exist_ok=True)
     acc_all = {m: MetricAccumulator() for m in order}
     acc_valid_all = {m: MetricAccumulator() for m in order}
+    harm_all = {m: HarmAccumulator() for m in order}
     cons_all = {m: [0, 0] for m in order}
     per_scan_rows: list[dict[str, Any]] = []
     pc_rows: list[dict[str, Any]] = []
@@ -579,10 +588,12 @@ def run_evaluation(
         for m in order:
             acc = MetricAccumulator().update(outputs[m], views.depth)
             acc_valid = MetricAccumulator().update(outputs[m], views.depth, has_init)
+            harm = HarmAccumulator().update(outputs[m], views.depth_init, views.depth)
             cons = consistency_counts(outputs[m], views, batch_size)
-            per_scan_rows.append(_metric_row(m, scan, acc, acc_valid, cons))
+            per_scan_rows.append(_metric_row(m, scan, acc, acc_valid, cons, harm))
             acc_all[m].merge(acc)
             acc_valid_all[m].merge(acc_valid)
+            harm_all[m].merge(harm)
             cons_all[m][0] += cons[0]
             cons_all[m][1] += cons[1]
             both = (views.depth > 0) & (outputs[m] > 0)
@@ -594,7 +605,7 @@ def run_evaluation(
             figure_paths.append(_depth_figure(views, outputs, out_path, scan_index))
     bar.close()
 
-    rows = [_metric_row(m, "all", acc_all[m], acc_valid_all[m], tuple(cons_all[m])) for m in order]
+    rows = [_metric_row(m, "all", acc_all[m], acc_valid_all[m], tuple(cons_all[m]), harm_all[m]) for m in order]
     rows += sorted(per_scan_rows, key=lambda r: (scans["eval"].index(r["scan"]), order.index(r["method"])))
     if pc_rows:
         pc_rows = _pointcloud_summary(pc_rows, order) + pc_rows
@@ -748,10 +759,10 @@ def _histogram_figure(errors: Mapping[str, list[np.ndarray]], order: Sequence[st
 def metrics_markdown(result: Mapping[str, Any], overall_table: bool = True) -> str:
     """``metrics.md``: overall table (unless ``overall_table=False``), per-scan table, point clouds, chosen
     baseline parameters, figures."""
-    from deltaz.report import POINTCLOUD_COLUMNS, TABLE_COLUMNS, markdown_table
+    from deltaz.report import POINTCLOUD_COLUMNS, TABLE_BOLD, TABLE_COLUMNS, markdown_table
 
     rows = result["rows"]
-    bold = {"mae_mm": "min", "rmse_mm": "min", "acc_1mm": "max", "consistency": "max", "mae_valid_mm": "min"}
+    bold = TABLE_BOLD
     overall = [r for r in rows if r["scan"] == "all"]
     per_scan = [r for r in rows if r["scan"] != "all"]
     parts = [
@@ -764,6 +775,8 @@ def metrics_markdown(result: Mapping[str, Any], overall_table: bool = True) -> s
         f"{result['settings']['n_views_evaluated']} views, {result['settings']['num_src_views']} source views each\n",
         "- metrics over every ground-truth pixel (a hole counts as an error of the full depth); "
         "`mae_valid_mm` over the pixels where the initial depth exists; mm, `abs_rel` a fraction, rates in %\n",
+        "- do-no-harm, over the pixels with ground truth and an initial depth: `mae_good_mm` = MAE over those "
+        "the initial depth has within 2 mm; `harm_pct` = % made more than 1 mm worse than the initial depth\n",
         "- `consistency`: % of a method's pixels that pass MVSNet's geometric check (1 px, 1 %) against the "
         "same method's output in at least one source view\n",
     ]
@@ -812,10 +825,10 @@ def write_metrics(result: Mapping[str, Any], out_dir: str | Path) -> tuple[Path,
 
 def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The ``scan = "all"`` rows as a fixed-width text table (what ``deltaz evaluate`` prints)."""
-    from deltaz.report import format_value
+    from deltaz.report import HARM_COLUMNS, format_value
 
     columns = ("method", "mae_mm", "rmse_mm", "acc_1mm", "acc_2mm", "err_4mm", "delta_1_25", "consistency",
-               "mae_valid_mm", "hole_pct")
+               "mae_valid_mm", "hole_pct", *HARM_COLUMNS)
     overall = [r for r in rows if r["scan"] == "all"]
     cells = [[format_value(c, r.get(c)) for c in columns] for r in overall]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]

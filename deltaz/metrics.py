@@ -15,6 +15,11 @@ round trip lands within ``pix_thresh`` pixels and its depth differs by less than
 and :func:`consistency_rate` summarises it. The fusion step (``deltaz.pointcloud``) and the
 multi-view baseline (``deltaz.baselines``) reuse the same functions.
 
+Do-no-harm figures (:func:`harm_metrics`, :class:`HarmAccumulator`) compare a method's output with its
+*input* on the "covered" pixels (ground truth and an input depth): ``mae_good_mm`` is the output's MAE
+over the covered pixels the input already got right (``|depth_init − gt| < 2 mm``), ``harm_pct`` the share
+of covered pixels the method made worse by more than 1 mm (DESIGN.md §6).
+
 Explained in notebooks (evaluation lesson).
 """
 
@@ -25,7 +30,7 @@ from typing import NamedTuple
 
 import torch
 
-from deltaz.errors import DataError
+from deltaz.errors import ConfigError, DataError
 from deltaz.geometry import (
     Z_EPS,
     backproject_depth,
@@ -42,6 +47,10 @@ __all__ = [
     "ERR_THRESHOLDS_MM",
     "MetricAccumulator",
     "depth_metrics",
+    "GOOD_MM",
+    "HARM_MM",
+    "HarmAccumulator",
+    "harm_metrics",
     "GeometricCheck",
     "geometric_check",
     "MultiViewConsistency",
@@ -163,6 +172,99 @@ def depth_metrics(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | Non
         holes) as Python floats, and ``n_pixels`` (int). Every value is NaN when no pixel has ground truth.
     """
     return MetricAccumulator().update(pred, gt, mask).result()
+
+
+# --------------------------------------------------------------------------- do-no-harm
+
+#: An input pixel is "good" when ``|depth_init − gt| < GOOD_MM`` (mm).
+GOOD_MM = 2.0
+#: A method "harms" a pixel when ``|depth_out − gt| > |depth_init − gt| + HARM_MM`` (mm).
+HARM_MM = 1.0
+
+_HARM_KEYS = ("n_covered", "n_good", "sum_abs_good", "n_harm", "n_help")
+
+
+class HarmAccumulator:
+    """Sums the pixel counts behind :func:`harm_metrics` over batches, views or scans (pixel-weighted).
+
+    ``good_mm``/``harm_mm`` are the thresholds (mm) of :func:`harm_metrics`; :meth:`merge` combines rows.
+    """
+
+    def __init__(self, good_mm: float = GOOD_MM, harm_mm: float = HARM_MM) -> None:
+        if not (good_mm > 0 and harm_mm >= 0):
+            raise ConfigError(f"good_mm must be > 0 and harm_mm >= 0 (mm), got good_mm={good_mm}, harm_mm={harm_mm}")
+        self.good_mm = float(good_mm)
+        self.harm_mm = float(harm_mm)
+        self.sums: dict[str, float] = {key: 0.0 for key in _HARM_KEYS}
+
+    @torch.no_grad()
+    def update(
+        self, pred: torch.Tensor, init: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> "HarmAccumulator":
+        """Add the covered pixels (``gt > 0``, ``init > 0`` and ``mask``) of equally shaped mm tensors."""
+        if init.shape != gt.shape:
+            raise DataError(
+                f"init and gt must have the same shape, got init {tuple(init.shape)} and gt {tuple(gt.shape)}"
+            )
+        covered = _evaluation_mask(pred, gt, mask) & (init > 0)
+        if not torch.isfinite(init[covered]).all():
+            raise DataError("init holds NaN or inf at evaluated pixels; depths must be finite (0 = hole)")
+        g = gt[covered].double()
+        err_out = (pred[covered].double() - g).abs()  # a hole in pred is an error of the full gt depth
+        err_in = (init[covered].double() - g).abs()
+        good = err_in < self.good_mm
+        s = self.sums
+        s["n_covered"] += int(g.numel())
+        s["n_good"] += int(good.sum())
+        s["sum_abs_good"] += float(err_out[good].sum())
+        s["n_harm"] += int((err_out > err_in + self.harm_mm).sum())
+        s["n_help"] += int((err_out < err_in - self.harm_mm).sum())
+        return self
+
+    def merge(self, other: "HarmAccumulator") -> "HarmAccumulator":
+        """Add another accumulator's pixels to this one (in place); returns ``self``."""
+        for key in _HARM_KEYS:
+            self.sums[key] += other.sums[key]
+        return self
+
+    def result(self) -> dict[str, float]:
+        """See :func:`harm_metrics`; NaN where a denominator is 0."""
+        s = self.sums
+        n, n_good = s["n_covered"], s["n_good"]
+        nan = float("nan")
+        return {
+            "mae_good_mm": s["sum_abs_good"] / n_good if n_good else nan,
+            "harm_pct": 100.0 * s["n_harm"] / n if n else nan,
+            "help_pct": 100.0 * s["n_help"] / n if n else nan,
+            "good_pct": 100.0 * n_good / n if n else nan,
+            "n_covered": int(n),
+        }
+
+
+def harm_metrics(
+    pred: torch.Tensor,
+    init: torch.Tensor,
+    gt: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    good_mm: float = GOOD_MM,
+    harm_mm: float = HARM_MM,
+) -> dict[str, float]:
+    """Do-no-harm figures of a method's output ``pred`` against its input ``init`` (DESIGN.md §6).
+
+    Evaluated on the **covered** pixels: ``gt > 0`` and ``init > 0`` (and ``mask``). A hole in ``pred``
+    at a covered pixel counts as a prediction of 0 mm (error = gt), as in :func:`depth_metrics`.
+
+    Args:
+        pred, init, gt: equally shaped depths in mm (``0`` = hole / no ground truth).
+        mask: optional bool tensor of the same shape restricting the pixels further.
+        good_mm: an input pixel is good when ``|init − gt| < good_mm`` (default 2 mm).
+        harm_mm: a pixel is harmed when ``|pred − gt| > |init − gt| + harm_mm`` (default 1 mm).
+    Returns:
+        ``mae_good_mm`` (mm, MAE of ``pred`` over the good covered pixels), ``harm_pct`` (% of covered
+        pixels harmed), ``help_pct`` (% improved by more than ``harm_mm``), ``good_pct`` (% of covered
+        pixels that are good) and ``n_covered`` (int). NaN when there is nothing to divide by.
+    """
+    return HarmAccumulator(good_mm, harm_mm).update(pred, init, gt, mask).result()
 
 
 # --------------------------------------------------------------------------- geometric consistency

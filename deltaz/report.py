@@ -19,7 +19,9 @@ from deltaz.dtu.formats import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "METRIC_COLUMNS",
+    "HARM_COLUMNS",
     "TABLE_COLUMNS",
+    "TABLE_BOLD",
     "POINTCLOUD_COLUMNS",
     "format_value",
     "markdown_table",
@@ -45,8 +47,17 @@ METRIC_COLUMNS = (
     "consistency",
 )
 
-#: Columns of the printed / Markdown table (the metrics plus two diagnostics).
-TABLE_COLUMNS = ("method", "scan", *METRIC_COLUMNS, "mae_valid_mm", "hole_pct")
+#: The do-no-harm figures of every row (:func:`deltaz.metrics.harm_metrics`, over the pixels with ground truth
+#: and an input depth): the MAE (mm) over the pixels the input already had within 2 mm, and the % of pixels
+#: made more than 1 mm worse than the input. The one list: rows, tables and the printed summary use it.
+HARM_COLUMNS = ("mae_good_mm", "harm_pct")
+
+#: Columns of the printed / Markdown table (the metrics plus diagnostics and the do-no-harm figures).
+TABLE_COLUMNS = ("method", "scan", *METRIC_COLUMNS, "mae_valid_mm", "hole_pct", *HARM_COLUMNS)
+
+#: Which columns of the table are printed in bold at their best value (``markdown_table``'s ``bold_best``).
+TABLE_BOLD = {"mae_mm": "min", "rmse_mm": "min", "acc_1mm": "max", "consistency": "max", "mae_valid_mm": "min",
+              "mae_good_mm": "min"}
 
 #: Columns of the point-cloud table.
 POINTCLOUD_COLUMNS = ("method", "scan", "accuracy_mm", "completeness_mm", "overall_mm", "n_pred", "n_gt")

@@ -9,7 +9,7 @@ import pytest
 from deltaz.cli import main as cli_main
 from deltaz.demo import DemoSettings, quality_targets, split_demo_scans
 from deltaz.errors import ConfigError
-from deltaz.report import METRIC_COLUMNS
+from deltaz.report import HARM_COLUMNS, METRIC_COLUMNS
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -35,7 +35,8 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
     methods = {r["method"] for r in metrics["rows"]}
     assert methods == {"identity", "median", "bilateral", "joint_bilateral", "guided", "geometric_averaging",
                        "mvsnet_refine", "deltaz"}
-    assert all(all(k in r for k in ("method", "scan", *METRIC_COLUMNS)) for r in metrics["rows"])
+    assert all(all(k in r for k in ("method", "scan", *METRIC_COLUMNS, *HARM_COLUMNS)) for r in metrics["rows"])
+    assert "harm_pct <= 5 %" in report and "mae_good_mm no higher than the input's" in report
     split = json.loads((data / "split.json").read_text())
     assert metrics["scans"] == split["test"] and len(split["test"]) == 1
     # the held-out scan is in neither training nor validation, and tuning used the validation scan only
@@ -100,3 +101,9 @@ def test_quality_targets():
     assert [t["met"] for t in targets] == [True, True, True, True]
     rows[4] = row("deltaz", 4.5, 40.0)  # not 20 % below guided (5.0), less consistent than the input
     assert [t["met"] for t in quality_targets(rows)] == [True, False, True, False]
+    # with the do-no-harm figures: harm_pct <= 5 %, mae_good_mm no higher than the input's
+    rows[0].update(mae_good_mm=0.9, harm_pct=0.0)
+    rows[4].update(mae_good_mm=0.8, harm_pct=4.0)
+    assert [t["met"] for t in quality_targets(rows)][4:] == [True, True]
+    rows[4].update(mae_good_mm=1.2, harm_pct=6.0)
+    assert [t["met"] for t in quality_targets(rows)][4:] == [False, False]

@@ -17,10 +17,10 @@ from deltaz.cli import main as cli_main
 from deltaz.config import TrainConfig
 from deltaz.errors import ConfigError, DataError
 from deltaz.metrics import depth_metrics
-from deltaz.report import METRIC_COLUMNS
+from deltaz.report import HARM_COLUMNS, METRIC_COLUMNS
 from deltaz.train import train
 
-REQUIRED_KEYS = ("method", "scan", *METRIC_COLUMNS)
+REQUIRED_KEYS = ("method", "scan", *METRIC_COLUMNS, *HARM_COLUMNS)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -76,6 +76,10 @@ def test_metrics_json_schema_rows_and_files(setup, tmp_path):
         assert info["tuned_on"] == setup["val"]
     md = (out / "metrics.md").read_text()
     assert "| method | scan | mae_mm |" in md and "Baseline parameters" in md and "kernel_size=" in md
+    assert "| mae_good_mm | harm_pct |" in md
+    identity = next(r for r in data["rows"] if r["method"] == "identity" and r["scan"] == "all")
+    assert identity["harm_pct"] == 0.0 and 0.0 <= identity["mae_good_mm"] < 2.0
+    assert all(0.0 <= r["harm_pct"] <= 100.0 for r in data["rows"])
     # figures, point clouds and a PLY
     assert data["figures"]
     assert all((out / p).is_file() and (out / p).read_bytes()[:4] == b"\x89PNG" for p in data["figures"])

@@ -150,3 +150,31 @@ def test_no_source_views_means_nothing_is_consistent():
     none = torch.zeros(1, 0, 5, 5, dtype=torch.float64)
     result = multiview_consistency(depth_ref, K, E_ref, none, none[..., :3, :3], none[..., :3, :4])
     assert result.n_consistent.sum() == 0 and torch.equal(result.depth_averaged, depth_ref)
+
+
+def test_harm_metrics_hand_computed():
+    from deltaz.metrics import HarmAccumulator, harm_metrics
+
+    gt = torch.tensor([[100.0, 100.0, 100.0, 100.0, 100.0, 0.0]])
+    init = torch.tensor([[101.0, 100.5, 110.0, 0.0, 100.0, 90.0]])  # (0, 3) is an input hole, (0, 5) has no gt
+    pred = torch.tensor([[102.5, 101.0, 101.0, 100.0, 0.0, 50.0]])
+    m = harm_metrics(pred, init, gt)
+    # covered: columns 0, 1, 2, 4. |init - gt| = 1, 0.5, 10, 0; |pred - gt| = 2.5, 1, 1, 100 (a hole: error = gt)
+    assert m["n_covered"] == 4
+    assert m["good_pct"] == pytest.approx(75.0)  # columns 0, 1, 4 are within 2 mm
+    assert m["mae_good_mm"] == pytest.approx((2.5 + 1.0 + 100.0) / 3)
+    # column 0 got 1.5 mm worse (counts), column 1 0.5 mm worse (does not), column 4 became a hole (counts)
+    assert m["harm_pct"] == pytest.approx(50.0)
+    assert m["help_pct"] == pytest.approx(25.0)  # column 2: 10 -> 1 mm
+    # the input itself: no harm, and its own error on the good pixels
+    same = harm_metrics(init, init, gt)
+    assert same["harm_pct"] == 0.0 and same["mae_good_mm"] == pytest.approx(1.5 / 3)
+    # a mask restricts further; the accumulator is pixel-weighted and merges
+    assert harm_metrics(pred, init, gt, (torch.arange(6) < 2).expand(1, 6))["n_covered"] == 2
+    acc = HarmAccumulator().update(pred[:, :2], init[:, :2], gt[:, :2])
+    acc.merge(HarmAccumulator().update(pred[:, 2:], init[:, 2:], gt[:, 2:]))
+    assert acc.result() == m
+    empty = harm_metrics(pred, torch.zeros_like(init), gt)
+    assert empty["n_covered"] == 0 and math.isnan(empty["harm_pct"]) and math.isnan(empty["mae_good_mm"])
+    with pytest.raises(DataError, match="init and gt"):
+        harm_metrics(pred, init[:, :3], gt)
