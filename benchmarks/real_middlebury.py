@@ -1,0 +1,318 @@
+"""Real-data benchmark: does DeltaZ improve a real stereo depth map? Middlebury 2014 *Motorcycle*.
+
+    .venv/bin/python benchmarks/real_middlebury.py                      # demo checkpoint, CPU
+    .venv/bin/python benchmarks/real_middlebury.py --checkpoint runs/demo/checkpoints/best.pt --json out.json
+
+The scene (:func:`deltaz.middlebury.load_motorcycle`, 185×125, scaled to a 680 mm median depth; ``--scale``
+multiplies depths and baseline) gets two real initial depths of its left view: OpenCV's SGBM on the full-size
+grey pair, and the package's plane sweep (:func:`deltaz.mvs.plane_sweep`, left view against the right one,
+48 planes uniform in inverse depth over SGBM's disparity search range 0…64 px). For each input the rows are:
+
+* ``identity`` — the input itself;
+* the classical filters of :mod:`deltaz.baselines` (median, bilateral, joint_bilateral, guided), each with
+  parameters chosen from :data:`deltaz.baselines.PARAM_GRIDS` by MAE on the **left half only**;
+* ``wls`` — OpenCV's WLS disparity post-filter (SGBM input only; :func:`deltaz.middlebury.wls_depth`);
+* ``deltaz`` — the refiner (:func:`deltaz.model.refine`, holes kept or filled as ``deltaz evaluate`` does:
+  filled when the checkpoint was trained with ``fill_holes``), and the other hole setting as
+  ``deltaz_fill_holes`` / ``deltaz_keep_holes``. Its ``depth_range`` is the input's own 1st–99th percentile
+  of valid depth (nothing from the ground truth).
+
+Columns, per region (whole image, LEFT half — design choices may look at it —, RIGHT half — held out, the
+number that counts): ``mae_mm`` (every ground-truth pixel, a hole counts as an error of the full depth, as in
+:mod:`deltaz.metrics`), ``mae_valid_mm`` (covered pixels: ground truth and an input depth), ``mae_good_mm``
+and ``harm_pct`` (:func:`deltaz.metrics.harm_metrics`), ``hole_pct``. Then the targets on the right half.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from deltaz.baselines import BASELINES, NEEDS_IMAGE, PARAM_GRIDS, tune_baseline
+from deltaz.errors import DeltaZError
+from deltaz.metrics import depth_metrics, harm_metrics
+
+#: The classical single-view filters compared (deltaz.baselines).
+FILTERS = ("median", "bilateral", "joint_bilateral", "guided")
+#: Table columns (mm, %).
+COLUMNS = ("mae_mm", "mae_valid_mm", "mae_good_mm", "harm_pct", "hole_pct")
+REGIONS = ("whole", "left", "right")
+#: Plane-sweep settings on the stereo pair.
+SWEEP_PLANES = 48
+#: Median ground-truth depth (mm) of the scene at ``--scale 1`` (DTU's depth range).
+MEDIAN_DEPTH_MM = 680.0
+
+
+# =========================================================================== inputs
+def load_scene(scale: float = 1.0) -> dict[str, Any]:
+    """The Motorcycle scene with its depths and baseline multiplied by ``scale`` (median 680 mm × scale)."""
+    from deltaz.middlebury import load_motorcycle
+
+    return load_motorcycle(median_depth_mm=MEDIAN_DEPTH_MM * scale)
+
+
+def default_checkpoint() -> Path | None:
+    """The demo's checkpoint: ``<runs>/demo/train_summary.json``'s ``checkpoint``, else ``<runs>/demo/checkpoints``."""
+    from deltaz.paths import runs_dir
+
+    demo = runs_dir() / "demo"
+    summary = demo / "train_summary.json"
+    if summary.is_file():
+        path = json.loads(summary.read_text()).get("checkpoint")
+        if path and Path(path).is_file():
+            return Path(path)
+    folder = demo / "checkpoints"
+    if any((folder / name).is_file() for name in ("best.pt", "last.pt")):
+        return folder
+    return None
+
+
+def sweep_range_mm(data: dict[str, Any]) -> tuple[float, float]:
+    """Depths (mm) of SGBM's disparity search range 0…numDisparities px: ``f·B·s / (d + doffs)``."""
+    from deltaz.middlebury import SGBM_PARAMS
+
+    cal = data["calibration"]
+    fb = cal["f_px"] * cal["baseline_mm"]
+    d_lo = SGBM_PARAMS["minDisparity"]
+    d_hi = d_lo + SGBM_PARAMS["numDisparities"]
+    return fb / (d_hi + cal["doffs_px"]), fb / (d_lo + cal["doffs_px"])
+
+
+def plane_sweep_depth(data: dict[str, Any]) -> tuple[torch.Tensor | None, str]:
+    """The package's plane sweep of the left view against the right one, or ``(None, why it was skipped)``."""
+    try:
+        from deltaz.mvs import plane_sweep
+    except ImportError as error:
+        return None, f"deltaz.mvs is not importable yet ({error})"
+    lo, hi = sweep_range_mm(data)
+    try:
+        result = plane_sweep(
+            data["image_left"], data["K_left"], data["E_left"], data["image_right"][None], data["K_right"][None],
+            data["E_right"][None], lo, hi, num_planes=SWEEP_PLANES, spacing="inverse",
+        )
+    except (DeltaZError, TypeError) as error:  # the module is still being built: say why and go on
+        return None, f"deltaz.mvs.plane_sweep failed: {type(error).__name__}: {error}"
+    note = f"{SWEEP_PLANES} planes, inverse-depth spacing, {lo:.0f}-{hi:.0f} mm"
+    return result.depth.float().cpu(), note
+
+
+def input_depths(data: dict[str, Any]) -> dict[str, tuple[torch.Tensor | None, str]]:
+    """``{"sgbm": (depth, note), "planesweep": (depth or None, note)}``, depths ``(H, W)`` mm."""
+    from deltaz.middlebury import SGBM_PARAMS, sgbm_depth
+
+    sgbm_note = ", ".join(f"{k} {v}" for k, v in SGBM_PARAMS.items()) + "; full size, then nearest-resized"
+    return {"sgbm": (sgbm_depth(data), sgbm_note), "planesweep": plane_sweep_depth(data)}
+
+
+# =========================================================================== methods
+def left_mask(shape: tuple[int, int]) -> torch.Tensor:
+    """``(H, W)`` bool: the left half of the columns (``u < W // 2``); the rest is the right half."""
+    H, W = shape
+    return (torch.arange(W) < W // 2).expand(H, W)
+
+
+def tuned_filters(depth_init: torch.Tensor, data: dict[str, Any]) -> dict[str, tuple[torch.Tensor, dict]]:
+    """Each classical filter with parameters tuned by MAE (holes counted) on the LEFT half only."""
+    sample = {
+        "depth_init": depth_init[None], "depth": data["depth_gt"][None],
+        "mask": left_mask(depth_init.shape)[None], "image": data["image_left"][None],
+    }
+    out = {}
+    for name in FILTERS:
+        params, _ = tune_baseline(name, [sample], PARAM_GRIDS[name])
+        image = sample["image"] if name in NEEDS_IMAGE else None
+        out[name] = (BASELINES[name](sample["depth_init"], image, params)[0], params)
+    return out
+
+
+def input_depth_range(depth_init: torch.Tensor) -> torch.Tensor:
+    """``(1, 2)`` mm: the 1st and 99th percentile of the input's valid depth (the refiner's ``depth_range``)."""
+    valid = depth_init[depth_init > 0].double()
+    lo, hi = torch.quantile(valid, torch.tensor([0.01, 0.99], dtype=torch.float64)).tolist()
+    return torch.tensor([[lo, max(hi, lo + 1.0)]], dtype=torch.float32)
+
+
+@torch.no_grad()
+def refiner_outputs(refiner: dict[str, Any], depth_init: torch.Tensor, data: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """``deltaz`` (holes as ``deltaz evaluate`` treats them) and the other hole setting, ``(H, W)`` mm."""
+    from deltaz.model import refine
+
+    model, device = refiner["model"], refiner["device"]
+    image = data["image_left"][None].to(device) if getattr(model, "in_channels", 1) == 4 else None
+    depth_range = input_depth_range(depth_init).to(device)
+    fills = bool(refiner["config"].get("fill_holes", False))
+    variants = {"deltaz": not fills, "deltaz_keep_holes" if fills else "deltaz_fill_holes": fills}
+    out = {}
+    for name, keep_holes in variants.items():
+        depth = refine(model, depth_init[None].to(device), image=image, depth_range=depth_range,
+                       keep_holes=keep_holes)["depth_refined"][0].float().cpu()
+        out[name] = torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
+    return out
+
+
+def method_outputs(input_name: str, depth_init: torch.Tensor, data: dict[str, Any],
+                   refiner: dict[str, Any] | None) -> tuple[dict[str, torch.Tensor], dict[str, dict]]:
+    """Every row's depth ``(H, W)`` mm for one input, and the filters' chosen parameters."""
+    from deltaz.middlebury import wls_depth
+
+    outputs = {"identity": depth_init.clone()}
+    filters = tuned_filters(depth_init, data)
+    outputs.update({name: depth for name, (depth, _) in filters.items()})
+    if input_name == "sgbm":
+        outputs["wls"] = wls_depth(data)
+    if refiner is not None:
+        outputs.update(refiner_outputs(refiner, depth_init, data))
+    return outputs, {name: params for name, (_, params) in filters.items()}
+
+
+# =========================================================================== scores
+def score(outputs: dict[str, torch.Tensor], depth_init: torch.Tensor, gt: torch.Tensor) -> dict[str, list[dict]]:
+    """``{region: [row per method]}``; each row holds :data:`COLUMNS`."""
+    left = left_mask(gt.shape)
+    regions = {"whole": torch.ones_like(left), "left": left, "right": ~left}
+    table: dict[str, list[dict]] = {}
+    for region, mask in regions.items():
+        covered = mask & (depth_init > 0)
+        rows = []
+        for method, depth in outputs.items():
+            full = depth_metrics(depth, gt, mask)
+            harm = harm_metrics(depth, depth_init, gt, mask)
+            rows.append({"method": method, "mae_mm": full["mae_mm"],
+                         "mae_valid_mm": depth_metrics(depth, gt, covered)["mae_mm"],
+                         "mae_good_mm": harm["mae_good_mm"], "harm_pct": harm["harm_pct"],
+                         "hole_pct": full["hole_pct"]})
+        table[region] = rows
+    return table
+
+
+def targets(rows: list[dict], method: str = "deltaz") -> list[dict[str, Any]]:
+    """The targets of ``method`` on one region's rows (the right half): ``{target, value, met}``."""
+    by = {r["method"]: r for r in rows}
+    if method not in by:
+        return []
+    dz, init = by[method], by["identity"]
+    filters = [r for r in rows if r["method"] in (*FILTERS, "wls")]
+    best_cov = min(filters, key=lambda r: r["mae_valid_mm"])
+    best_all = min(filters, key=lambda r: r["mae_mm"])
+    return [
+        {"target": "covered MAE <= 0.85 x the input's",
+         "value": f"{dz['mae_valid_mm']:.2f} vs 0.85 x {init['mae_valid_mm']:.2f} "
+                  f"= {0.85 * init['mae_valid_mm']:.2f} mm",
+         "met": dz["mae_valid_mm"] <= 0.85 * init["mae_valid_mm"]},
+        {"target": "covered MAE below every classical filter",
+         "value": f"{dz['mae_valid_mm']:.2f} vs {best_cov['mae_valid_mm']:.2f} mm ({best_cov['method']})",
+         "met": dz["mae_valid_mm"] < best_cov["mae_valid_mm"]},
+        {"target": "mae_good_mm <= the input's + 0.3 mm",
+         "value": f"{dz['mae_good_mm']:.2f} vs {init['mae_good_mm']:.2f} + 0.3 mm",
+         "met": dz["mae_good_mm"] <= init["mae_good_mm"] + 0.3},
+        {"target": "MAE with holes counted below the input and every filter",
+         "value": f"{dz['mae_mm']:.2f} vs input {init['mae_mm']:.2f}, best filter {best_all['mae_mm']:.2f} mm "
+                  f"({best_all['method']})",
+         "met": dz["mae_mm"] < min(init["mae_mm"], best_all["mae_mm"])},
+        {"target": "harm_pct <= 10 %", "value": f"{dz['harm_pct']:.1f} %", "met": dz["harm_pct"] <= 10.0},
+    ]
+
+
+# =========================================================================== output
+def format_table(rows: list[dict]) -> str:
+    """Fixed-width text table of one region's rows."""
+    def cell(value: Any) -> str:
+        return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.2f}"
+
+    width = max(len("method"), *(len(r["method"]) for r in rows))
+    lines = ["  ".join(["method".ljust(width), *(c.rjust(12) for c in COLUMNS)])]
+    lines += ["  ".join([r["method"].ljust(width), *(cell(r[c]).rjust(12) for c in COLUMNS)]) for r in rows]
+    return "\n".join(lines)
+
+
+def load_refiner_or_none(checkpoint: str | None, device: str) -> tuple[dict[str, Any] | None, str]:
+    """The refiner dict (``model``, ``config``, ``device``, ``path``), or None and why."""
+    from deltaz.evaluate import load_refiner
+
+    path = Path(checkpoint) if checkpoint else default_checkpoint()
+    if path is None:
+        return None, ("no checkpoint found (runs/demo has none): make one with `.venv/bin/deltaz demo` "
+                      "(or `--minutes 1 --compare-minutes 0` for a quick one) or pass --checkpoint")
+    model, config, file = load_refiner(path, device)
+    return {"model": model, "config": config, "device": device, "path": str(file)}, f"checkpoint {file}"
+
+
+def run_input(name: str, depth_init: torch.Tensor, data: dict[str, Any], refiner: dict | None) -> dict[str, Any]:
+    """Rows per region, the targets of the refiner rows on the right half, and the filters' parameters."""
+    outputs, params = method_outputs(name, depth_init, data, refiner)
+    table = score(outputs, depth_init, data["depth_gt"])
+    goals = {m: targets(table["right"], m) for m in outputs if m.startswith("deltaz")}
+    return {"rows": table, "targets": goals, "filter_params": params}
+
+
+def print_input(name: str, note: str, result: dict[str, Any]) -> None:
+    print(f"\n=== input: {name} ({note})")
+    print("filter parameters (tuned on the left half): "
+          + "; ".join(f"{k} {v}" for k, v in result["filter_params"].items()))
+    for region in REGIONS:
+        label = {"whole": "whole image", "left": "LEFT half (may be looked at)",
+                 "right": "RIGHT half (held out: this counts)"}[region]
+        print(f"\n{name} - {label}\n{format_table(result['rows'][region])}")
+    for method, goals in result["targets"].items():
+        print(f"\ntargets of {method} on the RIGHT half ({name} input):")
+        for goal in goals:
+            print(f"  {'✓' if goal['met'] else '✗'} {goal['target']}: {goal['value']}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", default=None,
+                        help="refiner checkpoint (.pt or a folder with best.pt/last.pt); default: the demo's")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply the scene (depths and baseline) by this; 1 = 680 mm median depth")
+    parser.add_argument("--json", default=None, help="also write every number to this JSON file")
+    args = parser.parse_args(argv)
+    if not (math.isfinite(args.scale) and args.scale > 0):
+        parser.error(f"--scale must be a positive number, got {args.scale}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    try:
+        data = load_scene(args.scale)
+        refiner, refiner_note = load_refiner_or_none(args.checkpoint, args.device)
+        inputs = input_depths(data)
+    except DeltaZError as error:
+        print(f"real_middlebury: error: {error}", file=sys.stderr)
+        return 1
+    H, W = data["size"]
+    print(f"Middlebury Motorcycle at {W}x{H}, median depth {MEDIAN_DEPTH_MM * args.scale:.0f} mm (scale s = "
+          f"{data['scale']:.4f}, baseline {data['baseline_mm']:.2f} mm); refiner: {refiner_note}")
+    report: dict[str, Any] = {"size": [H, W], "scale_arg": args.scale, "scene_scale": data["scale"],
+                              "baseline_mm": data["baseline_mm"], "refiner": refiner and refiner["path"],
+                              "inputs": {}}
+    for name, (depth_init, note) in inputs.items():
+        if depth_init is None:
+            print(f"\n=== input: {name}: skipped: {note}")
+            report["inputs"][name] = {"skipped": note}
+            continue
+        result = run_input(name, depth_init, data, refiner)
+        print_input(name, note, result)
+        report["inputs"][name] = {"note": note, **result}
+    report["elapsed_s"] = time.perf_counter() - start
+    print(f"\n({report['elapsed_s']:.1f} s)")
+    if args.json:
+        from deltaz.report import write_json
+
+        write_json(args.json, report)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""deltaz.middlebury: Middlebury Motorcycle as a DeltaZ scene (DESIGN.md §6), SGBM/WLS inputs, the benchmark."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("skimage", reason="scikit-image is not installed (the Motorcycle pair comes from skimage.data)")
+cv2 = pytest.importorskip("cv2", reason="OpenCV is not installed (opencv-contrib-python-headless)")
+
+from deltaz.errors import DataError  # noqa: E402
+from deltaz.geometry import warp  # noqa: E402
+from deltaz.metrics import depth_metrics  # noqa: E402
+from deltaz.middlebury import (  # noqa: E402
+    MOTORCYCLE_CALIBRATION,
+    load_motorcycle,
+    resize_nearest,
+    sgbm_depth,
+    wls_depth,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "real_middlebury.py"
+
+
+@pytest.fixture(scope="module")
+def scene():
+    try:
+        return load_motorcycle()
+    except DataError as error:  # e.g. the pair is not in skimage's cache and there is no network
+        pytest.skip(f"Motorcycle pair unavailable: {error}")
+
+
+def _benchmark_module():
+    spec = importlib.util.spec_from_file_location("real_middlebury", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shapes_units_and_cameras(scene):
+    H, W = scene["size"]
+    assert (H, W) == (125, 185)
+    assert scene["image_left"].shape == (3, H, W) and scene["image_right"].shape == (3, H, W)
+    assert 0.0 <= float(scene["image_left"].min()) and float(scene["image_left"].max()) <= 1.0
+    gt = scene["depth_gt"]
+    assert gt.shape == (H, W) and gt.dtype == torch.float32 and torch.isfinite(gt).all()
+    assert 0.02 < float((gt == 0).float().mean()) < 0.2  # unknown disparities are holes
+    assert float(gt[gt > 0].median()) == pytest.approx(680.0, rel=1e-5)  # the requested median depth
+    cal, s = MOTORCYCLE_CALIBRATION, scene["scale"]
+    sx, sy = W / 741, H / 500
+    K = scene["K_left"]
+    assert K[0, 0] == pytest.approx(cal["f_px"] * sx) and K[1, 1] == pytest.approx(cal["f_px"] * sy)
+    assert K[0, 2] == pytest.approx(cal["cx_px"] * sx) and K[1, 2] == pytest.approx(cal["cy_px"] * sy)
+    assert scene["K_right"][0, 2] == pytest.approx((cal["cx_px"] + cal["doffs_px"]) * sx)
+    assert torch.equal(scene["E_left"][:, :3], torch.eye(3)) and torch.equal(scene["E_left"][:, 3], torch.zeros(3))
+    assert scene["E_right"][:, 3].tolist() == pytest.approx([-cal["baseline_mm"] * s, 0.0, 0.0])
+    assert scene["baseline_mm"] == pytest.approx(cal["baseline_mm"] * s)
+
+
+def test_depth_from_disparity_at_pixels(scene):
+    cal, s = MOTORCYCLE_CALIBRATION, scene["scale"]
+    disparity = scene["disparity_full"]
+    for v, u in ((10, 20), (62, 92), (100, 150), (124, 184)):
+        row, col = round(v * 500 / 125), min(round(u * 741 / 185), 740)  # nearest, no half-pixel shift
+        d = disparity[row, col]
+        expected = s * cal["f_px"] * cal["baseline_mm"] / (d + cal["doffs_px"]) if np.isfinite(d) else 0.0
+        assert float(scene["depth_gt"][v, u]) == pytest.approx(expected, rel=1e-5)
+    assert resize_nearest(np.arange(741 * 500).reshape(500, 741), (125, 185))[1, 1] == 4 * 741 + 4
+
+
+def test_right_image_reprojects_onto_the_left_at_gt_depth(scene):
+    """Warping the right image through the left ground truth lands on the left image; a wrong depth does not."""
+    gt = scene["depth_gt"][None]
+    args = (scene["K_left"][None], scene["E_left"][None], scene["K_right"][None], scene["E_right"][None])
+
+    def photometric_error(depth, K_right=scene["K_right"], E_right=scene["E_right"]):
+        warped, valid = warp(scene["image_right"][None], depth, *args[:2], K_right[None], E_right[None])
+        ok = valid & (gt > 0)
+        return float((warped - scene["image_left"][None]).abs().mean(1)[ok].mean())
+
+    at_gt = photometric_error(gt)  # 0.045 measured: nearest-resized images and exposure differences remain
+    assert at_gt < 0.06
+    assert at_gt < 0.6 * photometric_error(gt * 1.1) and at_gt < 0.6 * photometric_error(gt * 0.9)  # ~0.09
+    flipped = scene["E_right"].clone()
+    flipped[0, 3] *= -1  # the right camera on the wrong side
+    assert at_gt < 0.3 * photometric_error(gt, E_right=flipped)  # ~0.23
+    assert at_gt < 0.4 * photometric_error(gt, K_right=scene["K_left"])  # doffs forgotten: ~0.15
+
+
+def test_scale_multiplies_depths_and_baseline(scene):
+    double = _benchmark_module().load_scene(2.0)
+    assert torch.allclose(double["depth_gt"], 2 * scene["depth_gt"], rtol=1e-5)
+    assert double["baseline_mm"] == pytest.approx(2 * scene["baseline_mm"])
+    assert torch.equal(double["K_left"], scene["K_left"])
+    with pytest.raises(DataError, match="median_depth_mm"):
+        load_motorcycle(median_depth_mm=-1.0)
+    with pytest.raises(DataError, match="size"):
+        load_motorcycle(size=(600, 185))
+
+
+def test_sgbm_depth_is_plausible(scene):
+    depth = sgbm_depth(scene)
+    gt = scene["depth_gt"]
+    assert depth.shape == gt.shape and depth.dtype == torch.float32
+    holes = float((depth == 0).float().mean())
+    assert 0.03 < holes < 0.4  # SGBM's invalid band at the left border, occlusions, speckles
+    covered = (gt > 0) & (depth > 0)
+    mae = depth_metrics(depth, gt, covered)["mae_mm"]
+    assert 5.0 < mae < 30.0  # 14.4 mm measured at the defaults
+    assert float(((depth - gt).abs() < 2.0)[covered].float().mean()) > 0.3
+
+
+def test_wls_depth_is_plausible(scene):
+    if not hasattr(cv2, "ximgproc"):
+        pytest.skip("this OpenCV has no cv2.ximgproc (needs opencv-contrib-python-headless)")
+    depth = wls_depth(scene)
+    gt = scene["depth_gt"]
+    covered = (gt > 0) & (depth > 0)
+    assert float((depth > 0).float().mean()) > float((sgbm_depth(scene) > 0).float().mean())  # WLS fills gaps
+    assert 5.0 < depth_metrics(depth, gt, covered)["mae_mm"] < 30.0
+
+
+def test_benchmark_tunes_filters_on_the_left_half_only(scene, monkeypatch):
+    bench = _benchmark_module()
+    masks = []
+
+    def fake_tune(name, samples, grid=None):
+        masks.extend(sample["mask"] for sample in samples)
+        return dict(grid[0]), 0.0
+
+    monkeypatch.setattr(bench, "tune_baseline", fake_tune)
+    init = scene["depth_gt"].clone()
+    bench.tuned_filters(init, scene)
+    W = init.shape[-1]
+    assert masks and all(bool(m[..., : W // 2].all()) and not bool(m[..., W // 2:].any()) for m in masks)
+    rows = bench.score({"identity": init}, init, scene["depth_gt"])
+    assert set(rows) == {"whole", "left", "right"}
+    assert rows["right"][0]["harm_pct"] == 0.0 and rows["right"][0]["mae_mm"] == 0.0
