@@ -359,3 +359,73 @@ def test_split_names_and_bad_arguments(tmp_path):
         parse_dtu(src, tmp_path / "out", light=9)
     (src / "Cameras" / "pair.txt").unlink()
     assert cli_main(["parse", "--src", str(src), "--dst", str(tmp_path / "o"), "--no-progress"]) == 1
+
+
+# ------------------------------------------------------------------------------------------- lights
+
+
+def _block_mean(png: np.ndarray) -> np.ndarray:
+    return png.reshape(H, 4, W, 4, 3).mean(axis=(1, 3)).transpose(2, 0, 1) / 255
+
+
+def test_parser_keeps_every_light_and_load_view_picks_one(tmp_path):
+    from deltaz.dtu.layout import LIGHT_DIR, list_lights
+
+    src = _fake_dtu(tmp_path / "src", scans=(1,))  # lights 3 and 5 on disk
+    assert parse_dtu(src, tmp_path / "all", progress=False).ok
+    scan = tmp_path / "all" / "scan1"
+    meta = read_meta(scan)
+    assert meta["light"] == 3 and meta["lights"] == [3, 5] and list_lights(scan) == [3, 5]
+    assert sorted(p.name for p in (scan / LIGHT_DIR).iterdir()) == ["5"]  # the primary light stays in images/
+    for vid in range(3):
+        for light in (3, 5):
+            png = iio.imread(src / "Rectified" / "scan1_train" / f"rect_{vid + 1:03d}_{light}_r5000.png")
+            np.testing.assert_allclose(load_view(scan, vid, light=light)["image"], _block_mean(png), atol=0.51 / 255)
+        np.testing.assert_array_equal(load_view(scan, vid)["image"], load_view(scan, vid, light=3)["image"])
+    with pytest.raises(DataError, match=r"light 2.*\[3, 5\]"):
+        load_view(scan, 0, light=2)
+    # one light, as before: --light alone
+    assert parse_dtu(src, tmp_path / "one", light=5, progress=False).ok
+    assert read_meta(tmp_path / "one" / "scan1")["lights"] == [5]
+    assert not (tmp_path / "one" / "scan1" / LIGHT_DIR).exists()
+    # a chosen subset with another primary light
+    assert parse_dtu(src, tmp_path / "sub", light=5, lights="3,5", progress=False).ok
+    assert list_lights(tmp_path / "sub" / "scan1") == [3, 5] and read_meta(tmp_path / "sub" / "scan1")["light"] == 5
+    # asking for lights the scan lacks fails the scan with the missing file named
+    summary = parse_dtu(src, tmp_path / "missing", lights="0-6", progress=False)
+    assert "rect_001_0_r5000.png" in summary.failed["scan1"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"light": 7}, "light: expected a DTU lighting index 0..6"),
+    ({"lights": "0-9"}, "lights: expected DTU lighting indices 0..6"),
+    ({"lights": "three"}, "lights: expected DTU lighting indices"),
+    ({"lights": []}, "lights: expected DTU lighting indices 0..6"),
+])
+def test_bad_light_options_are_one_config_error_line(tmp_path, kwargs, match):
+    from deltaz.errors import ConfigError
+
+    src = _fake_dtu(tmp_path / "src", scans=(1,), n_views=1)
+    with pytest.raises(ConfigError, match=match) as info:
+        parse_dtu(src, tmp_path / "out", progress=False, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_cli_lights_flag(tmp_path, capsys):
+    src = _fake_dtu(tmp_path / "src", scans=(1,), n_views=2)
+    assert cli_main(["parse", "--src", str(src), "--dst", str(tmp_path / "o"), "--lights", "5", "--no-progress"]) == 0
+    assert read_meta(tmp_path / "o" / "scan1")["lights"] == [5]
+    assert cli_main(["parse", "--src", str(src), "--dst", str(tmp_path / "x"), "--lights", "8", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "lights" in err
+
+
+def test_per_scan_cameras_win_over_the_shared_ones(tmp_path):
+    src = _fake_dtu(tmp_path / "src", scans=(1, 2), n_views=3, images=False)
+    for vid in range(3):
+        write_cam_file(src / "Cameras" / "scan2_train" / f"{vid:08d}_cam.txt", K_TRAIN, _pose(vid), 300.0, 5.0, 192,
+                       1300.0)
+    assert parse_dtu(src, tmp_path / "out", progress=False).ok
+    assert read_meta(tmp_path / "out" / "scan1")["depth_range_mm"][0] == 425.0
+    meta = read_meta(tmp_path / "out" / "scan2")
+    assert meta["depth_range_mm"] == [300.0, 1300.0] and meta["cameras"] == "Cameras/scan2_train"

@@ -6,10 +6,16 @@
       depths/{vid:03d}.npy        (H, W) float32, mm, 0 = no value
       intrinsics/{vid:03d}.npy    (3, 3) float32, K for the depth's resolution
       extrinsics/{vid:03d}.npy    (3, 4) float32, world-to-camera [R | t], mm
-      images/{vid:03d}.png        optional, RGB uint8 at the depth's resolution (one K serves both)
+      images/{vid:03d}.png        optional, RGB uint8 at the depth's resolution (one K serves both),
+                                  under the scan's primary light (meta "light", DTU default 3)
+      images_light/{L}/{vid:03d}.png   optional, the same view under each other kept light L (0..6)
       initial/{vid:03d}.npy       optional, (H, W) float32 real initial depth (e.g. MVS output), mm
       pair.txt                    view selection (see deltaz.dtu.formats.read_pair_file)
-      meta.json                   source, resolution [H, W], depth_range_mm, units, version, …
+      meta.json                   source, resolution [H, W], depth_range_mm, units, version,
+                                  light (primary), lights (every light kept, when several), …
+
+Lights: readers that know nothing about lights keep reading ``images/`` (the primary light).
+:func:`list_lights` says which lights a scan holds and ``load_view(..., light=L)`` reads one of them.
 
 A scan is **complete** when its ``meta.json`` exists. :class:`ScanWriter` builds a scan inside
 ``<root>/.tmp-scan{N}-<pid>``, writes ``meta.json`` last and only then renames the folder to
@@ -40,6 +46,9 @@ __all__ = [
     "is_complete_scan",
     "read_meta",
     "list_views",
+    "list_lights",
+    "meta_lights",
+    "LIGHT_DIR",
     "load_view",
     "read_scan_pairs",
     "remove_stale_temp",
@@ -60,6 +69,9 @@ META_KEYS = (
     "has_images",
     "has_initial",
 )
+
+#: Folder of the non-primary lights' images: ``images_light/{light}/{vid:03d}.png``.
+LIGHT_DIR = "images_light"
 
 _VIEW_FILE = re.compile(r"(\d{3,})\.npy")
 _SCAN_NUMBER = re.compile(r"scan(\d+)")
@@ -129,6 +141,24 @@ def list_views(scan_dir: str | os.PathLike) -> list[int]:
     return sorted(ids)
 
 
+def meta_lights(meta: dict[str, Any]) -> list[int]:
+    """The lights a scan's images exist for, from its ``meta.json`` dict (sorted).
+
+    ``meta["lights"]`` when present; else ``[meta["light"]]`` for a scan with images and a known light;
+    else ``[]`` (no images, or one ``images/`` of unknown light).
+    """
+    if meta.get("lights"):
+        return sorted(int(v) for v in meta["lights"])
+    if meta.get("has_images") and meta.get("light") is not None:
+        return [int(meta["light"])]
+    return []
+
+
+def list_lights(scan_dir: str | os.PathLike) -> list[int]:
+    """The lights a train-ready scan holds images for (see :func:`meta_lights`)."""
+    return meta_lights(read_meta(scan_dir))
+
+
 def _load_npy(path: Path, shape: tuple[int | None, ...], what: str) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: missing {what}")
@@ -168,8 +198,13 @@ def load_view(
     view_id: int,
     with_image: bool = True,
     with_initial: bool = True,
+    light: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Load one view of a train-ready scan.
+
+    ``light``: None reads ``images/`` (the primary light); an index reads
+    ``images_light/{light}/{vid:03d}.png``, or ``images/`` when ``light`` is the primary one. A light
+    the scan does not hold raises DataError naming the lights it has.
 
     Returns a dict of float32 numpy arrays:
         ``depth (H, W)`` mm, 0 = no value; ``intrinsics (3, 3)``; ``extrinsics (3, 4)``
@@ -191,6 +226,13 @@ def load_view(
     }
     if with_image:
         png = scan_dir / "images" / _view_name(view_id, ".png")
+        if light is not None:
+            other = scan_dir / LIGHT_DIR / str(int(light)) / png.name
+            if other.is_file():
+                png = other
+            elif read_meta(scan_dir).get("light") != int(light):
+                raise DataError(f"{scan_dir}: no image of view {view_id} under light {light}; "
+                                f"the scan holds lights {list_lights(scan_dir)}")
         if png.is_file():
             view["image"] = _load_png(png, depth.shape)
     if with_initial:
@@ -288,6 +330,7 @@ class ScanWriter:
         self.view_ids: list[int] = []
         self.has_images: bool | None = None
         self.has_initial: bool | None = None
+        self.lights: list[int] = []
         self.valid_min = np.inf
         self.valid_max = -np.inf
         self.finished = False
@@ -311,11 +354,13 @@ class ScanWriter:
         extrinsics: np.ndarray,
         image: np.ndarray | None = None,
         initial: np.ndarray | None = None,
+        light_images: dict[int, np.ndarray] | None = None,
     ) -> None:
         """Add one view. ``depth``/``initial`` (H, W) mm ≥ 0, finite; ``intrinsics`` (3, 3);
         ``extrinsics`` (3, 4) or (4, 4) world-to-camera; ``image`` (3, H, W) float in [0, 1] or
-        (H, W, 3) uint8. Every view of a scan must have the same H, W, and either all or none of the
-        views carry an image (and likewise an initial depth)."""
+        (H, W, 3) uint8, the primary light; ``light_images`` ``{light: image}`` the other lights, written
+        to ``images_light/{light}/``. Every view of a scan must have the same H, W, and either all or
+        none of the views carry an image (and likewise an initial depth and each other light)."""
         where = f"{self.scan_name} view {view_id}"
         view_id = int(view_id)
         if view_id < 0 or view_id in self.view_ids:
@@ -340,15 +385,26 @@ class ScanWriter:
             if flag is not None and flag != (value is not None):
                 raise DataError(f"{where}: expected every view {'with' if flag else 'without'} {kind}, got a mix")
         name = _view_name(view_id, ".npy")
-        if image is not None:
-            import imageio.v3 as iio
+        import imageio.v3 as iio
 
+        if image is not None:
             (self.tmp_dir / "images").mkdir(exist_ok=True)
             iio.imwrite(
                 self.tmp_dir / "images" / _view_name(view_id, ".png"),
                 _image_to_uint8(image, depth.shape, where),
                 plugin="pillow",
             )
+        lights = sorted(int(k) for k in (light_images or {}))
+        if lights and image is None:
+            raise DataError(f"{where}: images of other lights {lights} need the primary image too")
+        if self.view_ids and lights != self.lights:
+            raise DataError(f"{where}: expected images of the lights {self.lights} like the other views, got {lights}")
+        for light in lights:
+            folder = self.tmp_dir / LIGHT_DIR / str(light)
+            folder.mkdir(parents=True, exist_ok=True)
+            iio.imwrite(folder / _view_name(view_id, ".png"),
+                        _image_to_uint8(light_images[light], depth.shape, where), plugin="pillow")
+        self.lights = lights
         if initial is not None:
             initial = np.asarray(initial, dtype=np.float32)
             if initial.shape != depth.shape or not np.isfinite(initial).all() or (initial < 0).any():
@@ -430,7 +486,7 @@ def write_scan(
     meta: dict[str, Any],
 ) -> Path:
     """Write a whole scan at once: ``views = {view_id: {"depth", "intrinsics", "extrinsics",
-    optional "image", "initial"}}`` (see :meth:`ScanWriter.add_view`). Returns ``<dst_root>/<scan_name>``."""
+    optional "image", "initial", "light_images"}}`` (see :meth:`ScanWriter.add_view`). Returns ``<dst_root>/<scan_name>``."""
     with ScanWriter(dst_root, scan_name) as writer:
         for view_id in sorted(views):
             view = views[view_id]
@@ -444,5 +500,6 @@ def write_scan(
                 extrinsics=view["extrinsics"],
                 image=view.get("image"),
                 initial=view.get("initial"),
+                light_images=view.get("light_images"),
             )
         return writer.finish(pairs, meta)

@@ -4,6 +4,8 @@ What it reads (DESIGN.md §2)::
 
     <src>/Cameras/pair.txt                                    view selection (or <src>/pair.txt)
     <src>/Cameras/train/{vid:08d}_cam.txt                     cameras valid for the depth maps
+    <src>/Cameras/scan{N}_train/{vid:08d}_cam.txt             per-scan cameras (preferred when present;
+                                                              synthetic "real" scans carry their own range)
     <src>/Calibration/cal18/pos_{vid+1:03d}.txt               raw 1600x1200 P, used when no cam file
     <src>/Depths/scan{N}_train/depth_map_{vid:04d}.pfm        ground truth, mm, 0 = no value
     <src>/Rectified/scan{N}_train/rect_{vid+1:03d}_{light}_r5000.png   optional images (note the +1)
@@ -14,7 +16,14 @@ one ``<dst>/scan{N}`` per scan in the layout of :mod:`deltaz.dtu.layout`, atomic
 
 Rules:
 
-* **Cameras.** A cam file in ``Cameras/train`` is valid for the depth maps as stored (MVSNet's are
+* **Lights.** DTU has seven lighting conditions per view (``_{light}_`` in the image names, 0..6).
+  ``lights`` chooses which are kept (default: every one present for the scan's first view); each kept
+  light must exist for every view. The *primary* light (``light``; default 3 when kept, else the
+  lowest kept) goes to ``images/{vid:03d}.png`` as before, every other kept light to
+  ``images_light/{light}/{vid:03d}.png`` (:mod:`deltaz.dtu.layout`); ``meta.json`` records
+  ``light`` (primary) and ``lights`` (all kept). ``light`` alone keeps that one light only.
+* **Cameras.** A cam file in ``Cameras/scan{N}_train`` (or ``Cameras/scan{N}``) wins over one in
+  ``Cameras/train``. A cam file is valid for the depth maps as stored (MVSNet's are
   160×128). A raw ``pos_NNN.txt`` is for the 1600×1200 images; it is decomposed and taken through
   halve → crop (80, 44) → resize to the depth map's size (:mod:`deltaz.dtu.cameras`).
 * **Resolution.** The output has the depth map's size, or ``resolution=(H, W)``. Depths (and initial
@@ -48,13 +57,29 @@ from typing import Iterable
 
 import numpy as np
 
-from deltaz.dtu.cameras import MVSNET_CROP, MVSNET_HW, RAW_HW, raw_to_camera, resize_intrinsics
-from deltaz.dtu.formats import CamFile, Pairs, read_cam_file, read_pair_file, read_pfm, read_png, read_projection
+from deltaz.dtu.cameras import MVSNET_HW, raw_to_camera, resize_intrinsics
+from deltaz.dtu.formats import CamFile, Pairs, read_cam_file, read_pair_file, read_pfm, read_projection
 from deltaz.dtu.layout import ScanWriter, is_complete_scan
+from deltaz.dtu.parse_images import (  # noqa: F401  (resize_image_area: public here too)
+    DTU_LIGHTS,
+    parse_lights,
+    read_view_images,
+    resize_image_area,
+    scan_lights,
+)
 from deltaz.dtu.splits import SPLITS, scan_list
 from deltaz.errors import ConfigError, DataError, DeltaZError, FormatError
 
-__all__ = ["ParseSummary", "parse_dtu", "add_arguments", "run", "DTU_DEPTH_MIN_MM", "DTU_DEPTH_INTERVAL_MM"]
+__all__ = [
+    "ParseSummary",
+    "parse_dtu",
+    "parse_lights",
+    "add_arguments",
+    "run",
+    "DTU_DEPTH_MIN_MM",
+    "DTU_DEPTH_INTERVAL_MM",
+    "DTU_LIGHTS",
+]
 
 DTU_DEPTH_MIN_MM = 425.0  #: DTU's depth_min (cam files), used with raw calibration
 DTU_DEPTH_INTERVAL_MM = 2.5  #: DTU's depth_interval (cam files), used with raw calibration
@@ -152,8 +177,12 @@ def _cam_range(cam: CamFile) -> tuple[float, float]:
     return cam.depth_min, cam.depth_min + cam.depth_interval * MVSNET_INTERVAL_SCALE * (MVSNET_PLANES - 1)
 
 
-def _load_camera(src: Path, view_id: int, depth_hw: tuple[int, int]) -> _Camera:
+def _load_camera(src: Path, view_id: int, depth_hw: tuple[int, int], scan: str | None = None) -> _Camera:
     cam_path = src / "Cameras" / "train" / f"{view_id:08d}_cam.txt"
+    for folder in ([f"{scan}_train", scan] if scan else []):
+        if (src / "Cameras" / folder / cam_path.name).is_file():
+            cam_path = src / "Cameras" / folder / cam_path.name
+            break
     if cam_path.is_file():
         cam = read_cam_file(cam_path)
         return _Camera(cam.intrinsics, cam.extrinsics, _cam_range(cam), cam.depth_interval)
@@ -168,6 +197,14 @@ def _load_camera(src: Path, view_id: int, depth_hw: tuple[int, int]) -> _Camera:
         depth_max = DTU_DEPTH_MIN_MM + DTU_DEPTH_INTERVAL_MM * MVSNET_INTERVAL_SCALE * (MVSNET_PLANES - 1)
         return _Camera(K, E, (DTU_DEPTH_MIN_MM, depth_max), DTU_DEPTH_INTERVAL_MM)
     raise DataError(f"view {view_id}: no camera, expected {cam_path} or {raw_path}")
+
+
+def _camera_source(src: Path, scan: str) -> str:
+    """Which camera folder a scan's cameras came from (for ``meta.json``)."""
+    for folder in (f"{scan}_train", scan, "train"):
+        if (src / "Cameras" / folder).is_dir():
+            return f"Cameras/{folder}"
+    return "Calibration/cal18"
 
 
 # -------------------------------------------------------------------------------------------- resizing
@@ -191,46 +228,6 @@ def resize_depth_nearest(depth: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(depth[rows[:, None], cols[None, :]])
 
 
-def resize_image_area(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """Resize ``(H, W, 3)`` (uint8 or float) to ``(3, h, w)`` float32 in [0, 1] by area averaging."""
-    import torch
-    import torch.nn.functional as F
-
-    scale = 255.0 if image.dtype == np.uint8 else (65535.0 if image.dtype == np.uint16 else 1.0)
-    tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None] / scale
-    if tuple(tensor.shape[-2:]) != tuple(hw):
-        tensor = F.interpolate(tensor, size=tuple(hw), mode="area")
-    return tensor[0].clamp_(0, 1).numpy()
-
-
-def _raw_image_to_mvsnet_frame(image: np.ndarray) -> np.ndarray:
-    """A raw 1600×1200 image → halved (2×2 mean) and centre-cropped to MVSNet's 640×512 frame."""
-    half = image.astype(np.float32).reshape(RAW_HW[0] // 2, 2, RAW_HW[1] // 2, 2, -1).mean(axis=(1, 3))
-    ox, oy = MVSNET_CROP
-    return half[oy : oy + MVSNET_HW[0], ox : ox + MVSNET_HW[1]] / (255.0 if image.dtype == np.uint8 else 1.0)
-
-
-def _read_image(path: Path, depth_hw: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
-    image = read_png(path)
-    if image.shape[:2] == RAW_HW and tuple(depth_hw) != RAW_HW:
-        image = _raw_image_to_mvsnet_frame(image)
-    h, w = image.shape[:2]
-    if abs(w / h - depth_hw[1] / depth_hw[0]) > 0.01 * depth_hw[1] / depth_hw[0]:
-        raise FormatError(
-            path,
-            f"expected an image covering the depth map's view (aspect {depth_hw[1]}:{depth_hw[0]})"
-            f", got {h}x{w} (H x W)",
-        )
-    return resize_image_area(image, out_hw)
-
-
-def _image_path(src: Path, scan: str, view_id: int, light: int) -> tuple[Path | None, Path | None]:
-    folder = _first_dir(src / "Rectified" / f"{scan}_train", src / "Rectified" / scan)
-    if folder is None:
-        return None, None
-    return folder, folder / f"rect_{view_id + 1:03d}_{light}_r5000.png"
-
-
 def _initial_path(initial_root: Path, scan: str, view_id: int) -> Path | None:
     folder = initial_root / scan
     for path in (
@@ -243,6 +240,26 @@ def _initial_path(initial_root: Path, scan: str, view_id: int) -> Path | None:
     return None
 
 
+def _read_initial(initial_root: Path, scan: str, view_id: int, depth_hw, out_hw) -> np.ndarray:
+    """A real initial depth of one view, resized like the depth map."""
+    initial_path = _initial_path(initial_root, scan, view_id)
+    if initial_path is None:
+        raise DataError(
+            f"{initial_root / scan}: no initial depth for view {view_id}"
+            f" ({view_id:08d}.pfm or depth_map_{view_id:04d}.pfm)"
+        )
+    initial = read_pfm(initial_path)
+    if initial.ndim != 2 or (initial < 0).any():
+        raise FormatError(initial_path, "expected a one-channel depth map with depths >= 0")
+    if abs(initial.shape[1] / initial.shape[0] - depth_hw[1] / depth_hw[0]) > 0.01 * depth_hw[1] / depth_hw[0]:
+        raise FormatError(
+            initial_path,
+            f"expected the depth map's view (aspect {depth_hw[1]}:{depth_hw[0]})"
+            f", got {initial.shape[0]}x{initial.shape[1]}",
+        )
+    return resize_depth_nearest(initial, out_hw)
+
+
 # ---------------------------------------------------------------------------------------------- a scan
 
 
@@ -251,10 +268,11 @@ def _parse_scan(
     dst: Path,
     scan: str,
     pairs: Pairs,
-    light: int,
+    light: int | None,
     resolution: tuple[int, int] | None,
     initial_root: Path | None,
     warn,
+    lights: list[int] | None = None,
 ) -> Path:
     depth_dir = _depth_dir(src, scan)
     if depth_dir is None:
@@ -270,8 +288,8 @@ def _parse_scan(
     if len(view_ids) != DTU_VIEWS:
         warn(f"{len(view_ids)} views instead of DTU's {DTU_VIEWS}")
 
-    image_folder, _ = _image_path(src, scan, 0, light)
-    if image_folder is None:
+    primary, kept = scan_lights(src, scan, view_ids[0], lights, light)
+    if primary is None:
         warn("no Rectified/ images: the scan is written without images")
     initial_folder = None
     if initial_root is not None:
@@ -303,7 +321,7 @@ def _parse_scan(
                 raise FormatError(
                     depth_path, f"expected depths >= 0 (0 = no value), got {int((depth < 0).sum())} negative values"
                 )
-            camera = _load_camera(src, view_id, depth_hw)
+            camera = _load_camera(src, view_id, depth_hw, scan)
             low, high = camera.depth_range_mm
             tolerance = RANGE_TOLERANCE * (high - low)
             valid = depth[depth > 0]
@@ -311,42 +329,16 @@ def _parse_scan(
             range_low, range_high = min(range_low, low), max(range_high, high)
             interval = camera.depth_interval_mm if interval is None else interval
 
-            image = None
-            if image_folder is not None:
-                _, image_path = _image_path(src, scan, view_id, light)
-                if not image_path.is_file():
-                    raise DataError(f"missing image {image_path} (the scan has images for other views)")
-                image = _read_image(image_path, depth_hw, out_hw)
-
-            initial = None
-            if initial_folder is not None:
-                initial_path = _initial_path(initial_root, scan, view_id)
-                if initial_path is None:
-                    raise DataError(
-                        f"{initial_folder}: no initial depth for view {view_id}"
-                        f" ({view_id:08d}.pfm or depth_map_{view_id:04d}.pfm)"
-                    )
-                initial = read_pfm(initial_path)
-                if initial.ndim != 2 or (initial < 0).any():
-                    raise FormatError(initial_path, "expected a one-channel depth map with depths >= 0")
-                if (
-                    abs(initial.shape[1] / initial.shape[0] - depth_hw[1] / depth_hw[0])
-                    > 0.01 * depth_hw[1] / depth_hw[0]
-                ):
-                    raise FormatError(
-                        initial_path,
-                        f"expected the depth map's view (aspect {depth_hw[1]}:{depth_hw[0]})"
-                        f", got {initial.shape[0]}x{initial.shape[1]}",
-                    )
-                initial = resize_depth_nearest(initial, out_hw)
-
+            images = read_view_images(src, scan, view_id, kept, depth_hw, out_hw)
+            initial = None if initial_folder is None else _read_initial(initial_root, scan, view_id, depth_hw, out_hw)
             writer.add_view(
                 view_id,
                 depth=resize_depth_nearest(depth, out_hw),
                 intrinsics=resize_intrinsics(camera.K, depth_hw, out_hw),
                 extrinsics=camera.E[:3, :4],
-                image=image,
+                image=images.pop(primary, None),
                 initial=initial,
+                light_images=images,
             )
         if out_of_range:
             warn(
@@ -368,10 +360,11 @@ def _parse_scan(
             "source": "dtu",
             "src_path": str(src.resolve()),
             "scan": scan,
-            "light": light if image_folder is not None else None,
+            "light": primary,
+            "lights": kept,
             "depth_range_mm": [float(range_low), float(range_high)],
             "depth_interval_mm": float(interval),
-            "cameras": "Cameras/train" if (src / "Cameras" / "train").is_dir() else "Calibration/cal18",
+            "cameras": _camera_source(src, scan),
         }
         return writer.finish(scan_pairs, meta)
 
@@ -380,11 +373,12 @@ def parse_dtu(
     src: str | Path,
     dst: str | Path,
     scans: None | str | Iterable[int | str] = None,
-    light: int = 3,
+    light: int | None = None,
     resolution: tuple[int, int] | None = None,
     progress: bool = True,
     initial: str | Path | None = None,
     overwrite: bool = False,
+    lights: None | int | str | Iterable[int] = None,
 ) -> ParseSummary:
     """Convert DTU scans under ``src`` to train-ready scans under ``dst`` (see the module docstring).
 
@@ -394,7 +388,11 @@ def parse_dtu(
         dst: the train-ready root; each scan becomes ``dst/scan{N}``.
         scans: None (every scan under ``Depths/``), a split name ("train", "val", "test"), or scan
             numbers/names (``[1, "scan4"]`` or ``"1,4"``).
-        light: DTU lighting index 0..6 of the images.
+        light: the primary DTU lighting index 0..6, written to ``images/`` (default: 3 when kept, else
+            the lowest kept light).
+        lights: the lights to keep (:func:`parse_lights`: ``"all"``, ``"0-6"``, ``[0, 3]``, …). Default:
+            every light present when ``light`` is None, else only ``light`` (the behaviour before
+            lights were kept together).
         resolution: output ``(H, W)``; None keeps the depth maps' size.
         progress: show a tqdm bar over scans.
         initial: optional folder of real MVS outputs, ``initial/scan{N}/{vid:08d}.pfm`` or
@@ -409,8 +407,11 @@ def parse_dtu(
     dst = Path(dst)
     if not src.is_dir():
         raise DataError(f"{src}: expected a DTU folder (dtu_training with Cameras/ and Depths/), got no such folder")
-    if not 0 <= int(light) <= 6:
-        raise ConfigError(f"light: expected a DTU lighting index 0..6, got {light}")
+    if light is not None and (not isinstance(light, (int, np.integer)) or int(light) not in DTU_LIGHTS):
+        raise ConfigError(f"light: expected a DTU lighting index 0..6, got {light!r}")
+    kept_lights = parse_lights(lights)
+    if lights is None and light is not None:
+        kept_lights = [int(light)]
     if resolution is not None and (len(resolution) != 2 or min(resolution) < 1):
         raise ConfigError(f"resolution: expected (H, W) with positive sizes, got {resolution}")
     initial_root = None if initial is None else Path(initial)
@@ -430,7 +431,8 @@ def parse_dtu(
             continue
         scan_warnings: list[str] = []
         try:
-            _parse_scan(src, dst, scan, pairs, int(light), resolution, initial_root, scan_warnings.append)
+            _parse_scan(src, dst, scan, pairs, None if light is None else int(light), resolution, initial_root,
+                        scan_warnings.append, kept_lights)
         except (DeltaZError, OSError, ValueError) as error:
             summary.failed[scan] = str(error)
         else:
@@ -466,7 +468,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="scan numbers or names (1 4 scan9); default: every scan under Depths/",
     )
     which.add_argument("--split", choices=sorted(SPLITS), help="MVSNet's train/val/test scan list")
-    parser.add_argument("--light", type=int, default=3, help="DTU lighting index 0..6 of the images (default 3)")
+    parser.add_argument("--light", type=int, default=None,
+                        help="primary DTU lighting index 0..6, written to images/ (default 3); alone it keeps "
+                             "only this light")
+    parser.add_argument("--lights", default=None, metavar="SPEC",
+                        help="lights to keep, e.g. 0-6, 0,3,5 or all (default: all present, or only --light); "
+                             "the others go to images_light/{light}/")
     parser.add_argument(
         "--resolution",
         type=_parse_resolution,
@@ -496,6 +503,7 @@ def run(args: argparse.Namespace) -> int:
             args.dst,
             scans=scans,
             light=args.light,
+            lights=args.lights,
             resolution=args.resolution,
             progress=not args.no_progress,
             initial=args.initial,
