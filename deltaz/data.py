@@ -190,17 +190,33 @@ class DepthRefinementDataset(Dataset):
 
     # --------------------------------------------------------------- loading
     def _load_view(self, scan: str, view_id: int) -> dict:
-        """One view's arrays (cached: a view recurs as a source of its neighbours)."""
+        """One view's arrays (cached: a view recurs as a source of its neighbours).
+
+        Its image is one of the scan's lights (``layout.meta_lights``): in training one drawn per
+        (seed, epoch, scan, view) by a hash, like the corruption seed, so a view shows one light in
+        every sample of an epoch; in validation/test always light 3 (or the primary light).
+        """
+        import hashlib
+
         from deltaz.dtu import layout
 
-        key = (scan, view_id)
+        with_image = self.use_images or self.estimator is not None
+        light = None
+        lights = layout.meta_lights(self.meta[scan]) if with_image else []
+        if self.train and len(lights) > 1:
+            digest = hashlib.blake2b(f"light/{self.seed}/{self.epoch}/{scan}/{view_id}".encode(), digest_size=8)
+            light = lights[int.from_bytes(digest.digest(), "little") % len(lights)]
+        elif 3 in lights:
+            light = 3
+        if light == self.meta[scan].get("light"):
+            light = None  # the primary light lives in images/
+        key = (scan, view_id, light)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
         scan_dir = self.data_root / scan
         try:
-            with_image = self.use_images or self.estimator is not None
-            view = layout.load_view(scan_dir, view_id, with_image=with_image, with_initial=True)
+            view = layout.load_view(scan_dir, view_id, with_image=with_image, with_initial=True, light=light)
         except FileNotFoundError as exc:
             raise DataError(f"{scan_dir}: view {view_id}: missing file {exc.filename}") from exc
         self._remember(key, view)
