@@ -31,7 +31,7 @@ from deltaz.synthetic import (
     view_scores,
 )
 from deltaz.synthetic.rig import DEPTH_MAX_MM, DEPTH_MIN_MM, RIG_RADIUS_MM, TARGET_HEIGHT_MM, dtu_intrinsics
-from deltaz.synthetic.writer import encode_png
+from deltaz.synthetic.writer import cam_path, encode_png
 
 H, W = 128, 160
 TINY = dict(n_scans=1, n_views=5, n_lights=2, width=160, height=128, progress=False, workers=1)
@@ -252,8 +252,21 @@ def test_generate_dataset_writes_dtu_training_layout(tmp_path):
 
     cam = read_cam_file(cams[0])
     assert np.allclose(cam.intrinsics, dtu_intrinsics())
+    # the realistic scan's own cam files carry its measured depth range (192 planes at 1.06 x interval)
+    valid = np.concatenate([read_pfm(p)[read_pfm(p) > 0] for p in depths])
+    for path in (out / "Cameras" / "scan1_train").iterdir():
+        scan_cam = read_cam_file(path)
+        assert scan_cam.depth_num == 192
+        assert scan_cam.depth_max == pytest.approx(scan_cam.depth_min + 191 * 1.06 * scan_cam.depth_interval, abs=0.02)
+        assert scan_cam.depth_min <= valid.min() and scan_cam.depth_max >= valid.max()
+        assert scan_cam.depth_max - scan_cam.depth_min < 1.1 * (valid.max() - valid.min()) + 2
+        assert np.allclose(scan_cam.extrinsics, read_cam_file(cam_path(out, int(path.name[:8]))).extrinsics)
+    assert (cam.depth_min, cam.depth_max) == (scan_cam.depth_min, scan_cam.depth_max)  # one scan: the union is it
+    classic = generate_dataset(tmp_path / "classic", seed=3, style="classic", **TINY)
+    cam = read_cam_file(cam_path(classic, 0))
     assert (cam.depth_min, cam.depth_interval, cam.depth_num) == (425.0, 2.5, 192)
     assert cam.depth_max == pytest.approx(931.15)
+    assert not (classic / "Cameras" / "scan1_train").exists()
     image = np.asarray(Image.open(out / "Rectified" / "scan1_train" / "rect_001_0_r5000.png"))
     assert image.shape == (128, 160, 3) and image.dtype == np.uint8
 
@@ -288,7 +301,7 @@ def test_generate_dataset_writes_dtu_training_layout(tmp_path):
         v0 = uv[..., 1].floor().clamp(0, 126).long()
         smooth = valid & (worst[v0, u0] < 4.0)
         covisible = smooth & (z <= near + 2.0)  # not hidden behind what the source sees
-        assert covisible.sum() > 3000
+        assert covisible.sum() > 1000  # realistic scenes: many depth edges (thin things, walls)
         assert ((z - near).abs() <= 0.5)[covisible].float().mean() >= 0.99
 
 
@@ -297,7 +310,7 @@ def test_same_seed_gives_byte_identical_output(tmp_path):
     b = generate_dataset(tmp_path / "b", seed=11, **{**TINY, "workers": 2})
     files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
-    assert files_a == files_b and len(files_a) == 5 + 1 + 5 + 10 + 1
+    assert files_a == files_b and len(files_a) == 5 + 5 + 1 + 5 + 10 + 1
     for rel in files_a:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
     c = generate_dataset(tmp_path / "c", seed=12, **TINY)
@@ -376,10 +389,151 @@ def test_calibration_renders_from_real_dtu_cameras(dtu_sample, tmp_path):
     assert np.abs(uv - K[:, :2, 2]).max() < 15
     assert np.allclose(cam[:, 2], RIG_RADIUS_MM, atol=5)
 
-    out = generate_dataset(tmp_path / "calib", seed=0, calibration=calib, **{**TINY, "n_views": 3, "n_lights": 1})
+    out = generate_dataset(tmp_path / "calib", seed=0, calibration=calib, style="classic",
+                           **{**TINY, "n_views": 3, "n_lights": 1})
     for v in range(3):
         cam_file = read_cam_file(out / "Cameras" / "train" / f"{v:08d}_cam.txt")
         assert np.allclose(cam_file.extrinsics[:3], E[v]) and np.allclose(cam_file.intrinsics, K[v])
         depth = read_pfm(out / "Depths" / "scan1_train" / f"depth_map_{v:04d}.pfm")
         valid = depth[depth > 0]
         assert valid.size > 0.3 * depth.size and valid.min() >= 425 and valid.max() <= 931.15
+    # the realistic style renders from the real cameras too; its depths lie inside its own cam range
+    real = generate_dataset(tmp_path / "calib_real", seed=0, calibration=calib, **{**TINY, "n_views": 3, "n_lights": 1})
+    for v in range(3):
+        depth = read_pfm(real / "Depths" / "scan1_train" / f"depth_map_{v:04d}.pfm")
+        cam_file = read_cam_file(real / "Cameras" / "scan1_train" / f"{v:08d}_cam.txt")
+        assert np.allclose(cam_file.extrinsics[:3], E[v])
+        valid = depth[depth > 0]
+        assert valid.size > 0.3 * depth.size
+        assert cam_file.depth_min <= valid.min() and valid.max() <= cam_file.depth_max
+
+
+# ------------------------------------------------------------------------------------- realistic style
+
+from deltaz.synthetic.lighting import RenderOptions, render_images, shadow_mask  # noqa: E402
+from deltaz.synthetic.photo import PHOTOS, photo_texels  # noqa: E402
+
+BARE = RenderOptions(supersample=1, shadows=True, specular=False, camera=False)
+DOWN = np.concatenate([np.diag([1.0, -1.0, -1.0]), [[0.0], [0.0], [600.0]]], axis=1)  # at z = 600, looking down
+
+
+def _plain(value: float) -> Texture:
+    return Texture("plain", np.full(3, value), np.full(3, value), 10.0, np.array([1.0, 0, 0]), 0.0, 2.0, np.zeros(3))
+
+
+def _real_scene(solids, lamp=(0.0, 0.0, 1.0)) -> Scene:
+    lamps = np.tile(np.asarray(lamp, float) / np.linalg.norm(lamp), (6, 1))
+    return Scene(solids, np.zeros((4, 4, 4), np.float32), style="real", lamps=lamps, ambient=0.1)
+
+
+def test_a_point_occluded_from_a_light_is_darker_than_a_lit_one():
+    floor = Solid("box", np.array([0.0, 0, -5]), np.eye(3), np.array([400.0, 400, 5]), _plain(0.6))
+    ball = Solid("ellipsoid", np.array([0.0, 0, 80]), np.eye(3), np.full(3, 30.0), _plain(0.6))
+    scene = _real_scene([floor, ball], lamp=(1.0, 0.0, 1.0))  # lamp up and to +x: the shadow falls to -x
+    K = dtu_intrinsics()
+    image = render_images(scene, K, DOWN, H, W, [0], options=BARE)[0].astype(float).mean(-1)
+    no_shadow = render_images(scene, K, DOWN, H, W, [0], options=BARE.__class__(supersample=1, shadows=False,
+                                                                                 specular=False, camera=False))[0]
+
+    def pixel(x, y):  # a floor point (x, y, 0) seen from the camera above
+        cam = DOWN[:, :3] @ np.array([x, y, 0.0]) + DOWN[:, 3]
+        return int(round(K[1, 1] * cam[1] / cam[2] + K[1, 2])), int(round(K[0, 0] * cam[0] / cam[2] + K[0, 2]))
+
+    shaded, lit = pixel(-80.0, 0.0), pixel(-80.0, 90.0)  # the ball hides (-80, 0) from the lamp, not (-80, 90)
+    assert image[shaded] < 0.6 * image[lit]
+    assert abs(float(no_shadow[shaded].mean()) - float(no_shadow[lit].mean())) <= 1  # same albedo and cosine
+    points = np.array([[-80.0, -80.0], [0.0, 90.0], [0.0, 0.0]], dtype=np.float32)
+    lamp = np.array([1.0, 0, 1]) / np.sqrt(2)
+    assert shadow_mask(scene, points, np.zeros(2, np.int64), lamp).tolist() == [True, False]
+    assert not shadow_mask(scene, points, np.ones(2, np.int64), lamp).any()  # never shadowed by its own solid
+
+
+def test_supersampling_gives_edge_pixels_intermediate_values():
+    floor = Solid("box", np.array([0.0, 0, -5]), np.eye(3), np.array([400.0, 400, 5]), _plain(0.05))
+    angle = np.radians(17.0)  # an edge that is not pixel-aligned
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    box = Solid("box", np.array([0.0, 0, 20]), rot, np.array([60.0, 60, 20]), _plain(0.9))
+    scene = _real_scene([floor, box])
+    K = dtu_intrinsics()
+    levels = {}
+    for factor in (1, 4):
+        options = RenderOptions(supersample=factor, shadows=False, specular=False, camera=False)
+        gray = render_images(scene, K, DOWN, H, W, [0], options=options)[0][..., 1]
+        low, high = np.percentile(gray, 1), np.percentile(gray, 99)
+        levels[factor] = ((gray > low + 10) & (gray < high - 10)).sum()
+    assert levels[1] == 0  # without supersampling every pixel is either box or floor
+    assert levels[4] > 100  # with 4x4 samples the edge pixels mix both
+    # the depth map is never supersampled: still the exact z of the box top or the floor
+    depth = render_depth(scene, K, DOWN, H, W)
+    assert set(np.unique(depth)) <= {np.float32(560.0), np.float32(600.0)}
+
+
+def test_photographic_textures_come_from_the_photos():
+    assert {"brick", "grass", "gravel", "coffee", "astronaut"} <= set(PHOTOS)
+    texels = photo_texels("camera")
+    assert texels.shape == (512, 512, 3) and texels.dtype == np.float32 and 0 <= texels.min() < texels.max() <= 1
+    # a fronto-parallel box face with one texel per pixel shows the photo itself
+    K = dtu_intrinsics()
+    texel_mm = 600.0 / K[0, 0]
+    photo = Texture("photo", np.ones(3), np.ones(3), texel_mm, np.array([1.0, 0, 0]), 0.0, 2.0, np.zeros(3),
+                    photo="camera", angle=0.0)
+    box = Solid("box", np.array([0.0, 0, -50]), np.eye(3), np.array([300.0, 300, 50]), photo)
+    albedo = render_view(_real_scene([box]), K, DOWN, H, W)["albedo"][..., 0]
+    # pixel (u, v) sees x = (u - cx)·texel, y = -(v - cy)·texel on the top face (z faces map (x, y))
+    v, u = np.mgrid[0:H, 0:W]
+    cols = np.mod(np.floor((u - K[0, 2]) * 600 / K[0, 0] / texel_mm).astype(int), 512)
+    rows = np.mod(np.floor(-(v - K[1, 2]) * 600 / K[1, 1] / texel_mm).astype(int), 512)
+    expected = texels[rows, cols, 0]
+    assert np.corrcoef(albedo.ravel(), expected.ravel())[0, 1] > 0.9
+    # realistic scenes mix photos, plain (texture-less) and procedural textures
+    kinds = [s.texture.kind for scan in range(1, 7) for s in make_scan_scene(0, scan, style="real").solids]
+    assert {"photo", "plain"} <= set(kinds) and set(kinds) & {"checker", "stripes", "noise", "spots"}
+
+
+def test_realistic_images_differ_from_classic_ones():
+    K, E = dataset_cameras(49)[:2]
+    classic = shade_lights(render_view(make_scan_scene(0, 2), K[24], E[24], H, W), [3])[0].astype(float)
+    scene = make_scan_scene(0, 2, style="real")
+    fast = RenderOptions(supersample=1, shadows=False)
+    real = render_images(scene, K[24], E[24], H, W, [0], (0, 2, 24), fast)[0].astype(float)
+
+    def flat_share(image):  # share of pixels whose 3x3 neighbourhood is nearly flat
+        g = image.mean(-1)
+        return float((np.abs(np.diff(g, axis=1))[:-1] + np.abs(np.diff(g, axis=0))[:, :-1] < 2).mean())
+
+    # sensor noise: no perfectly flat regions left; photos: a spread of gradient magnitudes
+    assert flat_share(real) < flat_share(classic)
+    noise_free = render_images(scene, K[24], E[24], H, W, [0], options=RenderOptions(1, False, True, False))[0]
+    assert np.abs(noise_free.astype(float) - real).mean() > 1
+    # per-view camera effects: the same view under another key gets another exposure/noise
+    other = render_images(scene, K[24], E[24], H, W, [0], (0, 2, 25), fast)[0]
+    assert not np.array_equal(other, real.astype(np.uint8))
+
+
+def test_realistic_scenes_vary_in_depth_range_and_hold_walls_and_thin_structures():
+    K, E = dataset_cameras(49)[:2]
+    ranges, thin, walls = [], 0, 0
+    for scan in range(1, 9):
+        scene = make_scan_scene(0, scan, style="real")
+        thin += sum(s.half_size.min() <= 4.0 for s in scene.solids)
+        walls += sum(s.shape == "box" and s.half_size[2] > 100 and s.half_size.min() <= 10 for s in scene.solids)
+        depth = render_depth(scene, K[24], E[24], H, W)
+        valid = depth[depth > 0]
+        assert valid.size > 0.5 * depth.size and valid.min() > 150
+        ranges.append((valid.min(), valid.max()))
+    lows, highs = np.array(ranges).T
+    assert thin >= 3 and walls >= 3
+    assert lows.max() - lows.min() > 80 and highs.max() - highs.min() > 150  # not one table at 600 mm
+
+
+def test_bad_render_options_are_one_config_error_line(tmp_path, capsys):
+    from deltaz.cli import main
+
+    with pytest.raises(ConfigError, match="style"):
+        generate_dataset(tmp_path / "x", seed=0, style="fancy", **TINY)
+    with pytest.raises(ConfigError, match="supersample"):
+        generate_dataset(tmp_path / "x", seed=0, supersample=0, **TINY)
+    assert main(["synth", "--out", str(tmp_path / "y"), "--scans", "1", "--views", "2", "--supersample", "9",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "supersample" in err and "\n" not in err

@@ -1,8 +1,11 @@
 """Synthetic DTU-like scenes: textured solids on a table, seen by a DTU-like rig, ray cast exactly.
 
 * :mod:`deltaz.synthetic.rig`    — DTU's lens and a 49-view sphere-cap rig, or the real DTU cameras;
-* :mod:`deltaz.synthetic.scene`  — random scenes (ellipsoids, boxes, cylinders, capsules; solid textures);
+* :mod:`deltaz.synthetic.scene`  — random classic scenes (ellipsoids, boxes, cylinders, capsules; solid textures);
+* :mod:`deltaz.synthetic.scene_real` — realistic scenes (walls, corners, thin structures, varied scale);
+* :mod:`deltaz.synthetic.photo`  — CC0 / public-domain photo textures from scikit-image;
 * :mod:`deltaz.synthetic.render` — exact vectorised ray casting (z-depth), normals, albedo, Lambertian light;
+* :mod:`deltaz.synthetic.lighting` — cast shadows, speculars, supersampling, a noisy camera (style "real");
 * :mod:`deltaz.synthetic.pairs`  — ``pair.txt`` from the overlap of the ground-truth depth maps;
 * :mod:`deltaz.synthetic.writer` — the ``dtu_training`` layout on disk (``generate_dataset``);
 * :mod:`deltaz.synthetic.cli`    — ``deltaz synth``.
@@ -10,13 +13,17 @@
 Explained in notebooks/01_dtu_on_disk.ipynb.
 """
 
+from deltaz.synthetic.lighting import RenderOptions, render_images
 from deltaz.synthetic.pairs import select_pairs, view_scores
 from deltaz.synthetic.render import light_rig, render_depth, render_rays, render_view, shade, shade_lights
 from deltaz.synthetic.rig import dtu_intrinsics, look_at, make_rig, rig_from_calibration
 from deltaz.synthetic.scene import Scene, Solid, Texture, random_scene, scene_rng
-from deltaz.synthetic.writer import dataset_cameras, generate_dataset, make_scan_scene
+from deltaz.synthetic.scene_real import random_real_scene
+from deltaz.synthetic.writer import STYLES, dataset_cameras, generate_dataset, make_scan_scene
 
 __all__ = [
+    "STYLES",
+    "RenderOptions",
     "Scene",
     "Solid",
     "Texture",
@@ -27,7 +34,9 @@ __all__ = [
     "look_at",
     "make_rig",
     "make_scan_scene",
+    "random_real_scene",
     "random_scene",
+    "render_images",
     "render_depth",
     "render_rays",
     "render_view",

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from deltaz.geometry import get_ray_dirs_mask
+from deltaz.synthetic.photo import sample_photo
 from deltaz.synthetic.scene import Scene, Solid, Texture
 
 __all__ = ["BACKGROUND", "render_rays", "render_depth", "render_view", "shade", "shade_lights", "light_rig"]
@@ -281,14 +282,24 @@ def _value_noise(x: np.ndarray, y: np.ndarray, z: np.ndarray, table: np.ndarray,
 
 
 def _albedo(
-    texture: Texture, x: np.ndarray, y: np.ndarray, z: np.ndarray, table: np.ndarray, period: int
+    texture: Texture, x: np.ndarray, y: np.ndarray, z: np.ndarray, table: np.ndarray, period: int, normal=None
 ) -> np.ndarray:
-    """Linear RGB ``(n, 3)`` float32 of ``texture`` at points ``(x, y, z)`` of the solid's own frame (mm)."""
+    """Linear RGB ``(n, 3)`` float32 of ``texture`` at points ``(x, y, z)`` of the solid's own frame (mm).
+
+    ``normal``: the unit-frame normals (three ``(n,)`` arrays), needed by ``photo`` textures only.
+    """
     f32 = np.float32
     ox, oy, oz = (f32(v) for v in texture.offset)
     s = f32(1.0 / texture.scale_mm)
     u, v, w = x * s, y * s, z * s
-    if texture.kind == "checker":
+    if texture.kind in ("photo", "plain"):
+        a = np.asarray(texture.color_a, dtype=np.float32)
+        if texture.kind == "photo":
+            color = sample_photo(texture.photo, x, y, z, normal, texture.scale_mm, texture.angle, texture.offset)
+            color *= a
+        else:
+            color = np.broadcast_to(a, (x.size, 3)).copy()
+    elif texture.kind == "checker":
         m = np.remainder(np.floor(u) + np.floor(v) + np.floor(w), f32(2))
     elif texture.kind == "stripes":
         k = [f32(c) for c in texture.direction]
@@ -300,9 +311,10 @@ def _albedo(
         m = np.clip((m - f32(0.5)) * f32(2.5) + f32(0.5), f32(0), f32(1))
     else:  # spots
         m = (_value_noise(u + ox, v + oy, w + oz, table, period) > 0.6).astype(np.float32)
-    a = np.asarray(texture.color_a, dtype=np.float32)
-    b = np.asarray(texture.color_b, dtype=np.float32)
-    color = a + m[:, None] * (b - a)
+    if texture.kind not in ("photo", "plain"):
+        a = np.asarray(texture.color_a, dtype=np.float32)
+        b = np.asarray(texture.color_b, dtype=np.float32)
+        color = a + m[:, None] * (b - a)
     if texture.grain > 0:
         g = f32(1.0 / texture.grain_scale_mm)
         grain = _value_noise(x * g + oz, y * g + ox, z * g + oy, table, period)
@@ -368,7 +380,7 @@ def render_view(scene: Scene, K, E, H: int, W: int, dtype: torch.dtype = torch.f
             ns /= np.maximum(np.sqrt((ns * ns).sum(axis=-1, keepdims=True)), np.float32(1e-30))
             normal_s[seg] = ns
             sc = p.scale.astype(np.float32)
-            albedo_s[seg] = _albedo(p.solid.texture, x * sc[0], y * sc[1], z * sc[2], table, period)
+            albedo_s[seg] = _albedo(p.solid.texture, x * sc[0], y * sc[1], z * sc[2], table, period, nu)
         start = stop
     normal = np.empty_like(normal_s)
     albedo = np.empty_like(albedo_s)

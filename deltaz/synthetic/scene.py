@@ -20,7 +20,7 @@ Explained in notebooks/01_dtu_on_disk.ipynb.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -48,6 +48,8 @@ TABLE_THICKNESS_MM = 10.0
 NOISE_PERIOD = 64
 
 SHAPES = ("ellipsoid", "box", "cylinder", "capsule")
+#: Procedural kinds of the classic scenes; the realistic scenes add ``"photo"`` (a CC0 photo, see
+#: :mod:`deltaz.synthetic.photo`) and ``"plain"`` (one colour: texture-less).
 TEXTURES = ("checker", "stripes", "noise", "spots")
 
 
@@ -56,13 +58,17 @@ class Texture:
     """A solid texture: a pattern in ``[0, 1]`` mixing two RGB colours, times a fine grain.
 
     Attributes:
-        kind: one of :data:`TEXTURES`.
-        color_a, color_b: ``(3,)`` linear RGB albedo in ``[0, 1]`` for pattern value 0 and 1.
-        scale_mm: checker cell / stripe period / noise cell size in mm.
+        kind: one of :data:`TEXTURES`, or ``"photo"`` / ``"plain"``.
+        color_a, color_b: ``(3,)`` linear RGB albedo in ``[0, 1]`` for pattern value 0 and 1
+            (``photo``: ``color_a`` is a tint multiplying the photo; ``plain``: ``color_a`` only).
+        scale_mm: checker cell / stripe period / noise cell size in mm (``photo``: one texel in mm).
         direction: ``(3,)`` unit vector across the stripes (``stripes`` only).
         grain: strength of the fine multiplicative grain (0 = none).
         grain_scale_mm: cell size of the grain.
-        offset: ``(3,)`` shift into the scene's noise lattice (decorrelates the solids' noise).
+        offset: ``(3,)`` shift into the scene's noise lattice (decorrelates the solids' noise);
+            ``photo``: its first two values shift the photo (texels).
+        photo: ``photo`` only: a name from :data:`deltaz.synthetic.photo.PHOTOS`.
+        angle: ``photo`` only: rotation of the photo in its plane (radians).
     """
 
     kind: str
@@ -73,6 +79,8 @@ class Texture:
     grain: float
     grain_scale_mm: float
     offset: np.ndarray
+    photo: str | None = None
+    angle: float = 0.0
 
 
 @dataclass
@@ -87,6 +95,8 @@ class Solid:
             half_height)`` (cylinder) or ``(radius, radius, half_length)`` (capsule: the segment's half
             length, so the capsule reaches ``half_length + radius`` along its axis).
         texture: its :class:`Texture`.
+        specular: Blinn-Phong specular strength (0 = matte; realistic scenes only).
+        shininess: Blinn-Phong exponent (larger = smaller, sharper highlights).
     """
 
     shape: str
@@ -94,6 +104,8 @@ class Solid:
     rotation: np.ndarray
     half_size: np.ndarray
     texture: Texture
+    specular: float = 0.0
+    shininess: float = 20.0
 
     @property
     def bounding_radius(self) -> float:
@@ -118,16 +130,23 @@ class Scene:
         noise: ``(P, P, P)`` float32 lattice values in ``[0, 1]`` (``P = NOISE_PERIOD``) behind the
             smooth textures; the noise repeats every ``P`` cells.
         background: ``(3,)`` linear RGB of pixels that hit nothing.
+        style: ``"classic"`` (Lambertian, no shadows) or ``"real"`` (:mod:`deltaz.synthetic.lighting`).
+        lamps: ``(6, 3)`` unit directions towards the six lamps (scene frame), or None for the classic
+            ring (:func:`deltaz.synthetic.render.light_rig`).
+        ambient: the ambient irradiance added to every lit surface.
     """
 
     solids: list[Solid]
     noise: np.ndarray
     scene_to_world: np.ndarray = field(default_factory=lambda: np.eye(3, 4))
     background: np.ndarray = field(default_factory=lambda: np.array([0.02, 0.02, 0.025]))
+    style: str = "classic"
+    lamps: np.ndarray | None = None
+    ambient: float = 0.15
 
     def placed(self, scene_to_world: np.ndarray) -> "Scene":
         """The same scene placed in the world by ``scene_to_world`` (3, 4)."""
-        return Scene(self.solids, self.noise, np.asarray(scene_to_world, dtype=np.float64)[:3, :4], self.background)
+        return replace(self, scene_to_world=np.asarray(scene_to_world, dtype=np.float64)[:3, :4])
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:

@@ -3,10 +3,25 @@
 ::
 
     <out>/Cameras/train/{vid:08d}_cam.txt                       160×128 cameras, one set for all scans
+    <out>/Cameras/scan{N}_train/{vid:08d}_cam.txt               style "real" only: the same cameras with
+                                                                the scan's own depth range
     <out>/Cameras/pair.txt                                      10 best sources per view, with scores
     <out>/Depths/scan{N}_train/depth_map_{vid:04d}.pfm          160×128 float32 z-depth mm, 0 = nothing
     <out>/Rectified/scan{N}_train/rect_{vid+1:03d}_{light}_r5000.png   width×height RGB (note the +1)
     <out>/synth.json                                            the settings the folder was made with
+
+**Styles.** ``style="real"`` (the default) renders :mod:`deltaz.synthetic.scene_real` scenes (walls,
+corners, thin structures, CC0 photos, varying scale and distance) with
+:func:`deltaz.synthetic.lighting.render_images` (cast shadows, speculars, ``supersample``×
+``supersample`` anti-aliasing, per-view exposure/white balance and sensor noise); ``style="classic"``
+renders the original table-top scenes with Lambertian shading, byte for byte as before. The depth
+maps are exact z-depth in both styles (never supersampled).
+
+**Depth ranges.** Classic scenes stay inside DTU's 425–931.15 mm, so every cam file carries DTU's
+``425 2.5 192 931.15``. A realistic scan's depth range is measured on its 49 ground-truth depth maps
+(widened by 2 %, 192 planes at ``1.06 × interval`` as MVSNet samples them) and written into its own
+``Cameras/scan{N}_train/`` cam files, which the parser prefers; ``Cameras/train/`` then carries the
+union of the ranges of the scans of the run.
 
 Scans are numbered ``1..N`` (scan ``k`` is the same scene whatever ``N`` is: its generator is seeded
 by ``(seed, k)``). Under MVSNet's split, scans 2, 6, 7, 8 are training scans, 3 and 5 validation
@@ -48,6 +63,7 @@ from deltaz.dtu.formats import (
 )
 from deltaz.errors import ConfigError, DataError
 from deltaz.synthetic.pairs import select_pairs, view_scores
+from deltaz.synthetic.lighting import RenderOptions, render_images
 from deltaz.synthetic.render import render_depth, render_view, shade_lights
 from deltaz.synthetic.rig import (
     DEPTH_HEIGHT,
@@ -61,6 +77,7 @@ from deltaz.synthetic.rig import (
     rig_from_calibration,
 )
 from deltaz.synthetic.scene import Scene, random_scene, scene_rng
+from deltaz.synthetic.scene_real import random_real_scene
 
 __all__ = [
     "FORMAT_VERSION",
@@ -71,14 +88,25 @@ __all__ = [
     "cam_path",
     "depth_path",
     "image_path",
+    "scan_cam_path",
+    "STYLES",
+    "depth_range_of",
 ]
 
 FORMAT_VERSION = 1
 N_SOURCES = 10
+#: Scene and rendering styles of :func:`generate_dataset`.
+STYLES = ("real", "classic")
+#: Realistic views must keep every depth at least this far from the camera (mm).
+_NEAREST_MM = 150.0
 
 
 def cam_path(out_dir: Path, view_id: int) -> Path:
     return Path(out_dir) / "Cameras" / "train" / f"{view_id:08d}_cam.txt"
+
+
+def scan_cam_path(out_dir: Path, scan: int, view_id: int) -> Path:
+    return Path(out_dir) / "Cameras" / f"scan{scan}_train" / f"{view_id:08d}_cam.txt"
 
 
 def depth_path(out_dir: Path, scan: int, view_id: int) -> Path:
@@ -102,10 +130,51 @@ def dataset_cameras(n_views: int, calibration: str | Path | None = None) -> tupl
     return rig_from_calibration(calibration, n_views)
 
 
-def make_scan_scene(seed: int, scan: int, scene_to_world: np.ndarray | None = None) -> Scene:
-    """The scene of scan ``scan`` (1-based) of a dataset generated with ``seed``."""
-    scene = random_scene(scene_rng(seed, scan))
+def make_scan_scene(
+    seed: int,
+    scan: int,
+    scene_to_world: np.ndarray | None = None,
+    style: str = "classic",
+    camera_azimuth: float = -np.pi / 2,
+) -> Scene:
+    """The scene of scan ``scan`` (1-based) of a dataset generated with ``seed`` and ``style``.
+
+    ``style`` defaults to ``"classic"`` (the table-top scenes existing callers rely on);
+    :func:`generate_dataset` passes its own. ``camera_azimuth`` (radians, scene frame): the side the
+    cameras are on, where realistic scenes put no wall (:func:`camera_azimuth_of`).
+    """
+    if style not in STYLES:
+        raise ConfigError(f"style: expected one of {STYLES}, got {style!r}")
+    rng = scene_rng(seed, scan)
+    scene = random_real_scene(rng, camera_azimuth) if style == "real" else random_scene(rng)
     return scene if scene_to_world is None else scene.placed(scene_to_world)
+
+
+def camera_azimuth_of(E: np.ndarray, scene_to_world: np.ndarray) -> float:
+    """Azimuth (radians, scene frame) of the mean camera centre of world-to-camera ``E (V, 3, 4)``."""
+    R, t = E[:, :, :3], E[:, :, 3]
+    centers = -np.einsum("nji,nj->ni", R, t)
+    F = np.asarray(scene_to_world, dtype=np.float64)[:3, :4]
+    mean = F[:, :3].T @ (centers.mean(axis=0) - F[:, 3])
+    return float(np.arctan2(mean[1], mean[0]))
+
+
+def depth_range_of(depths: np.ndarray, margin: float = 0.02) -> tuple[float, float, int, float]:
+    """Cam-file depth line ``(depth_min, depth_interval, depth_num, depth_max)`` (mm) covering ``depths``.
+
+    The valid depths' range widened by ``margin`` of itself on both sides (at least 1 mm), sampled by
+    192 planes spaced ``1.06 × depth_interval`` (MVSNet-PyTorch's DTU convention), so
+    ``depth_max = depth_min + 191 × 1.06 × depth_interval``; rounded outwards to 0.01 mm.
+    """
+    valid = np.asarray(depths)[np.asarray(depths) > 0]
+    if valid.size == 0:
+        return DEPTH_MIN_MM, DEPTH_INTERVAL_MM, DEPTH_NUM, DEPTH_MAX_MM
+    low, high = float(valid.min()), float(valid.max())
+    pad = max(margin * (high - low), 1.0)
+    depth_min = np.floor((low - pad) * 100) / 100
+    interval = np.ceil((high + pad - depth_min) / ((DEPTH_NUM - 1) * 1.06) * 1e4) / 1e4
+    depth_max = np.ceil((depth_min + (DEPTH_NUM - 1) * 1.06 * interval) * 100) / 100
+    return float(depth_min), float(interval), DEPTH_NUM, float(depth_max)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -166,21 +235,29 @@ def _torch_threads(n: int):
         torch.set_num_threads(previous)
 
 
-def _render_one(out_dir, scene, scan, view_id, K_depth, K_image, E, width, height, n_lights, redo) -> np.ndarray:
-    """Render and write one view of one scan (unless its files exist); return its 160×128 depth."""
+def _render_one(out_dir, scene, scan, view_id, K_depth, K_image, E, width, height, n_lights, redo,
+                options: RenderOptions | None = None, seed: int = 0) -> np.ndarray:
+    """Render and write one view of one scan (unless its files exist); return its 160×128 depth.
+
+    ``options`` None: classic Lambertian shading; else :func:`render_images` with these options.
+    """
     d_path = depth_path(out_dir, scan, view_id)
     i_paths = [image_path(out_dir, scan, view_id, light) for light in range(n_lights)]
     if not redo and d_path.exists() and all(p.exists() for p in i_paths):
         return read_pfm(d_path)
     depth = render_depth(scene, K_depth, E, DEPTH_HEIGHT, DEPTH_WIDTH)
     valid = depth[depth > 0]
-    if valid.size and (valid.min() < DEPTH_MIN_MM or valid.max() > DEPTH_MAX_MM):
+    low, high = (DEPTH_MIN_MM, DEPTH_MAX_MM) if options is None else (_NEAREST_MM, np.inf)
+    if valid.size and (valid.min() < low or valid.max() > high):
         raise DataError(
-            f"scan{scan} view {view_id}: depths {valid.min():.1f}..{valid.max():.1f} mm leave DTU's range "
-            f"{DEPTH_MIN_MM}..{DEPTH_MAX_MM} mm; the scene or the cameras are misplaced"
+            f"scan{scan} view {view_id}: depths {valid.min():.1f}..{valid.max():.1f} mm leave the range "
+            f"{low}..{high} mm; the scene or the cameras are misplaced"
         )
-    view = render_view(scene, K_image, E, height, width)
-    for path, image in zip(i_paths, shade_lights(view, range(n_lights))):
+    if options is None:
+        images = shade_lights(render_view(scene, K_image, E, height, width), range(n_lights))
+    else:
+        images = render_images(scene, K_image, E, height, width, range(n_lights), (seed, scan, view_id), options)
+    for path, image in zip(i_paths, images):
         atomic_write_bytes(path, encode_png(image))
     write_pfm(d_path, depth)  # last: a view counts as done once its depth exists with its images
     return depth
@@ -198,6 +275,9 @@ def generate_dataset(
     progress: bool = True,
     overwrite: bool = False,
     workers: int = 2,
+    style: str = "real",
+    supersample: int = 2,
+    shadows: bool = True,
 ) -> Path:
     """Render ``n_scans`` random DTU-like scans into ``out_dir`` (MVSNet's ``dtu_training`` layout).
 
@@ -213,6 +293,9 @@ def generate_dataset(
         progress: show a tqdm bar.
         overwrite: re-render everything even if the folder holds files from earlier runs.
         workers: views rendered at once (threads; torch runs single-threaded meanwhile).
+        style: ``"real"`` (default) or ``"classic"`` (see the module docstring).
+        supersample: ``"real"`` only: samples per pixel along each axis (1 = no anti-aliasing).
+        shadows: ``"real"`` only: cast shadows (the most expensive part after tracing).
     Returns:
         ``out_dir`` as a :class:`~pathlib.Path`.
     """
@@ -220,6 +303,9 @@ def generate_dataset(
                              ("width", width, 8), ("height", height, 8), ("workers", workers, 1)):
         if int(value) != value or value < low:
             raise ConfigError(f"{name}: expected an integer >= {low}, got {value!r}")
+    if style not in STYLES:
+        raise ConfigError(f"style: expected one of {STYLES}, got {style!r}")
+    options = RenderOptions(supersample=supersample, shadows=bool(shadows)) if style == "real" else None
     out_dir = Path(out_dir)
     settings = {
         "format_version": FORMAT_VERSION,
@@ -231,6 +317,8 @@ def generate_dataset(
         "width": int(width),
         "height": int(height),
         "calibration": None if calibration is None else os.path.abspath(calibration),
+        "style": style,
+        **({} if options is None else {"supersample": int(supersample), "shadows": bool(shadows)}),
         "scans": "scan1..scanN, scene of scan k seeded by (seed, k)",
         "depth": "160x128 float32 z-depth in mm, 0 = nothing hit",
     }
@@ -240,20 +328,21 @@ def generate_dataset(
     K, E, scene_to_world = dataset_cameras(n_views, calibration)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "synth.json", json.dumps(settings, indent=2) + "\n")
-    for view_id in range(n_views):
-        write_cam_file(cam_path(out_dir, view_id), K[view_id], E[view_id], DEPTH_MIN_MM, DEPTH_INTERVAL_MM,
-                       DEPTH_NUM, DEPTH_MAX_MM)
+    _write_cams(out_dir, K, E, (DEPTH_MIN_MM, DEPTH_INTERVAL_MM, DEPTH_NUM, DEPTH_MAX_MM))
     K_image = scale_intrinsics(K, width / DEPTH_WIDTH, height / DEPTH_HEIGHT)
+    azimuth = camera_azimuth_of(E, scene_to_world)
 
     scores = np.zeros((n_views, n_views))
+    all_depths = []
     bar = tqdm(total=n_scans * n_views, desc="deltaz synth", unit="view", disable=not progress)
     with _torch_threads(1 if workers > 1 else torch.get_num_threads()), ThreadPoolExecutor(workers) as pool:
         for scan in range(1, n_scans + 1):
-            scene = make_scan_scene(seed, scan, scene_to_world)
+            scene = make_scan_scene(seed, scan, scene_to_world, style, azimuth)
             render_depth(scene, K[0], E[0], 2, 2)  # warm the scene's caches before the threads share it
             jobs = [
                 pool.submit(
-                    _render_one, out_dir, scene, scan, v, K[v], K_image[v], E[v], width, height, n_lights, overwrite
+                    _render_one, out_dir, scene, scan, v, K[v], K_image[v], E[v], width, height, n_lights, overwrite,
+                    options, seed,
                 )
                 for v in range(n_views)
             ]
@@ -261,7 +350,20 @@ def generate_dataset(
             for job in jobs:
                 depths.append(job.result())
                 bar.update(1)
-            scores += view_scores(np.stack(depths), K, E)
+            depths = np.stack(depths)
+            scores += view_scores(depths, K, E)
+            if options is not None:
+                _write_cams(out_dir, K, E, depth_range_of(depths), scan)
+                all_depths.append((depths[depths > 0].min(), depths[depths > 0].max()))
     bar.close()
+    if all_depths:
+        _write_cams(out_dir, K, E, depth_range_of(np.array(all_depths)))
     write_pair_file(out_dir / "Cameras" / "pair.txt", select_pairs(scores / n_scans, N_SOURCES))
     return out_dir
+
+
+def _write_cams(out_dir: Path, K: np.ndarray, E: np.ndarray, depth_line: tuple, scan: int | None = None) -> None:
+    """Cam files of every view with ``depth_line`` (:func:`depth_range_of`): ``Cameras/train`` or the scan's own."""
+    for view_id in range(len(K)):
+        path = cam_path(out_dir, view_id) if scan is None else scan_cam_path(out_dir, scan, view_id)
+        write_cam_file(path, K[view_id], E[view_id], *depth_line)
