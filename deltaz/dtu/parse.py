@@ -60,10 +60,12 @@ import numpy as np
 from deltaz.dtu.cameras import MVSNET_HW, raw_to_camera, resize_intrinsics
 from deltaz.dtu.formats import CamFile, Pairs, read_cam_file, read_pair_file, read_pfm, read_projection
 from deltaz.dtu.layout import ScanWriter, is_complete_scan
-from deltaz.dtu.parse_images import (  # noqa: F401  (resize_image_area: public here too)
+from deltaz.dtu.parse_inputs import (  # noqa: F401  (resize_depth_nearest, resize_image_area: public here too)
     DTU_LIGHTS,
     parse_lights,
+    read_initial,
     read_view_images,
+    resize_depth_nearest,
     resize_image_area,
     scan_lights,
 )
@@ -207,60 +209,51 @@ def _camera_source(src: Path, scan: str) -> str:
     return "Calibration/cal18"
 
 
-# -------------------------------------------------------------------------------------------- resizing
-
-
-def _nearest_indices(n_in: int, n_out: int) -> np.ndarray:
-    """Input index for each output pixel: ``round(i · n_in / n_out)`` (no half-pixel shift)."""
-    return np.clip(np.floor(np.arange(n_out) * (n_in / n_out) + 0.5).astype(np.int64), 0, n_in - 1)
-
-
-def resize_depth_nearest(depth: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """Resize an ``(H, W)`` depth map to ``hw`` by nearest neighbour, consistent with scaling ``K``.
-
-    Output pixel ``(u, v)`` takes input pixel ``(round(u·W/W'), round(v·H/H'))``; for an integer
-    factor ``f`` this is ``depth[::f, ::f]``. Never averages depths (0 = no value stays 0).
-    """
-    if tuple(depth.shape) == tuple(hw):
-        return depth
-    rows = _nearest_indices(depth.shape[0], hw[0])
-    cols = _nearest_indices(depth.shape[1], hw[1])
-    return np.ascontiguousarray(depth[rows[:, None], cols[None, :]])
-
-
-def _initial_path(initial_root: Path, scan: str, view_id: int) -> Path | None:
-    folder = initial_root / scan
-    for path in (
-        folder / f"{view_id:08d}.pfm",
-        folder / f"depth_map_{view_id:04d}.pfm",
-        folder / "depth_est" / f"{view_id:08d}.pfm",
-    ):
-        if path.is_file():
-            return path
-    return None
-
-
-def _read_initial(initial_root: Path, scan: str, view_id: int, depth_hw, out_hw) -> np.ndarray:
-    """A real initial depth of one view, resized like the depth map."""
-    initial_path = _initial_path(initial_root, scan, view_id)
-    if initial_path is None:
-        raise DataError(
-            f"{initial_root / scan}: no initial depth for view {view_id}"
-            f" ({view_id:08d}.pfm or depth_map_{view_id:04d}.pfm)"
-        )
-    initial = read_pfm(initial_path)
-    if initial.ndim != 2 or (initial < 0).any():
-        raise FormatError(initial_path, "expected a one-channel depth map with depths >= 0")
-    if abs(initial.shape[1] / initial.shape[0] - depth_hw[1] / depth_hw[0]) > 0.01 * depth_hw[1] / depth_hw[0]:
-        raise FormatError(
-            initial_path,
-            f"expected the depth map's view (aspect {depth_hw[1]}:{depth_hw[0]})"
-            f", got {initial.shape[0]}x{initial.shape[1]}",
-        )
-    return resize_depth_nearest(initial, out_hw)
-
-
 # ---------------------------------------------------------------------------------------------- a scan
+
+
+def _depth_files(src: Path, scan: str) -> dict[int, Path]:
+    """``{view_id: depth_map_NNNN.pfm}`` of a scan; DataError when there is none."""
+    depth_dir = _depth_dir(src, scan)
+    if depth_dir is None:
+        raise DataError(f"no depth folder, expected {src / 'Depths' / (scan + '_train')}")
+    view_files = {}
+    for path in depth_dir.iterdir():
+        match = re.fullmatch(r"depth_map_(\d{4,})\.pfm", path.name)
+        if match:
+            view_files[int(match.group(1))] = path
+    if not view_files:
+        raise DataError(f"{depth_dir}: expected depth_map_NNNN.pfm files, found none")
+    return view_files
+
+
+def _read_depth(depth_path: Path, depth_hw: tuple[int, int] | None) -> np.ndarray:
+    """A ground-truth depth map, checked: one channel, ``depth_hw`` (when known), no negative value."""
+    depth = read_pfm(depth_path)
+    if depth.ndim != 2:
+        raise FormatError(depth_path, f"expected a one-channel depth map (Pf), got shape {depth.shape}")
+    if depth_hw is not None and depth.shape != depth_hw:
+        raise FormatError(
+            depth_path,
+            f"expected {depth_hw[0]}x{depth_hw[1]} like the scan's first view, got {depth.shape[0]}x{depth.shape[1]}",
+        )
+    if (depth < 0).any():
+        raise FormatError(
+            depth_path, f"expected depths >= 0 (0 = no value), got {int((depth < 0).sum())} negative values"
+        )
+    return depth
+
+
+def _scan_pairs(pairs: Pairs, view_ids: list[int], warn) -> Pairs:
+    """``pair.txt`` filtered to the scan's views; warns about views without a row."""
+    present = set(view_ids)
+    scan_pairs = {
+        ref: [(s, score) for s, score in sources if s in present] for ref, sources in pairs.items() if ref in present
+    }
+    missing_refs = sorted(present - set(scan_pairs))
+    if missing_refs:
+        warn(f"pair.txt has no row for view(s) {missing_refs}: they serve only as source views")
+    return scan_pairs
 
 
 def _parse_scan(
@@ -274,16 +267,7 @@ def _parse_scan(
     warn,
     lights: list[int] | None = None,
 ) -> Path:
-    depth_dir = _depth_dir(src, scan)
-    if depth_dir is None:
-        raise DataError(f"no depth folder, expected {src / 'Depths' / (scan + '_train')}")
-    view_files = {}
-    for path in depth_dir.iterdir():
-        match = re.fullmatch(r"depth_map_(\d{4,})\.pfm", path.name)
-        if match:
-            view_files[int(match.group(1))] = path
-    if not view_files:
-        raise DataError(f"{depth_dir}: expected depth_map_NNNN.pfm files, found none")
+    view_files = _depth_files(src, scan)
     view_ids = sorted(view_files)
     if len(view_ids) != DTU_VIEWS:
         warn(f"{len(view_ids)} views instead of DTU's {DTU_VIEWS}")
@@ -304,23 +288,10 @@ def _parse_scan(
     out_of_range = 0
     with ScanWriter(dst, scan) as writer:
         for view_id in view_ids:
-            depth_path = view_files[view_id]
-            depth = read_pfm(depth_path)
-            if depth.ndim != 2:
-                raise FormatError(depth_path, f"expected a one-channel depth map (Pf), got shape {depth.shape}")
+            depth = _read_depth(view_files[view_id], depth_hw)
             if depth_hw is None:
                 depth_hw = depth.shape
                 out_hw = tuple(resolution) if resolution is not None else depth_hw
-            elif depth.shape != depth_hw:
-                raise FormatError(
-                    depth_path,
-                    f"expected {depth_hw[0]}x{depth_hw[1]} like the scan's first view"
-                    f", got {depth.shape[0]}x{depth.shape[1]}",
-                )
-            if (depth < 0).any():
-                raise FormatError(
-                    depth_path, f"expected depths >= 0 (0 = no value), got {int((depth < 0).sum())} negative values"
-                )
             camera = _load_camera(src, view_id, depth_hw, scan)
             low, high = camera.depth_range_mm
             tolerance = RANGE_TOLERANCE * (high - low)
@@ -330,7 +301,7 @@ def _parse_scan(
             interval = camera.depth_interval_mm if interval is None else interval
 
             images = read_view_images(src, scan, view_id, kept, depth_hw, out_hw)
-            initial = None if initial_folder is None else _read_initial(initial_root, scan, view_id, depth_hw, out_hw)
+            initial = None if initial_folder is None else read_initial(initial_root, scan, view_id, depth_hw, out_hw)
             writer.add_view(
                 view_id,
                 depth=resize_depth_nearest(depth, out_hw),
@@ -347,15 +318,7 @@ def _parse_scan(
             )
         if writer.valid_max > writer.valid_min:
             range_low, range_high = min(range_low, writer.valid_min), max(range_high, writer.valid_max)
-        present = set(view_ids)
-        scan_pairs = {
-            ref: [(s, score) for s, score in sources if s in present]
-            for ref, sources in pairs.items()
-            if ref in present
-        }
-        missing_refs = sorted(present - set(scan_pairs))
-        if missing_refs:
-            warn(f"pair.txt has no row for view(s) {missing_refs}: they serve only as source views")
+        scan_pairs = _scan_pairs(pairs, view_ids, warn)
         meta = {
             "source": "dtu",
             "src_path": str(src.resolve()),

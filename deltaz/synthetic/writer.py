@@ -329,37 +329,46 @@ def generate_dataset(
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "synth.json", json.dumps(settings, indent=2) + "\n")
     _write_cams(out_dir, K, E, (DEPTH_MIN_MM, DEPTH_INTERVAL_MM, DEPTH_NUM, DEPTH_MAX_MM))
-    K_image = scale_intrinsics(K, width / DEPTH_WIDTH, height / DEPTH_HEIGHT)
-    azimuth = camera_azimuth_of(E, scene_to_world)
-
-    scores = np.zeros((n_views, n_views))
-    all_depths = []
     bar = tqdm(total=n_scans * n_views, desc="deltaz synth", unit="view", disable=not progress)
     with _torch_threads(1 if workers > 1 else torch.get_num_threads()), ThreadPoolExecutor(workers) as pool:
-        for scan in range(1, n_scans + 1):
-            scene = make_scan_scene(seed, scan, scene_to_world, style, azimuth)
-            render_depth(scene, K[0], E[0], 2, 2)  # warm the scene's caches before the threads share it
-            jobs = [
-                pool.submit(
-                    _render_one, out_dir, scene, scan, v, K[v], K_image[v], E[v], width, height, n_lights, overwrite,
-                    options, seed,
-                )
-                for v in range(n_views)
-            ]
-            depths = []
-            for job in jobs:
-                depths.append(job.result())
-                bar.update(1)
-            depths = np.stack(depths)
-            scores += view_scores(depths, K, E)
-            if options is not None:
-                _write_cams(out_dir, K, E, depth_range_of(depths), scan)
-                all_depths.append((depths[depths > 0].min(), depths[depths > 0].max()))
+        scores = _render_scans(out_dir, pool, bar, K, E, scene_to_world, settings, options, overwrite)
     bar.close()
-    if all_depths:
-        _write_cams(out_dir, K, E, depth_range_of(np.array(all_depths)))
     write_pair_file(out_dir / "Cameras" / "pair.txt", select_pairs(scores / n_scans, N_SOURCES))
     return out_dir
+
+
+def _render_scans(out_dir, pool, bar, K, E, scene_to_world, settings: dict, options, overwrite: bool) -> np.ndarray:
+    """Render every scan of ``settings`` view-parallel on ``pool``; write the realistic scans' cam files.
+
+    Returns the summed pair scores ``(V, V)`` over the scans.
+    """
+    n_views, width, height, seed = settings["n_views"], settings["width"], settings["height"], settings["seed"]
+    K_image = scale_intrinsics(K, width / DEPTH_WIDTH, height / DEPTH_HEIGHT)
+    azimuth = camera_azimuth_of(E, scene_to_world)
+    scores = np.zeros((n_views, n_views))
+    extremes = []
+    for scan in range(1, settings["n_scans"] + 1):
+        scene = make_scan_scene(seed, scan, scene_to_world, settings["style"], azimuth)
+        render_depth(scene, K[0], E[0], 2, 2)  # warm the scene's caches before the threads share it
+        jobs = [
+            pool.submit(
+                _render_one, out_dir, scene, scan, v, K[v], K_image[v], E[v], width, height, settings["n_lights"],
+                overwrite, options, seed,
+            )
+            for v in range(n_views)
+        ]
+        depths = []
+        for job in jobs:
+            depths.append(job.result())
+            bar.update(1)
+        depths = np.stack(depths)
+        scores += view_scores(depths, K, E)
+        if options is not None:
+            _write_cams(out_dir, K, E, depth_range_of(depths), scan)
+            extremes += [depths[depths > 0].min(initial=np.inf), depths[depths > 0].max(initial=0.0)]
+    if extremes:  # the shared cameras: the union of the scans' ranges
+        _write_cams(out_dir, K, E, depth_range_of(np.array([e for e in extremes if np.isfinite(e) and e > 0])))
+    return scores
 
 
 def _write_cams(out_dir: Path, K: np.ndarray, E: np.ndarray, depth_line: tuple, scan: int | None = None) -> None:

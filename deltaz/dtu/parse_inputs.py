@@ -1,9 +1,10 @@
-"""DTU images for the parser: which lights a scan has, reading them, bringing them to the depth's size.
+"""The parser's inputs besides cameras: DTU images (which lights, reading, resizing) and initial depths.
 
 DTU names images ``Rectified/scan{N}_train/rect_{vid+1:03d}_{light}_r5000.png`` (``light`` 0..6, the
 view number counts from 1). Raw 1600×1200 images are halved and centre-cropped to MVSNet's 640×512
 frame first; then every image is area-averaged to the output size (DESIGN.md §1: scaling ``K`` by
-``s`` describes it). Used by :mod:`deltaz.dtu.parse`.
+``s`` describes it). Depth maps (ground truth and real initial depths) are resized by nearest
+neighbour without a half-pixel shift. Used by :mod:`deltaz.dtu.parse`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Iterable
 import numpy as np
 
 from deltaz.dtu.cameras import MVSNET_CROP, MVSNET_HW, RAW_HW
-from deltaz.dtu.formats import read_png
+from deltaz.dtu.formats import read_pfm, read_png
 from deltaz.errors import ConfigError, DataError, FormatError
 
-__all__ = ["DTU_LIGHTS", "parse_lights", "resize_image_area", "read_image", "image_path", "scan_lights",
-           "read_view_images"]
+__all__ = ["DTU_LIGHTS", "parse_lights", "resize_image_area", "resize_depth_nearest", "read_image", "image_path",
+           "scan_lights", "read_view_images", "read_initial"]
 
 DTU_LIGHTS = tuple(range(7))  #: DTU's lighting indices
 
@@ -127,3 +128,53 @@ def read_view_images(
             raise DataError(f"missing image {path} (the scan has images for other views or lights)")
         images[light] = read_image(path, depth_hw, out_hw)
     return images
+
+
+def _nearest_indices(n_in: int, n_out: int) -> np.ndarray:
+    """Input index for each output pixel: ``round(i · n_in / n_out)`` (no half-pixel shift)."""
+    return np.clip(np.floor(np.arange(n_out) * (n_in / n_out) + 0.5).astype(np.int64), 0, n_in - 1)
+
+
+def resize_depth_nearest(depth: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Resize an ``(H, W)`` depth map to ``hw`` by nearest neighbour, consistent with scaling ``K``.
+
+    Output pixel ``(u, v)`` takes input pixel ``(round(u·W/W'), round(v·H/H'))``; for an integer
+    factor ``f`` this is ``depth[::f, ::f]``. Never averages depths (0 = no value stays 0).
+    """
+    if tuple(depth.shape) == tuple(hw):
+        return depth
+    rows = _nearest_indices(depth.shape[0], hw[0])
+    cols = _nearest_indices(depth.shape[1], hw[1])
+    return np.ascontiguousarray(depth[rows[:, None], cols[None, :]])
+
+
+def _initial_path(initial_root: Path, scan: str, view_id: int) -> Path | None:
+    folder = initial_root / scan
+    for path in (
+        folder / f"{view_id:08d}.pfm",
+        folder / f"depth_map_{view_id:04d}.pfm",
+        folder / "depth_est" / f"{view_id:08d}.pfm",
+    ):
+        if path.is_file():
+            return path
+    return None
+
+
+def read_initial(initial_root: Path, scan: str, view_id: int, depth_hw, out_hw) -> np.ndarray:
+    """A real initial depth of one view, resized like the depth map."""
+    initial_path = _initial_path(initial_root, scan, view_id)
+    if initial_path is None:
+        raise DataError(
+            f"{initial_root / scan}: no initial depth for view {view_id}"
+            f" ({view_id:08d}.pfm or depth_map_{view_id:04d}.pfm)"
+        )
+    initial = read_pfm(initial_path)
+    if initial.ndim != 2 or (initial < 0).any():
+        raise FormatError(initial_path, "expected a one-channel depth map with depths >= 0")
+    if abs(initial.shape[1] / initial.shape[0] - depth_hw[1] / depth_hw[0]) > 0.01 * depth_hw[1] / depth_hw[0]:
+        raise FormatError(
+            initial_path,
+            f"expected the depth map's view (aspect {depth_hw[1]}:{depth_hw[0]})"
+            f", got {initial.shape[0]}x{initial.shape[1]}",
+        )
+    return resize_depth_nearest(initial, out_hw)
