@@ -5,3 +5,14 @@ world-to-camera extrinsics, pixel (0, 0) at the centre of the top-left pixel.
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "refine_depth"]
+
+
+def __getattr__(name: str):
+    """``deltaz.refine_depth`` (see :mod:`deltaz.refine`), imported on first use so ``import deltaz`` stays light."""
+    if name == "refine_depth":
+        from deltaz.refine import refine_depth
+
+        return refine_depth
+    raise AttributeError(f"module 'deltaz' has no attribute {name!r}")

@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "parse": ("deltaz.dtu.parse", "convert DTU (dtu_training or raw calibration) to the train-ready layout"),
     "train": ("deltaz.train", "train DeltaZUnet (or the MVSNet-style refiner) on train-ready scans"),
     "evaluate": ("deltaz.evaluate", "score a checkpoint against the initial depth and classical baselines"),
+    "refine": ("deltaz.refine_cli", "refine your own depth maps (a file or a folder) with a trained checkpoint"),
     "demo": ("deltaz.demo", "the whole pipeline on synthetic data: synth, parse, train, evaluate, report"),
 }
 
