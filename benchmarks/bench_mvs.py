@@ -1,0 +1,135 @@
+"""Plane-sweep speed and memory next to its targets (printed, never asserted).
+
+    python benchmarks/bench_mvs.py                 # CPU, 2 torch threads
+    python benchmarks/bench_mvs.py --device cuda   # the same on a GPU (peak memory: CUDA allocator)
+
+1. seconds per view at 160×128, 48 planes, 4 sources (target ≤ 1 s on a 2-core CPU with 2 threads);
+2. one 640×512 reference, 4 sources, 192 planes: time and peak memory (target ≤ 2 GiB). On CPU the peak
+   is the child process's peak resident set size (``ru_maxrss``), which sees torch's allocations.
+
+The scene is a random texture on a slanted plane seen by five cameras (made with ``deltaz.geometry``);
+the benchmark also prints the median depth error there, as a sanity check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+TARGET_SMALL_S = 1.0
+TARGET_PEAK_GIB = 2.0
+#: DTU's depth range: 192 planes are 2.65 mm apart, as in the PyTorch MVSNet code.
+DEPTH_MIN_MM, DEPTH_MAX_MM = 425.0, 931.15
+
+
+def make_views(H: int, W: int, n_views: int = 5, seed: int = 0):
+    """A slanted, textured plane at ~600 mm in ``n_views`` cameras: images (V, 3, H, W), K (V, 3, 3),
+    E (V, 3, 4) world-to-camera, exact z-depth (V, H, W)."""
+    import torch
+    import torch.nn.functional as F
+
+    from deltaz import geometry as g
+
+    gen = torch.Generator().manual_seed(seed)
+    f = 1.1 * W
+    K = torch.tensor([[f, 0.0, (W - 1) / 2], [0.0, f, (H - 1) / 2], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    normal = F.normalize(torch.tensor([0.2, -0.1, -1.0], dtype=torch.float64), dim=0)
+    offset = float(normal @ torch.tensor([0.0, 0.0, 600.0], dtype=torch.float64))
+    texture = torch.rand(1, 1, 256, 256, generator=gen, dtype=torch.float64)
+    for _ in range(2):  # band-limit it: at 160x128 a pixel covers ~2 texels
+        texture = F.avg_pool2d(texture, 5, stride=1, padding=2, count_include_pad=False)
+    texture = (texture - texture.mean()) / texture.std() * 0.15 + 0.5
+    images, Es, depths = [], [], []
+    for i in range(n_views):
+        angle = 2 * math.pi * i / max(n_views - 1, 1)
+        centre = torch.tensor([0.0, 0.0, 0.0] if i == 0 else [60 * math.cos(angle), 60 * math.sin(angle), 0.0],
+                              dtype=torch.float64)
+        z = F.normalize(torch.tensor([0.0, 0.0, 600.0], dtype=torch.float64) - centre, dim=0)
+        x = F.normalize(torch.linalg.cross(torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64), z), dim=0)
+        R = torch.stack([x, torch.linalg.cross(z, x), z])
+        E = torch.cat([R, (-R @ centre)[:, None]], dim=1)
+        rays, _ = g.get_ray_dirs_mask(K, H, W)
+        depth = (offset - normal @ centre) / ((rays @ R) @ normal)
+        points = g.camera_to_world(g.backproject_depth(depth, K), E)
+        uv = (points[..., :2] + 300.0) * (255 / 600)  # a 600 mm texture patch around the optical axis
+        gray = g.sample_pixels(texture, uv[None])[0, 0]
+        images.append(torch.stack([gray, gray, gray]).float())
+        Es.append(E.float())
+        depths.append(depth.float())
+    return torch.stack(images), K.float().expand(n_views, 3, 3).clone(), torch.stack(Es), torch.stack(depths)
+
+
+def run_case(H: int, W: int, planes: int, sources: int, device: str, repeats: int, threads: int) -> dict:
+    """Sweep view 0 against ``sources`` others ``repeats`` times; return timing, error and peak memory."""
+    import resource
+
+    import torch
+
+    from deltaz.mvs import plane_sweep
+
+    torch.set_num_threads(threads)
+    images, K, E, depth = (t.to(device) for t in make_views(H, W, sources + 1))
+    args = (images[0], K[0], E[0], images[1:], K[1:], E[1:], DEPTH_MIN_MM, DEPTH_MAX_MM, planes)
+    plane_sweep(*args)  # warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = plane_sweep(*args)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    valid = result.depth > 0
+    error = (result.depth - depth[0]).abs()[valid]
+    peak = (torch.cuda.max_memory_allocated() if device == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"seconds": min(times), "median_error_mm": float(error.median()) if valid.any() else float("nan"),
+            "spacing_mm": (DEPTH_MAX_MM - DEPTH_MIN_MM) / (planes - 1), "valid": float(valid.float().mean()),
+            "peak_bytes": peak}
+
+
+def in_child(case: dict) -> dict:
+    """Run :func:`run_case` in a fresh interpreter so that its peak RSS is this case's alone."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = (f"import json, sys; sys.path.insert(0, {here!r}); from bench_mvs import run_case; "
+            "print(json.dumps(run_case(**json.loads(sys.argv[1]))))")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(case)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def tick(ok: bool) -> str:
+    return "✓" if ok else "✗"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (target: 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed sweeps per case; the best is reported")
+    parser.add_argument("--skip-large", action="store_true", help="only the 160x128 case")
+    args = parser.parse_args()
+    base = {"device": args.device, "threads": args.threads}
+    small = in_child({**base, "H": 128, "W": 160, "planes": 48, "sources": 4, "repeats": args.repeats})
+    print(f"160x128, 48 planes, 4 sources: {small['seconds']:.2f} s/view (target <= {TARGET_SMALL_S:.0f} s) "
+          f"{tick(small['seconds'] <= TARGET_SMALL_S)}   median error {small['median_error_mm']:.2f} mm "
+          f"(plane spacing {small['spacing_mm']:.2f} mm), {100 * small['valid']:.0f}% valid")
+    if not args.skip_large:
+        large = in_child({**base, "H": 512, "W": 640, "planes": 192, "sources": 4, "repeats": 1})
+        gib = large["peak_bytes"] / 2**30
+        what = "peak CUDA memory" if args.device == "cuda" else "peak RSS"
+        print(f"640x512, 192 planes, 4 sources: {large['seconds']:.1f} s, {what} {gib:.2f} GiB "
+              f"(target <= {TARGET_PEAK_GIB:.0f} GiB) {tick(gib <= TARGET_PEAK_GIB)}   median error "
+              f"{large['median_error_mm']:.2f} mm (plane spacing {large['spacing_mm']:.2f} mm)")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"(load average {load:.1f} on {os.cpu_count()} CPUs: other processes slow the CPU timings down)")
+
+
+if __name__ == "__main__":
+    main()
