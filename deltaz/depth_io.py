@@ -97,7 +97,8 @@ def _read_npy(path) -> DepthFile:
     except FormatError:
         raise
     except Exception as error:  # ValueError (pickled object arrays, bad header), EOFError (truncated)
-        raise FormatError(path, f"expected a .npy array, got an unreadable file ({type(error).__name__}: {error})") from None
+        detail = f"{type(error).__name__}: {error}"
+        raise FormatError(path, f"expected a .npy array, got an unreadable file ({detail})") from None
     if not isinstance(array, np.ndarray):
         raise FormatError(path, "expected a .npy array, got an .npz archive")
     return DepthFile(_as_2d(path, array, ".npy"), "npy")
@@ -148,7 +149,8 @@ def _read_colmap(path) -> DepthFile:
     expected, got = width * height * channels * 4, len(data) - start
     if got != expected:
         what = "truncated" if got < expected else "trailing bytes"
-        raise FormatError(path, f"data: expected {expected} bytes for {width}x{height}x{channels} float32, got {got} ({what})")
+        raise FormatError(path, f"data: expected {expected} bytes for {width}x{height}x{channels} float32, "
+                                f"got {got} ({what})")
     values = np.frombuffer(data, dtype="<f4", offset=start).reshape(channels, height, width)[0]
     return DepthFile(values.astype(np.float32), "colmap")
 
@@ -171,7 +173,8 @@ def read_depth_file(path: str | os.PathLike) -> DepthFile:
 def _encode_png(values: np.ndarray, bits: int) -> bytes:
     import imageio.v3 as iio
 
-    return iio.imwrite("<bytes>", values.astype(np.uint16 if bits == 16 else np.uint8), extension=".png", plugin="pillow")
+    dtype = np.uint16 if bits == 16 else np.uint8
+    return iio.imwrite("<bytes>", values.astype(dtype), extension=".png", plugin="pillow")
 
 
 def _encode_tiff(values: np.ndarray) -> bytes:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deltaz.depth_io import FORMATS, DepthFile, depth_stem, format_of, read_depth_file, write_depth_file
+from deltaz.depth_io import FORMATS, DepthFile, format_of, read_depth_file, write_depth_file
 from deltaz.errors import ConfigError, DeltaZError, FormatError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -28,20 +28,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``deltaz refine``."""
     from deltaz.refine import DEFAULT_MAX_PIXELS
 
-    parser.add_argument("--depth", required=True, help="depth map (PFM, .npy, PNG, float TIFF, COLMAP .bin) or a folder of them")
+    parser.add_argument("--depth", required=True,
+                        help="depth map (PFM, .npy, PNG, float TIFF, COLMAP .bin) or a folder of them")
     parser.add_argument("--image", default=None,
                         help="its RGB image (or a folder, paired by name stem); required when the model takes images")
     parser.add_argument("--out", required=True, help="output file (its ending picks the format) or folder")
     parser.add_argument("--checkpoint", default=None,
-                        help="a .pt checkpoint or run folder (default: the shipped weights, deltaz/weights/deltaz_refiner.pt)")
+                        help="a .pt checkpoint or run folder "
+                             "(default: the shipped weights, deltaz/weights/deltaz_refiner.pt)")
     parser.add_argument("--depth-scale", type=float, default=None, metavar="S",
                         help="depth_mm = stored value x S (default 1: mm); required for 8-bit PNG depth")
     parser.add_argument("--disparity", action="store_true", help="the input holds disparity (px) of rectified stereo")
     parser.add_argument("--focal", type=float, default=None, help="with --disparity: focal length f in px")
     parser.add_argument("--baseline", type=float, default=None, help="with --disparity: baseline B in mm")
-    parser.add_argument("--doffs", type=float, default=0.0, help="with --disparity: principal-point offset in px (default 0)")
-    parser.add_argument("--fill-holes", action="store_true", help="let the model fill holes (default: holes stay holes)")
-    parser.add_argument("--resize-image", action="store_true", help="resize an image of another size to the depth map's")
+    parser.add_argument("--doffs", type=float, default=0.0,
+                        help="with --disparity: principal-point offset in px (default 0)")
+    parser.add_argument("--fill-holes", action="store_true",
+                        help="let the model fill holes (default: holes stay holes)")
+    parser.add_argument("--resize-image", action="store_true",
+                        help="resize an image of another size to the depth map's")
     parser.add_argument("--preview", default=None, metavar="PNG",
                         help="write a figure: image, input, refined, delta z (a folder in folder mode)")
     parser.add_argument("--overwrite", action="store_true", help="allow --out to be the input file (or folder)")
@@ -50,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth-range", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
                         help="depth range in mm for the model's normalisation (default: the map's own min/max)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help=f"refine larger maps in overlapping tiles of at most this many pixels (default {DEFAULT_MAX_PIXELS})")
+                        help="refine larger maps in overlapping tiles of at most this many pixels "
+                             f"(default {DEFAULT_MAX_PIXELS})")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
 
 
@@ -73,7 +79,8 @@ def _check_args(args: argparse.Namespace) -> None:
 def to_mm(stored: DepthFile, args: argparse.Namespace, path: Path) -> np.ndarray:
     """Stored values → depth in mm (holes keep their marker); disparity → z-depth (holes 0)."""
     if stored.format == "png" and stored.bits == 8 and args.depth_scale is None:
-        raise FormatError(path, "8-bit PNG depth map: its units are ambiguous; pass --depth-scale S (depth_mm = stored x S)")
+        raise FormatError(path, "8-bit PNG depth map: its units are ambiguous; "
+                                "pass --depth-scale S (depth_mm = stored x S)")
     scale = 1.0 if args.depth_scale is None else float(args.depth_scale)
     values = stored.values * np.float32(scale) if scale != 1.0 else stored.values
     if not args.disparity:

@@ -22,7 +22,7 @@ __all__ = ["pair_files", "run_folder"]
 
 
 def pair_files(depth_dir: Path, image_dir: Path | None) -> list[tuple[Path, Path | None, str | None]]:
-    """``(depth file, its image or None, why there is no image or None)`` for each depth map in ``depth_dir``, by name."""
+    """``(depth file, its image or None, why no image or None)`` for each depth map in ``depth_dir``, by name."""
     depths = sorted(p for p in depth_dir.iterdir() if p.is_file() and not p.name.startswith(".") and depth_stem(p))
     if image_dir is None:
         return [(p, None, None) for p in depths]

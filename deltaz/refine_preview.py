@@ -51,7 +51,8 @@ def render_refine_preview(depth_mm: np.ndarray, refined_mm: np.ndarray, image=No
     return fig
 
 
-def write_preview(path: str | Path, depth_mm: np.ndarray, refined_mm: np.ndarray, image=None, title: str | None = None) -> Path:
+def write_preview(path: str | Path, depth_mm: np.ndarray, refined_mm: np.ndarray, image=None,
+                  title: str | None = None) -> Path:
     """Render :func:`render_refine_preview` and save it as PNG atomically. Returns the path."""
     path = Path(path)
     fig = render_refine_preview(depth_mm, refined_mm, image, title)
