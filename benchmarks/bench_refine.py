@@ -72,17 +72,27 @@ def timed(fn, repeats: int) -> list[float]:
     return times
 
 
-def bench_640(repeats: int) -> None:
+def bench_640(repeats: int, checkpoint: str | None) -> None:
     _, depth, image = scene(512, 640)
     print("\n640x512 depth + image, forward pass (s), 2 threads, after one warm-up:")
     for base in (16, 32):
-        for name, prep in (("channels-last (refine path)", for_inference), ("plain NCHW", lambda m: m.eval())):
+        for name, prep in (("plain NCHW", lambda m: m.eval()), ("channels-last (refine path)", for_inference)):
             torch.manual_seed(0)
             model = prep(build_model("deltaz_unet", in_channels=4, base_channel=base, depth=4))
             predict_delta_z(model, depth, image)
             t = timed(lambda: predict_delta_z(model, depth, image), repeats)
-            print(f"  base {base:2d} depth 4, {name:28s} median {np.median(t):.3f}  min {min(t):.3f}  "
+            print(f"  base {base:2d} depth 4, {name:30s} median {np.median(t):.3f}  min {min(t):.3f}  "
                   f"(n={repeats}, load avg {os.getloadavg()[0]:.2f})")
+        predict_delta_z(model, depth, image, bf16=True)
+        t = timed(lambda: predict_delta_z(model, depth, image, bf16=True), repeats)
+        print(f"  base {base:2d} depth 4, {'channels-last + --bf16':30s} median {np.median(t):.3f}  min {min(t):.3f}  "
+              f"(n={repeats}, load avg {os.getloadavg()[0]:.2f})")
+    if checkpoint:
+        model = load_model(checkpoint, "cpu")
+        dz, dz_bf16 = predict_delta_z(model, depth, image), predict_delta_z(model, depth, image, bf16=True)
+        valid = depth > 0
+        print(f"  --bf16 with {checkpoint}: mean |dz| {np.abs(dz[valid]).mean():.4f} mm, "
+              f"mean |dz bf16 - dz fp32| {np.abs(dz_bf16 - dz)[valid].mean():.4f} mm")
 
 
 def worker(way: str, base: int, checkpoint: str | None, out: str) -> None:
@@ -165,7 +175,7 @@ def main() -> None:
         worker(args.worker, args.base, args.checkpoint, args.out)
         return
     print("machine:", machine())
-    bench_640(args.repeats)
+    bench_640(args.repeats, args.checkpoint)
     if not args.skip_large:
         bench_large(args.base, args.checkpoint)
     bench_cuda(args.repeats)

@@ -201,12 +201,20 @@ def _tile_size(H: int, W: int, max_pixels: int, overlap: int, multiple: int = 16
 @torch.inference_mode()
 def predict_delta_z(model: torch.nn.Module, depth_mm: np.ndarray, image: np.ndarray | None = None,
                     fill_holes: bool = False, depth_range_mm: tuple[float, float] | None = None,
-                    max_pixels: int | None = DEFAULT_MAX_PIXELS, tile_overlap: int = TILE_OVERLAP) -> np.ndarray:
+                    max_pixels: int | None = DEFAULT_MAX_PIXELS, tile_overlap: int = TILE_OVERLAP,
+                    bf16: bool = False) -> np.ndarray:
     """Δz ``(H, W)`` mm from :func:`deltaz.model.refine` for a clean depth map (holes = 0, mm) and its image.
 
     ``image``: ``(3, H, W)`` float32 in [0, 1] or None. ``depth_range_mm``: ``(min, max)`` passed to the model
-    (default: the map's valid min/max, the model's own fallback). Tiled when ``H·W > max_pixels``.
+    (default: the map's valid min/max, the model's own fallback). Tiled when ``H·W > max_pixels``. ``bf16``:
+    convolutions in bfloat16 (autocast; ~1.5× faster on a CPU with AVX512-BF16, Δz within ~0.01 mm).
     """
+    with torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=bf16):
+        return _predict(model, depth_mm, image, fill_holes, depth_range_mm, max_pixels, tile_overlap)
+
+
+def _predict(model, depth_mm, image, fill_holes, depth_range_mm, max_pixels, tile_overlap) -> np.ndarray:
+    """:func:`predict_delta_z` without the autocast context."""
     from deltaz.model import refine
 
     device = next(model.parameters()).device
@@ -239,7 +247,7 @@ def predict_delta_z(model: torch.nn.Module, depth_mm: np.ndarray, image: np.ndar
 def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, device: str | None = "auto",
                  fill_holes: bool = False, resize_image: bool = False,
                  depth_range_mm: tuple[float, float] | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 tile_overlap: int = TILE_OVERLAP, on_note: Callable[[str], None] | None = None,
+                 tile_overlap: int = TILE_OVERLAP, bf16: bool = False, on_note: Callable[[str], None] | None = None,
                  depth_name: str = "depth", image_name: str = "image") -> np.ndarray:
     """Refine one depth map: ``depth_refined = depth + Δz`` (mm, ``(H, W)`` float32).
 
@@ -251,7 +259,7 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
         device: ``"auto"`` (cuda when available, as the CLI), ``"cpu"``, ``"cuda"``. fill_holes: let Δz fill holes (else they stay as they came).
         resize_image: resize an image of any other size to the depth map's.
         depth_range_mm: ``(min, max)`` mm for the model's normalisation (default: the map's valid min/max).
-        max_pixels, tile_overlap: tiling of large maps (None = never tile).
+        max_pixels, tile_overlap: tiling of large maps (None = never tile). bf16: bfloat16 convolutions.
         on_note: called with each note (e.g. the image was downsampled); default: :func:`warnings.warn`.
         depth_name, image_name: how errors and notes name the inputs (the CLI passes file names).
     Returns:
@@ -271,7 +279,7 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
         image_chw, note = prepare_image(image, clean.shape, resize_image, image_name, depth_name)
         if note:
             (on_note or (lambda text: warnings.warn(text, stacklevel=3)))(note)
-    delta_z = predict_delta_z(model, clean, image_chw, fill_holes, depth_range_mm, max_pixels, tile_overlap)
+    delta_z = predict_delta_z(model, clean, image_chw, fill_holes, depth_range_mm, max_pixels, tile_overlap, bf16)
     refined = clean + delta_z
     good = np.isfinite(refined) & (refined > 0)
     original = np.asarray(depth, dtype=np.float32)

@@ -57,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="refine larger maps in overlapping tiles of at most this many pixels "
                              f"(default {DEFAULT_MAX_PIXELS})")
+    parser.add_argument("--bf16", action="store_true",
+                        help="bfloat16 convolutions: ~1.5x faster on CPUs with AVX512-BF16 and on GPUs, delta z within ~0.01 mm")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
 
 
@@ -139,7 +141,7 @@ def refine_file(args: argparse.Namespace, depth_path: Path, image_path: Path | N
     image = _read_image(image_path)
     refined = refine_depth(depth_mm, image, args.checkpoint, device=args.device, fill_holes=args.fill_holes,
                            resize_image=args.resize_image, depth_range_mm=args.depth_range, max_pixels=args.max_pixels,
-                           on_note=note, depth_name=str(depth_path), image_name=str(image_path))
+                           bf16=args.bf16, on_note=note, depth_name=str(depth_path), image_name=str(image_path))
     out_scale = 1.0 if args.disparity or args.depth_scale is None else float(args.depth_scale)
     values, clip_note = from_mm(refined, fmt, bits, out_scale)
     if clip_note:

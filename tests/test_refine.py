@@ -280,6 +280,8 @@ def test_tiling_covers_the_map_and_small_maps_are_untouched(ckpts):
     np.testing.assert_array_equal(full, same)
     assert tiled.shape == full.shape and np.isfinite(tiled).all()
     assert np.abs(tiled - full).mean() < 0.5 * np.abs(full).mean()  # close to the whole-map Δz, not equal (GroupNorm)
+    bf16 = predict_delta_z(model, depth, image, max_pixels=None, bf16=True)
+    assert np.abs(bf16 - full).mean() < 0.05 * np.abs(full).mean()
 
 
 def test_default_checkpoint_is_the_shipped_file_or_a_clear_error(monkeypatch, tmp_path):
