@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="refine larger maps in overlapping tiles of at most this many pixels "
                              f"(default {DEFAULT_MAX_PIXELS})")
     parser.add_argument("--bf16", action="store_true",
-                        help="bfloat16 convolutions: ~1.5x faster on CPUs with AVX512-BF16 and on GPUs, delta z within ~0.01 mm")
+                        help="bfloat16 convolutions: ~1.3-1.5x faster on CPUs with AVX512-BF16 and on GPUs, "
+                             "delta z within ~0.01 mm")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
 
 
