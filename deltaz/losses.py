@@ -77,6 +77,12 @@ def _valid_gt(depth_gt: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
     return valid
 
 
+def _has_input(depth_init: torch.Tensor) -> torch.Tensor:
+    """Pixels with an initial depth: the magnitude term penalises corrections there. At a hole Δz is a fill
+    (with ``prefill_holes`` it starts at a classical fill ~600 mm away from 0), not a correction."""
+    return torch.isfinite(depth_init) & (depth_init > 0)
+
+
 def depth_loss(depth_refined: torch.Tensor, depth_gt: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Masked L1: ``mean over valid pixels of |depth_refined − depth_gt|`` (mm).
 
@@ -344,8 +350,11 @@ class LossWeights:
 
     * ``depth = 1.0`` — L1 in mm, gradient ±1 per supervised pixel: the reference.
     * ``improvement = 0.5`` — mm; adds half again of the L1 pull, only on pixels made worse than the input.
-    * ``magnitude = 0.01`` — mm Charbonnier (gradient ≤ 1 per pixel): 1 % of the L1 pull, so it never
-      shrinks a supervised correction; on pixels without ground truth it keeps Δz near 0.
+    * ``magnitude = 0.01`` — mm Charbonnier (gradient ≤ 1 per pixel) on pixels with an input depth (a hole's
+      Δz is a fill, not a correction): 1 % of the L1 pull, so it never shrinks a supervised correction; on
+      pixels without ground truth it keeps Δz near 0. A larger weight ``w`` (e.g. 0.3) is a do-no-harm
+      knob: a pixel is only moved where the network is sure enough of the direction that the L1 pull
+      (±1) outweighs ``w`` — a soft threshold that leaves uncertain (often already right) depth alone.
     * ``smoothness = 10.0`` — the term is scale-free: at DTU depths (~700 mm) a 1 mm change moves the
       normalised inverse depth by ~1/700, so weight 10 is a pull of ~3 % of L1's per pixel (a tie-breaker
       that shapes unsupervised pixels without blurring supervised ones).
@@ -385,7 +394,7 @@ def loss_maps(
     maps = {
         "depth": depth_loss_map(depth_refined, depth_gt, mask),
         "improvement": improvement_loss_map(depth_refined, depth_init, depth_gt, mask),
-        "magnitude": magnitude_loss_map(delta_z),
+        "magnitude": magnitude_loss_map(delta_z, _has_input(depth_init)),
         "smoothness": smoothness_loss_map(depth_refined, guide),
     }
     if multiview is not None:
@@ -433,7 +442,7 @@ def compute_losses(
     terms: dict[str, torch.Tensor] = {
         "depth": depth_loss(depth_refined, depth_gt, mask),
         "improvement": improvement_loss(depth_refined, depth_init, depth_gt, mask),
-        "magnitude": magnitude_loss(delta_z),
+        "magnitude": magnitude_loss(delta_z, _has_input(depth_init)),
         "smoothness": smoothness_loss(depth_refined, image if image is not None else depth_init),
     }
     if multiview is not None:

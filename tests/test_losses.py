@@ -379,12 +379,12 @@ def test_loss_maps_agree_with_the_scalar_losses():
     for name, scalar in [
         ("depth", L.depth_loss(depth_refined, depth_gt, mask)),
         ("improvement", L.improvement_loss(depth_refined, depth_init, depth_gt, mask)),
-        ("magnitude", L.magnitude_loss(delta_z)),
+        ("magnitude", L.magnitude_loss(delta_z, depth_init > 0)),
     ]:
         values, keep = getattr(L, f"{name}_loss_map")(*(
             (depth_refined, depth_gt, mask) if name == "depth"
             else (depth_refined, depth_init, depth_gt, mask) if name == "improvement"
-            else (delta_z,)
+            else (delta_z, depth_init > 0)
         ))
         torch.testing.assert_close(values[keep].mean(), scalar)
         assert torch.equal(maps[name], torch.where(keep, values, torch.zeros_like(values)))
@@ -392,3 +392,18 @@ def test_loss_maps_agree_with_the_scalar_losses():
     # The smoothness map holds every weighted pair term once: its sum equals the sum of both terms.
     (tx, mx), (ty, my) = L._smoothness_terms(depth_refined, depth_init)
     torch.testing.assert_close(maps["smoothness"].sum(), tx[mx].sum() + ty[my].sum())
+
+
+def test_magnitude_term_ignores_holes_of_the_input():
+    """A hole's Δz is a fill (hundreds of mm with prefill_holes), not a correction: the magnitude term of
+    compute_losses counts only pixels with an input depth."""
+    gt = torch.full((1, 4, 5), 600.0)
+    init = gt.clone()
+    init[0, 1, 2] = 0.0  # a hole, filled by Δz = 600 mm
+    delta_z = torch.zeros_like(gt)
+    delta_z[0, 1, 2] = 600.0
+    _, terms = L.compute_losses(init + delta_z, delta_z, init, gt, None)
+    assert float(terms["magnitude"]) == 0.0
+    delta_z[0, 0, 0] = 3.0  # a real correction of a covered pixel counts
+    _, terms = L.compute_losses(init + delta_z, delta_z, init, gt, None)
+    assert float(terms["magnitude"]) > 0.0
