@@ -397,6 +397,8 @@ def test_loss_maps_agree_with_the_scalar_losses():
 def test_magnitude_term_ignores_holes_of_the_input():
     """A hole's Δz is a fill (hundreds of mm with prefill_holes), not a correction: the magnitude term of
     compute_losses counts only pixels with an input depth."""
+    from deltaz import losses as L
+
     gt = torch.full((1, 4, 5), 600.0)
     init = gt.clone()
     init[0, 1, 2] = 0.0  # a hole, filled by Δz = 600 mm
