@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deltaz.config import parse_initial_mix
+from deltaz.demo_data import split_demo_scans, stage_parse, stage_sweep, stage_synth
 from deltaz.errors import ConfigError, DeltaZError
 
 __all__ = ["DemoSettings", "run_demo", "add_arguments", "run", "quality_targets"]
@@ -65,7 +67,13 @@ class DemoSettings:
     views: int = 49
     image_size: tuple[int, int] = (256, 320)  # rendered image (H, W); parse area-averages to the depth size
     resolution: tuple[int, int] | None = None  # train-ready (H, W); None = the depth maps' 128x160
-    preset: str = "mvs"
+    lights: int = 3  # illuminations rendered per view; training draws one per sample, evaluation uses the first
+    style: str = "real"  # deltaz.synthetic style: walls, photo textures, shadows, speculars, camera noise
+    supersample: int = 2  # anti-aliasing samples per pixel along each axis
+    # initial depth: training mixes the plane sweep (a real algorithm on the images), the simulated MVS error
+    # model and already-right depth; evaluation scores the plane sweep's output on the held-out scans
+    preset: str = "planesweep:0.5,mvs:0.3,none:0.2"
+    eval_preset: str = "planesweep"
     # training
     max_steps: int | None = None
     batch_size: int = 4
@@ -76,7 +84,8 @@ class DemoSettings:
     base_channel: int = 16
     unet_depth: int = 4
     use_images: bool = True
-    depth_scale_mm: float | None = 20.0  # fixed normalisation span: mm-scale errors stay visible to the net
+    depth_scale_mm: float | None = None  # a fixed normalisation span in mm (the earlier demo used 20)
+    depth_scale_rel: float | None = 0.03  # scale-free: span = 3 % of the input's median depth (±20 mm at 650 mm)
     fill_holes: bool = True  # the refiner fills the input's holes (they count as errors of the full depth)
     prefill_holes: bool = True  # ... starting from a classical fill of each hole
     # the MVSNet-style refinement network, trained by the same pipeline as a baseline (0 = skip it)
@@ -113,88 +122,15 @@ class DemoSettings:
         need(self.num_workers is None or self.num_workers >= 0, "--num-workers",
              f"must be >= 0, got {self.num_workers}")
         need(self.views >= max(2, self.num_views), "--views", f"must be >= max(2, num_views), got {self.views}")
+        need(1 <= self.lights <= 7, "--lights", f"must be 1..7 (DTU has 7), got {self.lights}")
+        for flag, spec in (("--preset", self.preset), ("--eval-preset", self.eval_preset)):
+            try:
+                parse_initial_mix(spec)
+            except ConfigError as error:
+                raise ConfigError(f"{flag}: {error}") from None
 
 
 # =========================================================================== stages
-def _synth_complete(root: Path, settings: DemoSettings) -> bool:
-    from deltaz.synthetic.writer import depth_path
-
-    manifest = root / "synth.json"
-    if not manifest.is_file():
-        return False
-    try:
-        saved = json.loads(manifest.read_text())
-    except (OSError, ValueError):
-        return False
-    want = {"seed": settings.seed, "n_views": settings.views, "n_lights": 1,
-            "width": settings.image_size[1], "height": settings.image_size[0]}
-    if any(saved.get(k) != v for k, v in want.items()) or int(saved.get("n_scans", 0)) < settings.scans:
-        return False
-    if not (root / "Cameras" / "pair.txt").is_file():
-        return False
-    scans = range(1, settings.scans + 1)
-    return all(depth_path(root, scan, v).is_file() for scan in scans for v in range(settings.views))
-
-
-def stage_synth(settings: DemoSettings, data: Path) -> float | None:
-    """Render the synthetic dataset into ``data/synth`` unless it is complete. Returns seconds or None (cached)."""
-    from deltaz.synthetic.writer import generate_dataset
-
-    root = data / "synth"
-    if not settings.force and _synth_complete(root, settings):
-        print(f"[1/5] synth: reusing {root} ({settings.scans} scans x {settings.views} views)")
-        return None
-    print(f"[1/5] synth: rendering {settings.scans} scans x {settings.views} views into {root}")
-    start = time.perf_counter()
-    generate_dataset(
-        root, settings.scans, seed=settings.seed, n_views=settings.views, n_lights=1,
-        width=settings.image_size[1], height=settings.image_size[0], progress=settings.progress,
-        overwrite=settings.force,
-    )
-    return time.perf_counter() - start
-
-
-def split_demo_scans(settings: DemoSettings) -> dict[str, list[str]]:
-    """Seeded scene split of ``scan1..scanN`` into train+val and test (``deltaz.data.split_scans``)."""
-    from deltaz.data import split_scans
-
-    names = [f"scan{k}" for k in range(1, settings.scans + 1)]
-    train_val, test = split_scans(names, settings.test_scans / settings.scans, seed=settings.seed, split="random")
-    return {"train_val": train_val, "test": test}
-
-
-def stage_parse(settings: DemoSettings, data: Path) -> tuple[float | None, dict[str, list[str]]]:
-    """Parse the held-out scans into ``test_ready`` and the others into ``train_ready``."""
-    from deltaz.dtu.layout import list_scans
-    from deltaz.dtu.parse import parse_dtu
-
-    groups = split_demo_scans(settings)
-    record = {"seed": settings.seed, "resolution": settings.resolution, **groups}
-    split_file = data / "split.json"
-    previous = json.loads(split_file.read_text()) if split_file.is_file() else None
-    roots = {"train_val": data / "train_ready", "test": data / "test_ready"}
-    stale = settings.force or (previous is not None and previous != json.loads(json.dumps(record)))
-    if stale:
-        for root in roots.values():
-            shutil.rmtree(root, ignore_errors=True)
-    done = all(root.is_dir() and set(groups[key]) <= set(list_scans(root)) for key, root in roots.items())
-    if done:
-        print(f"[2/5] parse: reusing {roots['train_val']} and {roots['test']}")
-        return None, groups
-    print(f"[2/5] parse: {len(groups['train_val'])} scans -> {roots['train_val']}, "
-          f"{len(groups['test'])} held-out scans -> {roots['test']}")
-    start = time.perf_counter()
-    for key, root in roots.items():
-        summary = parse_dtu(data / "synth", root, scans=groups[key], light=0, resolution=settings.resolution,
-                            progress=settings.progress)
-        if not summary.ok:
-            raise DeltaZError(f"parse failed for {sorted(summary.failed)}: {summary.failed}")
-    from deltaz.report import write_json
-
-    write_json(split_file, record)
-    return time.perf_counter() - start, groups
-
-
 def train_config(settings: DemoSettings, data: Path, out: Path, device: str, model: str = "deltaz_unet"):
     """The :class:`deltaz.config.TrainConfig` of the demo's refiner (``model="deltaz_unet"``, run folder
     ``out``) or of its MVSNet-style baseline (``"mvsnet_refine"``, run folder ``out/mvsnet_refine``): same
@@ -223,6 +159,7 @@ def train_config(settings: DemoSettings, data: Path, out: Path, device: str, mod
         base_channel=settings.compare_base_channel if compare else settings.base_channel,
         unet_depth=settings.unet_depth,
         depth_scale_mm=settings.depth_scale_mm,
+        depth_scale_rel=settings.depth_scale_rel,
         fill_holes=settings.fill_holes,
         prefill_holes=settings.prefill_holes and settings.fill_holes,
         device=device,
@@ -255,12 +192,12 @@ def stage_train(settings: DemoSettings, data: Path, out: Path, device: str,
         summary = json.loads(summary_path.read_text())
         ckpt = summary.get("checkpoint")
         if _comparable(summary.get("config", {})) == json.loads(json.dumps(wanted)) and ckpt and Path(ckpt).is_file():
-            print(f"[3/5] {label}: reusing {ckpt} (finished run with the same settings; --force retrains)")
+            print(f"[4/6] {label}: reusing {ckpt} (finished run with the same settings; --force retrains)")
             return None, summary
     for sub in ("checkpoints", "logs"):
         shutil.rmtree(run_dir / sub, ignore_errors=True)
     summary_path.unlink(missing_ok=True)
-    print(f"[3/5] {label}: {model} on {config.data_root} for {config.max_minutes:g} min on {device} "
+    print(f"[4/6] {label}: {model} on {config.data_root} for {config.max_minutes:g} min on {device} "
           f"(TensorBoard: tensorboard --logdir {config.log_dir})")
     start = time.perf_counter()
     result = train(config)
@@ -396,9 +333,11 @@ def report_markdown(settings: DemoSettings, evaluation: dict[str, Any], train_su
                      f"{settings.image_size[1]}x{settings.image_size[0]}, seed {settings.seed}"),
             ("split (seeded, by scene)", f"train {', '.join(evaluation.get('train_scans', []))}; "
                                          f"val {', '.join(evaluation['val_scans'])}; test {', '.join(groups['test'])}"),
-            ("initial depth", f"simulated, preset `{settings.preset}` (fixed per scan and view at evaluation)"),
+            ("initial depth", f"training: `{settings.preset}` (drawn per view and epoch); evaluation: "
+                              f"`{settings.eval_preset}` (fixed per scan and view)"),
             ("model", f"{cfg.get('model')} base_channel={cfg.get('base_channel')} unet_depth={cfg.get('unet_depth')} "
                       f"use_images={cfg.get('use_images')} depth_scale_mm={cfg.get('depth_scale_mm')} "
+                      f"depth_scale_rel={cfg.get('depth_scale_rel')} "
                       f"fill_holes={cfg.get('fill_holes')} prefill_holes={cfg.get('prefill_holes')}"),
             ("training", f"budget {settings.minutes:g} min, batch {cfg.get('batch_size')}, "
                          f"{cfg.get('num_views')} views "
@@ -462,24 +401,25 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     timings: dict[str, float | None] = {}
 
     timings["synth"] = stage_synth(settings, data)
-    timings["parse"], groups = stage_parse(settings, data)
+    timings["parse"], groups = stage_parse(settings, data, timings["synth"])
+    timings["sweep"] = stage_sweep(settings, data, groups, device)
     timings["train"], train_summary = stage_train(settings, data, out, device)
     compare_summary = None
     if settings.budget_minutes("mvsnet_refine") > 0:
         timings["train mvsnet_refine"], compare_summary = stage_train(settings, data, out, device, "mvsnet_refine")
 
-    print(f"[4/5] evaluate: {len(groups['test'])} held-out scans in {data / 'test_ready'} "
+    print(f"[5/6] evaluate: {len(groups['test'])} held-out scans in {data / 'test_ready'} "
           f"(baselines tuned on the validation scans)")
     start = time.perf_counter()
     evaluation = run_evaluation(
-        train_summary["checkpoint"], data / "test_ready", split="test", preset=settings.preset, out_dir=out,
+        train_summary["checkpoint"], data / "test_ready", split="test", preset=settings.eval_preset, out_dir=out,
         baselines="all", device=device, num_src_views=settings.num_src_views,
         compare_checkpoint=compare_summary["checkpoint"] if compare_summary else None,
         pointclouds=settings.pointclouds, progress=settings.progress,
     )
     timings["evaluate"] = time.perf_counter() - start
 
-    print("[5/5] report")
+    print("[6/6] report")
     start = time.perf_counter()
     machine = machine_info(device)
     timings["report"] = time.perf_counter() - start
@@ -552,9 +492,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unet-depth", type=int, default=d.unet_depth,
                         help=f"U-Net downsamplings (default {d.unet_depth})")
     parser.add_argument("--no-images", action="store_true", help="train without RGB image guidance")
-    parser.add_argument("--depth-scale-mm", type=float, default=d.depth_scale_mm,
-                        help=f"the network's depth normalisation span in mm (default {d.depth_scale_mm:g}; 0 = the "
-                        "scan's depth range)")
+    parser.add_argument("--depth-scale-rel", type=float, default=d.depth_scale_rel,
+                        help=f"the network's depth normalisation half span as a share of the input's median depth "
+                        f"(default {d.depth_scale_rel:g}; 0 = use --depth-scale-mm)")
+    parser.add_argument("--depth-scale-mm", type=float, default=0.0,
+                        help="with --depth-scale-rel 0: a fixed normalisation half span in mm (0 = the scan's range)")
+    parser.add_argument("--preset", default=d.preset, metavar="MODEL[:W,...]",
+                        help=f"training initial depth: planesweep, mvs, mde, noise, none or a weighted mix "
+                        f"(default {d.preset})")
+    parser.add_argument("--eval-preset", default=d.eval_preset, metavar="MODEL",
+                        help=f"initial depth of the held-out test scans (default {d.eval_preset})")
+    parser.add_argument("--lights", type=int, default=d.lights,
+                        help=f"illuminations rendered per view (default {d.lights}; DTU has 7)")
     parser.add_argument("--keep-holes", action="store_true",
                         help="the refiner keeps the input's holes instead of filling them from a classical pre-fill")
     parser.add_argument("--compare-minutes", type=float, default=d.compare_minutes,
@@ -573,7 +522,8 @@ def run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps, batch_size=args.batch_size, num_workers=args.num_workers, amp=args.amp,
         lr=args.lr, base_channel=args.base_channel,
         unet_depth=args.unet_depth, use_images=not args.no_images, pointclouds=not args.no_pointclouds,
-        depth_scale_mm=args.depth_scale_mm or None, compare_minutes=args.compare_minutes,
+        depth_scale_mm=args.depth_scale_mm or None, depth_scale_rel=args.depth_scale_rel or None,
+        preset=args.preset, eval_preset=args.eval_preset, lights=args.lights, compare_minutes=args.compare_minutes,
         fill_holes=not args.keep_holes, prefill_holes=not args.keep_holes,
         progress=not args.no_progress,
     )

@@ -849,8 +849,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="which scans of --data-root: the checkpoint's validation scans, the scans it never saw (test), "
         "or all (default: val)",
     )
-    parser.add_argument("--preset", default="mvs", choices=["mvs", "mde", "noise", "none"],
-                        help="simulated initial-depth model for scans without initial/ (default: mvs)")
+    parser.add_argument("--preset", default="mvs", metavar="MODEL",
+                        help="initial depth for scans without initial/: mvs, mde, noise, none (simulated), planesweep "
+                        "(deltaz.mvs on the images, cached per scan) or a weighted mix (default: mvs)")
     parser.add_argument("--out", default="runs/eval",
                         help="output folder for metrics.json, metrics.md, figures (default: runs/eval)")
     parser.add_argument("--baselines", default="all",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -26,6 +27,10 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
     assert cli_main(args) == 0
     first = capsys.readouterr().out
     assert "report:" in first and "wall times:" in first
+    # the plane sweep ran on every scan (training mixes it in, evaluation scores it) and is cached there
+    assert "[3/6] sweep: plane-sweep stereo" in first
+    assert all((root / scan / "planesweep" / "settings.json").is_file()
+               for root in (data / "train_ready", data / "test_ready") for scan in os.listdir(root))
 
     report = (out / "report.md").read_text()
     for text in ("# DeltaZ demo report", "| method | scan | mae_mm", "Quality targets", "## Machine", "torch",
@@ -58,6 +63,8 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
     assert "train mvsnet_refine (baseline): reusing" in second
     assert (checkpoint / "last.pt").stat().st_mtime_ns == mtime
     assert "| train | cached |" in (out / "report.md").read_text()
+    assert "| sweep | cached |" in (out / "report.md").read_text()
+    assert "evaluation: `planesweep`" in (out / "report.md").read_text()
 
 
 def test_split_is_seeded_and_disjoint():
