@@ -101,6 +101,9 @@ class TrainConfig:
     # hole starts at depth_refined = delta_z ~ 0 mm, whose huge inverse depth makes the smoothness loss
     # dominate (and gradient clipping then starves the depth term).
     fill_holes: bool = False
+    # what the multi-view loss compares the reference with: the sources' ground truth ("gt") or their refined
+    # depths ("refined", computed by the same network without gradient; single-scale only)
+    multiview_target: str = "gt"
     # hardware
     device: str | None = None
     amp: bool = False
@@ -152,6 +155,8 @@ class TrainConfig:
         need(self.unet_depth >= 1, "unet_depth", "must be >= 1")
         need(self.depth_scale_mm is None or self.depth_scale_mm > 0, "depth_scale_mm", "must be > 0 or None")
         need(self.depth_scale_rel is None or 0 < self.depth_scale_rel < 1, "depth_scale_rel", "must be in (0, 1) or None")
+        need(self.multiview_target in ("gt", "refined") and not (self.multiview_target == "refined" and self.multiscale),
+             "multiview_target", "must be 'gt' or 'refined' ('refined' is single-scale: not with multiscale)")
         need(self.fill_holes or not self.prefill_holes, "prefill_holes",
              "needs fill_holes (--fill-holes): holes the refiner keeps need no pre-fill")
         need(self.log_every >= 1, "log_every", "must be >= 1")

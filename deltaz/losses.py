@@ -468,24 +468,27 @@ def compute_losses(
     return total, out
 
 
-def multiview_inputs(batch: dict) -> dict[str, torch.Tensor] | None:
+def multiview_inputs(batch: dict, depth_src: torch.Tensor | None = None) -> dict[str, torch.Tensor] | None:
     """The ``multiview`` argument of :func:`compute_losses` / :func:`loss_maps` for a ``(B, V, …)`` batch:
-    view 0 is the reference, views 1… the sources with their ground truth zeroed outside their masks.
-    None when the batch has a single view."""
+    view 0 is the reference, views 1… the sources with their ground truth zeroed outside their masks, or
+    ``depth_src (B, V−1, H, W)`` mm when given (e.g. the sources' refined depths). None when the batch has a
+    single view."""
     depth, mask = batch["depth"], batch["mask"].bool()
     if depth.shape[1] < 2:
         return None
+    if depth_src is None:
+        depth_src = torch.where(mask[:, 1:], depth[:, 1:], torch.zeros_like(depth[:, 1:]))
     return {
         "K_ref": batch["intrinsics"][:, 0],
         "E_ref": batch["extrinsics"][:, 0],
-        "depth_src": torch.where(mask[:, 1:], depth[:, 1:], torch.zeros_like(depth[:, 1:])),
+        "depth_src": depth_src,
         "K_src": batch["intrinsics"][:, 1:],
         "E_src": batch["extrinsics"][:, 1:],
     }
 
 
 def losses_for_batch(
-    batch: dict, model_out: dict, weights: LossWeights | None = None
+    batch: dict, model_out: dict, weights: LossWeights | None = None, multiview_target: str = "gt"
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """:func:`compute_losses` for a data-loader batch (DESIGN.md §4) and :func:`deltaz.model.refine`'s output.
 
@@ -493,13 +496,22 @@ def losses_for_batch(
     its input, ``batch["mask"][:, 0]`` its mask and ``batch["image"][:, 0]`` (if present) the smoothness
     guide. Views 1… (when ``V > 1``) are the multi-view sources with their ground-truth depths (zeroed
     outside their masks). ``model_out["depth_refined"]``/``["delta_z"]`` are ``(B, H, W)`` for view 0.
+    ``multiview_target``: what the multi-view term compares the reference with — ``"gt"`` (default) the sources'
+    ground truth, ``"refined"`` the sources' refined depths ``model_out["depth_src_refined"] (B, V−1, H, W)``.
     """
     depth = batch["depth"]
     if depth.dim() != 4:
         raise ValueError(f"batch['depth'] must be (B, V, H, W), got shape {tuple(depth.shape)}")
+    if multiview_target not in ("gt", "refined"):
+        raise ValueError(f"multiview_target must be 'gt' or 'refined', got {multiview_target!r}")
+    depth_src = None
+    if multiview_target == "refined" and depth.shape[1] > 1:
+        depth_src = model_out.get("depth_src_refined")
+        if depth_src is None:
+            raise ValueError("multiview_target='refined' needs model_out['depth_src_refined'] (B, V-1, H, W) mm")
     mask = batch["mask"].bool()
     image = batch.get("image")
-    multiview = multiview_inputs(batch)
+    multiview = multiview_inputs(batch, depth_src)
     return compute_losses(
         model_out["depth_refined"],
         model_out["delta_z"],

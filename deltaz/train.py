@@ -116,6 +116,19 @@ def forward_batch(
     return {k: (v.float() if torch.is_tensor(v) else v) for k, v in out.items()}
 
 
+@torch.no_grad()
+def forward_sources(model: nn.Module, batch: dict[str, Any], amp_dtype: torch.dtype | None = None,
+                    keep_holes: bool = True) -> torch.Tensor:
+    """The source views' (1…V−1) refined depths ``(B, V−1, H, W)`` mm, without gradient: the multi-view
+    target of ``TrainConfig.multiview_target = "refined"``."""
+    B, V = batch["depth_init"].shape[:2]
+    flat = {k: (v[:, 1:].reshape(B * (V - 1), 1, *v.shape[2:]) if k in ("depth_init", "image") else v)
+            for k, v in batch.items()}
+    flat["depth_range"] = batch["depth_range"].repeat_interleave(V - 1, dim=0)
+    depth = forward_batch(model, flat, amp_dtype, keep_holes)["depth_refined"]
+    return torch.where(depth > 0, depth, torch.zeros_like(depth)).reshape(B, V - 1, *depth.shape[1:])
+
+
 def loss_batch(batch: dict[str, Any], keep_holes: bool = True) -> dict[str, Any]:
     """The batch as the losses see it: with holes kept, reference pixels without an initial depth leave
     the mask (their error, the full ground-truth depth, is a constant no correction can change; left in,
@@ -329,11 +342,14 @@ def _train(cfg: TrainConfig, resume, device: torch.device, info: ddp.DistInfo, t
         for batch in train_loader:
             batch = to_device(batch, device)
             out = forward_batch(model, batch, amp_dtype, keep_holes=not cfg.fill_holes)
+            if cfg.multiview_target == "refined":
+                out["depth_src_refined"] = forward_sources(model, batch, amp_dtype, keep_holes=not cfg.fill_holes)
             if cfg.multiscale:
                 loss, terms = multiscale_losses(
                     loss_batch(batch, not cfg.fill_holes), out, weights, cfg.scale_weights)
             else:
-                loss, terms = losses_for_batch(loss_batch(batch, not cfg.fill_holes), out, weights)
+                loss, terms = losses_for_batch(loss_batch(batch, not cfg.fill_holes), out, weights,
+                                               multiview_target=cfg.multiview_target)
             batch_index += 1
             finite = ddp.all_true(bool(torch.isfinite(loss)), info, device)
             if not finite:
@@ -503,6 +519,8 @@ _FLAGS: list[tuple[str, str, dict[str, Any], str]] = [
      "with --initial-source estimator: your depth network, image (3,H,W) -> depth up to scale/shift "
      "(deltaz.align.load_estimator); aligned to the ground truth at --align-fraction of the pixels"),
     ("--align-fraction", "align_fraction", {"type": float}, "share of GT pixels used to align --estimator"),
+    ("--multiview-target", "multiview_target", {"choices": ["gt", "refined"]},
+     "multi-view loss against the sources' ground truth (gt) or their refined depths (refined, no gradient)"),
     ("--num-workers", "num_workers", {"type": int}, "data-loader worker processes"),
     ("--val-max-batches", "val_max_batches", {"type": int}, "validate on at most this many batches"),
     ("--log-every", "log_every", {"type": int}, "steps between TensorBoard loss points"),
