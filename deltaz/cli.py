@@ -17,6 +17,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("deltaz.train", "train DeltaZUnet (or the MVSNet-style refiner) on train-ready scans"),
     "evaluate": ("deltaz.evaluate", "score a checkpoint against the initial depth and classical baselines"),
     "refine": ("deltaz.refine_cli", "refine your own depth maps (a file or a folder) with a trained checkpoint"),
+    "adapt": ("deltaz.adapt_cli", "fit a trained refiner to your scene without ground truth (test-time self-supervision)"),
+    "import-colmap": ("deltaz.import_colmap", "turn a COLMAP text model + depth maps into a train-ready scan"),
+    "import-middlebury": ("deltaz.middlebury_scan", "write Middlebury Motorcycle as a 2-view train-ready scan (SGBM input)"),
     "demo": ("deltaz.demo", "the whole pipeline on synthetic data: synth, parse, train, evaluate, report"),
 }
 

@@ -88,7 +88,7 @@ __all__ = [
 #: Baselines evaluated by ``--baselines all`` (identity is always evaluated: it is the input).
 CLASSICAL_BASELINES = ("median", "bilateral", "joint_bilateral", "guided", "geometric_averaging")
 #: Row order of the tables.
-METHOD_ORDER = ("identity", *CLASSICAL_BASELINES, "mvsnet_refine", "deltaz")
+METHOD_ORDER = ("identity", *CLASSICAL_BASELINES, "mvsnet_refine", "deltaz", "deltaz+adapt")
 #: Thresholds of the ``consistency`` column (MVSNet's geometric check).
 CONSISTENCY_SETTINGS = {"pix_thresh": 1.0, "rel_depth_thresh": 0.01, "min_views": 1}
 #: Methods whose depth maps are fused into point clouds (when present).
@@ -485,6 +485,7 @@ def run_evaluation(
     ply_scan: str | None = None,
     progress: bool = True,
     fusion_conf_thresh: float | None = None,
+    adapt_minutes: float = 0.0,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the ``split`` scans of ``data_root``; see the module docstring.
 
@@ -493,7 +494,9 @@ def run_evaluation(
     validation scans), ``scans``, ``val_scans``, ``settings``, ``figures``/``ply`` (paths) and
     ``elapsed_s``; the same is written to ``out_dir`` (when given) as ``metrics.json`` and ``metrics.md``.
     With a confidence head also ``confidence`` (sparsification curves and ``ause_mm``, see the module
-    docstring); ``fusion_conf_thresh`` needs one.
+    docstring); ``fusion_conf_thresh`` needs one. ``adapt_minutes > 0`` adds the row ``deltaz+adapt``: the
+    checkpoint adapted to each evaluated scan itself for that many minutes, without its ground truth
+    (:func:`deltaz.adapt.adapt_method`).
     """
     from tqdm.auto import tqdm
 
@@ -543,6 +546,11 @@ def run_evaluation(
     if compare is not None:
         methods["mvsnet_refine"] = model_method(compare, dev, keep_holes=not compare_config.get("fill_holes", False))
     methods["deltaz"] = model_method(model, dev, keep_holes=not train_config.get("fill_holes", False))
+    if adapt_minutes > 0:
+        from deltaz.adapt import adapt_method
+
+        methods["deltaz+adapt"] = adapt_method(model, dev, not train_config.get("fill_holes", False), data_root,
+                                               preset, adapt_minutes, progress)
     order = [m for m in METHOD_ORDER if m in methods]
     has_confidence = bool(getattr(model, "out_confidence", False))
     if fusion_conf_thresh is not None and not has_confidence:
@@ -649,6 +657,7 @@ def run_evaluation(
             "use_images": use_images,
             "deltaz_fills_holes": bool(train_config.get("fill_holes", False)),
             "fusion_conf_thresh": fusion_conf_thresh,
+            "adapt_minutes": adapt_minutes,
         },
         "confidence": confidence_result,
         "notes": notes,
@@ -870,6 +879,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fusion-conf-thresh", type=float, default=None,
                         help="drop deltaz pixels with confidence below this from its fused point cloud "
                         "(models trained with --confidence; confidence = 1/(1 + b/1 mm))")
+    parser.add_argument("--adapt-minutes", type=float, default=0.0,
+                        help="also score deltaz+adapt: the checkpoint adapted to each evaluated scan for this many "
+                        "minutes without its ground truth (deltaz adapt; default 0 = off)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -881,7 +893,7 @@ def run(args: argparse.Namespace) -> int:
             num_src_views=args.num_src_views, batch_size=args.batch_size,
             tune_max_views=args.tune_max_views or None, figures=not args.no_figures,
             pointclouds=not args.no_pointclouds, progress=not args.no_progress,
-            fusion_conf_thresh=args.fusion_conf_thresh,
+            fusion_conf_thresh=args.fusion_conf_thresh, adapt_minutes=args.adapt_minutes,
         )
     except DeltaZError as error:
         print(f"deltaz evaluate: error: {error}", file=sys.stderr)

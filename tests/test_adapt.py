@@ -1,0 +1,257 @@
+"""deltaz adapt end to end on tiny scans (checkpoint, refined depths, report, resume after a kill), the
+COLMAP importer, the Middlebury 2-view scan, and bad input in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deltaz import checkpoint as ckpt
+from deltaz.cli import main
+from tests._tiny_scans import make_dataset, make_scan
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_checkpoint(path: Path, data_root: Path) -> Path:
+    """An untrained-but-not-identity tiny RGB refiner saved as a training checkpoint would be."""
+    from deltaz.config import TrainConfig
+    from deltaz.model import build_model, model_config
+
+    cfg = TrainConfig(data_root=str(data_root), val_split=0.0, use_images=True, base_channel=4, unet_depth=2,
+                      depth_scale_rel=0.03).resolved()
+    torch.manual_seed(0)
+    model = build_model(cfg.model, **cfg.model_kwargs())
+    torch.nn.init.normal_(model.head.weight, std=0.02)
+    return ckpt.save_checkpoint(path, {"model": model.state_dict(), "config": cfg.to_dict(),
+                                       "model_config": model_config(model), "epoch": 1, "step": 10})
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    root = make_dataset(tmp_path / "ready", n_scans=1, n_views=3, H=32, W=40, images=True, initial=True)
+    return {"root": root, "ck": tiny_checkpoint(tmp_path / "ck.pt", root), "out": tmp_path / "adapt"}
+
+
+def _adapt_args(t, *extra: str) -> list[str]:
+    return ["adapt", "--checkpoint", str(t["ck"]), "--data-root", str(t["root"]), "--out", str(t["out"]),
+            "--minutes", "1", "--no-progress", *extra]
+
+
+def test_adapt_end_to_end_writes_checkpoint_refined_and_report(tiny, capsys):
+    from deltaz.adapt_outputs import load_adapted_view
+    from deltaz.evaluate import load_refiner, run_evaluation
+    from deltaz.refine import load_model
+
+    assert main(_adapt_args(tiny, "--max-steps", "3")) == 0
+    out = tiny["out"]
+    assert "covered MAE input" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    entry = report["scans"][0]
+    assert entry["steps"] == 3 and len(entry["history"]) == 3 and entry["scores"]["deltaz+adapt"]["n_covered"] > 0
+    assert "Loss curve" in (out / "report.md").read_text()
+    refined = np.load(out / "scan1" / "refined" / "000.npy")
+    assert refined.shape == (32, 40) and refined.dtype == np.float32 and np.isfinite(refined).all()
+    view = load_adapted_view(out / "scan1", 0)
+    assert view["depth_init"].shape == refined.shape and view["image"].shape == (3, 32, 40)
+    model, config, _ = load_refiner(out / "checkpoints" / "scan1.pt")
+    assert config["extra"]["adapt"]["steps"] == 3 and model.in_channels == 4
+    load_model(out / "checkpoints" / "scan1.pt", device="cpu")  # deltaz refine --checkpoint reads it
+    rows = run_evaluation(out / "checkpoints" / "scan1.pt", tiny["root"], "all", baselines="none", figures=False,
+                          pointclouds=False, progress=False, num_src_views=2)["rows"]
+    assert {r["method"] for r in rows} == {"identity", "deltaz"}
+    assert not list(out.rglob(".*.tmp")) and not (out / "state" / "scan1.pt").exists()
+    # a second run finds the scan done and skips it
+    assert main(_adapt_args(tiny, "--max-steps", "3")) == 0
+    assert "already adapted" in capsys.readouterr().err
+
+
+def test_evaluate_adds_the_adapted_row(tiny):
+    from deltaz.evaluate import run_evaluation
+
+    result = run_evaluation(tiny["ck"], tiny["root"], "all", baselines="none", figures=False, pointclouds=False,
+                            progress=False, num_src_views=2, adapt_minutes=0.02)
+    methods = [r["method"] for r in result["rows"] if r["scan"] == "all"]
+    assert methods == ["identity", "deltaz", "deltaz+adapt"] and result["settings"]["adapt_minutes"] == 0.02
+
+
+@pytest.mark.parametrize("mode", ["nograd", "grad"])
+def test_source_modes_step(tiny, mode):
+    from deltaz.adapt import AdaptConfig, adapt_scan, scan_confidence
+    from deltaz.evaluate import load_refiner, load_scan_views
+
+    model, _, _ = load_refiner(tiny["ck"])
+    views = load_scan_views(tiny["root"], "scan1", 2, use_images=True)
+    conf = scan_confidence(tiny["root"], "scan1", views, "mvs", "agreement")
+    adapted, info = adapt_scan(model, views, conf, AdaptConfig(max_steps=2, source_mode=mode, progress=False))
+    assert info["steps"] == 2 and all(np.isfinite(r["total"]) for r in info["history"])
+    changed = any(not torch.equal(a, b) for a, b in zip(adapted.state_dict().values(), model.state_dict().values()))
+    assert changed  # a copy was adapted ...
+    assert torch.equal(next(model.parameters()), load_refiner(tiny["ck"])[0].state_dict()["stem.0.weight"])  # ... not the original
+
+
+def test_resume_after_kill_leaves_no_half_written_file(tiny):
+    out = tiny["out"]
+    cmd = [sys.executable, "-m", "deltaz", *_adapt_args(tiny, "--max-steps", "100000", "--save-every", "0",
+                                                        "--threads", "1")]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "state" / "scan1.pt"
+    deadline = time.time() + 60
+    while not state.is_file() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert state.is_file()
+    saved = ckpt.load_checkpoint(state)  # the state on disk is whole, never half-written
+    done = int(saved["step"])
+    assert done >= 1
+    assert not (out / "scan1").exists() and not (out / "checkpoints" / "scan1.pt").exists()
+    assert main(_adapt_args(tiny, "--max-steps", str(done + 2))) == 0  # resumes from the state
+    entry = json.loads((out / "report.json").read_text())["scans"][0]
+    assert entry["steps"] == done + 2 and entry["history"][0]["step"] == 1
+    assert not list(out.rglob(".*.tmp")) and not state.exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--checkpoint", "missing.pt"], "missing.pt"),
+    (["--scans", "scan9"], "scan9"),
+    (["--minutes", "-1"], "minutes"),
+    (["--preset", "bogus"], "preset"),
+])
+def test_bad_input_one_clear_line(tiny, capsys, args, needle):
+    argv = _adapt_args(tiny)
+    for flag, value in zip(args[::2], args[1::2]):
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("deltaz adapt: error:") and needle in err[0]
+
+
+def test_scan_without_images_is_refused(tmp_path, capsys):
+    root = make_dataset(tmp_path / "ready", n_scans=1, n_views=3, initial=True)
+    ck = tiny_checkpoint(tmp_path / "ck.pt", root)
+    assert main(["adapt", "--checkpoint", str(ck), "--data-root", str(root), "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "images" in err[0]
+
+
+# ----------------------------------------------------------------------------- COLMAP importer
+def _quat(R: np.ndarray) -> np.ndarray:
+    """Rotation matrix → Hamilton quaternion (qw, qx, qy, qz), by the largest of the four (Shepperd)."""
+    t = np.trace(R)
+    cands = [1 + t, 1 + 2 * R[0, 0] - t, 1 + 2 * R[1, 1] - t, 1 + 2 * R[2, 2] - t]
+    k = int(np.argmax(cands))
+    s = np.sqrt(cands[k]) * 2  # 4 × the largest component
+    if k == 0:
+        q = [s / 4, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s]
+    elif k == 1:
+        q = [(R[2, 1] - R[1, 2]) / s, s / 4, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s]
+    elif k == 2:
+        q = [(R[0, 2] - R[2, 0]) / s, (R[0, 1] + R[1, 0]) / s, s / 4, (R[1, 2] + R[2, 1]) / s]
+    else:
+        q = [(R[1, 0] - R[0, 1]) / s, (R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, s / 4]
+    return np.array(q)
+
+
+def _colmap_model(tmp_path: Path, camera_line: str) -> tuple[Path, Path, Path, Path]:
+    """A tiny COLMAP text model of a tiny scan: cameras.txt, images.txt, images/, depths/ (.npy)."""
+    import imageio.v3 as iio
+
+    from deltaz.dtu.layout import load_view
+
+    scan = make_scan(tmp_path / "src", "scan1", n_views=3, H=32, W=40, images=True)
+    model, images, depths = tmp_path / "sparse", tmp_path / "images", tmp_path / "depths"
+    for d in (model, images, depths):
+        d.mkdir()
+    (model / "cameras.txt").write_text("# Camera list\n" + camera_line + "\n")
+    lines = ["# Image list with two lines of data per image:"]
+    for vid in range(3):
+        view = load_view(scan, vid)
+        R, t = view["extrinsics"][:, :3].astype(np.float64), view["extrinsics"][:, 3]
+        q = _quat(R)
+        lines += [f"{vid + 1} {' '.join(f'{v:.10f}' for v in q)} {' '.join(f'{v:.6f}' for v in t)} 1 view{vid}.png",
+                  "10.0 12.0 -1"]
+        iio.imwrite(images / f"view{vid}.png", (view["image"].transpose(1, 2, 0) * 255).round().astype(np.uint8))
+        np.save(depths / f"view{vid}.npy", view["depth"])
+    (model / "images.txt").write_text("\n".join(lines) + "\n")
+    return scan, images, model, depths
+
+
+def test_import_colmap_round_trip(tmp_path, capsys):
+    from deltaz.dtu.layout import load_view, read_scan_pairs
+
+    K = np.array([[90.4, 0, 20.7], [0, 90.1, 16.6], [0, 0, 1]])  # tiny scan's K at 40x32
+    line = f"1 PINHOLE 40 32 {K[0, 0]} {K[1, 1]} {K[0, 2] + 0.5} {K[1, 2] + 0.5}"  # COLMAP: pixel centre at 0.5
+    scan, images, model, depths = _colmap_model(tmp_path, line)
+    assert main(["import-colmap", "--images", str(images), "--model", str(model), "--depth", str(depths),
+                 "--out", str(tmp_path / "ready")]) == 0
+    for vid in range(3):
+        src, got = load_view(scan, vid), load_view(tmp_path / "ready" / "scan1", vid)
+        np.testing.assert_allclose(got["intrinsics"], src["intrinsics"], atol=1e-4)
+        np.testing.assert_allclose(got["extrinsics"], src["extrinsics"], atol=1e-4)
+        np.testing.assert_array_equal(got["initial"], src["depth"])
+        assert (got["depth"] == 0).all() and np.abs(got["image"] - src["image"]).max() < 1e-6
+    pairs = read_scan_pairs(tmp_path / "ready" / "scan1")
+    assert pairs[0][0][0] == 1  # the neighbouring camera first
+
+
+def test_import_colmap_models_and_bad_input(tmp_path, capsys):
+    from deltaz.import_colmap import colmap_intrinsics
+
+    K, note = colmap_intrinsics("SIMPLE_RADIAL", [100.0, 20.5, 16.5, 0.01])
+    assert K[0, 0] == K[1, 1] == 100.0 and K[0, 2] == 20.0 and "ignored" in note
+    scan, images, model, depths = _colmap_model(tmp_path, "1 OPENCV 40 32 90 90 21 17 0.1 0 0 0")
+    argv = ["import-colmap", "--images", str(images), "--model", str(model), "--depth", str(depths),
+            "--out", str(tmp_path / "ready")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "distortion" in err[0]
+    assert main(argv + ["--ignore-distortion"]) == 0
+    assert "ignored" in capsys.readouterr().err
+    (depths / "view1.npy").unlink()
+    assert main(argv + ["--ignore-distortion", "--scan", "scan2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "view1.png" in err[0] and str(depths) in err[0]
+    (model / "cameras.txt").write_text("1 FISHEYE 40 32 1 2 3\n")
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cameras.txt" in err[0] and "FISHEYE" in err[0]
+
+
+# ----------------------------------------------------------------------------- Middlebury 2-view scan
+def test_middlebury_scan_two_views_sgbm_input(tmp_path):
+    from deltaz.dtu.layout import load_view, read_scan_pairs
+    from deltaz.geometry import reproject, sample_pixels
+    from deltaz.middlebury_scan import write_motorcycle_scan
+
+    try:
+        scan = write_motorcycle_scan(tmp_path, size=(50, 74))
+    except Exception as error:  # the skimage download may be unavailable offline
+        pytest.skip(f"Middlebury data unavailable: {error}")
+    left, right = load_view(scan, 0), load_view(scan, 1)
+    assert (left["depth"] > 0).any() and (right["depth"] == 0).all()
+    assert (left["initial"] > 0).mean() > 0.7 and (right["initial"] > 0).mean() > 0.7
+    assert read_scan_pairs(scan) == {0: [(1, 1.0)], 1: [(0, 1.0)]}
+    # the right view's SGBM agrees with the left ground truth seen from the right camera
+    t = {k: torch.tensor(v)[None] for k, v in (("d", left["depth"]), ("K0", left["intrinsics"]),
+                                               ("E0", left["extrinsics"]), ("K1", right["intrinsics"]),
+                                               ("E1", right["extrinsics"]), ("r", right["initial"]))}
+    uv, z, valid = reproject(t["d"], t["K0"], t["E0"], t["K1"], t["E1"])
+    sampled = sample_pixels(t["r"][:, None], uv, mode="nearest")[0, 0]
+    both = valid[0] & (sampled > 0)
+    assert float((z[0] - sampled).abs()[both].median()) < 0.02 * float(z[0][both].median())
