@@ -266,6 +266,31 @@ def print_input(name: str, note: str, result: dict[str, Any]) -> None:
             print(f"  {'✓' if goal['met'] else '✗'} {goal['target']}: {goal['value']}")
 
 
+def scale_check(refiner: dict[str, Any], scales: list[float]) -> dict[str, Any]:
+    """Any scale: the scene, its baseline and so the SGBM input's errors ×s (images unchanged). Per ``s``, the
+    refiner's covered MAE over the input's on the whole image; targets: each ratio < 1, max/min ≤ 1.10."""
+    from deltaz.middlebury import sgbm_depth
+
+    ratios = {}
+    for s in scales:
+        data = load_scene(s)
+        depth_init = sgbm_depth(data)
+        refined = refiner_outputs(refiner, depth_init, data)["deltaz"]
+        covered = (depth_init > 0) & (data["depth_gt"] > 0)
+        err = {name: float((d - data["depth_gt"]).abs()[covered].mean()) for name, d in
+               (("input", depth_init), ("deltaz", refined))}
+        ratios[s] = err["deltaz"] / err["input"]
+        print(f"  s = {s:g}: median depth {MEDIAN_DEPTH_MM * s:.0f} mm, covered MAE input {err['input']:.2f} -> "
+              f"deltaz {err['deltaz']:.2f} mm, ratio {ratios[s]:.4f}")
+    spread = max(ratios.values()) / min(ratios.values())
+    goals = [{"target": "refined/input covered MAE < 1 at every scale", "value": f"max {max(ratios.values()):.4f}",
+              "met": max(ratios.values()) < 1},
+             {"target": "max/min of that ratio over the scales <= 1.10", "value": f"{spread:.4f}", "met": spread <= 1.10}]
+    for goal in goals:
+        print(f"  {'✓' if goal['met'] else '✗'} {goal['target']}: {goal['value']}")
+    return {"ratios": ratios, "spread": spread, "targets": goals}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", default=None,
@@ -274,7 +299,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply the scene (depths and baseline) by this; 1 = 680 mm median depth")
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
+    parser.add_argument("--scales", type=float, nargs="*", default=[0.5, 1.0, 3.0], metavar="S",
+                        help="scale check: the refiner's covered-MAE ratio on the SGBM input at each scene scale "
+                        "(default 0.5 1 3; none to skip)")
     args = parser.parse_args(argv)
+    if not all(math.isfinite(s) and s > 0 for s in args.scales):
+        parser.error(f"--scales must be positive numbers, got {args.scales}")
     if not (math.isfinite(args.scale) and args.scale > 0):
         parser.error(f"--scale must be a positive number, got {args.scale}")
     return args
@@ -304,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         result = run_input(name, depth_init, data, refiner)
         print_input(name, note, result)
         report["inputs"][name] = {"note": note, **result}
+    if refiner is not None and args.scales:
+        print("\n=== any scale (SGBM input, whole image): scene, baseline and input errors x s")
+        report["scale_check"] = scale_check(refiner, args.scales)
     report["elapsed_s"] = time.perf_counter() - start
     print(f"\n({report['elapsed_s']:.1f} s)")
     if args.json:
