@@ -59,6 +59,7 @@ class TrainConfig:
     preset: str = "mvs"
     use_images: bool = False  # feed the RGB image to the network (image guidance)
     num_workers: int = 0
+    crop: list[int] | None = None  # [h, w]: train on random windows of every view (validation: whole views)
     # initial depth: "auto" = initial/ when a scan has it, else simulated with `preset`; "simulate" = always
     # simulated; "estimator" = `estimator` ("package.module:name", deltaz.align.load_estimator) run on each
     # view's image and aligned (scale/shift) to the ground truth at a random `align_fraction` of its pixels
@@ -133,6 +134,8 @@ class TrainConfig:
         need(self.split in SPLITS, "split", f"must be one of {SPLITS}")
         parse_initial_mix(self.preset)
         need(self.num_workers >= 0, "num_workers", "must be >= 0")
+        need(self.crop is None or (len(self.crop) == 2 and min(self.crop) >= 8), "crop",
+             "must be [h, w] with both >= 8 pixels, or None")
         need(self.initial_source in INITIAL_SOURCES, "initial_source", f"must be one of {INITIAL_SOURCES}")
         need(bool(self.estimator) == (self.initial_source == "estimator"), "estimator",
              "give 'package.module:name' exactly when initial_source='estimator'")

@@ -84,6 +84,8 @@ class DepthRefinementDataset(Dataset):
             (:func:`deltaz.align.load_estimator`); needs the scans' ``images/``. With ``num_workers > 0`` it
             must be picklable.
         align_fraction: share of the ground-truth pixels used as sparse metric points for the alignment.
+        crop_hw: ``(h, w)``: training samples are random windows of that size (every view the same window,
+            intrinsics shifted), so a step costs less and a time budget buys more steps; None = whole views.
 
     Raises :class:`DataError` naming the scan/file for a missing scan, missing files, too few views or
     source views, and :class:`ConfigError` for impossible arguments.
@@ -101,6 +103,7 @@ class DepthRefinementDataset(Dataset):
         initial_source: str = "auto",
         estimator: Any = None,
         align_fraction: float = 0.01,
+        crop_hw: Sequence[int] | None = None,
     ):
         from deltaz.dtu import layout
 
@@ -124,6 +127,9 @@ class DepthRefinementDataset(Dataset):
 
         self.preset = preset
         self.mix = parse_initial_mix(preset)
+        if crop_hw is not None and (len(crop_hw) != 2 or min(int(v) for v in crop_hw) < 8):
+            raise ConfigError(f"crop_hw={crop_hw!r}: expected (h, w) with both >= 8 pixels, or None")
+        self.crop_hw = None if crop_hw is None else (int(crop_hw[0]), int(crop_hw[1]))
         self.train = bool(train)
         self.seed = int(seed)
         self.use_images = bool(use_images)
@@ -328,7 +334,24 @@ class DepthRefinementDataset(Dataset):
         }
         if self.use_images:
             sample["image"] = torch.stack(images)
-        return sample
+        return self._crop(sample, index) if self.train and self.crop_hw else sample
+
+    def _crop(self, sample: dict[str, Any], index: int) -> dict[str, Any]:
+        """A random ``crop_hw`` window, the same for every view of the sample, drawn per (seed, epoch, index);
+        ``cx, cy`` lose the window's offset (DESIGN.md §1), so geometry stays exact."""
+        H, W = sample["depth"].shape[-2:]
+        h, w = min(self.crop_hw[0], H), min(self.crop_hw[1], W)
+        g = torch.Generator().manual_seed(zlib.crc32(f"crop/{self.seed}/{self.epoch}/{index}".encode()))
+        y, x = (int(torch.randint(0, n + 1, (1,), generator=g)) for n in (H - h, W - w))
+        out = dict(sample)
+        for key in ("depth", "depth_init", "mask", "image"):
+            if key in sample:
+                out[key] = sample[key][..., y:y + h, x:x + w].contiguous()
+        K = sample["intrinsics"].clone()
+        K[:, 0, 2] -= x
+        K[:, 1, 2] -= y
+        out["intrinsics"] = K
+        return out
 
 
 def _check_scan_files(scan_dir: Path, views: Sequence[int], use_images: bool) -> None:
@@ -583,6 +606,7 @@ def create_dataloaders(
     initial_source: str = "auto",
     estimator: Any = None,
     align_fraction: float = 0.01,
+    crop_hw: Sequence[int] | None = None,
 ) -> tuple[DataLoader | DeviceLoader, DataLoader | DeviceLoader | None]:
     """Train and validation loaders of same-scene batches from the train-ready scans in ``data_root``.
 
@@ -599,6 +623,7 @@ def create_dataloaders(
         drop_last: drop each scene's incomplete last training batch (validation keeps it).
         initial_source, estimator, align_fraction: where initial depths come from (see
             :class:`DepthRefinementDataset`); a ``"module:name"`` estimator is imported once here.
+        crop_hw: random training windows (see :class:`DepthRefinementDataset`); validation sees whole views.
 
     Raises :class:`DataError` for an empty/missing root or broken scans, :class:`ConfigError` for
     impossible arguments (naming them).
@@ -628,7 +653,7 @@ def create_dataloaders(
         estimator = load_estimator(estimator)
     common = dict(num_views=num_views, preset=preset, seed=seed, use_images=use_images,
                   initial_source=initial_source, estimator=estimator, align_fraction=align_fraction)
-    train_set = DepthRefinementDataset(root, train_scans, train=True, **common)
+    train_set = DepthRefinementDataset(root, train_scans, train=True, crop_hw=crop_hw, **common)
     train_sampler = SameSceneBatchSampler(
         train_set.scenes, batch_size, shuffle=True, seed=seed, drop_last=drop_last, rank=rank, world_size=world_size
     )

@@ -260,7 +260,7 @@ def _train(cfg: TrainConfig, resume, device: torch.device, info: ddp.DistInfo, t
         cfg.data_root, cfg.batch_size, cfg.num_views, cfg.val_split,
         seed=cfg.seed, preset=cfg.preset, use_images=cfg.use_images, num_workers=cfg.num_workers,
         pin_memory=on_cuda, split=cfg.split, initial_source=cfg.initial_source,
-        estimator=cfg.estimator or None, align_fraction=cfg.align_fraction,
+        estimator=cfg.estimator or None, align_fraction=cfg.align_fraction, crop_hw=cfg.crop,
         distributed=(info.rank, info.world_size) if info.enabled else False,
     )
     model = build_model(cfg.model, **cfg.model_kwargs()).to(device)
@@ -522,6 +522,9 @@ _FLAGS: list[tuple[str, str, dict[str, Any], str]] = [
     ("--multiview-target", "multiview_target", {"choices": ["gt", "refined"]},
      "multi-view loss against the sources' ground truth (gt) or their refined depths (refined, no gradient)"),
     ("--num-workers", "num_workers", {"type": int}, "data-loader worker processes"),
+    ("--crop", "crop", {"type": int, "nargs": 2, "metavar": ("H", "W")},
+     "train on random H x W windows of the views (cheaper steps, more of them in a time budget); "
+     "validation sees whole views"),
     ("--val-max-batches", "val_max_batches", {"type": int}, "validate on at most this many batches"),
     ("--log-every", "log_every", {"type": int}, "steps between TensorBoard loss points"),
     ("--image-log-every", "image_log_every", {"type": int}, "epochs between TensorBoard image panels (0 = never)"),

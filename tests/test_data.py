@@ -406,3 +406,29 @@ def test_training_draws_a_light_per_epoch_validation_keeps_light_3(tmp_path, tin
     for epoch in range(4):
         val.set_epoch(epoch)
         assert light_seen(val) == 3
+
+
+def test_random_crop_keeps_geometry_exact(tiny_root):
+    """``crop_hw``: every view gets the same window, cx/cy lose its offset (so projecting a cropped pixel
+    gives the same 3-D point as the uncropped one), validation stays whole, and bad sizes are refused."""
+    from deltaz.geometry import backproject_depth
+
+    whole = DepthRefinementDataset(tiny_root, ["scan1"], num_views=2, use_images=True)
+    crop = DepthRefinementDataset(tiny_root, ["scan1"], num_views=2, use_images=True, crop_hw=(16, 24))
+    a, b = whole[1], crop[1]
+    assert b["depth"].shape == (2, 16, 24) and b["image"].shape == (2, 3, 16, 24)
+    dy = int(round(float(a["intrinsics"][0, 1, 2] - b["intrinsics"][0, 1, 2])))
+    dx = int(round(float(a["intrinsics"][0, 0, 2] - b["intrinsics"][0, 0, 2])))
+    assert torch.equal(b["depth"], a["depth"][..., dy:dy + 16, dx:dx + 24])
+    pa = backproject_depth(a["depth"][:1], a["intrinsics"][:1])[..., dy:dy + 16, dx:dx + 24, :]
+    pb = backproject_depth(b["depth"][:1], b["intrinsics"][:1])
+    torch.testing.assert_close(pa, pb)
+    offsets = set()
+    for epoch in range(3):
+        crop.set_epoch(epoch)
+        offsets.add(tuple(crop[1]["intrinsics"][0, :2, 2].tolist()))
+    assert len(offsets) > 1  # a new window per epoch
+    val = DepthRefinementDataset(tiny_root, ["scan1"], num_views=2, train=False, crop_hw=(16, 24))
+    assert val[1]["depth"].shape == a["depth"].shape
+    with pytest.raises(ConfigError, match="crop_hw"):
+        DepthRefinementDataset(tiny_root, ["scan1"], crop_hw=(4, 24))
