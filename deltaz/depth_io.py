@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from deltaz.atomic import atomic_path, atomic_write_bytes
-from deltaz.dtu.formats import read_pfm, write_pfm
+from deltaz.dtu.formats import read_bytes, read_pfm, write_pfm
 from deltaz.errors import FormatError
 
 __all__ = ["FORMATS", "DEPTH_SUFFIXES", "DepthFile", "format_of", "depth_stem", "read_depth_file", "write_depth_file"]
@@ -69,17 +69,6 @@ def depth_stem(path: str | os.PathLike) -> str | None:
     return None
 
 
-def _read_bytes(path: str | os.PathLike) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise FormatError(path, "file not found") from None
-    except IsADirectoryError:
-        raise FormatError(path, "expected a file, got a directory") from None
-    except OSError as error:
-        raise FormatError(path, f"cannot read: {error.strerror or error}") from None
-
-
 def _as_2d(path, array: np.ndarray, what: str) -> np.ndarray:
     """``(H, W)``, ``(H, W, 1)`` or ``(1, H, W)`` → ``(H, W)`` float32; anything else refused."""
     if array.ndim == 3 and 1 in (array.shape[0], array.shape[2]):
@@ -93,7 +82,7 @@ def _as_2d(path, array: np.ndarray, what: str) -> np.ndarray:
 
 def _read_npy(path) -> DepthFile:
     try:
-        array = np.load(io.BytesIO(_read_bytes(path)), allow_pickle=False)
+        array = np.load(io.BytesIO(read_bytes(path)), allow_pickle=False)
     except FormatError:
         raise
     except Exception as error:  # ValueError (pickled object arrays, bad header), EOFError (truncated)
@@ -107,7 +96,7 @@ def _read_npy(path) -> DepthFile:
 def _read_png(path) -> DepthFile:
     import imageio.v3 as iio
 
-    data = _read_bytes(path)
+    data = read_bytes(path)
     try:
         array = np.asarray(iio.imread(data, extension=".png", plugin="pillow"))
     except Exception as error:  # Pillow raises many types for a bad or truncated file
@@ -123,7 +112,7 @@ def _read_png(path) -> DepthFile:
 def _read_tiff(path) -> DepthFile:
     import tifffile
 
-    data = _read_bytes(path)
+    data = read_bytes(path)
     try:
         array = tifffile.imread(io.BytesIO(data))
     except Exception as error:  # tifffile raises many types for a bad or truncated file
@@ -132,7 +121,7 @@ def _read_tiff(path) -> DepthFile:
 
 
 def _read_colmap(path) -> DepthFile:
-    data = _read_bytes(path)
+    data = read_bytes(path)
     head = data[:_COLMAP_HEADER_MAX]
     fields = head.split(b"&")
     if len(fields) < 4:

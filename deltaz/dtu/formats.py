@@ -26,6 +26,7 @@ __all__ = [
     "CamFile",
     "atomic_write_bytes",
     "atomic_write_text",
+    "read_bytes",
     "read_pfm",
     "read_png",
     "write_pfm",
@@ -44,13 +45,16 @@ PathLike = str | os.PathLike
 # PFM
 
 
-def _read_bytes(path: PathLike) -> bytes:
+def read_bytes(path: PathLike) -> bytes:
+    """A file's bytes; a missing file, a folder or an unreadable file is one :class:`FormatError` naming it."""
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:
         raise FormatError(path, "file not found") from None
     except IsADirectoryError:
         raise FormatError(path, "expected a file, got a directory") from None
+    except OSError as error:
+        raise FormatError(path, f"cannot read: {error.strerror or error}") from None
 
 
 def _pfm_header_line(data: bytes, pos: int, lineno: int, path: PathLike) -> tuple[str, int]:
@@ -77,7 +81,7 @@ def read_pfm(path: PathLike, allow_nonfinite: bool = False) -> np.ndarray:
     Raises:
         FormatError: wrong magic, bad size or scale line, truncated or oversized data, NaN/inf.
     """
-    data = _read_bytes(path)
+    data = read_bytes(path)
     magic, pos = _pfm_header_line(data, 0, 1, path)
     if magic not in ("Pf", "PF"):
         raise FormatError(path, f"line 1: expected PFM magic 'Pf' or 'PF', got {magic[:16]!r}")
@@ -141,7 +145,7 @@ def write_pfm(path: PathLike, array: np.ndarray, little_endian: bool = True) -> 
 
 def _read_lines(path: PathLike) -> list[tuple[int, str]]:
     """Non-empty stripped lines with their 1-based line numbers; CRLF and blank lines tolerated."""
-    data = _read_bytes(path)
+    data = read_bytes(path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
