@@ -80,6 +80,7 @@ class DemoSettings:
     num_workers: int | None = None  # data-loader processes; None = auto (0 on CPU, up to 8 on CUDA)
     amp: bool = False  # bf16 autocast (CUDA only)
     num_views: int = 2
+    crop: tuple[int, int] | None = (64, 80)  # train on random windows: 4x cheaper steps, more of them in the budget
     lr: float = 1e-3
     base_channel: int = 16
     unet_depth: int = 4
@@ -146,6 +147,7 @@ def train_config(settings: DemoSettings, data: Path, out: Path, device: str, mod
         num_workers=settings.num_workers or 0,
         amp=settings.amp,
         num_views=settings.num_views,
+        crop=list(settings.crop) if settings.crop else None,
         val_split=settings.val_scans / n_train_val,
         split="random",
         preset=settings.preset,
@@ -458,6 +460,11 @@ def _hw(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def _crop_hw(text: str) -> tuple[int, int]:
+    """``HxW`` as :func:`_hw`, or ``0``/``0x0`` for no crop (returned as ``(0, 0)``)."""
+    return (0, 0) if text.strip().lower() in ("0", "0x0", "none") else _hw(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``deltaz demo``."""
     d = DemoSettings()
@@ -481,6 +488,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=_hw, default=None, metavar="HxW",
                         help="train-ready size (default: the depth maps' 128x160)")
     parser.add_argument("--max-steps", type=int, default=None, help="also stop training after this many steps")
+    parser.add_argument("--crop", type=_crop_hw, default=d.crop or (0, 0), metavar="HxW",
+                        help="train on random HxW windows (default 64x80; 0x0 = whole views)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size,
                         help=f"training batch size (default {d.batch_size})")
     parser.add_argument("--num-workers", type=int, default=None,
@@ -519,7 +528,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out, data=args.data, minutes=args.minutes, scans=args.scans, test_scans=args.test_scans,
         val_scans=args.val_scans, seed=args.seed, device=args.device, force=args.force, views=args.views,
         image_size=tuple(args.image_size), resolution=None if args.resolution is None else tuple(args.resolution),
-        max_steps=args.max_steps, batch_size=args.batch_size, num_workers=args.num_workers, amp=args.amp,
+        max_steps=args.max_steps, batch_size=args.batch_size, crop=tuple(args.crop) if min(args.crop) > 0 else None, num_workers=args.num_workers, amp=args.amp,
         lr=args.lr, base_channel=args.base_channel,
         unet_depth=args.unet_depth, use_images=not args.no_images, pointclouds=not args.no_pointclouds,
         depth_scale_mm=args.depth_scale_mm or None, depth_scale_rel=args.depth_scale_rel or None,
