@@ -255,3 +255,11 @@ def test_middlebury_scan_two_views_sgbm_input(tmp_path):
     sampled = sample_pixels(t["r"][:, None], uv, mode="nearest")[0, 0]
     both = valid[0] & (sampled > 0)
     assert float((z[0] - sampled).abs()[both].median()) < 0.02 * float(z[0][both].median())
+
+
+def test_demo_adapt_stage_off_by_default_and_runs(tiny):
+    from deltaz.adapt import demo_adapt_stage
+
+    assert demo_adapt_stage(tiny["ck"], tiny["root"], tiny["out"], 0) is None
+    report = demo_adapt_stage(tiny["ck"], tiny["root"], tiny["out"], 0.01, progress=False)
+    assert report["scans"][0]["scan"] == "scan1" and (tiny["out"] / "report.md").is_file()
