@@ -59,12 +59,15 @@ class CourseSize:
         n_scans: scans (``scan1 …``); n_views: cameras per scan (DTU: 49).
         image_hw: rendered image size ``(H, W)``; the parser brings images to the 128×160 depth grid.
         seed: scene seed of :func:`deltaz.synthetic.generate_dataset`.
+        style: the renderer's scene style; the lessons are written for ``"classic"`` (a table with solids,
+            Lambertian, no walls), whose counts and rates the notebooks assert.
     """
 
     n_scans: int
     n_views: int
     image_hw: tuple[int, int] = (128, 160)
     seed: int = 0
+    style: str = "classic"
 
 
 #: Smoke mode: one scan seen by 12 cameras (about 10 s to render on a laptop CPU).
@@ -156,7 +159,7 @@ def course_data(smoke: bool, size: CourseSize | None = None, progress: bool = Tr
         height, width = size.image_hw
         generate_dataset(
             tmp, n_scans=size.n_scans, seed=size.seed, n_views=size.n_views,
-            width=width, height=height, progress=progress,
+            width=width, height=height, progress=progress, style=size.style,
         )
         base.mkdir(parents=True, exist_ok=True)
         for folder in (raw, scans):
