@@ -147,16 +147,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synth-root", required=True, help="held-out synthetic train-ready scans")
     parser.add_argument("--minutes", type=float, default=3.0, help="adaptation minutes per scan (default 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the CPU is shared)")
-    parser.add_argument("--cases", nargs="+", default=["gap", "nogap", "middlebury"],
+    parser.add_argument("--cases", nargs="*", default=["gap", "nogap", "middlebury"],
                         choices=["gap", "nogap", "middlebury"], help="which cases to run")
     parser.add_argument("--ablation", action="store_true", help="drop each term in turn on the first gap scan")
     parser.add_argument("--ablation-minutes", type=float, default=None, help="minutes per ablation run (default --minutes)")
     parser.add_argument("--json", default=None, help="write every number here")
+    parser.add_argument("--config", default="{}", metavar="JSON",
+                        help='AdaptConfig overrides, e.g. \'{"lr": 3e-4, "weights": {"anchor": 1.0}}\'')
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, config, _ = load_refiner(args.checkpoint)
     keep = not config.get("fill_holes", False)
-    cfg = AdaptConfig(minutes=args.minutes, progress=False)
+    overrides = json.loads(args.config)
+    if "weights" in overrides:
+        overrides["weights"] = {**AdaptConfig().weights.as_dict(), **overrides["weights"]}
+    cfg = AdaptConfig.from_dict({**AdaptConfig(minutes=args.minutes, progress=False).to_dict(), **overrides})
     print(f"bench_adapt: {args.checkpoint}, {args.minutes} min per scan, {args.threads} torch thread(s), "
           f"weights {cfg.weights.as_dict()}, lr {cfg.lr}, sources {cfg.source_mode}")
     out: dict = {"settings": {**vars(args), "config": cfg.to_dict()}}

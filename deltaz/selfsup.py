@@ -16,8 +16,12 @@ term                per pixel (masked mean)                                     
   (:func:`deltaz.geometry.warp`); the error is SSIM (kornia, 3×3 window) + L1 in Monodepth2's 0.85/0.15 mix,
   averaged over the colour channels. Out-of-frame pixels and reference holes do not count; occlusions are
   handled as self-supervised depth methods do, by the per-pixel **minimum over the sources** (a point hidden
-  in one source is usually visible in another). With ``normalise_exposure`` each image is divided by its
+  in one source is usually visible in another), and — when the sources' refined depths are given — by a
+  visibility test (a source whose depth is clearly in front of the point does not count; with one source, a
+  stereo pair, this is the only occlusion handling). With ``normalise_exposure`` each image is divided by its
   per-channel mean first, so a per-view exposure/white-balance gain does not read as a depth error.
+  (:func:`deltaz.geometry.warp` is ``reproject`` + ``sample_pixels``; the term calls those two itself to read
+  the source image and the source depth at the same landing point.)
 * ``geometric``: :func:`deltaz.losses.multiview_consistency_loss_map` (its occlusion rule) divided by the
   reference depth, so the term is scale-free; differentiable w.r.t. both the reference and the sources.
 * ``anchor``: keeps adaptation from drifting where the input is trustworthy; ``c ∈ [0, 1]`` is a confidence
@@ -35,7 +39,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from deltaz.geometry import warp
+from deltaz.geometry import reproject, sample_pixels
 from deltaz.losses import multiview_consistency_loss_map, smoothness_loss
 
 __all__ = [
@@ -100,26 +104,40 @@ def photometric_loss_map(
     E_src: torch.Tensor,
     alpha: float = SSIM_ALPHA,
     normalise_exposure: bool = True,
+    depth_src: torch.Tensor | None = None,
+    occlusion_tol_rel: float = 0.02,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-pixel photometric reprojection error, minimum over the sources, and the pixels that count.
+    """Per-pixel photometric reprojection error, minimum over the sources that see the point, and the pixels
+    that count.
 
     Args:
         depth_ref: ``(B, H, W)`` refined reference z-depth, mm, 0 = hole.
         image_ref: ``(B, 3, H, W)`` in [0, 1]; ``K_ref (B, 3, 3)`` for ``H×W``; ``E_ref (B, 3|4, 4)``.
         image_src: ``(B, S, 3, H', W')`` in [0, 1] (may be larger than the depth: ``K_src`` is for ``H'×W'``);
             ``K_src (B, S, 3, 3)``, ``E_src (B, S, 3|4, 4)`` world-to-camera.
+        depth_src: optional ``(B, S, H', W')`` mm, the sources' depths (detached here): a point is occluded in
+            source ``s`` when the source's depth where it lands is in front of it by more than
+            ``occlusion_tol_rel`` of its depth (``d_s < (1 − tol)·z_src``, holes count as visible); an occluded
+            source does not count for that pixel. This matters with few sources (a stereo pair has one).
     Returns:
         ``error (B, H, W)`` (0 where nothing counts) and ``keep (B, H, W)`` bool: reference depth > 0 and the
-        point lands in front of and inside at least one source. A source pixel that is invalid is filled with
-        the reference colour before SSIM, so out-of-frame zeros do not leak into a valid pixel's window.
+        point lands in front of, inside and unoccluded in at least one source. A source pixel that does not
+        count is filled with the reference colour before SSIM, so out-of-frame zeros do not leak into a valid
+        pixel's window.
     """
     if image_src.dim() != 5 or image_src.shape[2] != 3:
         raise ValueError(f"image_src must be (B, S, 3, H', W'), got shape {tuple(image_src.shape)}")
+    if depth_src is not None and depth_src.shape[-2:] != image_src.shape[-2:]:
+        depth_src = None  # visibility needs the source depth on the image's grid
     if normalise_exposure:
         image_ref, image_src = _normalise(image_ref), _normalise(image_src)
     best = None
     for s in range(image_src.shape[1]):
-        warped, valid = warp(image_src[:, s], depth_ref, K_ref, E_ref, K_src[:, s], E_src[:, s])
+        uv, z_src, valid = reproject(depth_ref, K_ref, E_ref, K_src[:, s], E_src[:, s], src_hw=image_src.shape[-2:])
+        warped = sample_pixels(image_src[:, s], uv)
+        if depth_src is not None:
+            d_s = sample_pixels(depth_src[:, s:s + 1].detach().to(depth_ref.dtype), uv, mode="nearest")[:, 0]
+            valid = valid & ((d_s <= 0) | (d_s >= (1.0 - occlusion_tol_rel) * z_src.detach()))
         warped = torch.where(valid.unsqueeze(1), warped, image_ref)
         error = photometric_error(image_ref, warped, alpha)
         error = torch.where(valid, error, torch.full_like(error, float("inf")))
@@ -129,10 +147,10 @@ def photometric_loss_map(
 
 
 def photometric_loss(depth_ref, image_ref, image_src, K_ref, E_ref, K_src, E_src, alpha: float = SSIM_ALPHA,
-                     normalise_exposure: bool = True) -> torch.Tensor:
+                     normalise_exposure: bool = True, depth_src: torch.Tensor | None = None) -> torch.Tensor:
     """Mean of :func:`photometric_loss_map` over the pixels that count (a scalar in image units)."""
     error, keep = photometric_loss_map(depth_ref, image_ref, image_src, K_ref, E_ref, K_src, E_src, alpha,
-                                       normalise_exposure)
+                                       normalise_exposure, depth_src)
     return _masked_mean(error, keep)
 
 
@@ -237,7 +255,7 @@ def selfsup_losses(
         depth_refined: ``(B, H, W)`` mm, the refined reference depths (with graph).
         inputs: :class:`SelfSupInputs`.
         depth_src_refined: ``(B, S, H, W)`` mm, the sources' refined depths (with or without graph), for the
-            geometric term; None = the term reads 0.
+            geometric term and the photometric term's visibility test; None = geometric reads 0, no visibility test.
         weights: :class:`SelfSupWeights` (defaults when None). A term of weight 0 is still computed (logged).
     Returns:
         ``total`` (scalar with graph) and detached scalars ``photometric, geometric, smoothness, anchor, total``.
@@ -246,7 +264,7 @@ def selfsup_losses(
     x = inputs
     terms = {
         "photometric": photometric_loss(depth_refined, x.image, x.image_src, x.K, x.E, x.K_src, x.E_src,
-                                        normalise_exposure=normalise_exposure),
+                                        normalise_exposure=normalise_exposure, depth_src=depth_src_refined),
         "geometric": (geometric_loss(depth_refined, x.K, x.E, depth_src_refined, x.K_src, x.E_src)
                       if depth_src_refined is not None else _graph_zero(depth_refined)),
         "smoothness": smoothness_loss(depth_refined, x.image),

@@ -98,6 +98,21 @@ def test_occlusion_handled_by_the_minimum_over_sources():
     assert float(error[keep].max()) < 1e-6
 
 
+def test_visibility_from_source_depths_drops_occluded_pixels():
+    pair = _stereo_pair()
+    x = _inputs(pair)
+    occluded = pair["image_src"].clone()
+    occluded[..., 10:20] = 0.0  # the single source sees an occluder there ...
+    depth_src = pair["depth"].clone()[None, None]
+    depth_src[..., 10:20] = 300.0  # ... which its depth map puts in front of the reference's points
+    args = (pair["depth"][None], x.image, occluded[:, None], x.K, x.E, x.K_src, x.E_src)
+    error_blind, keep_blind = selfsup.photometric_loss_map(*args, normalise_exposure=False)
+    error, keep = selfsup.photometric_loss_map(*args, normalise_exposure=False, depth_src=depth_src)
+    assert float(error_blind[keep_blind].max()) > 0.1  # without the test, the occluder reads as a depth error
+    # only the occluder's boundary (bilinear/SSIM neighbourhood) is left
+    assert float(error[keep].mean()) < 0.25 * float(error_blind[keep_blind].mean()) and keep.sum() < keep_blind.sum()
+
+
 def test_geometric_zero_on_consistent_depths_positive_with_gradient_otherwise():
     pair = _stereo_pair()
     x = _inputs(pair)
