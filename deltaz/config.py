@@ -30,9 +30,11 @@ LOSS_WEIGHT_FIELDS = ("w_depth", "w_improvement", "w_magnitude", "w_smoothness",
 DEFAULT_CONFIDENCE_WEIGHT = 0.1
 
 PRESETS = ("mvs", "mde", "noise", "none")
-#: Initial-depth models: the simulation presets of deltaz.corrupt, and "planesweep" (deltaz.mvs run on the
-#: scan's images, cached on disk). ``TrainConfig.preset`` names one, or a mix such as "planesweep:0.6,mvs:0.4".
-INITIAL_MODELS = PRESETS + ("planesweep",)
+#: Initial-depth models: the simulation presets of deltaz.corrupt, "planesweep" (deltaz.mvs run on the scan's
+#: images, cached on disk, after its multi-view geometric filter) and "planesweep_raw" (the same before the
+#: filter: fattened edges and wrong matches left in, as from a stereo matcher without a consistency check).
+#: ``TrainConfig.preset`` names one, or a mix such as "planesweep_raw:0.6,mvs:0.4".
+INITIAL_MODELS = PRESETS + ("planesweep", "planesweep_raw")
 #: Where each view's initial depth comes from (see deltaz.data.DepthRefinementDataset).
 INITIAL_SOURCES = ("auto", "simulate", "estimator")
 SPLITS = ("auto", "random", "mvsnet")

@@ -71,8 +71,8 @@ class DepthRefinementDataset(Dataset):
         scans: the scan names to use (a split); all of them must exist under ``data_root``.
         num_views: views per sample, ``V`` (1 = the reference alone).
         preset: the initial-depth model when a view has no ``initial/`` depth: a :mod:`deltaz.corrupt`
-            preset, ``"planesweep"`` (:mod:`deltaz.mvs` on the scan's images, computed once and cached in
-            ``<scan>/planesweep/``), or a weighted mix ``"planesweep:0.6,mvs:0.4"``
+            preset, ``"planesweep"`` / ``"planesweep_raw"`` (:mod:`deltaz.mvs` on the scan's images after /
+            before its geometric filter, computed once and cached in ``<scan>/planesweep/``), or a weighted mix ``"planesweep:0.6,mvs:0.4"``
             (:func:`deltaz.config.parse_initial_mix`) drawn per (view, epoch) in training and fixed per view
             otherwise.
         train: random corruption per epoch (True) or the fixed per-view corruption (False).
@@ -170,7 +170,7 @@ class DepthRefinementDataset(Dataset):
             if len(self.samples) == n_before:
                 raise DataError(f"{scan_dir / 'pair.txt'}: no row for any of the scan's views {views[:5]}...; "
                                 "re-run `deltaz parse` for this scan")
-        if "planesweep" in self.mix and initial_source in ("auto", "simulate"):
+        if any(name.startswith("planesweep") for name in self.mix) and initial_source in ("auto", "simulate"):
             self._prepare_sweeps()
         # LRU of loaded views and simulated initial depths (a view recurs as a source of its neighbours)
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
@@ -254,10 +254,10 @@ class DepthRefinementDataset(Dataset):
             image = torch.as_tensor(np.asarray(view["image"], dtype=np.float32))
             sparse = sparse_points_from_depth(depth, self.align_fraction, generator)
             out = estimate_initial_depth(image, self.estimator, sparse)["depth_init"]
-        elif (model := self._initial_model(scan, view_id)) == "planesweep":
+        elif (model := self._initial_model(scan, view_id)).startswith("planesweep"):
             from deltaz.mvs import load_sweep
 
-            out = torch.as_tensor(load_sweep(self.data_root / scan, view_id)[0])
+            out = torch.as_tensor(load_sweep(self.data_root / scan, view_id, filtered=model == "planesweep")[0])
         else:
             depth_range = tuple(float(v) for v in self.meta[scan]["depth_range_mm"])
             out = simulate_initial_depth(depth, preset=model, generator=generator, depth_range_mm=depth_range)

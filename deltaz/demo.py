@@ -507,7 +507,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth-scale-mm", type=float, default=0.0,
                         help="with --depth-scale-rel 0: a fixed normalisation half span in mm (0 = the scan's range)")
     parser.add_argument("--preset", default=d.preset, metavar="MODEL[:W,...]",
-                        help=f"training initial depth: planesweep, mvs, mde, noise, none or a weighted mix "
+                        help=f"training initial depth: planesweep[_raw], mvs, mde, noise, none or a weighted mix "
                         f"(default {d.preset})")
     parser.add_argument("--eval-preset", default=d.eval_preset, metavar="MODEL",
                         help=f"initial depth of the held-out test scans (default {d.eval_preset})")

@@ -120,8 +120,8 @@ def stage_parse(settings: DemoSettings, data: Path, synth_time: float | None) ->
 
 def uses_planesweep(settings: DemoSettings) -> bool:
     """Whether training or evaluation reads the plane-sweep initial depth."""
-    return "planesweep" in parse_initial_mix(settings.preset) or "planesweep" in parse_initial_mix(
-        settings.eval_preset)
+    names = [*parse_initial_mix(settings.preset), *parse_initial_mix(settings.eval_preset)]
+    return any(name.startswith("planesweep") for name in names)
 
 
 def stage_sweep(settings: DemoSettings, data: Path, groups: dict, device: str) -> float | None:

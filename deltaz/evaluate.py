@@ -859,7 +859,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "or all (default: val)",
     )
     parser.add_argument("--preset", default="mvs", metavar="MODEL",
-                        help="initial depth for scans without initial/: mvs, mde, noise, none (simulated), planesweep "
+                        help="initial depth for scans without initial/: mvs, mde, noise, none (simulated), planesweep[_raw] "
                         "(deltaz.mvs on the images, cached per scan) or a weighted mix (default: mvs)")
     parser.add_argument("--out", default="runs/eval",
                         help="output folder for metrics.json, metrics.md, figures (default: runs/eval)")

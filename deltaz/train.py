@@ -511,8 +511,8 @@ _FLAGS: list[tuple[str, str, dict[str, Any], str]] = [
      "and works at any scene scale"),
     ("--preset", "preset", {"metavar": "MODEL[:W,...]"},
      "initial-depth model when a scan has no initial/: mvs, mde, noise, none (simulated from the ground truth), "
-     "planesweep (deltaz.mvs on the images, cached in each scan), or a weighted mix such as "
-     "planesweep:0.6,mvs:0.3,none:0.1"),
+     "planesweep / planesweep_raw (deltaz.mvs on the images after / before its geometric filter, cached in each "
+     "scan), or a weighted mix such as planesweep_raw:0.6,mvs:0.3,none:0.1"),
     ("--initial-source", "initial_source", {"choices": ["auto", "simulate", "estimator"]},
      "initial depths: initial/ when present else simulated (auto), always simulated, or from --estimator"),
     ("--estimator", "estimator", {"metavar": "MODULE:NAME"},

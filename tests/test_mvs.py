@@ -193,6 +193,8 @@ def test_sweep_scan_writes_reuses_and_recomputes(tiny_scan, monkeypatch):
         assert depth.shape == confidence.shape == (32, 40)
         assert depth.dtype == confidence.dtype == np.float32 and (depth >= 0).all()
         assert ((confidence >= 0) & (confidence <= 1)).all()
+        raw, _ = mvs.load_sweep(tiny_scan, v, filtered=False)  # before the filter: it only removes depth
+        assert ((depth == raw) | (depth == 0)).all()
     first = (out / "settings.json").stat().st_mtime_ns
 
     def fail(*args, **kwargs):

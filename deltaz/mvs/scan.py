@@ -4,6 +4,8 @@
 
     <scan>/planesweep/
       depth/{vid:03d}.npy        (H, W) float32 z-depth, mm, 0 = hole (after the geometric filter)
+      depth_raw/{vid:03d}.npy    the same before the filter (with apply_filter): what a matcher without a
+                                 consistency check outputs — foreground fattening, wrong matches and all
       confidence/{vid:03d}.npy   (H, W) float32 in [0, 1], the sweep's confidence (holes included)
       settings.json              the options that made it, written last: the completion marker
 
@@ -33,7 +35,7 @@ __all__ = ["SWEEP_DIR", "SCAN_DEFAULTS", "sweep_scan", "load_sweep", "sweep_sett
 #: Name of the cache folder inside a scan.
 SWEEP_DIR = "planesweep"
 #: Version of what :func:`sweep_scan` writes; a change recomputes old caches.
-_VERSION = 1
+_VERSION = 2
 #: Options of :func:`sweep_scan` beyond the sweep's and the filter's.
 SCAN_DEFAULTS = {"range_margin": 0.05, "filter_sources": 10, "apply_filter": True}
 #: Options that change nothing in the result (not recorded in settings.json).
@@ -177,11 +179,13 @@ def sweep_scan(scan_dir, num_src: int = 4, num_planes: int = 48, views=None, dev
     tmp = scan_dir / f".tmp-{SWEEP_DIR}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        for kind in ("depth", "confidence"):
+        kinds = {"depth": depths, "confidence": {v: r[1] for v, r in results.items()}}
+        if settings["apply_filter"]:
+            kinds["depth_raw"] = {v: r[0] for v, r in results.items()}
+        for kind, maps in kinds.items():
             (tmp / kind).mkdir(parents=True)
-        for v in settings["views"]:
-            np.save(tmp / "depth" / f"{v:03d}.npy", depths[v].cpu().numpy().astype(np.float32))
-            np.save(tmp / "confidence" / f"{v:03d}.npy", results[v][1].cpu().numpy().astype(np.float32))
+            for v in settings["views"]:
+                np.save(tmp / kind / f"{v:03d}.npy", maps[v].cpu().numpy().astype(np.float32))
         atomic_write_text(tmp / "settings.json", json.dumps(settings, indent=2, sort_keys=True) + "\n")
         return _publish(scan_dir, tmp)
     except BaseException:
@@ -204,13 +208,14 @@ def _load(path: Path, what: str) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-def load_sweep(scan_dir, view_id: int) -> tuple[np.ndarray, np.ndarray]:
+def load_sweep(scan_dir, view_id: int, filtered: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(depth, confidence)`` of one view from ``scan_dir/planesweep/``: float32 ``(H, W)`` arrays.
 
-    Raises DataError naming the file when it is missing or malformed.
+    ``filtered=False`` reads the depth before the geometric filter (``depth_raw/``; the sweep's own holes
+    only). Raises DataError naming the file when it is missing or malformed.
     """
     out = Path(scan_dir) / SWEEP_DIR
-    depth = _load(out / "depth" / f"{int(view_id):03d}.npy", "plane-sweep depth")
+    depth = _load(out / ("depth" if filtered else "depth_raw") / f"{int(view_id):03d}.npy", "plane-sweep depth")
     confidence = _load(out / "confidence" / f"{int(view_id):03d}.npy", "plane-sweep confidence")
     if confidence.shape != depth.shape:
         raise DataError(f"{out / 'confidence' / f'{int(view_id):03d}.npy'}: expected shape {depth.shape} like "
