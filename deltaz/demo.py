@@ -56,7 +56,7 @@ class DemoSettings:
 
     out: str = ""  # default: deltaz.paths.runs_dir() / "demo"
     data: str = ""  # default: deltaz.paths.data_dir() / "demo"
-    minutes: float = 5.0
+    minutes: float = 4.0
     scans: int = 12
     test_scans: int = 3
     val_scans: int = 2
@@ -70,10 +70,11 @@ class DemoSettings:
     lights: int = 3  # illuminations rendered per view; training draws one per sample, evaluation uses the first
     style: str = "real"  # deltaz.synthetic style: walls, photo textures, shadows, speculars, camera noise
     supersample: int = 2  # anti-aliasing samples per pixel along each axis
-    # initial depth: training mixes the plane sweep (a real algorithm on the images), the simulated MVS error
-    # model and already-right depth; evaluation scores the plane sweep's output on the held-out scans
-    preset: str = "planesweep:0.5,mvs:0.3,none:0.2"
-    eval_preset: str = "planesweep"
+    # initial depth: training mixes the plane sweep before its geometric filter (a real algorithm on the
+    # images, with the fattened edges and wrong matches of a stereo matcher), the simulated MVS error model
+    # and already-right depth; evaluation scores the raw plane sweep's output on the held-out scans
+    preset: str = "planesweep_raw:0.6,mvs:0.2,none:0.2"
+    eval_preset: str = "planesweep_raw"
     # training
     max_steps: int | None = None
     batch_size: int = 4

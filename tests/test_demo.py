@@ -64,7 +64,7 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
     assert (checkpoint / "last.pt").stat().st_mtime_ns == mtime
     assert "| train | cached |" in (out / "report.md").read_text()
     assert "| sweep | cached |" in (out / "report.md").read_text()
-    assert "evaluation: `planesweep`" in (out / "report.md").read_text()
+    assert "evaluation: `planesweep_raw`" in (out / "report.md").read_text()
 
 
 def test_split_is_seeded_and_disjoint():
