@@ -2,32 +2,28 @@
 
 Stages, each with a progress bar and a wall time in the report:
 
-1. **synth** — :func:`deltaz.synthetic.generate_dataset` renders ``--scans`` DTU-like scans (MVSNet's
-   ``dtu_training`` layout) into ``<data>/synth``; skipped when every view of every scan is there.
-2. **parse** — the scans are split by scene, seeded (:func:`deltaz.data.split_scans` with
-   ``split="random"``, the data module's own split): ``--test-scans`` held-out scans are parsed into
-   ``<data>/test_ready`` and the rest into ``<data>/train_ready`` (:func:`deltaz.dtu.parse.parse_dtu`,
-   which skips complete scans). Training never sees ``test_ready``.
-3. **train** — DeltaZUnet (:func:`deltaz.train.train`) on ``train_ready`` for ``--minutes`` minutes;
-   ``--val-scans`` of its scans are the validation split (again :func:`deltaz.data.split_scans`, seeded),
-   which picks ``best.pt`` and tunes the baselines. Checkpoints and TensorBoard logs go to ``<out>``;
-   a finished run with the same settings is reused. Then the MVSNet-style refinement network
-   (:class:`deltaz.model.MVSNetRefine`, 32 channels as in MVSNet) is trained the same way for
-   ``--compare-minutes`` (default: the same budget as DeltaZUnet; 0 skips it) into ``<out>/mvsnet_refine``:
-   the learned baseline.
-4. **evaluate** — :func:`deltaz.evaluate.run_evaluation` on every scan of ``test_ready`` against the
-   input, every classical baseline (tuned on the validation scans only) and the MVSNet-style network
-   (row ``mvsnet_refine``): ``metrics.json``, ``metrics.md``, figures, point clouds.
-5. **report** — ``<out>/report.md``: the table, the quality targets, figures, settings, the machine and
+1-3. **synth, parse, sweep** (:mod:`deltaz.demo_data`) — render ``--scans`` realistic DTU-like scans with
+   ``--lights`` illuminations, split them by scene (seeded; ``--test-scans`` held out in
+   ``<data>/test_ready``, the rest in ``<data>/train_ready``; training never sees ``test_ready``), parse
+   every light, and run the plane-sweep stereo (:mod:`deltaz.mvs`) on every scan: a real algorithm's
+   initial depth.
+4. **train** — DeltaZUnet (:func:`deltaz.train.train`) on ``train_ready`` for ``--minutes`` minutes, on
+   random 64×80 windows (``--crop``), its initial depth drawn per view from ``--preset`` (default: the raw
+   plane sweep 60 %, the simulated ``mvs`` model 20 %, already-right depth 20 %); ``--val-scans`` of its
+   scans are the validation split, which picks ``best.pt`` and tunes the baselines. Then the MVSNet-style
+   refinement network (:class:`deltaz.model.MVSNetRefine`, 32 channels as in MVSNet) is trained the same
+   way for ``--compare-minutes`` (default: the same budget; 0 skips it): the learned baseline.
+5. **evaluate** — :func:`deltaz.evaluate.run_evaluation` on every scan of ``test_ready``, input
+   ``--eval-preset`` (default: the raw plane sweep), against the input, every classical baseline (tuned on
+   the validation scans only) and the MVSNet-style network: ``metrics.json`` (with the do-no-harm columns
+   ``mae_good_mm`` and ``harm_pct``), ``metrics.md``, figures, point clouds.
+6. **report** — ``<out>/report.md``: the table, the quality targets, figures, settings, the machine and
    the wall time of each stage.
 
-``--force`` redoes everything (re-renders the data, retrains). The defaults are sized for a 2-core
-laptop CPU: 12 scans of 49 views at 160×128, a 16-channel U-Net with image guidance, 5 minutes (and 5
-for the MVSNet-style baseline). The refiner fills the input's holes (they count as errors of the full
-depth in every metric) starting from a classical fill (``prefill_holes``), and normalises depth with a
-fixed 20 mm span (``depth_scale_mm``). Both matter within a CPU budget: with holes kept every
-hole-counting metric is lost to the filters, and with depth normalised by the scan's 500 mm range
-(``--depth-scale-mm 0``) the validation MAE after 5 minutes was 4.50 mm instead of 2.49 mm (README).
+``--force`` redoes everything. The defaults are sized for a 2-core laptop CPU: 12 scans of 49 views at
+160×128, a 16-channel U-Net with image guidance, 4 minutes (and 4 for the MVSNet-style baseline). The
+refiner fills the input's holes starting from a classical fill (``prefill_holes``) and normalises depth by
+3 % of the input's own median depth (``depth_scale_rel``), so it works at any scene scale.
 """
 
 from __future__ import annotations
