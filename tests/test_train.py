@@ -129,8 +129,8 @@ def test_non_finite_losses_are_skipped_then_stop_the_run(data_root, tmp_path, mo
     real = train_module.losses_for_batch
     calls = {"n": 0}
 
-    def sometimes_nan(batch, out, weights=None):
-        total, terms = real(batch, out, weights)
+    def sometimes_nan(batch, out, weights=None, **kwargs):
+        total, terms = real(batch, out, weights, **kwargs)
         calls["n"] += 1
         if calls["n"] == 2:  # one bad step: skipped, training goes on
             return total * float("nan"), terms
