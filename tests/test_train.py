@@ -141,7 +141,7 @@ def test_non_finite_losses_are_skipped_then_stop_the_run(data_root, tmp_path, mo
     assert result["nonfinite_skipped"] == 1 and result["steps"] == 6 - 1
     assert all(torch.isfinite(p).all() for p in result["model"].parameters())
 
-    def always_nan(batch, out, weights=None):
+    def always_nan(batch, out, weights=None, **kwargs):
         total, terms = real(batch, out, weights)
         return total * float("inf"), terms
 
