@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from deltaz.config import parse_initial_mix
 from deltaz.errors import ConfigError, DataError
 
 __all__ = [
@@ -123,13 +124,9 @@ class DepthRefinementDataset(Dataset):
         self.data_root = Path(data_root)
         self.scans = list(scans)
         self.num_views = num_views
-        from deltaz.config import parse_initial_mix
-
         self.preset = preset
         self.mix = parse_initial_mix(preset)
-        if crop_hw is not None and (len(crop_hw) != 2 or min(int(v) for v in crop_hw) < 8):
-            raise ConfigError(f"crop_hw={crop_hw!r}: expected (h, w) with both >= 8 pixels, or None")
-        self.crop_hw = None if crop_hw is None else (int(crop_hw[0]), int(crop_hw[1]))
+        self.crop_hw = _crop_size(crop_hw)
         self.train = bool(train)
         self.seed = int(seed)
         self.use_images = bool(use_images)
@@ -352,6 +349,13 @@ class DepthRefinementDataset(Dataset):
         K[:, 1, 2] -= y
         out["intrinsics"] = K
         return out
+
+
+def _crop_size(crop_hw: Sequence[int] | None) -> tuple[int, int] | None:
+    """``(h, w)`` of the training windows, or None; ConfigError unless both are >= 8 pixels."""
+    if crop_hw is not None and (len(crop_hw) != 2 or min(int(v) for v in crop_hw) < 8):
+        raise ConfigError(f"crop_hw={crop_hw!r}: expected (h, w) with both >= 8 pixels, or None")
+    return None if crop_hw is None else (int(crop_hw[0]), int(crop_hw[1]))
 
 
 def _check_scan_files(scan_dir: Path, views: Sequence[int], use_images: bool) -> None:
@@ -621,9 +625,8 @@ def create_dataloaders(
             ``True``/``False`` force it; a ``(rank, world_size)`` tuple sets it explicitly. Validation is
             never sharded (rank 0 evaluates).
         drop_last: drop each scene's incomplete last training batch (validation keeps it).
-        initial_source, estimator, align_fraction: where initial depths come from (see
-            :class:`DepthRefinementDataset`); a ``"module:name"`` estimator is imported once here.
-        crop_hw: random training windows (see :class:`DepthRefinementDataset`); validation sees whole views.
+        initial_source, estimator, align_fraction, crop_hw: see :class:`DepthRefinementDataset` (a
+            ``"module:name"`` estimator is imported once here; validation sees whole views).
 
     Raises :class:`DataError` for an empty/missing root or broken scans, :class:`ConfigError` for
     impossible arguments (naming them).
