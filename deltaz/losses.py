@@ -458,7 +458,13 @@ def compute_losses(
         terms["multiview"] = _graph_zero(depth_refined)
     if log_b is not None:
         terms["confidence"] = laplacian_nll_loss(depth_refined, depth_gt, _as_bhw(log_b, "log_b"), mask)
-    total = _graph_zero(depth_refined)
+    return weighted_total(terms, weights, depth_refined)
+
+
+def weighted_total(terms: dict[str, torch.Tensor], weights, like: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """``Σ weight · term`` over ``terms`` (a weight of 0 drops its term; ``weights`` has one attribute per
+    term name) and the detached terms plus ``"total"``, for logging. ``like`` carries the graph of a zero."""
+    total = _graph_zero(like)
     for name, value in terms.items():
         w = getattr(weights, name)
         if w:

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from deltaz.geometry import reproject, sample_pixels
-from deltaz.losses import multiview_consistency_loss_map, smoothness_loss
+from deltaz.losses import multiview_consistency_loss_map, smoothness_loss, weighted_total
 
 __all__ = [
     "SSIM_ALPHA",
@@ -270,11 +270,4 @@ def selfsup_losses(
         "smoothness": smoothness_loss(depth_refined, x.image),
         "anchor": anchor_loss(depth_refined, x.depth_init, x.confidence),
     }
-    total = _graph_zero(depth_refined)
-    for name, value in terms.items():
-        weight = getattr(weights, name)
-        if weight:
-            total = total + weight * value
-    out = {name: value.detach() for name, value in terms.items()}
-    out["total"] = total.detach()
-    return total, out
+    return weighted_total(terms, weights, depth_refined)
