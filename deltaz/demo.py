@@ -78,11 +78,6 @@ class DemoSettings:
     amp: bool = False  # bf16 autocast (CUDA only)
     num_views: int = 2
     crop: tuple[int, int] | None = (64, 80)  # train on random windows: 4x cheaper steps, more of them in the budget
-    # do no harm: the improvement term (pixels made worse than the input) at twice its default weight and a
-    # magnitude weight of 0.1 (a pixel moves only where the net is sure of the direction); measured on the
-    # Middlebury right half: harm 14.2 % -> 3.9 % against the default weights (README)
-    w_improvement: float = 1.0
-    w_magnitude: float = 0.1
     lr: float = 1e-3
     base_channel: int = 16
     unet_depth: int = 4
@@ -150,8 +145,6 @@ def train_config(settings: DemoSettings, data: Path, out: Path, device: str, mod
         amp=settings.amp,
         num_views=settings.num_views,
         crop=list(settings.crop) if settings.crop else None,
-        w_improvement=settings.w_improvement,
-        w_magnitude=settings.w_magnitude,
         val_split=settings.val_scans / n_train_val,
         split="random",
         preset=settings.preset,
