@@ -11,12 +11,12 @@ train-ready scans (``deltaz synth`` + ``deltaz parse``, never trained on). Cases
   0.5 points above the unadapted refiner's.
 * ``nogap`` — the training distribution (``mvs``-simulated input on the held-out scans). Target: no worse than
   unadapted (MAE within 0.5 %, harm_pct within 0.5 points).
-* ``middlebury`` — Middlebury *Motorcycle* as a 2-view scan (SGBM input, :mod:`deltaz.middlebury_scan`). Target:
+* ``middlebury`` — Middlebury *Motorcycle* as a 2-view scan (SGBM input, :mod:`deltaz.io.middlebury_scan`). Target:
   covered MAE ≥ 5 % lower than unadapted, on the LEFT half (design choices looked at it) and the RIGHT half
   (held out: the number that counts) of the left view, reported separately.
 
-Each scan is adapted for ``--minutes`` (a copy of the refiner per scan, :func:`deltaz.adapt.adapt_scan`) with
-the default :class:`deltaz.adapt.AdaptConfig` unless flags say otherwise; the ground truth is used only to
+Each scan is adapted for ``--minutes`` (a copy of the refiner per scan, :func:`deltaz.engine.adapt.adapt_scan`) with
+the default :class:`deltaz.engine.adapt.AdaptConfig` unless flags say otherwise; the ground truth is used only to
 score. ``--ablation`` re-runs the first gap scan with each self-supervised term dropped in turn. Targets are
 printed with ticks, never asserted (tests do not run this).
 """
@@ -33,10 +33,10 @@ from pathlib import Path
 
 import torch
 
-from deltaz.adapt import AdaptConfig, adapt_scan, refine_all, scan_confidence
-from deltaz.adapt_outputs import score_depths
-from deltaz.evaluate import load_refiner, load_scan_views
-from deltaz.selfsup import SELFSUP_TERMS
+from deltaz.engine.adapt import AdaptConfig, adapt_scan, refine_all, scan_confidence
+from deltaz.engine.adapt_outputs import score_depths
+from deltaz.engine.evaluate import load_refiner, load_scan_views
+from deltaz.ops.selfsup import SELFSUP_TERMS
 
 
 def run_scan(model, keep_holes: bool, root: Path, scan: str, cfg: AdaptConfig, masks=None) -> dict:
@@ -114,7 +114,7 @@ def halves(views) -> dict:
 
 
 def case_middlebury(model, keep, cfg: AdaptConfig) -> dict:
-    from deltaz.middlebury_scan import write_motorcycle_scan
+    from deltaz.io.middlebury_scan import write_motorcycle_scan
 
     root = Path(tempfile.mkdtemp(prefix="bench_adapt_mb_"))
     write_motorcycle_scan(root)

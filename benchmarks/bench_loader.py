@@ -20,8 +20,8 @@ import torch
 
 def make_data(root: Path, n_scans: int, n_views: int) -> Path:
     """A small synthetic train-ready set: ``deltaz synth`` + ``deltaz parse`` at 160x128."""
-    from deltaz.dtu.parse import parse_dtu
-    from deltaz.synthetic import generate_dataset
+    from deltaz.io.dtu.parse import parse_dtu
+    from deltaz.io.synthetic import generate_dataset
 
     raw = root / "dtu_training"
     generate_dataset(raw, n_scans=n_scans, n_views=n_views, n_lights=1, width=160, height=128, progress=False)
@@ -50,9 +50,9 @@ def time_loader(data_root: Path, args, workers: int) -> tuple[float, int]:
 
 def time_training(data_root: Path, args) -> float:
     from deltaz.data import create_dataloaders
-    from deltaz.losses import losses_for_batch
+    from deltaz.ops.losses import losses_for_batch
     from deltaz.model import build_model
-    from deltaz.train import forward_batch
+    from deltaz.engine.train import forward_batch
 
     loader, _ = create_dataloaders(data_root, args.batch_size, args.num_views, val_split=0.0, split="random",
                                    preset=args.preset, use_images=args.images)

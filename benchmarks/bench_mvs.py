@@ -7,7 +7,7 @@
 2. one 640×512 reference, 4 sources, 192 planes: time and peak memory (target ≤ 2 GiB). On CPU the peak
    is the child process's peak resident set size (``ru_maxrss``), which sees torch's allocations.
 
-The scene is a random texture on a slanted plane seen by five cameras (made with ``deltaz.geometry``);
+The scene is a random texture on a slanted plane seen by five cameras (made with ``deltaz.core.geometry``);
 the benchmark also prints the median depth error there, as a sanity check.
 """
 
@@ -33,7 +33,7 @@ def make_views(H: int, W: int, n_views: int = 5, seed: int = 0):
     import torch
     import torch.nn.functional as F
 
-    from deltaz import geometry as g
+    from deltaz.core import geometry as g
 
     gen = torch.Generator().manual_seed(seed)
     f = 1.1 * W
@@ -70,7 +70,7 @@ def run_case(H: int, W: int, planes: int, sources: int, device: str, repeats: in
 
     import torch
 
-    from deltaz.mvs import plane_sweep
+    from deltaz.ops.mvs import plane_sweep
 
     torch.set_num_threads(threads)
     images, K, E, depth = (t.to(device) for t in make_views(H, W, sources + 1))

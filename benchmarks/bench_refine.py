@@ -1,7 +1,7 @@
 """Speed and memory of ``deltaz refine``'s forward pass; figures are printed, never asserted.
 
 1. One 640×512 depth map with its image, steady state after a warm-up, 2 torch threads, through the real path
-   (:func:`deltaz.refine.predict_delta_z` on a :func:`deltaz.refine.for_inference` model), for the demo's shape
+   (:func:`deltaz.engine.refine.predict_delta_z` on a :func:`deltaz.engine.refine.for_inference` model), for the demo's shape
    (deltaz_unet, base 16, depth 4, in_channels 4) and the default (base 32); also plain NCHW weights for comparison.
 2. One 1600×1200 map, each way in a fresh process (so the peak RSS is that way's own): whole map, tiles of at
    most 1 MP and 0.33 MP (64 px overlap), and refining at half resolution with Δz upsampled bilinearly (not in the
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from deltaz.model import build_model
-from deltaz.refine import for_inference, load_model, predict_delta_z
+from deltaz.engine.refine import for_inference, load_model, predict_delta_z
 
 LARGE = (1200, 1600)
 WAYS = {"whole map": None, "tiles <= 1 MP": 1_048_576, "tiles <= 0.33 MP": 327_680, "half resolution": "half"}

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deltaz.dtu.cameras import scale_intrinsics
-from deltaz.synthetic import dataset_cameras, generate_dataset, make_scan_scene, render_depth, render_view, shade_lights
-from deltaz.synthetic import lighting
-from deltaz.synthetic.writer import camera_azimuth_of, encode_png
+from deltaz.io.dtu.cameras import scale_intrinsics
+from deltaz.io.synthetic import dataset_cameras, generate_dataset, make_scan_scene, render_depth, render_view, shade_lights
+from deltaz.io.synthetic import lighting
+from deltaz.io.synthetic.writer import camera_azimuth_of, encode_png
 
 VIEWS = (0, 12, 24, 36, 48)
 

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from deltaz.losses import (
+from deltaz.ops.losses import (
     LossWeights,
     depth_loss,
     improvement_loss,
@@ -27,7 +27,7 @@ from deltaz.losses import (
     smoothness_loss,
 )
 from deltaz.model import build_model, refine
-from deltaz.train import _amp_settings, forward_batch
+from deltaz.engine.train import _amp_settings, forward_batch
 
 
 def make_batch(batch_size: int, num_views: int, height: int, width: int, device: torch.device) -> dict:
@@ -74,7 +74,7 @@ class Timer:
 
 
 def loss_terms(batch: dict, out: dict) -> dict:
-    """Each loss term as :func:`deltaz.losses.compute_losses` calls it (reference view 0)."""
+    """Each loss term as :func:`deltaz.ops.losses.compute_losses` calls it (reference view 0)."""
     gt, init, mask = batch["depth"][:, 0], batch["depth_init"][:, 0], batch["mask"][:, 0]
     d, dz = out["depth_refined"], out["delta_z"]
     terms = {

@@ -3,15 +3,15 @@
     .venv/bin/python benchmarks/real_middlebury.py                      # demo checkpoint, CPU
     .venv/bin/python benchmarks/real_middlebury.py --checkpoint runs/demo/checkpoints/best.pt --json out.json
 
-The scene (:func:`deltaz.middlebury.load_motorcycle`, 185×125, scaled to a 680 mm median depth; ``--scale``
+The scene (:func:`deltaz.io.middlebury.load_motorcycle`, 185×125, scaled to a 680 mm median depth; ``--scale``
 multiplies depths and baseline) gets two real initial depths of its left view: OpenCV's SGBM on the full-size
-grey pair, and the package's plane sweep (:func:`deltaz.mvs.plane_sweep`, left view against the right one,
+grey pair, and the package's plane sweep (:func:`deltaz.ops.mvs.plane_sweep`, left view against the right one,
 48 planes uniform in inverse depth over SGBM's disparity search range 0…64 px). For each input the rows are:
 
 * ``identity`` — the input itself;
-* the classical filters of :mod:`deltaz.baselines` (median, bilateral, joint_bilateral, guided), each with
-  parameters chosen from :data:`deltaz.baselines.PARAM_GRIDS` by MAE on the **left half only**;
-* ``wls`` — OpenCV's WLS disparity post-filter (SGBM input only; :func:`deltaz.middlebury.wls_depth`);
+* the classical filters of :mod:`deltaz.ops.baselines` (median, bilateral, joint_bilateral, guided), each with
+  parameters chosen from :data:`deltaz.ops.baselines.PARAM_GRIDS` by MAE on the **left half only**;
+* ``wls`` — OpenCV's WLS disparity post-filter (SGBM input only; :func:`deltaz.io.middlebury.wls_depth`);
 * ``deltaz`` — the refiner (:func:`deltaz.model.refine`, holes kept or filled as ``deltaz evaluate`` does:
   filled when the checkpoint was trained with ``fill_holes``), and the other hole setting as
   ``deltaz_fill_holes`` / ``deltaz_keep_holes``. Its ``depth_range`` is the input's own 1st–99th percentile
@@ -19,8 +19,8 @@ grey pair, and the package's plane sweep (:func:`deltaz.mvs.plane_sweep`, left v
 
 Columns, per region (whole image, LEFT half — design choices may look at it —, RIGHT half — held out, the
 number that counts): ``mae_mm`` (every ground-truth pixel, a hole counts as an error of the full depth, as in
-:mod:`deltaz.metrics`), ``mae_valid_mm`` (covered pixels: ground truth and an input depth), ``mae_good_mm``
-and ``harm_pct`` (:func:`deltaz.metrics.harm_metrics`), ``hole_pct``. Then the targets on the right half.
+:mod:`deltaz.ops.metrics`), ``mae_valid_mm`` (covered pixels: ground truth and an input depth), ``mae_good_mm``
+and ``harm_pct`` (:func:`deltaz.ops.metrics.harm_metrics`), ``hole_pct``. Then the targets on the right half.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from typing import Any
 
 import torch
 
-from deltaz.baselines import BASELINES, NEEDS_IMAGE, PARAM_GRIDS, tune_baseline
-from deltaz.errors import DeltaZError
-from deltaz.metrics import depth_metrics, harm_metrics
+from deltaz.ops.baselines import BASELINES, NEEDS_IMAGE, PARAM_GRIDS, tune_baseline
+from deltaz.core.errors import DeltaZError
+from deltaz.ops.metrics import depth_metrics, harm_metrics
 
-#: The classical single-view filters compared (deltaz.baselines).
+#: The classical single-view filters compared (deltaz.ops.baselines).
 FILTERS = ("median", "bilateral", "joint_bilateral", "guided")
 #: Table columns (mm, %).
 COLUMNS = ("mae_mm", "mae_valid_mm", "mae_good_mm", "harm_pct", "hole_pct")
@@ -53,14 +53,14 @@ MEDIAN_DEPTH_MM = 680.0
 # =========================================================================== inputs
 def load_scene(scale: float = 1.0) -> dict[str, Any]:
     """The Motorcycle scene with its depths and baseline multiplied by ``scale`` (median 680 mm × scale)."""
-    from deltaz.middlebury import load_motorcycle
+    from deltaz.io.middlebury import load_motorcycle
 
     return load_motorcycle(median_depth_mm=MEDIAN_DEPTH_MM * scale)
 
 
 def default_checkpoint() -> Path | None:
     """The demo's checkpoint: ``<runs>/demo/train_summary.json``'s ``checkpoint``, else ``<runs>/demo/checkpoints``."""
-    from deltaz.paths import runs_dir
+    from deltaz.core.paths import runs_dir
 
     demo = runs_dir() / "demo"
     summary = demo / "train_summary.json"
@@ -76,7 +76,7 @@ def default_checkpoint() -> Path | None:
 
 def sweep_range_mm(data: dict[str, Any]) -> tuple[float, float]:
     """Depths (mm) of SGBM's disparity search range 0…numDisparities px: ``f·B·s / (d + doffs)``."""
-    from deltaz.middlebury import SGBM_PARAMS
+    from deltaz.io.middlebury import SGBM_PARAMS
 
     cal = data["calibration"]
     fb = cal["f_px"] * cal["baseline_mm"]
@@ -88,9 +88,9 @@ def sweep_range_mm(data: dict[str, Any]) -> tuple[float, float]:
 def plane_sweep_depth(data: dict[str, Any]) -> tuple[torch.Tensor | None, str]:
     """The package's plane sweep of the left view against the right one, or ``(None, why it was skipped)``."""
     try:
-        from deltaz.mvs import plane_sweep
+        from deltaz.ops.mvs import plane_sweep
     except ImportError as error:
-        return None, f"deltaz.mvs is not importable yet ({error})"
+        return None, f"deltaz.ops.mvs is not importable yet ({error})"
     lo, hi = sweep_range_mm(data)
     try:
         result = plane_sweep(
@@ -98,14 +98,14 @@ def plane_sweep_depth(data: dict[str, Any]) -> tuple[torch.Tensor | None, str]:
             data["E_right"][None], lo, hi, num_planes=SWEEP_PLANES, spacing="inverse",
         )
     except (DeltaZError, TypeError) as error:  # the module is still being built: say why and go on
-        return None, f"deltaz.mvs.plane_sweep failed: {type(error).__name__}: {error}"
+        return None, f"deltaz.ops.mvs.plane_sweep failed: {type(error).__name__}: {error}"
     note = f"{SWEEP_PLANES} planes, inverse-depth spacing, {lo:.0f}-{hi:.0f} mm"
     return result.depth.float().cpu(), note
 
 
 def input_depths(data: dict[str, Any]) -> dict[str, tuple[torch.Tensor | None, str]]:
     """``{"sgbm": (depth, note), "planesweep": (depth or None, note)}``, depths ``(H, W)`` mm."""
-    from deltaz.middlebury import SGBM_PARAMS, sgbm_depth
+    from deltaz.io.middlebury import SGBM_PARAMS, sgbm_depth
 
     sgbm_note = ", ".join(f"{k} {v}" for k, v in SGBM_PARAMS.items()) + "; full size, then nearest-resized"
     return {"sgbm": (sgbm_depth(data), sgbm_note), "planesweep": plane_sweep_depth(data)}
@@ -160,7 +160,7 @@ def refiner_outputs(refiner: dict[str, Any], depth_init: torch.Tensor, data: dic
 def method_outputs(input_name: str, depth_init: torch.Tensor, data: dict[str, Any],
                    refiner: dict[str, Any] | None) -> tuple[dict[str, torch.Tensor], dict[str, dict]]:
     """Every row's depth ``(H, W)`` mm for one input, and the filters' chosen parameters."""
-    from deltaz.middlebury import wls_depth
+    from deltaz.io.middlebury import wls_depth
 
     outputs = {"identity": depth_init.clone()}
     filters = tuned_filters(depth_init, data)
@@ -234,7 +234,7 @@ def format_table(rows: list[dict]) -> str:
 
 def load_refiner_or_none(checkpoint: str | None, device: str) -> tuple[dict[str, Any] | None, str]:
     """The refiner dict (``model``, ``config``, ``device``, ``path``), or None and why."""
-    from deltaz.evaluate import load_refiner
+    from deltaz.engine.evaluate import load_refiner
 
     path = Path(checkpoint) if checkpoint else default_checkpoint()
     if path is None:
@@ -269,7 +269,7 @@ def print_input(name: str, note: str, result: dict[str, Any]) -> None:
 def scale_check(refiner: dict[str, Any], scales: list[float]) -> dict[str, Any]:
     """Any scale: the scene, its baseline and so the SGBM input's errors ×s (images unchanged). Per ``s``, the
     refiner's covered MAE over the input's on the whole image; targets: each ratio < 1, max/min ≤ 1.10."""
-    from deltaz.middlebury import sgbm_depth
+    from deltaz.io.middlebury import sgbm_depth
 
     ratios = {}
     for s in scales:
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     report["elapsed_s"] = time.perf_counter() - start
     print(f"\n({report['elapsed_s']:.1f} s)")
     if args.json:
-        from deltaz.report import write_json
+        from deltaz.engine.report import write_json
 
         write_json(args.json, report)
         print(f"wrote {args.json}")

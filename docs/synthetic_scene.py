@@ -18,11 +18,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from deltaz.corrupt import sample_seed, simulate_initial_depth  # noqa: E402
-from deltaz.dtu.cameras import scale_intrinsics  # noqa: E402
-from deltaz.synthetic import dataset_cameras, make_scan_scene, render_depth, render_view, shade_lights  # noqa: E402
-from deltaz.synthetic import render_images  # noqa: E402
-from deltaz.synthetic.writer import camera_azimuth_of  # noqa: E402
+from deltaz.ops.corrupt import sample_seed, simulate_initial_depth  # noqa: E402
+from deltaz.io.dtu.cameras import scale_intrinsics  # noqa: E402
+from deltaz.io.synthetic import dataset_cameras, make_scan_scene, render_depth, render_view, shade_lights  # noqa: E402
+from deltaz.io.synthetic import render_images  # noqa: E402
+from deltaz.io.synthetic.writer import camera_azimuth_of  # noqa: E402
 
 
 def main(out: Path = Path(__file__).resolve().parent / "synthetic_scene.png", seed: int = 0, scan: int = 1) -> Path:

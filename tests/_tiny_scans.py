@@ -2,7 +2,7 @@
 
 Each scan is a tilted plane with a sphere on it, seen by ``n_views`` pinhole cameras ~600 mm away on
 an arc; depth is the exact ray intersection (z-depth, mm), so multi-view consistency holds. Written with
-:func:`deltaz.dtu.layout.write_scan`.
+:func:`deltaz.io.dtu.layout.write_scan`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deltaz.dtu.layout import write_scan
+from deltaz.io.dtu.layout import write_scan
 
 
 def _look_at(centre: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deltaz.paths import dtu_sample_dir
+from deltaz.core.paths import dtu_sample_dir
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from deltaz import checkpoint as ckpt
-from deltaz.cli import main
+from deltaz.engine import checkpoint as ckpt
+from deltaz.apps.cli import main
 from tests._tiny_scans import make_dataset, make_scan
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def tiny_checkpoint(path: Path, data_root: Path) -> Path:
     """An untrained-but-not-identity tiny RGB refiner saved as a training checkpoint would be."""
-    from deltaz.config import TrainConfig
+    from deltaz.engine.config import TrainConfig
     from deltaz.model import build_model, model_config
 
     cfg = TrainConfig(data_root=str(data_root), val_split=0.0, use_images=True, base_channel=4, unet_depth=2,
@@ -49,9 +49,9 @@ def _adapt_args(t, *extra: str) -> list[str]:
 
 
 def test_adapt_end_to_end_writes_checkpoint_refined_and_report(tiny, capsys):
-    from deltaz.adapt_outputs import load_adapted_view
-    from deltaz.evaluate import load_refiner, run_evaluation
-    from deltaz.refine import load_model
+    from deltaz.engine.adapt_outputs import load_adapted_view
+    from deltaz.engine.evaluate import load_refiner, run_evaluation
+    from deltaz.engine.refine import load_model
 
     assert main(_adapt_args(tiny, "--max-steps", "3")) == 0
     out = tiny["out"]
@@ -77,7 +77,7 @@ def test_adapt_end_to_end_writes_checkpoint_refined_and_report(tiny, capsys):
 
 
 def test_evaluate_adds_the_adapted_row(tiny):
-    from deltaz.evaluate import run_evaluation
+    from deltaz.engine.evaluate import run_evaluation
 
     result = run_evaluation(tiny["ck"], tiny["root"], "all", baselines="none", figures=False, pointclouds=False,
                             progress=False, num_src_views=2, adapt_minutes=0.02)
@@ -87,8 +87,8 @@ def test_evaluate_adds_the_adapted_row(tiny):
 
 @pytest.mark.parametrize("mode", ["nograd", "grad"])
 def test_source_modes_step(tiny, mode):
-    from deltaz.adapt import AdaptConfig, adapt_scan, scan_confidence
-    from deltaz.evaluate import load_refiner, load_scan_views
+    from deltaz.engine.adapt import AdaptConfig, adapt_scan, scan_confidence
+    from deltaz.engine.evaluate import load_refiner, load_scan_views
 
     model, _, _ = load_refiner(tiny["ck"])
     views = load_scan_views(tiny["root"], "scan1", 2, use_images=True)
@@ -172,7 +172,7 @@ def _colmap_model(tmp_path: Path, camera_line: str) -> tuple[Path, Path, Path, P
     """A tiny COLMAP text model of a tiny scan: cameras.txt, images.txt, images/, depths/ (.npy)."""
     import imageio.v3 as iio
 
-    from deltaz.dtu.layout import load_view
+    from deltaz.io.dtu.layout import load_view
 
     scan = make_scan(tmp_path / "src", "scan1", n_views=3, H=32, W=40, images=True)
     model, images, depths = tmp_path / "sparse", tmp_path / "images", tmp_path / "depths"
@@ -193,7 +193,7 @@ def _colmap_model(tmp_path: Path, camera_line: str) -> tuple[Path, Path, Path, P
 
 
 def test_import_colmap_round_trip(tmp_path, capsys):
-    from deltaz.dtu.layout import load_view, read_scan_pairs
+    from deltaz.io.dtu.layout import load_view, read_scan_pairs
 
     K = np.array([[90.4, 0, 20.7], [0, 90.1, 16.6], [0, 0, 1]])  # tiny scan's K at 40x32
     line = f"1 PINHOLE 40 32 {K[0, 0]} {K[1, 1]} {K[0, 2] + 0.5} {K[1, 2] + 0.5}"  # COLMAP: pixel centre at 0.5
@@ -211,7 +211,7 @@ def test_import_colmap_round_trip(tmp_path, capsys):
 
 
 def test_import_colmap_models_and_bad_input(tmp_path, capsys):
-    from deltaz.import_colmap import colmap_intrinsics
+    from deltaz.io.colmap import colmap_intrinsics
 
     K, note = colmap_intrinsics("SIMPLE_RADIAL", [100.0, 20.5, 16.5, 0.01])
     assert K[0, 0] == K[1, 1] == 100.0 and K[0, 2] == 20.0 and "ignored" in note
@@ -235,9 +235,9 @@ def test_import_colmap_models_and_bad_input(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- Middlebury 2-view scan
 def test_middlebury_scan_two_views_sgbm_input(tmp_path):
-    from deltaz.dtu.layout import load_view, read_scan_pairs
-    from deltaz.geometry import reproject, sample_pixels
-    from deltaz.middlebury_scan import write_motorcycle_scan
+    from deltaz.io.dtu.layout import load_view, read_scan_pairs
+    from deltaz.core.geometry import reproject, sample_pixels
+    from deltaz.io.middlebury_scan import write_motorcycle_scan
 
     try:
         scan = write_motorcycle_scan(tmp_path, size=(50, 74))
@@ -258,7 +258,7 @@ def test_middlebury_scan_two_views_sgbm_input(tmp_path):
 
 
 def test_demo_adapt_stage_off_by_default_and_runs(tiny):
-    from deltaz.adapt import demo_adapt_stage
+    from deltaz.engine.adapt import demo_adapt_stage
 
     assert demo_adapt_stage(tiny["ck"], tiny["root"], tiny["out"], 0) is None
     report = demo_adapt_stage(tiny["ck"], tiny["root"], tiny["out"], 0.01, progress=False)

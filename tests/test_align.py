@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from _tiny_scans import make_dataset
-from deltaz.align import (
+from deltaz.ops.align import (
     ExternalEstimator,
     align_scale_shift,
     estimate_initial_depth,
@@ -18,7 +18,7 @@ from deltaz.align import (
     resize_prediction,
     sparse_points_from_depth,
 )
-from deltaz.errors import ConfigError, DataError
+from deltaz.core.errors import ConfigError, DataError
 
 
 def _scene(H=48, W=64, seed=0):
@@ -176,7 +176,7 @@ def test_estimate_initial_depth_with_a_plugged_in_network():
 
 def test_load_estimator_from_a_module_spec(tmp_path, monkeypatch):
     (tmp_path / "my_mde.py").write_text(textwrap.dedent("""
-        from deltaz.align import ExternalEstimator
+        from deltaz.ops.align import ExternalEstimator
         def predict(image):
             return image[0] + 1.0
         def build():
@@ -197,9 +197,9 @@ def test_load_estimator_from_a_module_spec(tmp_path, monkeypatch):
 def test_parse_imports_mvsnet_depth_est_outputs(tmp_path):
     """Real MVS outputs in MVSNet's folder layout (``scan{N}/depth_est/{vid:08d}.pfm``, with a
     ``confidence/`` folder beside it) become each view's ``initial/`` depth, resized to the depth grid."""
-    from deltaz.dtu.formats import write_cam_file, write_pfm
-    from deltaz.dtu.layout import load_view, read_meta
-    from deltaz.dtu.parse import parse_dtu
+    from deltaz.io.dtu.formats import write_cam_file, write_pfm
+    from deltaz.io.dtu.layout import load_view, read_meta
+    from deltaz.io.dtu.parse import parse_dtu
 
     H, W = 8, 10
     src = tmp_path / "dtu_training"
@@ -232,7 +232,7 @@ def test_parse_imports_mvsnet_depth_est_outputs(tmp_path):
 def test_data_loader_takes_initial_depths_from_an_estimator(tmp_path, monkeypatch):
     """``initial_source="estimator"``: the estimator sees each view's image and its output, aligned to a few
     ground-truth pixels, is the sample's ``depth_init`` — also through ``deltaz train --estimator``."""
-    from deltaz.cli import main as cli_main
+    from deltaz.apps.cli import main as cli_main
     from deltaz.data import DepthRefinementDataset, create_dataloaders
 
     # the tiny scans' image is shade = (depth - 540) / 120 in channel 0: an "MDE" up to scale and shift

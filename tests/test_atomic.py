@@ -1,10 +1,10 @@
-"""deltaz.atomic: a failed write leaves neither a partial target nor a temporary file."""
+"""deltaz.core.atomic: a failed write leaves neither a partial target nor a temporary file."""
 
 from __future__ import annotations
 
 import pytest
 
-from deltaz.atomic import atomic_path, atomic_write_text
+from deltaz.core.atomic import atomic_path, atomic_write_text
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):

@@ -1,4 +1,4 @@
-"""deltaz.baselines: each classical baseline moves depth the expected way on a constructed case."""
+"""deltaz.ops.baselines: each classical baseline moves depth the expected way on a constructed case."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import kornia.filters as KF
 import pytest
 import torch
 
-from deltaz import geometry as g
-from deltaz.baselines import (
+from deltaz.core import geometry as g
+from deltaz.ops.baselines import (
     BASELINES,
     PARAM_GRIDS,
     GeometricAveraging,
@@ -23,7 +23,7 @@ from deltaz.baselines import (
     median,
     tune_baseline,
 )
-from deltaz.errors import ConfigError, DataError
+from deltaz.core.errors import ConfigError, DataError
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from deltaz.confidence import ause, render_sparsification, sparsification, sparsification_curve
-from deltaz.errors import DataError
+from deltaz.ops.confidence import ause, sparsification, sparsification_curve
+from deltaz.viz import render_sparsification
+from deltaz.core.errors import DataError
 
 
 @pytest.fixture
@@ -86,9 +87,9 @@ def test_evaluate_reports_ause_and_filters_fusion_by_confidence(tmp_path):
     import json
 
     from _tiny_scans import make_dataset
-    from deltaz.cli import main as cli_main
-    from deltaz.config import TrainConfig
-    from deltaz.train import train
+    from deltaz.apps.cli import main as cli_main
+    from deltaz.engine.config import TrainConfig
+    from deltaz.engine.train import train
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from deltaz.geometry import (
+from deltaz.core.geometry import (
     backproject_depth,
     camera_center,
     camera_to_world,
@@ -18,8 +18,8 @@ from deltaz.geometry import (
     sample_pixels,
     world_to_camera,
 )
-from deltaz.gradients import image_gradients
-from deltaz.losses import depth_loss
+from deltaz.core.gradients import image_gradients
+from deltaz.ops.losses import depth_loss
 from deltaz.model import DeltaZUnet, refine
 
 F64 = torch.float64

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from deltaz.corrupt import (
+from deltaz.ops.corrupt import (
     PRESETS,
     depth_noise,
     downsample_upsample,
@@ -24,7 +24,7 @@ from deltaz.corrupt import (
     sample_seed,
     simulate_initial_depth,
 )
-from deltaz.errors import ConfigError
+from deltaz.core.errors import ConfigError
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -34,7 +34,7 @@ def gen(seed: int = 0) -> torch.Generator:
 @pytest.fixture(scope="module")
 def scene_depths() -> torch.Tensor:
     """Ground truth of a few views of two synthetic DTU-like scenes, (6, 128, 160) mm."""
-    from deltaz.synthetic import dataset_cameras, make_scan_scene, render_depth
+    from deltaz.io.synthetic import dataset_cameras, make_scan_scene, render_depth
 
     K, E, _ = dataset_cameras(49)
     maps = [render_depth(make_scan_scene(0, scan), K[v], E[v], 128, 160) for scan in (1, 2) for v in (0, 20, 45)]
@@ -234,7 +234,7 @@ def test_sample_seed_is_stable_across_processes():
     assert len(set(seeds.values())) == len(seeds)
     assert all(isinstance(s, int) and 0 <= s < 2**32 for s in seeds.values())
     assert sample_seed("scan1", 0, base_seed=1) != sample_seed("scan1", 0)
-    code = "from deltaz.corrupt import sample_seed; print(sample_seed('scan24', 3), sample_seed('scan1', 0, 7))"
+    code = "from deltaz.ops.corrupt import sample_seed; print(sample_seed('scan24', 3), sample_seed('scan1', 0, 7))"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert result.stdout.split() == [str(sample_seed("scan24", 3)), str(sample_seed("scan1", 0, 7))]

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-import deltaz.synthetic
+import deltaz.io.synthetic
 from deltaz import course
 from deltaz.data import collate_same_scene
-from deltaz.dtu.layout import list_scans, list_views, read_meta
-from deltaz.losses import LossWeights, losses_for_batch
+from deltaz.io.dtu.layout import list_scans, list_views, read_meta
+from deltaz.ops.losses import LossWeights, losses_for_batch
 
 TINY = course.CourseSize(n_scans=1, n_views=4)
 
@@ -73,7 +73,7 @@ def test_second_call_reuses_the_data(in_data, monkeypatch):
     def must_not_render(*args, **kwargs):
         raise AssertionError("course_data rendered again although the data is complete")
 
-    monkeypatch.setattr(deltaz.synthetic, "generate_dataset", must_not_render)
+    monkeypatch.setattr(deltaz.io.synthetic, "generate_dataset", must_not_render)
     assert course.course_data(True, size=TINY, progress=False) == root
     assert (root / "scan1" / "meta.json").stat().st_mtime_ns == stamp
 
@@ -82,13 +82,13 @@ def test_incomplete_or_different_data_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("DELTAZ_DATA", str(tmp_path))
     monkeypatch.delenv("DELTAZ_DTU_ROOT", raising=False)
     calls = []
-    real = deltaz.synthetic.generate_dataset
+    real = deltaz.io.synthetic.generate_dataset
 
     def counting(*args, **kwargs):
         calls.append(kwargs["n_views"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(deltaz.synthetic, "generate_dataset", counting)
+    monkeypatch.setattr(deltaz.io.synthetic, "generate_dataset", counting)
     _, scans = course.course_dirs(True)
     (scans / "scan1").mkdir(parents=True)  # an interrupted run: a folder without course.json
     size = course.CourseSize(n_scans=1, n_views=2)
@@ -105,7 +105,7 @@ def test_real_dtu_root_is_parsed_not_rendered(in_data, tmp_path, monkeypatch):
     raw, _ = course.course_dirs(True)  # the synthetic dtu_training stands in for real DTU
     monkeypatch.setenv("DELTAZ_DTU_ROOT", str(raw))
     monkeypatch.setenv("DELTAZ_DATA", str(tmp_path))
-    monkeypatch.setattr(deltaz.synthetic, "generate_dataset", lambda *a, **k: pytest.fail("rendered"))
+    monkeypatch.setattr(deltaz.io.synthetic, "generate_dataset", lambda *a, **k: pytest.fail("rendered"))
     assert course.course_dirs(True)[0] == raw
     root = course.course_data(True, size=TINY, progress=False)
     assert root == tmp_path / "course" / "dtu-smoke" / "scans"
@@ -194,8 +194,8 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 def test_load_or_train_trains_once_then_loads(tiny_scans, tmp_path, monkeypatch, one_thread, capsys):
-    from deltaz import train as train_module
-    from deltaz.checkpoint import load_checkpoint
+    from deltaz.engine import train as train_module
+    from deltaz.engine.checkpoint import load_checkpoint
     from deltaz.model import DeltaZUnet
 
     run = tmp_path / "run"
@@ -218,7 +218,7 @@ def test_load_or_train_trains_once_then_loads(tiny_scans, tmp_path, monkeypatch,
 def test_load_or_train_skips_unusable_checkpoints(tiny_scans, tmp_path, one_thread, capsys):
     import shutil
 
-    from deltaz.checkpoint import load_checkpoint
+    from deltaz.engine.checkpoint import load_checkpoint
 
     first = tmp_path / "first"
     _, path = course.load_or_train([], tiny_scans, smoke=True, train_dir=first, device="cpu")

@@ -20,9 +20,9 @@ from deltaz.data import (
     split_scans,
     to_device,
 )
-from deltaz.dtu.formats import write_pair_file
-from deltaz.dtu.layout import load_view, read_scan_pairs
-from deltaz.errors import ConfigError, DataError
+from deltaz.io.dtu.formats import write_pair_file
+from deltaz.io.dtu.layout import load_view, read_scan_pairs
+from deltaz.core.errors import ConfigError, DataError
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -370,7 +370,7 @@ def test_initial_depth_mix_rejects_bad_specs(tiny_root, spec):
 def test_training_draws_a_light_per_epoch_validation_keeps_light_3(tmp_path, tiny_root):
     import json
 
-    from deltaz.dtu.layout import LIGHT_DIR
+    from deltaz.io.dtu.layout import LIGHT_DIR
 
     root = tmp_path / "lit"
     shutil.copytree(tiny_root / "scan1", root / "scan1")
@@ -411,7 +411,7 @@ def test_training_draws_a_light_per_epoch_validation_keeps_light_3(tmp_path, tin
 def test_random_crop_keeps_geometry_exact(tiny_root):
     """``crop_hw``: every view gets the same window, cx/cy lose its offset (so projecting a cropped pixel
     gives the same 3-D point as the uncropped one), validation stays whole, and bad sizes are refused."""
-    from deltaz.geometry import backproject_depth
+    from deltaz.core.geometry import backproject_depth
 
     whole = DepthRefinementDataset(tiny_root, ["scan1"], num_views=2, use_images=True)
     crop = DepthRefinementDataset(tiny_root, ["scan1"], num_views=2, use_images=True, crop_hw=(16, 24))

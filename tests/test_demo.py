@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from deltaz.cli import main as cli_main
-from deltaz.demo import DemoSettings, quality_targets, split_demo_scans
-from deltaz.errors import ConfigError
-from deltaz.report import HARM_COLUMNS, METRIC_COLUMNS
+from deltaz.apps.cli import main as cli_main
+from deltaz.apps.demo import DemoSettings, quality_targets, split_demo_scans
+from deltaz.core.errors import ConfigError
+from deltaz.engine.report import HARM_COLUMNS, METRIC_COLUMNS
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -79,7 +79,7 @@ def test_split_is_seeded_and_disjoint():
 
 
 def test_loader_workers_and_amp_reach_the_training_config(tmp_path):
-    from deltaz.demo import train_config
+    from deltaz.apps.demo import train_config
 
     settings = DemoSettings(num_workers=3, amp=True)
     config = train_config(settings, tmp_path / "data", tmp_path / "run", "cpu")

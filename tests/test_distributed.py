@@ -1,7 +1,7 @@
 """DDP on the CPU: two processes (gloo) see disjoint batches and end with identical weights.
 
 The ranks are forked from the test process with the variables ``torchrun`` sets (``RANK``,
-``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), so :func:`deltaz.train.train` takes
+``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), so :func:`deltaz.engine.train.train` takes
 exactly its ``torchrun`` path; forking skips two fresh ``import torch`` (seconds on a busy CPU).
 """
 
@@ -35,9 +35,9 @@ def _rank_main(rank: int, port: int, config: dict, out: str) -> None:
         torch.set_num_threads(1)
         os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD_SIZE),
                           MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-        from deltaz.config import TrainConfig
+        from deltaz.engine.config import TrainConfig
         from deltaz.data import create_dataloaders, set_epoch
-        from deltaz.train import train
+        from deltaz.engine.train import train
 
         cfg = TrainConfig(**config)
         # the batches this rank trains on in epoch 0: the loader train() builds, with the same sharding

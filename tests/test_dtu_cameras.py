@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deltaz.dtu.cameras import (
+from deltaz.io.dtu.cameras import (
     crop_intrinsics,
     raw_to_camera,
     raw_to_mvsnet_camera,
@@ -14,9 +14,9 @@ from deltaz.dtu.cameras import (
     resize_intrinsics,
     scale_intrinsics,
 )
-from deltaz.dtu.splits import SPLITS, scan_list, scan_numbers
-from deltaz.errors import ConfigError
-from deltaz.geometry import project_points, world_to_camera
+from deltaz.io.dtu.splits import SPLITS, scan_list, scan_numbers
+from deltaz.core.errors import ConfigError
+from deltaz.core.geometry import project_points, world_to_camera
 
 K_RAW = np.array([[2892.33, 0.0, 823.205], [0.0, 2883.18, 619.071], [0.0, 0.0, 1.0]])
 

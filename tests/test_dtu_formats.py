@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deltaz.dtu.formats import (
+from deltaz.io.dtu.formats import (
     decompose_projection,
     read_cam_file,
     read_pair_file,
@@ -15,7 +15,7 @@ from deltaz.dtu.formats import (
     write_pair_file,
     write_pfm,
 )
-from deltaz.errors import FormatError
+from deltaz.core.errors import FormatError
 
 
 def _rotation(rng: np.random.Generator) -> np.ndarray:

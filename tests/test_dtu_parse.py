@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from deltaz.dtu.layout import (
+from deltaz.io.dtu.layout import (
     META_KEYS,
     ScanWriter,
     list_scans,
@@ -18,7 +18,7 @@ from deltaz.dtu.layout import (
     read_scan_pairs,
     write_scan,
 )
-from deltaz.errors import DataError, FormatError
+from deltaz.core.errors import DataError, FormatError
 
 
 def _views(n=3, H=8, W=10, image=True, initial=False, seed=0):
@@ -171,10 +171,10 @@ def test_read_meta_rejects_bad_json(tmp_path):
 
 import imageio.v3 as iio  # noqa: E402
 
-from deltaz.cli import main as cli_main  # noqa: E402
-from deltaz.dtu.cameras import raw_intrinsics_to_frame  # noqa: E402
-from deltaz.dtu.formats import read_pfm, write_cam_file, write_pair_file, write_pfm  # noqa: E402
-from deltaz.dtu.parse import parse_dtu, resize_depth_nearest  # noqa: E402
+from deltaz.apps.cli import main as cli_main  # noqa: E402
+from deltaz.io.dtu.cameras import raw_intrinsics_to_frame  # noqa: E402
+from deltaz.io.dtu.formats import read_pfm, write_cam_file, write_pair_file, write_pfm  # noqa: E402
+from deltaz.io.dtu.parse import parse_dtu, resize_depth_nearest  # noqa: E402
 
 H, W = 16, 20  # depth maps (MVSNet frame, 5:4); images are 4x larger
 K_TRAIN = np.array([[18.0, 0.0, 10.3], [0.0, 18.2, 7.9], [0.0, 0.0, 1.0]])
@@ -369,7 +369,7 @@ def _block_mean(png: np.ndarray) -> np.ndarray:
 
 
 def test_parser_keeps_every_light_and_load_view_picks_one(tmp_path):
-    from deltaz.dtu.layout import LIGHT_DIR, list_lights
+    from deltaz.io.dtu.layout import LIGHT_DIR, list_lights
 
     src = _fake_dtu(tmp_path / "src", scans=(1,))  # lights 3 and 5 on disk
     assert parse_dtu(src, tmp_path / "all", progress=False).ok
@@ -403,7 +403,7 @@ def test_parser_keeps_every_light_and_load_view_picks_one(tmp_path):
     ({"lights": []}, "lights: expected DTU lighting indices 0..6"),
 ])
 def test_bad_light_options_are_one_config_error_line(tmp_path, kwargs, match):
-    from deltaz.errors import ConfigError
+    from deltaz.core.errors import ConfigError
 
     src = _fake_dtu(tmp_path / "src", scans=(1,), n_views=1)
     with pytest.raises(ConfigError, match=match) as info:

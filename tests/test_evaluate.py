@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-import deltaz.evaluate as ev
+import deltaz.engine.evaluate as ev
 from _tiny_scans import make_dataset, make_scan
-from deltaz.baselines import PARAM_GRIDS
-from deltaz.cli import main as cli_main
-from deltaz.config import TrainConfig
-from deltaz.errors import ConfigError, DataError
-from deltaz.metrics import depth_metrics
-from deltaz.report import HARM_COLUMNS, METRIC_COLUMNS
-from deltaz.train import train
+from deltaz.ops.baselines import PARAM_GRIDS
+from deltaz.apps.cli import main as cli_main
+from deltaz.engine.config import TrainConfig
+from deltaz.core.errors import ConfigError, DataError
+from deltaz.ops.metrics import depth_metrics
+from deltaz.engine.report import HARM_COLUMNS, METRIC_COLUMNS
+from deltaz.engine.train import train
 
 REQUIRED_KEYS = ("method", "scan", *METRIC_COLUMNS, *HARM_COLUMNS)
 

@@ -1,4 +1,4 @@
-"""deltaz.geometry: round trips, broadcasting, safety, and agreement with kornia as an oracle."""
+"""deltaz.core.geometry: round trips, broadcasting, safety, and agreement with kornia as an oracle."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from deltaz import geometry as g
+from deltaz.core import geometry as g
 
 kornia = pytest.importorskip("kornia")
 from kornia.geometry.camera import PinholeCamera  # noqa: E402

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from deltaz.geometry import get_ray_dirs_mask
-from deltaz.losses import (
+from deltaz.core.geometry import get_ray_dirs_mask
+from deltaz.ops.losses import (
     TERMS,
     LossWeights,
     compute_losses,
@@ -364,7 +364,7 @@ def test_losses_for_batch_uses_view_0_as_reference():
 
 def test_loss_maps_agree_with_the_scalar_losses():
     """Each per-pixel map's masked mean is its scalar loss (the maps are for display, not a second formula)."""
-    from deltaz import losses as L
+    from deltaz.ops import losses as L
 
     g = torch.Generator().manual_seed(3)
     B, H, W = 2, 6, 7
@@ -397,7 +397,7 @@ def test_loss_maps_agree_with_the_scalar_losses():
 def test_magnitude_term_ignores_holes_of_the_input():
     """A hole's Δz is a fill (hundreds of mm with prefill_holes), not a correction: the magnitude term of
     compute_losses counts only pixels with an input depth."""
-    from deltaz import losses as L
+    from deltaz.ops import losses as L
 
     gt = torch.full((1, 4, 5), 600.0)
     init = gt.clone()

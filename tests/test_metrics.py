@@ -1,4 +1,4 @@
-"""deltaz.metrics: hand-computed depth metrics, exact accumulation, MVSNet's geometric check."""
+"""deltaz.ops.metrics: hand-computed depth metrics, exact accumulation, MVSNet's geometric check."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from deltaz.errors import DataError
-from deltaz.metrics import MetricAccumulator, consistency_rate, depth_metrics, geometric_check, multiview_consistency
+from deltaz.core.errors import DataError
+from deltaz.ops.metrics import MetricAccumulator, consistency_rate, depth_metrics, geometric_check, multiview_consistency
 
 # gt has 3 evaluated pixels (the 0 is not evaluated); pred's 0 at gt=400 is a hole counted as error 400.
 GT = torch.tensor([[100.0, 200.0], [0.0, 400.0]])
@@ -153,7 +153,7 @@ def test_no_source_views_means_nothing_is_consistent():
 
 
 def test_harm_metrics_hand_computed():
-    from deltaz.metrics import HarmAccumulator, harm_metrics
+    from deltaz.ops.metrics import HarmAccumulator, harm_metrics
 
     gt = torch.tensor([[100.0, 100.0, 100.0, 100.0, 100.0, 0.0]])
     init = torch.tensor([[101.0, 100.5, 110.0, 0.0, 100.0, 90.0]])  # (0, 3) is an input hole, (0, 5) has no gt

@@ -1,4 +1,4 @@
-"""deltaz.middlebury: Middlebury Motorcycle as a DeltaZ scene (DESIGN.md §6), SGBM/WLS inputs, the benchmark."""
+"""deltaz.io.middlebury: Middlebury Motorcycle as a DeltaZ scene (DESIGN.md §6), SGBM/WLS inputs, the benchmark."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import torch
 pytest.importorskip("skimage", reason="scikit-image is not installed (the Motorcycle pair comes from skimage.data)")
 cv2 = pytest.importorskip("cv2", reason="OpenCV is not installed (opencv-contrib-python-headless)")
 
-from deltaz.errors import DataError  # noqa: E402
-from deltaz.geometry import warp  # noqa: E402
-from deltaz.metrics import depth_metrics  # noqa: E402
-from deltaz.middlebury import (  # noqa: E402
+from deltaz.core.errors import DataError  # noqa: E402
+from deltaz.core.geometry import warp  # noqa: E402
+from deltaz.ops.metrics import depth_metrics  # noqa: E402
+from deltaz.io.middlebury import (  # noqa: E402
     MOTORCYCLE_CALIBRATION,
     load_motorcycle,
     resize_nearest,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from deltaz.errors import ConfigError
-from deltaz.losses import depth_loss
+from deltaz.core.errors import ConfigError
+from deltaz.ops.losses import depth_loss
 from deltaz.model import (
     DeltaZUnet,
     MVSNetRefine,

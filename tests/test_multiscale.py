@@ -8,10 +8,10 @@ import torch
 
 from _tiny_scans import make_dataset
 from deltaz.data import DepthRefinementDataset, collate_same_scene
-from deltaz.dtu.layout import list_scans
-from deltaz.errors import ConfigError
-from deltaz.losses import LossWeights, losses_for_batch, multiview_consistency_loss
-from deltaz.multiscale import (
+from deltaz.io.dtu.layout import list_scans
+from deltaz.core.errors import ConfigError
+from deltaz.ops.losses import LossWeights, losses_for_batch, multiview_consistency_loss
+from deltaz.ops.multiscale import (
     batch_pyramid,
     downsample_depth,
     downsample_image,
@@ -144,8 +144,8 @@ def test_cli_trains_with_multiscale_and_confidence(tmp_path, capsys):
     the settings in the checkpoint."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from deltaz import checkpoint as ckpt
-    from deltaz.cli import main as cli_main
+    from deltaz.engine import checkpoint as ckpt
+    from deltaz.apps.cli import main as cli_main
 
     root = make_dataset(tmp_path / "data", n_scans=2, n_views=3, H=32, W=40, initial=True)
     threads = torch.get_num_threads()

@@ -1,4 +1,4 @@
-"""deltaz.mvs: plane sweep accuracy on an exactly rendered textured plane, chunk invariance, the geometric
+"""deltaz.ops.mvs: plane sweep accuracy on an exactly rendered textured plane, chunk invariance, the geometric
 filter, the scan cache (write / reuse / recompute / atomic), CPU vs CUDA, and errors for bad inputs."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from deltaz import geometry as g
-from deltaz import mvs
-from deltaz.errors import ConfigError, DataError
+from deltaz.core import geometry as g
+from deltaz.ops import mvs
+from deltaz.core.errors import ConfigError, DataError
 from tests._tiny_scans import make_scan
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -200,7 +200,7 @@ def test_sweep_scan_writes_reuses_and_recomputes(tiny_scan, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("plane_sweep must not run again for the same options")
 
-    monkeypatch.setattr("deltaz.mvs.scan.plane_sweep", fail)
+    monkeypatch.setattr("deltaz.ops.mvs.scan.plane_sweep", fail)
     assert mvs.sweep_scan(tiny_scan, num_src=2, num_planes=8, progress=False, chunk_planes=3) == out
     assert (out / "settings.json").stat().st_mtime_ns == first
     monkeypatch.undo()
@@ -221,7 +221,7 @@ def test_sweep_scan_leaves_nothing_half_written(tiny_scan, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("deltaz.mvs.scan.plane_sweep", flaky)
+    monkeypatch.setattr("deltaz.ops.mvs.scan.plane_sweep", flaky)
     with pytest.raises(KeyboardInterrupt):
         mvs.sweep_scan(tiny_scan, num_src=2, num_planes=8, progress=False)
     assert not (tiny_scan / "planesweep").exists()

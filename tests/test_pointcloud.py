@@ -1,4 +1,4 @@
-"""deltaz.pointcloud: DTU scoring on hand-made clouds, fusion of a plane, PLY round trips."""
+"""deltaz.ops.pointcloud: DTU scoring on hand-made clouds, fusion of a plane, PLY round trips."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from deltaz import geometry as g
-from deltaz.errors import DataError, FormatError
-from deltaz.pointcloud import fuse_depths, gt_point_cloud, read_ply, score_point_cloud, voxel_downsample, write_ply
+from deltaz.core import geometry as g
+from deltaz.core.errors import DataError, FormatError
+from deltaz.ops.pointcloud import fuse_depths, gt_point_cloud, read_ply, score_point_cloud, voxel_downsample, write_ply
 
 
 def grid_plane(n=30, spacing_mm=2.0):

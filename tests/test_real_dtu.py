@@ -1,7 +1,7 @@
 """The DTU readers and DeltaZ's camera geometry on real DTU fragments (``DELTAZ_DTU_SAMPLE``).
 
 The key test matches features between real scan24 images and measures how far each match lies from
-the epipolar line that DeltaZ's own geometry (``decompose_projection`` + ``deltaz.geometry``)
+the epipolar line that DeltaZ's own geometry (``decompose_projection`` + ``deltaz.core.geometry``)
 predicts. Skipped when ``DELTAZ_DTU_SAMPLE`` is not set (see ``tests/conftest.py``).
 """
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from deltaz.dtu.cameras import raw_to_training_camera
-from deltaz.dtu.formats import decompose_projection, read_pair_file, read_pfm, read_projection
-from deltaz.dtu.splits import scan_list
-from deltaz.geometry import backproject_depth, camera_to_world, project_points, sample_pixels, world_to_camera
+from deltaz.io.dtu.cameras import raw_to_training_camera
+from deltaz.io.dtu.formats import decompose_projection, read_pair_file, read_pfm, read_projection
+from deltaz.io.dtu.splits import scan_list
+from deltaz.core.geometry import backproject_depth, camera_to_world, project_points, sample_pixels, world_to_camera
 
 CALIB = "kysucix_gipuma/data/dtu/calib"
 SCAN24 = "wqrray_nerf_baseline/data/dtu_scan24"

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 import deltaz
-from deltaz import checkpoint as ckpt
-from deltaz.cli import main as cli_main
-from deltaz.depth_io import read_depth_file, write_depth_file
-from deltaz.errors import ConfigError, DataError
+from deltaz.engine import checkpoint as ckpt
+from deltaz.apps.cli import main as cli_main
+from deltaz.io.depth_io import read_depth_file, write_depth_file
+from deltaz.core.errors import ConfigError, DataError
 from deltaz.model import build_model, model_config
-from deltaz.refine import load_model, predict_delta_z, prepare_image, refine_depth
+from deltaz.engine.refine import load_model, predict_delta_z, prepare_image, refine_depth
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,4 +1,4 @@
-"""Self-supervised losses (deltaz.selfsup): each term is 0 on a consistent scene, positive with finite
+"""Self-supervised losses (deltaz.ops.selfsup): each term is 0 on a consistent scene, positive with finite
 gradients otherwise; and the whole objective is lower at the ground truth than at the input or a refiner's
 output on a small textured scene."""
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from deltaz import selfsup
-from deltaz.geometry import backproject_depth, camera_to_world, warp
+from deltaz.ops import selfsup
+from deltaz.core.geometry import backproject_depth, camera_to_world, warp
 from tests._tiny_scans import _look_at, _render_depth
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -218,9 +218,9 @@ def test_objective_lower_at_ground_truth_than_at_input_and_refiner_output():
 
 # ----------------------------------------------------------------------------- supervised multiview_target
 def test_multiview_target_refined_uses_the_sources_refined_depths():
-    from deltaz.config import TrainConfig
-    from deltaz.errors import ConfigError
-    from deltaz.losses import LossWeights, losses_for_batch
+    from deltaz.engine.config import TrainConfig
+    from deltaz.core.errors import ConfigError
+    from deltaz.ops.losses import LossWeights, losses_for_batch
 
     pair = _stereo_pair()
     depth = torch.stack([pair["depth"], pair["depth"]])[None].float()  # (1, 2, H, W): ref + one source
@@ -240,8 +240,8 @@ def test_multiview_target_refined_uses_the_sources_refined_depths():
 
 
 def test_training_step_with_refined_multiview_target(tmp_path):
-    from deltaz.config import TrainConfig
-    from deltaz.train import train
+    from deltaz.engine.config import TrainConfig
+    from deltaz.engine.train import train
     from tests._tiny_scans import make_dataset
 
     root = make_dataset(tmp_path / "data", n_scans=2, n_views=3, initial=True, images=True)

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from deltaz.dtu.cameras import raw_to_training_camera
-from deltaz.dtu.formats import read_cam_file, read_pair_file, read_pfm, read_projection
-from deltaz.errors import ConfigError
-from deltaz.geometry import backproject_depth, camera_to_world, project_points, reproject, sample_pixels
-from deltaz.synthetic import (
+from deltaz.io.dtu.cameras import raw_to_training_camera
+from deltaz.io.dtu.formats import read_cam_file, read_pair_file, read_pfm, read_projection
+from deltaz.core.errors import ConfigError
+from deltaz.core.geometry import backproject_depth, camera_to_world, project_points, reproject, sample_pixels
+from deltaz.io.synthetic import (
     Scene,
     Solid,
     Texture,
@@ -30,8 +30,8 @@ from deltaz.synthetic import (
     shade_lights,
     view_scores,
 )
-from deltaz.synthetic.rig import DEPTH_MAX_MM, DEPTH_MIN_MM, RIG_RADIUS_MM, TARGET_HEIGHT_MM, dtu_intrinsics
-from deltaz.synthetic.writer import cam_path, encode_png
+from deltaz.io.synthetic.rig import DEPTH_MAX_MM, DEPTH_MIN_MM, RIG_RADIUS_MM, TARGET_HEIGHT_MM, dtu_intrinsics
+from deltaz.io.synthetic.writer import cam_path, encode_png
 
 H, W = 128, 160
 TINY = dict(n_scans=1, n_views=5, n_lights=2, width=160, height=128, progress=False, workers=1)
@@ -342,7 +342,7 @@ def test_bad_settings_raise_config_error(tmp_path):
 
 
 def test_cli_synth(tmp_path, capsys):
-    from deltaz.cli import main
+    from deltaz.apps.cli import main
 
     out = tmp_path / "cli"
     assert main(["synth", "--out", str(out), "--scans", "2", "--views", "3", "--lights", "1",
@@ -410,8 +410,8 @@ def test_calibration_renders_from_real_dtu_cameras(dtu_sample, tmp_path):
 
 # ------------------------------------------------------------------------------------- realistic style
 
-from deltaz.synthetic.lighting import RenderOptions, render_images, shadow_mask  # noqa: E402
-from deltaz.synthetic.photo import PHOTOS, photo_texels  # noqa: E402
+from deltaz.io.synthetic.lighting import RenderOptions, render_images, shadow_mask  # noqa: E402
+from deltaz.io.synthetic.photo import PHOTOS, photo_texels  # noqa: E402
 
 BARE = RenderOptions(supersample=1, shadows=True, specular=False, camera=False)
 DOWN = np.concatenate([np.diag([1.0, -1.0, -1.0]), [[0.0], [0.0], [600.0]]], axis=1)  # at z = 600, looking down
@@ -527,7 +527,7 @@ def test_realistic_scenes_vary_in_depth_range_and_hold_walls_and_thin_structures
 
 
 def test_bad_render_options_are_one_config_error_line(tmp_path, capsys):
-    from deltaz.cli import main
+    from deltaz.apps.cli import main
 
     with pytest.raises(ConfigError, match="style"):
         generate_dataset(tmp_path / "x", seed=0, style="fancy", **TINY)

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from _tiny_scans import make_dataset
-from deltaz import checkpoint as ckpt
-from deltaz.cli import main as cli_main
-from deltaz.config import TrainConfig
+from deltaz.engine import checkpoint as ckpt
+from deltaz.apps.cli import main as cli_main
+from deltaz.engine.config import TrainConfig
 from deltaz.data import create_dataloaders
-from deltaz.errors import ConfigError, DataError
+from deltaz.core.errors import ConfigError, DataError
 from deltaz.model import build_model
-from deltaz.train import TrainingDiverged, evaluate_loader, loss_batch, train
+from deltaz.engine.train import TrainingDiverged, evaluate_loader, loss_batch, train
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -124,7 +124,7 @@ def test_time_and_step_budgets(data_root, tmp_path):
 
 
 def test_non_finite_losses_are_skipped_then_stop_the_run(data_root, tmp_path, monkeypatch):
-    import deltaz.train as train_module
+    import deltaz.engine.train as train_module
 
     real = train_module.losses_for_batch
     calls = {"n": 0}

@@ -11,8 +11,9 @@ import torch
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from deltaz import geometry, viz
-from deltaz.errors import ConfigError, DataError
+from deltaz.core import geometry
+from deltaz import viz
+from deltaz.core.errors import ConfigError, DataError
 
 H, W = 12, 16
 

@@ -1,4 +1,4 @@
-"""deltaz.widgets: viewers draw once at creation and redraw when driven programmatically (headless)."""
+"""deltaz.course.widgets: viewers draw once at creation and redraw when driven programmatically (headless)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from deltaz import viz, widgets
-from deltaz.errors import ConfigError
+from deltaz import viz
+from deltaz.course import widgets
+from deltaz.core.errors import ConfigError
 
 H, W = 10, 14
 

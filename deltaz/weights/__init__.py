@@ -1,6 +1,6 @@
 """The refiner weights that ship with the package (``deltaz refine``'s default ``--checkpoint``).
 
-``deltaz_refiner.pt`` is a checkpoint in the format of :mod:`deltaz.checkpoint` (read with
+``deltaz_refiner.pt`` is a checkpoint in the format of :mod:`deltaz.engine.checkpoint` (read with
 ``weights_only=True``), installed as package data (``pyproject.toml``: ``[tool.setuptools.package-data]``).
 A checkout without it still works: pass ``--checkpoint`` (``checkpoint=`` in Python) explicitly.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deltaz.errors import ConfigError
+from deltaz.core.errors import ConfigError
 
 __all__ = ["DEFAULT_WEIGHTS", "default_checkpoint"]
 

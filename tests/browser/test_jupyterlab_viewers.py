@@ -262,7 +262,7 @@ def prepare_case(case: str, tmp_path: Path) -> tuple[Path, str]:
         return tmp_path, "harness_viewer.ipynb"
     course = ROOT / COURSE_VIEWER_NOTEBOOK
     # A copy: JupyterLab never writes into the repository; the kernel still runs from a
-    # `notebooks/` folder, and the course finds its data through deltaz.paths.
+    # `notebooks/` folder, and the course finds its data through deltaz.core.paths.
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     for nb in (ROOT / "notebooks").glob("*.ipynb"):

@@ -1,0 +1,541 @@
+"""``deltaz demo``: the whole pipeline on synthetic DTU-like data, on a time budget (``make demo``).
+
+Stages, each with a progress bar and a wall time in the report:
+
+1-3. **synth, parse, sweep** (:mod:`deltaz.apps.demo_data`) — render ``--scans`` realistic DTU-like scans with
+   ``--lights`` illuminations, split them by scene (seeded; ``--test-scans`` held out in
+   ``<data>/test_ready``, the rest in ``<data>/train_ready``; training never sees ``test_ready``), parse
+   every light, and run the plane-sweep stereo (:mod:`deltaz.ops.mvs`) on every scan: a real algorithm's
+   initial depth.
+4. **train** — DeltaZUnet (:func:`deltaz.engine.train.train`) on ``train_ready`` for ``--minutes`` minutes, on
+   random 64×80 windows (``--crop``), its initial depth drawn per view from ``--preset`` (default: the raw
+   plane sweep 60 %, the simulated ``mvs`` model 20 %, already-right depth 20 %); ``--val-scans`` of its
+   scans are the validation split, which picks ``best.pt`` and tunes the baselines. Then the MVSNet-style
+   refinement network (:class:`deltaz.model.MVSNetRefine`, 32 channels as in MVSNet) is trained the same
+   way for ``--compare-minutes`` (default: the same budget; 0 skips it): the learned baseline.
+5. **evaluate** — :func:`deltaz.engine.evaluate.run_evaluation` on every scan of ``test_ready``, input
+   ``--eval-preset`` (default: the raw plane sweep), against the input, every classical baseline (tuned on
+   the validation scans only) and the MVSNet-style network: ``metrics.json`` (with the do-no-harm columns
+   ``mae_good_mm`` and ``harm_pct``), ``metrics.md``, figures, point clouds.
+6. **report** — ``<out>/report.md``: the table, the quality targets, figures, settings, the machine and
+   the wall time of each stage.
+
+``--force`` redoes everything. The defaults are sized for a 2-core laptop CPU: 12 scans of 49 views at
+160×128, a 16-channel U-Net with image guidance, 4 minutes (and 4 for the MVSNet-style baseline). The
+refiner fills the input's holes starting from a classical fill (``prefill_holes``) and normalises depth by
+3 % of the input's own median depth (``depth_scale_rel``), so it works at any scene scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deltaz.ops.corrupt import parse_initial_mix
+from deltaz.apps.demo_data import split_demo_scans, stage_parse, stage_sweep, stage_synth
+from deltaz.core.errors import ConfigError, DeltaZError
+from deltaz.engine.device import resolve_device
+
+__all__ = ["DemoSettings", "run_demo", "add_arguments", "run", "quality_targets"]
+
+
+@dataclass
+class DemoSettings:
+    """Every setting of a demo run. Paths are made absolute by :func:`run_demo`."""
+
+    out: str = ""  # default: deltaz.core.paths.runs_dir() / "demo"
+    data: str = ""  # default: deltaz.core.paths.data_dir() / "demo"
+    minutes: float = 4.0
+    scans: int = 12
+    test_scans: int = 3
+    val_scans: int = 2
+    seed: int = 0
+    device: str = "auto"
+    force: bool = False
+    # data
+    views: int = 49
+    image_size: tuple[int, int] = (256, 320)  # rendered image (H, W); parse area-averages to the depth size
+    resolution: tuple[int, int] | None = None  # train-ready (H, W); None = the depth maps' 128x160
+    lights: int = 3  # illuminations rendered per view; training draws one per sample, evaluation uses the first
+    style: str = "real"  # deltaz.io.synthetic style: walls, photo textures, shadows, speculars, camera noise
+    supersample: int = 2  # anti-aliasing samples per pixel along each axis
+    # initial depth: training mixes the plane sweep before its geometric filter (a real algorithm on the
+    # images, with the fattened edges and wrong matches of a stereo matcher), the simulated MVS error model
+    # and already-right depth; evaluation scores the raw plane sweep's output on the held-out scans
+    preset: str = "planesweep_raw:0.6,mvs:0.2,none:0.2"
+    eval_preset: str = "planesweep_raw"
+    # training
+    max_steps: int | None = None
+    batch_size: int = 4
+    num_workers: int | None = None  # data-loader processes; None = auto (0 on CPU, up to 8 on CUDA)
+    amp: bool = False  # bf16 autocast (CUDA only)
+    num_views: int = 2
+    crop: tuple[int, int] | None = (64, 80)  # train on random windows: 4x cheaper steps, more of them in the budget
+    lr: float = 1e-3
+    base_channel: int = 16
+    unet_depth: int = 4
+    use_images: bool = True
+    depth_scale_mm: float | None = None  # a fixed normalisation span in mm (the earlier demo used 20)
+    depth_scale_rel: float | None = 0.03  # scale-free: span = 3 % of the input's median depth (±20 mm at 650 mm)
+    fill_holes: bool = True  # the refiner fills the input's holes (they count as errors of the full depth)
+    prefill_holes: bool = True  # ... starting from a classical fill of each hole
+    # the MVSNet-style refinement network, trained by the same pipeline as a baseline (0 = skip it)
+    compare_minutes: float | None = None  # None = the same budget as DeltaZUnet (--minutes)
+    compare_base_channel: int = 32  # MVSNet's width
+    # evaluation
+    num_src_views: int = 4
+    pointclouds: bool = True
+    progress: bool = True
+    extra_train: dict[str, Any] = field(default_factory=dict)
+
+    def budget_minutes(self, model: str) -> float:
+        """Training budget of ``model`` ("deltaz_unet" or the baseline "mvsnet_refine") in minutes."""
+        if model == "mvsnet_refine" and self.compare_minutes is not None:
+            return self.compare_minutes
+        return self.minutes
+
+    def validate(self) -> None:
+        def need(cond: bool, flag: str, msg: str) -> None:
+            if not cond:
+                raise ConfigError(f"{flag}: {msg}")
+
+        need(self.minutes > 0, "--minutes", f"must be > 0, got {self.minutes}")
+        need(self.compare_minutes is None or self.compare_minutes >= 0, "--compare-minutes",
+             f"must be >= 0 (0 skips it), got {self.compare_minutes}")
+        need(self.test_scans >= 1, "--test-scans", f"must be >= 1, got {self.test_scans}")
+        need(self.val_scans >= 1, "--val-scans", f"must be >= 1, got {self.val_scans}")
+        need(
+            self.scans >= self.test_scans + self.val_scans + 1,
+            "--scans",
+            f"{self.scans} scans leave no training scan after {self.test_scans} test and {self.val_scans} "
+            f"validation scans; use at least {self.test_scans + self.val_scans + 1}",
+        )
+        need(self.num_workers is None or self.num_workers >= 0, "--num-workers",
+             f"must be >= 0, got {self.num_workers}")
+        need(self.views >= max(2, self.num_views), "--views", f"must be >= max(2, num_views), got {self.views}")
+        need(1 <= self.lights <= 7, "--lights", f"must be 1..7 (DTU has 7), got {self.lights}")
+        for flag, spec in (("--preset", self.preset), ("--eval-preset", self.eval_preset)):
+            try:
+                parse_initial_mix(spec)
+            except ConfigError as error:
+                raise ConfigError(f"{flag}: {error}") from None
+
+
+# =========================================================================== stages
+def train_config(settings: DemoSettings, data: Path, out: Path, device: str, model: str = "deltaz_unet"):
+    """The :class:`deltaz.engine.config.TrainConfig` of the demo's refiner (``model="deltaz_unet"``, run folder
+    ``out``) or of its MVSNet-style baseline (``"mvsnet_refine"``, run folder ``out/mvsnet_refine``): same
+    data, split, losses, input options, optimiser and seed; its own width and time budget."""
+    from deltaz.engine.config import TrainConfig
+
+    compare = model == "mvsnet_refine"
+    run_dir = out / model if compare else out
+    n_train_val = settings.scans - settings.test_scans
+    fields = dict(
+        data_root=str(data / "train_ready"),
+        batch_size=settings.batch_size,
+        num_workers=settings.num_workers or 0,
+        amp=settings.amp,
+        num_views=settings.num_views,
+        crop=list(settings.crop) if settings.crop else None,
+        val_split=settings.val_scans / n_train_val,
+        split="random",
+        preset=settings.preset,
+        use_images=settings.use_images,
+        num_epochs=1000,  # the time budget stops the run
+        lr=settings.lr,
+        seed=settings.seed,
+        max_steps=settings.max_steps,
+        max_minutes=settings.budget_minutes(model),
+        model=model,
+        base_channel=settings.compare_base_channel if compare else settings.base_channel,
+        unet_depth=settings.unet_depth,
+        depth_scale_mm=settings.depth_scale_mm,
+        depth_scale_rel=settings.depth_scale_rel,
+        fill_holes=settings.fill_holes,
+        prefill_holes=settings.prefill_holes and settings.fill_holes,
+        device=device,
+        checkpoint_dir=str(run_dir / "checkpoints"),
+        log_dir=str(run_dir / "logs"),
+        image_log_every=1,
+        progress=settings.progress,
+    )
+    fields.update(settings.extra_train)
+    return TrainConfig(**fields)
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in ("progress", "num_workers")}
+
+
+def stage_train(settings: DemoSettings, data: Path, out: Path, device: str,
+                model: str = "deltaz_unet") -> tuple[float | None, dict[str, Any]]:
+    """Train ``model`` (see :func:`train_config`) unless its run folder's ``train_summary.json`` says a run
+    with the same config finished."""
+    from deltaz.engine.report import write_json
+    from deltaz.engine.train import train
+
+    config = train_config(settings, data, out, device, model)
+    run_dir = Path(config.checkpoint_dir).parent
+    summary_path = run_dir / "train_summary.json"
+    label = "train" if model == "deltaz_unet" else f"train {model} (baseline)"
+    wanted = _comparable(config.resolved().to_dict())
+    if summary_path.is_file() and not settings.force:
+        summary = json.loads(summary_path.read_text())
+        ckpt = summary.get("checkpoint")
+        if _comparable(summary.get("config", {})) == json.loads(json.dumps(wanted)) and ckpt and Path(ckpt).is_file():
+            print(f"[4/6] {label}: reusing {ckpt} (finished run with the same settings; --force retrains)")
+            return None, summary
+    for sub in ("checkpoints", "logs"):
+        shutil.rmtree(run_dir / sub, ignore_errors=True)
+    summary_path.unlink(missing_ok=True)
+    print(f"[4/6] {label}: {model} on {config.data_root} for {config.max_minutes:g} min on {device} "
+          f"(TensorBoard: tensorboard --logdir {config.log_dir})")
+    start = time.perf_counter()
+    result = train(config)
+    elapsed = time.perf_counter() - start
+    checkpoint = result["best_checkpoint"] or result["last_checkpoint"]
+    summary = {
+        "checkpoint": checkpoint,
+        "last_checkpoint": result["last_checkpoint"],
+        "best_checkpoint": result["best_checkpoint"],
+        "config": result["config"],
+        "steps": result["steps"],
+        "epochs_completed": result["epochs_completed"],
+        "stopped_by": result["stopped_by"],
+        "best_val_mae": result["best_val_mae"],
+        "final_metrics": {k: v for k, v in result["final_metrics"].items() if not isinstance(v, dict)},
+        "elapsed_s": result["elapsed_s"],
+        "device": result["device"],
+        "history": result["history"],
+    }
+    write_json(summary_path, summary)
+    return elapsed, summary
+
+
+# =========================================================================== report
+def quality_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The demo's quality targets on the ``scan = "all"`` rows: each ``{target, value, met}``.
+
+    * refined MAE ≤ ½ of the initial MAE;
+    * refined MAE ≥ 20 % below the best classical single-view baseline (median, bilateral,
+      joint bilateral, guided) and below geometric averaging;
+    * refined consistency above the initial depth's;
+    * do no harm (when the rows have the do-no-harm figures, :data:`deltaz.engine.report.HARM_COLUMNS`):
+      ``harm_pct`` ≤ 5 % and ``mae_good_mm`` no higher than the input's.
+    """
+    overall = {r["method"]: r for r in rows if r["scan"] == "all"}
+    if "deltaz" not in overall or "identity" not in overall:
+        return []
+    dz, init = overall["deltaz"], overall["identity"]
+    targets = [{
+        "target": "refined MAE <= 1/2 initial MAE",
+        "value": f"{dz['mae_mm']:.2f} vs {init['mae_mm']:.2f} / 2 = {init['mae_mm'] / 2:.2f} mm",
+        "met": dz["mae_mm"] <= 0.5 * init["mae_mm"],
+    }]
+    classical = [overall[m] for m in ("median", "bilateral", "joint_bilateral", "guided") if m in overall]
+    if classical:
+        best = min(classical, key=lambda r: r["mae_mm"])
+        targets.append({
+            "target": "refined MAE >= 20 % below the best classical baseline",
+            "value": f"{dz['mae_mm']:.2f} vs 0.8 x {best['mae_mm']:.2f} ({best['method']}) "
+                     f"= {0.8 * best['mae_mm']:.2f} mm",
+            "met": dz["mae_mm"] <= 0.8 * best["mae_mm"],
+        })
+    if "geometric_averaging" in overall:
+        ga = overall["geometric_averaging"]
+        targets.append({
+            "target": "refined MAE below geometric averaging",
+            "value": f"{dz['mae_mm']:.2f} vs {ga['mae_mm']:.2f} mm",
+            "met": dz["mae_mm"] < ga["mae_mm"],
+        })
+    targets.append({
+        "target": "refined consistency above the initial depth's",
+        "value": f"{dz['consistency']:.1f} % vs {init['consistency']:.1f} %",
+        "met": dz["consistency"] > init["consistency"],
+    })
+    return targets + _harm_targets(dz, init)
+
+
+def _harm_targets(dz: dict[str, Any], init: dict[str, Any]) -> list[dict[str, Any]]:
+    """The do-no-harm targets of :func:`quality_targets` (none when the rows lack the figures)."""
+    targets = []
+    if dz.get("harm_pct") is not None:
+        targets.append({
+            "target": "refined harm_pct <= 5 % (pixels made > 1 mm worse than the input)",
+            "value": f"{dz['harm_pct']:.1f} %",
+            "met": dz["harm_pct"] <= 5.0,
+        })
+    if dz.get("mae_good_mm") is not None and init.get("mae_good_mm") is not None:
+        targets.append({
+            "target": "refined mae_good_mm no higher than the input's (pixels the input has within 2 mm)",
+            "value": f"{dz['mae_good_mm']:.2f} vs {init['mae_good_mm']:.2f} mm",
+            "met": dz["mae_good_mm"] <= init["mae_good_mm"],
+        })
+    return targets
+
+
+def _compare_line(summary: dict[str, Any] | None) -> str:
+    if not summary:
+        return "none (--compare-minutes 0)"
+    cfg, final = summary.get("config", {}), summary.get("final_metrics", {})
+    text = (f"`mvsnet_refine` ({cfg.get('model')} base_channel={cfg.get('base_channel')} "
+            f"use_images={cfg.get('use_images')}, same data, losses, input options and optimiser): budget "
+            f"{cfg.get('max_minutes'):g} min, stopped by {summary.get('stopped_by')} "
+            f"after {summary.get('steps')} steps")
+    if final:
+        text += (f"; validation MAE {final.get('mae_mm_init', float('nan')):.2f} -> "
+                 f"{final.get('mae_mm_refined', float('nan')):.2f} mm")
+    return text + f"; checkpoint `{summary.get('checkpoint')}`"
+
+
+def report_markdown(settings: DemoSettings, evaluation: dict[str, Any], train_summary: dict[str, Any],
+                    groups: dict[str, list[str]], timings: dict[str, float | None], machine: dict[str, Any],
+                    out: Path, data: Path, compare_summary: dict[str, Any] | None = None) -> str:
+    """The text of ``report.md``."""
+    from deltaz.engine.evaluate import metrics_markdown
+    from deltaz.engine.report import TABLE_BOLD, TABLE_COLUMNS, bullet_list, format_seconds, markdown_table
+
+    rows = evaluation["rows"]
+    overall = [r for r in rows if r["scan"] == "all"]
+    targets = quality_targets(rows)
+    cfg = train_summary.get("config", {})
+    final = train_summary.get("final_metrics", {})
+    parts = [
+        "# DeltaZ demo report\n\n",
+        "The whole pipeline on synthetic DTU-like scenes: render, parse, train DeltaZUnet on a time budget, "
+        "evaluate on held-out scans against the initial depth, the classical baselines and an MVSNet-style "
+        "refinement network trained by the same pipeline.\n\n",
+        "## Results on the held-out test scans\n\n",
+        f"Test scans (never trained on, never used for tuning): {', '.join(evaluation['scans'])}. "
+        "Metrics over every ground-truth pixel (holes count as errors of the full depth); mm, rates in %. "
+        "Do no harm, over the pixels with ground truth and an initial depth: `mae_good_mm` = MAE over those the "
+        "initial depth has within 2 mm, `harm_pct` = % made more than 1 mm worse than the initial depth.\n\n",
+        markdown_table(overall, TABLE_COLUMNS, TABLE_BOLD),
+        "\n### Quality targets\n\n| target | value | met |\n|---|---|---|\n",
+    ]
+    parts += [f"| {t['target']} | {t['value']} | {'yes' if t['met'] else 'NO'} |\n" for t in targets]
+    parts += ["\n## Stages and wall times\n\n| stage | wall time |\n|---|---|\n"]
+    parts += [f"| {name} | {format_seconds(seconds)} |\n" for name, seconds in timings.items()]
+    parts += [
+        "\n## Settings\n\n",
+        bullet_list([
+            ("data", f"`{data}`: {settings.scans} synthetic scans x {settings.views} views, depth "
+                     f"{'x'.join(map(str, settings.resolution or (128, 160)))}, images rendered at "
+                     f"{settings.image_size[1]}x{settings.image_size[0]}, seed {settings.seed}"),
+            ("split (seeded, by scene)", f"train {', '.join(evaluation.get('train_scans', []))}; "
+                                         f"val {', '.join(evaluation['val_scans'])}; test {', '.join(groups['test'])}"),
+            ("initial depth", f"training: `{settings.preset}` (drawn per view and epoch); evaluation: "
+                              f"`{settings.eval_preset}` (fixed per scan and view)"),
+            ("model", f"{cfg.get('model')} base_channel={cfg.get('base_channel')} unet_depth={cfg.get('unet_depth')} "
+                      f"use_images={cfg.get('use_images')} depth_scale_mm={cfg.get('depth_scale_mm')} "
+                      f"depth_scale_rel={cfg.get('depth_scale_rel')} "
+                      f"fill_holes={cfg.get('fill_holes')} prefill_holes={cfg.get('prefill_holes')}"),
+            ("training", f"budget {settings.minutes:g} min, batch {cfg.get('batch_size')}, "
+                         f"{cfg.get('num_views')} views "
+                         f"per sample, lr {cfg.get('lr')}, amp {cfg.get('amp')}, device {train_summary.get('device')}; "
+                         f"stopped by {train_summary.get('stopped_by')} after {train_summary.get('steps')} steps "
+                         f"({train_summary.get('epochs_completed')} full epochs)"),
+            ("loss weights", ", ".join(f"{k[2:]}={cfg.get(k)}" for k in cfg if k.startswith("w_"))),
+            ("validation (last)", f"MAE {final.get('mae_mm_init', float('nan')):.2f} -> "
+                                  f"{final.get('mae_mm_refined', float('nan')):.2f} mm (pixels with an initial depth)"
+             if final else "none"),
+            ("checkpoint evaluated", f"`{evaluation['checkpoint']}`"),
+            ("baseline network", _compare_line(compare_summary)),
+        ]),
+        "\n## Machine\n\n",
+        bullet_list([
+            ("CPU", f"{machine['cpu']} ({machine['cpu_cores']} cores, torch threads {machine['torch_threads']})"),
+            ("GPU", machine["gpu"] or "none"),
+            ("torch", machine["torch"]),
+            ("python", machine["python"]),
+            ("platform", machine["platform"]),
+        ]),
+        "\n## Files\n\n",
+        bullet_list([
+            ("checkpoints", f"`{out / 'checkpoints'}`"),
+            ("TensorBoard", f"`tensorboard --logdir {out / 'logs'}`"),
+            ("metrics", f"`{out / 'metrics.json'}`, `{out / 'metrics.md'}`"),
+            ("point clouds", ", ".join(f"`{out / p}`" for p in evaluation.get("ply", [])) or "none"),
+        ]),
+        "\n---\n\n",
+    ]
+    # The evaluation's own Markdown (per-scan table, point clouds, baseline parameters, figures), one level down.
+    detail = metrics_markdown(evaluation, overall_table=False)
+    detail = detail.replace("# DeltaZ evaluation", "## Evaluation details", 1)
+    detail = re.sub(r"^## (?!Evaluation details)", "### ", detail, flags=re.M)
+    parts.append(detail)
+    return "".join(parts)
+
+
+# =========================================================================== driver
+def run_demo(settings: DemoSettings) -> dict[str, Any]:
+    """Run every stage (see the module docstring); returns paths, timings, targets and the evaluation."""
+    from deltaz.io.dtu.formats import atomic_write_text
+    from deltaz.engine.evaluate import run_evaluation, summary_table
+    from deltaz.core.paths import data_dir, runs_dir
+    from deltaz.engine.report import format_seconds, machine_info, write_json
+
+    settings.validate()
+    out = Path(settings.out or runs_dir() / "demo").resolve()
+    data = Path(settings.data or data_dir() / "demo").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
+    device = str(resolve_device(settings.device))
+    if device.startswith("cuda") and settings.batch_size == DemoSettings.batch_size:
+        settings.batch_size = 8  # a GPU runs many more steps in the budget; use bigger batches too
+    if settings.num_workers is None:
+        # On a GPU the main process cannot simulate initial depths fast enough alone; on a 2-core CPU,
+        # worker processes would only take cores from the training step.
+        settings.num_workers = min(8, max(0, (os.cpu_count() or 1) - 2)) if device.startswith("cuda") else 0
+    t_all = time.perf_counter()
+    timings: dict[str, float | None] = {}
+
+    timings["synth"] = stage_synth(settings, data)
+    timings["parse"], groups = stage_parse(settings, data, timings["synth"])
+    timings["sweep"] = stage_sweep(settings, data, groups, device)
+    timings["train"], train_summary = stage_train(settings, data, out, device)
+    compare_summary = None
+    if settings.budget_minutes("mvsnet_refine") > 0:
+        timings["train mvsnet_refine"], compare_summary = stage_train(settings, data, out, device, "mvsnet_refine")
+
+    print(f"[5/6] evaluate: {len(groups['test'])} held-out scans in {data / 'test_ready'} "
+          f"(baselines tuned on the validation scans)")
+    start = time.perf_counter()
+    evaluation = run_evaluation(
+        train_summary["checkpoint"], data / "test_ready", split="test", preset=settings.eval_preset, out_dir=out,
+        baselines="all", device=device, num_src_views=settings.num_src_views,
+        compare_checkpoint=compare_summary["checkpoint"] if compare_summary else None,
+        pointclouds=settings.pointclouds, progress=settings.progress,
+    )
+    timings["evaluate"] = time.perf_counter() - start
+
+    print("[6/6] report")
+    start = time.perf_counter()
+    machine = machine_info(device)
+    timings["report"] = time.perf_counter() - start
+    timings["total"] = time.perf_counter() - t_all
+    report_path = out / "report.md"
+    text = report_markdown(settings, evaluation, train_summary, groups, timings, machine, out, data,
+                           compare_summary)
+    atomic_write_text(report_path, text)
+    targets = quality_targets(evaluation["rows"])
+    write_json(out / "demo_summary.json", {
+        "timings_s": timings, "targets": targets, "machine": machine, "groups": groups,
+        "checkpoint": train_summary["checkpoint"],
+    })
+
+    print()
+    print(summary_table(evaluation["rows"]))
+    print()
+    for t in targets:
+        print(f"  [{'x' if t['met'] else ' '}] {t['target']}: {t['value']}")
+    print()
+    print(f"report:      {report_path}")
+    print(f"metrics:     {out / 'metrics.json'} ({out / 'metrics.md'})")
+    print(f"figures:     {out / 'figures'}")
+    print(f"checkpoint:  {train_summary['checkpoint']}")
+    print(f"TensorBoard: tensorboard --logdir {out / 'logs'}")
+    print(f"data:        {data}")
+    print("wall times:  " + ", ".join(f"{k} {format_seconds(v)}" for k, v in timings.items()))
+    return {"out": str(out), "data": str(data), "report": str(report_path), "timings": timings,
+            "targets": targets, "evaluation": evaluation, "train": train_summary}
+
+
+def _hw(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match or min(int(match.group(1)), int(match.group(2))) < 8:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 128x160, got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _crop_hw(text: str) -> tuple[int, int]:
+    """``HxW`` as :func:`_hw`, or ``0``/``0x0`` for no crop (returned as ``(0, 0)``)."""
+    return (0, 0) if text.strip().lower() in ("0", "0x0", "none") else _hw(text)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``deltaz demo``."""
+    d = DemoSettings()
+    parser.add_argument("--out", default="",
+                        help="run folder: checkpoints, logs, metrics, figures, report.md (default: runs/demo)")
+    parser.add_argument("--data", default="",
+                        help="data folder: synth/, train_ready/, test_ready/ (default: data/demo)")
+    parser.add_argument("--minutes", type=float, default=d.minutes,
+                        help=f"training time budget in minutes (default {d.minutes:g})")
+    parser.add_argument("--scans", type=int, default=d.scans, help=f"synthetic scans to render (default {d.scans})")
+    parser.add_argument("--test-scans", type=int, default=d.test_scans,
+                        help=f"held-out test scans (default {d.test_scans})")
+    parser.add_argument("--val-scans", type=int, default=d.val_scans, help=f"validation scans (default {d.val_scans})")
+    parser.add_argument("--seed", type=int, default=d.seed,
+                        help="seed of the scenes, the split and the training (default 0)")
+    parser.add_argument("--device", default=d.device, help="auto (cuda when available), cpu or cuda")
+    parser.add_argument("--force", action="store_true", help="re-render, re-parse and retrain even when results exist")
+    parser.add_argument("--views", type=int, default=d.views, help=f"cameras per scan (default {d.views}, like DTU)")
+    parser.add_argument("--image-size", type=_hw, default=d.image_size, metavar="HxW",
+                        help="rendered image size (default 256x320; parse averages it down to the depth size)")
+    parser.add_argument("--resolution", type=_hw, default=None, metavar="HxW",
+                        help="train-ready size (default: the depth maps' 128x160)")
+    parser.add_argument("--max-steps", type=int, default=None, help="also stop training after this many steps")
+    parser.add_argument("--crop", type=_crop_hw, default=d.crop or (0, 0), metavar="HxW",
+                        help="train on random HxW windows (default 64x80; 0x0 = whole views)")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size,
+                        help=f"training batch size (default {d.batch_size})")
+    parser.add_argument("--num-workers", type=int, default=None,
+                        help="data-loader worker processes (default: 0 on CPU, up to 8 on CUDA)")
+    parser.add_argument("--amp", action="store_true", help="bf16 mixed precision (CUDA only)")
+    parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
+    parser.add_argument("--base-channel", type=int, default=d.base_channel,
+                        help=f"U-Net width (default {d.base_channel})")
+    parser.add_argument("--unet-depth", type=int, default=d.unet_depth,
+                        help=f"U-Net downsamplings (default {d.unet_depth})")
+    parser.add_argument("--no-images", action="store_true", help="train without RGB image guidance")
+    parser.add_argument("--depth-scale-rel", type=float, default=d.depth_scale_rel,
+                        help=f"the network's depth normalisation half span as a share of the input's median depth "
+                        f"(default {d.depth_scale_rel:g}; 0 = use --depth-scale-mm)")
+    parser.add_argument("--depth-scale-mm", type=float, default=0.0,
+                        help="with --depth-scale-rel 0: a fixed normalisation half span in mm (0 = the scan's range)")
+    parser.add_argument("--preset", default=d.preset, metavar="MODEL[:W,...]",
+                        help=f"training initial depth: planesweep[_raw], mvs, mde, noise, none or a weighted mix "
+                        f"(default {d.preset})")
+    parser.add_argument("--eval-preset", default=d.eval_preset, metavar="MODEL",
+                        help=f"initial depth of the held-out test scans (default {d.eval_preset})")
+    parser.add_argument("--lights", type=int, default=d.lights,
+                        help=f"illuminations rendered per view (default {d.lights}; DTU has 7)")
+    parser.add_argument("--keep-holes", action="store_true",
+                        help="the refiner keeps the input's holes instead of filling them from a classical pre-fill")
+    parser.add_argument("--compare-minutes", type=float, default=d.compare_minutes,
+                        help="training budget in minutes of the MVSNet-style refinement baseline (default: the same "
+                        "as --minutes; 0 skips it)")
+    parser.add_argument("--no-pointclouds", action="store_true", help="skip point-cloud fusion and scoring")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``deltaz demo``."""
+    settings = DemoSettings(
+        out=args.out, data=args.data, minutes=args.minutes, scans=args.scans, test_scans=args.test_scans,
+        val_scans=args.val_scans, seed=args.seed, device=args.device, force=args.force, views=args.views,
+        image_size=tuple(args.image_size), resolution=None if args.resolution is None else tuple(args.resolution),
+        max_steps=args.max_steps, batch_size=args.batch_size, crop=tuple(args.crop) if min(args.crop) > 0 else None, num_workers=args.num_workers, amp=args.amp,
+        lr=args.lr, base_channel=args.base_channel,
+        unet_depth=args.unet_depth, use_images=not args.no_images, pointclouds=not args.no_pointclouds,
+        depth_scale_mm=args.depth_scale_mm or None, depth_scale_rel=args.depth_scale_rel or None,
+        preset=args.preset, eval_preset=args.eval_preset, lights=args.lights, compare_minutes=args.compare_minutes,
+        fill_holes=not args.keep_holes, prefill_holes=not args.keep_holes,
+        progress=not args.no_progress,
+    )
+    try:
+        run_demo(settings)
+    except DeltaZError as error:
+        print(f"deltaz demo: error: {error}", file=sys.stderr)
+        return 1
+    return 0

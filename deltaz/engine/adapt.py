@@ -1,0 +1,332 @@
+"""Test-time self-supervised adaptation: fit a trained refiner to a new scene with no ground truth.
+
+:func:`adapt_scan` fine-tunes a **copy** of the refiner on one scan's images and initial depths for a time
+budget, with the losses of :mod:`deltaz.ops.selfsup` (photometric reprojection, geometric consistency between
+refined depths, edge-aware smoothness, an anchor to the trustworthy input); :func:`adapt` runs it on every
+requested scan and writes, under ``out``::
+
+    <out>/checkpoints/<scan>.pt     the adapted refiner: an ordinary DeltaZ checkpoint (deltaz.engine.checkpoint format,
+                                    the run's TrainConfig and model_config inside) for `deltaz evaluate`/`refine`
+    <out>/<scan>/                   a train-ready copy of the scan (layout of deltaz.io.dtu.layout: depths/ = its ground
+                                    truth or 0, images/, initial/ = the input used), plus refined/{vid:03d}.npy
+    <out>/logs/<scan>/              TensorBoard (loss/adapt/<term>)
+    <out>/state/<scan>.pt           resumable state while a scan adapts (removed when it is done)
+    <out>/report.md, report.json    loss curves and, where ground truth exists, before/after scores
+
+Every reference view takes its turn (shuffled passes), with its ``pair.txt`` source views; the sources' refined
+depths for the geometric term come from the same network: ``source_mode="cached"`` (default: the last refined
+depth of each view, refreshed every pass and whenever the view is a reference — one forward per step),
+``"nograd"`` (recomputed each step without gradient) or ``"grad"`` (recomputed with gradient). Ground truth is
+read only to score. Killable: state and outputs are written atomically, a rerun with the same ``out`` skips
+finished scans and resumes the unfinished one. Units: mm, z-depth, 0 = hole; world-to-camera ``E``.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from deltaz.engine import checkpoint as ckpt
+from deltaz.core.errors import ConfigError, DataError
+from deltaz.ops.selfsup import SelfSupInputs, SelfSupWeights, input_agreement, selfsup_losses
+
+__all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "AdaptConfig", "scan_confidence", "scan_inputs", "refine_views",
+           "refine_all", "adapt_scan", "adapt", "state_path", "adapt_method", "demo_adapt_stage"]
+
+SOURCE_MODES = ("cached", "nograd", "grad")
+CONFIDENCE_MODES = ("auto", "sweep", "agreement", "none")
+
+
+@dataclass
+class AdaptConfig:
+    """Settings of an adaptation run (minutes per scan, learning rate per step, dimensionless loss weights)."""
+
+    minutes: float = 3.0
+    max_steps: int | None = None  # also stop after this many steps per scan (tests, benchmarks)
+    lr: float = 1e-4
+    batch_size: int = 2  # reference views per step
+    num_src_views: int = 2  # pair.txt sources per reference
+    source_mode: str = "cached"
+    weights: SelfSupWeights = field(default_factory=SelfSupWeights)
+    confidence: str = "auto"  # anchor weight: auto = agreement (the inputs' multi-view agreement), sweep, none
+    normalise_exposure: bool = True
+    grad_clip: float = 1.0
+    preset: str = "mvs"  # initial depth of scans without initial/ (as in deltaz evaluate)
+    seed: int = 0
+    device: str | None = None
+    save_every_s: float = 30.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.weights, dict):
+            self.weights = SelfSupWeights(**self.weights)
+        checks = [
+            (self.minutes >= 0, "minutes", "must be >= 0 (minutes of adaptation per scan)"),
+            (self.max_steps is None or self.max_steps >= 0, "max_steps", "must be >= 0 or None"),
+            (self.lr > 0, "lr", "must be > 0"),
+            (self.batch_size >= 1, "batch_size", "must be >= 1"),
+            (self.num_src_views >= 1, "num_src_views", "must be >= 1 (the losses compare views)"),
+            (self.source_mode in SOURCE_MODES, "source_mode", f"must be one of {SOURCE_MODES}"),
+            (self.confidence in CONFIDENCE_MODES, "confidence", f"must be one of {CONFIDENCE_MODES}"),
+            (all(v >= 0 for v in self.weights.as_dict().values()), "weights", "must all be >= 0"),
+        ]
+        for ok, name, message in checks:
+            if not ok:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: {message}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["weights"] = self.weights.as_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AdaptConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown AdaptConfig field(s) {unknown}; known: {sorted(names)}")
+        return cls(**data)
+
+
+# =========================================================================== data
+def scan_confidence(data_root: str | Path, scan: str, views, preset: str, mode: str = "auto") -> torch.Tensor | None:
+    """The anchor's confidence of every view's input, ``(N, H, W)`` in [0, 1], or None (``mode="none"``).
+
+    ``"sweep"``: the plane sweep's own (:func:`deltaz.ops.mvs.load_sweep`; inputs from ``--preset planesweep``);
+    ``"agreement"`` (and ``"auto"``): the inputs' multi-view agreement (:func:`deltaz.ops.selfsup.input_agreement`),
+    which works for any input; on the benchmark's tuning scan (plane-sweep input) it kept harm_pct below the
+    unadapted refiner's (6.3 vs 6.7 %), the sweep's own confidence did not (7.4–8.3 %: it is high on many
+    wrong pixels).
+    """
+    scan_dir = Path(data_root) / scan
+    if mode == "none":
+        return None
+    if mode == "sweep":
+        if preset != "planesweep" or (scan_dir / "initial").is_dir():
+            raise ConfigError(f"confidence='sweep' needs the plane sweep's input (--preset planesweep, no initial/ in "
+                              f"{scan_dir}); use --confidence agreement")
+        from deltaz.ops.mvs import load_sweep
+
+        return torch.stack([torch.from_numpy(load_sweep(scan_dir, vid)[1]) for vid in views.view_ids]).clamp(0, 1)
+    out = []
+    for i in range(len(views)):
+        src = views.src_index[i]
+        out.append(input_agreement(views.depth_init[[i]], views.intrinsics[[i]], views.extrinsics[[i]],
+                                   views.depth_init[src][None], views.intrinsics[src][None],
+                                   views.extrinsics[src][None])[0])
+    return torch.stack(out)
+
+
+def scan_inputs(views, idx: list[int], confidence: torch.Tensor | None) -> SelfSupInputs:
+    """:class:`deltaz.ops.selfsup.SelfSupInputs` of the references ``idx`` of a :class:`deltaz.engine.evaluate.ScanViews`."""
+    src = torch.tensor([views.src_index[i] for i in idx], dtype=torch.long)  # (B, S)
+    return SelfSupInputs(
+        depth_init=views.depth_init[idx], image=views.image[idx], K=views.intrinsics[idx], E=views.extrinsics[idx],
+        image_src=views.image[src], K_src=views.intrinsics[src], E_src=views.extrinsics[src],
+        confidence=None if confidence is None else confidence[idx],
+    )
+
+
+def refine_views(model: torch.nn.Module, views, idx: list[int], keep_holes: bool, device) -> torch.Tensor:
+    """:func:`deltaz.model.refine` of the views ``idx`` (with graph unless under ``no_grad``) → ``(B, H, W)`` mm."""
+    from deltaz.model import refine
+
+    image = views.image[idx].to(device) if getattr(model, "in_channels", 1) == 4 else None
+    depth_range = views.depth_range.reshape(1, 2).expand(len(idx), 2).to(device)
+    out = refine(model, views.depth_init[idx].to(device), image=image, depth_range=depth_range, keep_holes=keep_holes)
+    return out["depth_refined"].float()
+
+
+@torch.no_grad()
+def refine_all(model: torch.nn.Module, views, keep_holes: bool, device, batch_size: int = 8) -> torch.Tensor:
+    """Every view of the scan refined, ``(N, H, W)`` mm on ``device`` (holes 0, never negative)."""
+    out = [refine_views(model, views, list(range(i, min(i + batch_size, len(views)))), keep_holes, device)
+           for i in range(0, len(views), batch_size)]
+    depth = torch.cat(out)
+    return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
+
+
+# =========================================================================== the loop
+def state_path(out: str | Path, scan: str) -> Path:
+    """Where the resumable state of ``scan``'s adaptation lives while it runs."""
+    return Path(out) / "state" / f"{scan}.pt"
+
+
+def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch)).tolist()
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _source_depths(model, views, idx, cache, cfg: AdaptConfig, keep_holes: bool, device) -> torch.Tensor:
+    """The sources' refined depths ``(B, S, H, W)`` as ``cfg.source_mode`` says."""
+    src = torch.tensor([views.src_index[i] for i in idx], dtype=torch.long)
+    if cfg.source_mode == "cached":
+        return cache[src]
+    flat = src.reshape(-1).tolist()
+    if cfg.source_mode == "nograd":
+        with torch.no_grad():
+            depth = refine_views(model, views, flat, keep_holes, device)
+    else:
+        depth = refine_views(model, views, flat, keep_holes, device)
+    return depth.reshape(*src.shape, *depth.shape[-2:])
+
+
+def _step(model, optimizer, views, idx, confidence, cache, cfg, keep_holes, device) -> dict[str, float]:
+    """One optimizer step on the references ``idx``; returns the terms (floats)."""
+    depth_ref = refine_views(model, views, idx, keep_holes, device)
+    depth_src = _source_depths(model, views, idx, cache, cfg, keep_holes, device)
+    inputs = scan_inputs(views, idx, confidence).to(device)
+    loss, terms = selfsup_losses(depth_ref, inputs, depth_src, cfg.weights, cfg.normalise_exposure)
+    if not torch.isfinite(loss):
+        return {"nonfinite": 1.0}
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    if cache is not None:
+        cache[idx] = torch.where(depth_ref > 0, depth_ref, torch.zeros_like(depth_ref)).detach()
+    return {k: float(v) for k, v in terms.items()}
+
+
+def _load_state(path: Path, model, optimizer) -> dict[str, Any]:
+    """Resume: restore the model, optimizer and RNG from ``path``; returns the counters and history."""
+    state = ckpt.load_checkpoint(path)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    ckpt.restore_rng_state(state["rng"])
+    return {"step": int(state["step"]), "elapsed_s": float(state["elapsed_s"]), "epoch": int(state["epoch"]),
+            "pos": int(state["pos"]), "history": list(state.get("history") or [])}
+
+
+def _save_state(path: Path, model, optimizer, counters: dict[str, Any], cfg: AdaptConfig) -> None:
+    ckpt.save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                "rng": ckpt.capture_rng_state(), "adapt_config": cfg.to_dict(), **counters})
+
+
+def adapt_scan(base_model: torch.nn.Module, views, confidence: torch.Tensor | None, cfg: AdaptConfig,
+               keep_holes: bool = True, state_file: str | Path | None = None, writer=None,
+               on_step: Callable[[int, dict], None] | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Fine-tune a copy of ``base_model`` on one scan (:class:`deltaz.engine.evaluate.ScanViews` with images).
+
+    Stops after ``cfg.minutes`` of adaptation (checked every step; a resumed run counts the time already
+    spent) or ``cfg.max_steps`` steps. ``state_file``: resumable state, saved every ``cfg.save_every_s`` s and
+    at the end (atomic). ``writer``: a TensorBoard ``SummaryWriter`` (``loss/adapt/<term>``).
+    Returns the adapted model (eval mode) and ``{"steps", "elapsed_s", "history": [{step, t_s, terms…}],
+    "stopped_by", "source_mode"}``.
+    """
+    from tqdm.auto import tqdm
+
+    if views.image is None:
+        raise DataError(f"{views.scan}: adaptation needs the scan's images/ (the photometric term compares views)")
+    if views.num_src == 0:
+        raise DataError(f"{views.scan}: adaptation needs at least 2 views with pair.txt sources; the scan has "
+                        f"{len(views)} view(s) and no source views")
+    device = next(base_model.parameters()).device
+    model = copy.deepcopy(base_model).eval()  # eval: BatchNorm (mvsnet_refine) keeps its statistics
+    for p in model.parameters():
+        p.requires_grad_(True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    counters = {"step": 0, "elapsed_s": 0.0, "epoch": 0, "pos": 0, "history": []}
+    state_file = Path(state_file) if state_file is not None else None
+    if state_file is not None and state_file.is_file():
+        counters = _load_state(state_file, model, optimizer)
+    confidence = None if confidence is None else confidence.to(device)
+    t0 = time.perf_counter() - counters["elapsed_s"]
+    cache = refine_all(model, views, keep_holes, device) if cfg.source_mode == "cached" else None
+    budget_s = cfg.minutes * 60.0
+    bar = tqdm(total=None if cfg.max_steps is None else cfg.max_steps, initial=counters["step"],
+               desc=f"adapt {views.scan}", unit="step", disable=not cfg.progress, leave=False)
+    last_save, stopped_by = time.perf_counter(), "minutes"
+    while True:
+        if cfg.max_steps is not None and counters["step"] >= cfg.max_steps:
+            stopped_by = "max_steps"
+            break
+        if time.perf_counter() - t0 >= budget_s:
+            break
+        batches = _batches(len(views), cfg.batch_size, cfg.seed, counters["epoch"])
+        if counters["pos"] >= len(batches):
+            counters["epoch"], counters["pos"] = counters["epoch"] + 1, 0
+            if cache is not None:
+                cache = refine_all(model, views, keep_holes, device)
+            continue
+        terms = _step(model, optimizer, views, batches[counters["pos"]], confidence, cache, cfg, keep_holes, device)
+        counters["pos"] += 1
+        counters["step"] += 1
+        counters["elapsed_s"] = time.perf_counter() - t0
+        record = {"step": counters["step"], "t_s": round(counters["elapsed_s"], 2), **terms}
+        counters["history"].append(record)
+        if writer is not None:
+            for name, value in terms.items():
+                writer.add_scalar(f"loss/adapt/{name}", value, counters["step"])
+        if on_step is not None:
+            on_step(counters["step"], record)
+        bar.update(1)
+        if "total" in terms:
+            bar.set_postfix(loss=f"{terms['total']:.4f}")
+        if state_file is not None and time.perf_counter() - last_save >= cfg.save_every_s:
+            _save_state(state_file, model, optimizer, counters, cfg)
+            last_save = time.perf_counter()
+    bar.close()
+    counters["elapsed_s"] = time.perf_counter() - t0
+    if state_file is not None:
+        _save_state(state_file, model, optimizer, counters, cfg)
+    model.eval()
+    return model, {"steps": counters["step"], "elapsed_s": counters["elapsed_s"], "history": counters["history"],
+                   "stopped_by": stopped_by, "source_mode": cfg.source_mode}
+
+
+def adapt(checkpoint: str | Path, data_root: str | Path, out: str | Path, scans: list[str] | None = None,
+          config: AdaptConfig | None = None) -> dict[str, Any]:
+    """Adapt ``checkpoint`` to each scan of ``data_root`` (default: all) and write everything under ``out``
+    (see the module docstring). Returns the report dict (also ``<out>/report.json``)."""
+    from deltaz.engine.adapt_outputs import run_scans
+
+    return run_scans(checkpoint, data_root, out, scans, config or AdaptConfig())
+
+
+
+def adapt_method(model: torch.nn.Module, device, keep_holes: bool, data_root: str | Path, preset: str,
+                 minutes: float, progress: bool = False, config: AdaptConfig | None = None):
+    """An evaluation method (:mod:`deltaz.engine.evaluate`'s ``(views, idx) -> (B, H, W)``) for the row ``deltaz+adapt``:
+    on the first call for a scan it adapts a copy of ``model`` to that scan (``minutes``, no ground truth, its
+    images reloaded from ``data_root``), refines every view, and serves the views asked for."""
+    from dataclasses import replace
+
+    from deltaz.engine.evaluate import load_scan_views
+
+    cfg = replace(config or AdaptConfig(), minutes=float(minutes), preset=preset, progress=progress)
+    done: dict[str, torch.Tensor] = {}
+
+    def apply(views, idx) -> torch.Tensor:
+        if views.scan not in done:
+            done.clear()  # one scan at a time
+            full = load_scan_views(data_root, views.scan, cfg.num_src_views, preset, use_images=True)
+            if full.view_ids != views.view_ids:
+                raise DataError(f"{views.scan}: the adapted views {full.view_ids[:4]}... differ from the evaluated ones")
+            confidence = scan_confidence(data_root, views.scan, full, preset, cfg.confidence)
+            adapted, _ = adapt_scan(model, full, confidence, cfg, keep_holes)
+            done[views.scan] = refine_all(adapted, full, keep_holes, device).cpu()
+        return done[views.scan][list(idx)]
+
+    return apply
+
+
+def demo_adapt_stage(checkpoint: str | Path, test_root: str | Path, out_dir: str | Path, adapt_minutes: float,
+                     preset: str = "mvs", progress: bool = True) -> dict[str, Any] | None:
+    """The demo's optional adaptation stage (``DemoSettings.adapt_minutes``, default 0 = skipped): adapt the
+    trained checkpoint to every held-out scan of ``test_root`` (no ground truth used), writing
+    ``<out_dir>/report.md`` etc. Returns :func:`adapt`'s report, or None when ``adapt_minutes <= 0``."""
+    if adapt_minutes <= 0:
+        return None
+    return adapt(checkpoint, test_root, out_dir, None, AdaptConfig(minutes=adapt_minutes, preset=preset,
+                                                                 progress=progress))

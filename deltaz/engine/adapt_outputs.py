@@ -1,0 +1,246 @@
+"""What ``deltaz adapt`` writes: the adapted checkpoint, the refined scan, the scores and the report.
+
+Layout under ``out`` (see :mod:`deltaz.engine.adapt`): ``checkpoints/<scan>.pt``, ``<scan>/`` (train-ready copy with
+``refined/{vid:03d}.npy``), ``logs/<scan>/``, ``state/<scan>.pt`` while running, ``report.md``/``report.json``.
+Every file is written atomically; a scan counts as done when its checkpoint and its scan folder (published
+last, by :class:`deltaz.io.dtu.layout.ScanWriter`) both exist. Scores use the ground truth (``depths/``) only
+when the scan has one: covered pixels = ground truth and an input depth; ``mae_covered_mm``, and
+:func:`deltaz.ops.metrics.harm_metrics`' ``mae_good_mm`` / ``harm_pct`` of input, unadapted and adapted refiner.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deltaz.engine import checkpoint as ckpt
+from deltaz.core.errors import DataError
+from deltaz.engine.device import resolve_device
+
+__all__ = ["REFINED_DIR", "score_depths", "write_adapted_checkpoint", "write_refined_scan", "load_adapted_view",
+           "run_scans", "report_markdown"]
+
+#: Folder of the adapted refiner's depths inside ``<out>/<scan>/``.
+REFINED_DIR = "refined"
+
+
+# =========================================================================== scores
+def score_depths(pred: torch.Tensor, init: torch.Tensor, gt: torch.Tensor,
+                 mask: torch.Tensor | None = None) -> dict[str, float]:
+    """``mae_covered_mm`` (MAE over ground truth ∧ input), ``mae_good_mm``, ``harm_pct``, ``help_pct``,
+    ``n_covered`` of ``pred (N, H, W)`` mm against ``gt`` with input ``init``; ``mask`` restricts the pixels."""
+    from deltaz.ops.metrics import harm_metrics
+
+    covered = (gt > 0) & (init > 0)
+    if mask is not None:
+        covered = covered & mask
+    harm = harm_metrics(pred, init, gt, mask)
+    mae = float((pred - gt).abs()[covered].double().mean()) if covered.any() else float("nan")
+    return {"mae_covered_mm": mae, "mae_good_mm": harm["mae_good_mm"], "harm_pct": harm["harm_pct"],
+            "help_pct": harm["help_pct"], "n_covered": int(covered.sum())}
+
+
+def score_scan(views, before: torch.Tensor, after: torch.Tensor) -> dict[str, dict[str, float]] | None:
+    """Rows ``input``, ``deltaz`` (unadapted), ``deltaz+adapt`` for a scan with ground truth, else None."""
+    gt = views.depth
+    if not (gt > 0).any():
+        return None
+    init = views.depth_init
+    return {"input": score_depths(init, init, gt), "deltaz": score_depths(before, init, gt),
+            "deltaz+adapt": score_depths(after, init, gt)}
+
+
+# =========================================================================== files
+def write_adapted_checkpoint(path: Path, model: torch.nn.Module, source_state: dict[str, Any],
+                             adapt_info: dict[str, Any]) -> Path:
+    """An ordinary DeltaZ checkpoint (:mod:`deltaz.engine.checkpoint` keys; the source run's ``config`` with
+    ``extra["adapt"]``, this model's ``model_config``) that :func:`deltaz.engine.evaluate.load_refiner` reads."""
+    from deltaz.model import model_config
+
+    config = dict(source_state.get("config") or {})
+    config["extra"] = {**dict(config.get("extra") or {}), "adapt": adapt_info}
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(config.get("lr", 1e-4)))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=int(config.get("scheduler_t0", 10)))
+    return ckpt.save_checkpoint(path, {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "scaler": torch.amp.GradScaler("cpu", enabled=False).state_dict(),
+        "epoch": int(source_state.get("epoch", 0)), "batch_in_epoch": 0,
+        "step": int(source_state.get("step", 0)) + int(adapt_info.get("steps", 0)), "best_val_mae": None,
+        "config": config, "model_config": model_config(model), "rng": ckpt.capture_rng_state(),
+    })
+
+
+def write_refined_scan(out: Path, data_root: Path, views, refined: torch.Tensor) -> Path:
+    """``<out>/<scan>``: a train-ready copy of the scan (ground truth or 0 in ``depths/``, ``images/``,
+    ``initial/`` = the input adapted on) with ``refined/{vid:03d}.npy`` (float32 mm, 0 = hole), published
+    atomically by :class:`deltaz.io.dtu.layout.ScanWriter`."""
+    from deltaz.io.dtu.layout import ScanWriter, read_meta, read_scan_pairs
+
+    source_dir = Path(data_root) / views.scan
+    meta = read_meta(source_dir)
+    with ScanWriter(out, views.scan) as writer:
+        for i, vid in enumerate(views.view_ids):
+            writer.add_view(vid, depth=views.depth[i].numpy(), intrinsics=views.intrinsics[i].numpy(),
+                            extrinsics=views.extrinsics[i].numpy(), image=views.image[i].numpy().clip(0, 1),
+                            initial=views.depth_init[i].numpy())
+        folder = writer.tmp_dir / REFINED_DIR
+        folder.mkdir()
+        for i, vid in enumerate(views.view_ids):
+            np.save(folder / f"{vid:03d}.npy", refined[i].cpu().numpy().astype(np.float32))
+        keep = {k: meta[k] for k in ("depth_range_mm", "light") if k in meta}
+        return writer.finish(read_scan_pairs(source_dir), {**keep, "source": f"adapt:{meta.get('source', '')}"})
+
+
+def load_adapted_view(scan_dir: str | Path, view_id: int) -> dict[str, Any]:
+    """One view of an adapted scan as the viewers (:func:`deltaz.course.widgets.depth_viewer`) take it:
+    ``depth_init``, ``depth_refined``, ``depth`` (ground truth, or None without), ``image (3, H, W)``,
+    ``intrinsics``, ``extrinsics``, ``scan``, ``view_id``."""
+    from deltaz.io.dtu.layout import load_view
+
+    scan_dir = Path(scan_dir)
+    path = scan_dir / REFINED_DIR / f"{int(view_id):03d}.npy"
+    if not path.is_file():
+        raise DataError(f"{path}: no refined depth; run `deltaz adapt` for this scan first")
+    view = load_view(scan_dir, view_id)
+    gt = view["depth"]
+    return {"depth_init": view.get("initial"), "depth_refined": np.load(path), "depth": gt if (gt > 0).any() else None,
+            "image": view.get("image"), "intrinsics": view["intrinsics"], "extrinsics": view["extrinsics"],
+            "scan": scan_dir.name, "view_id": int(view_id)}
+
+
+# =========================================================================== the run
+def _scan_done(out: Path, scan: str) -> bool:
+    from deltaz.io.dtu.layout import is_complete_scan
+
+    return (out / "checkpoints" / f"{scan}.pt").is_file() and is_complete_scan(out / scan) and \
+        (out / scan / REFINED_DIR).is_dir()
+
+
+def _clean_stale(out: Path) -> None:
+    """Remove temporary files a killed run left behind (``atomic_path`` leftovers ``.<name>.*.tmp``)."""
+    for folder in (out, out / "state", out / "checkpoints"):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def _adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg, device) -> dict[str, Any]:
+    """Load, adapt, refine, write and score one scan; returns its report entry."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from deltaz.engine.adapt import adapt_scan, refine_all, scan_confidence, state_path
+    from deltaz.engine.evaluate import load_scan_views
+
+    t0 = time.perf_counter()
+    views = load_scan_views(data_root, scan, cfg.num_src_views, cfg.preset, use_images=True)
+    confidence = scan_confidence(data_root, scan, views, cfg.preset, cfg.confidence)
+    before = refine_all(model, views, keep_holes, device).cpu()
+    writer = SummaryWriter(log_dir=str(out / "logs" / scan))
+    try:
+        adapted, info = adapt_scan(model, views, confidence, cfg, keep_holes, state_path(out, scan), writer)
+    finally:
+        writer.close()
+    after = refine_all(adapted, views, keep_holes, device).cpu()
+    adapt_info = {"scan": scan, "data_root": str(data_root), "steps": info["steps"],
+                  "elapsed_s": round(info["elapsed_s"], 2), "config": cfg.to_dict()}
+    write_adapted_checkpoint(out / "checkpoints" / f"{scan}.pt", adapted, source_state, adapt_info)
+    write_refined_scan(out, data_root, views, after)
+    entry = {"scan": scan, "n_views": len(views), "steps": info["steps"], "adapt_s": round(info["elapsed_s"], 2),
+             "total_s": round(time.perf_counter() - t0, 2), "stopped_by": info["stopped_by"],
+             "history": info["history"], "scores": score_scan(views, before, after),
+             "checkpoint": str(out / "checkpoints" / f"{scan}.pt"), "refined": str(out / scan / "refined")}
+    (out / "state" / f"{scan}.pt").unlink(missing_ok=True)
+    ckpt_entry = out / "scans" / f"{scan}.json"
+    from deltaz.engine.report import write_json
+
+    write_json(ckpt_entry, entry)
+    return entry
+
+
+def run_scans(checkpoint, data_root, out, scans, cfg) -> dict[str, Any]:
+    """:func:`deltaz.engine.adapt.adapt`: every scan in turn (finished ones are read back, not redone)."""
+    from deltaz.io.dtu.layout import list_scans
+    from deltaz.engine.evaluate import load_refiner
+    from deltaz.engine.report import machine_info, write_json
+
+    data_root, out = Path(data_root), Path(out)
+    available = list_scans(data_root)
+    scans = list(scans or available)
+    missing = [s for s in scans if s not in available]
+    if missing:
+        raise DataError(f"--scans: {missing} not found under --data-root {data_root} (it holds {available[:6]})")
+    device = resolve_device(cfg.device)
+    model, _, path = load_refiner(checkpoint, device)
+    source_state = ckpt.load_checkpoint(path)
+    keep_holes = not bool((source_state.get("config") or {}).get("fill_holes", False))
+    out.mkdir(parents=True, exist_ok=True)
+    _clean_stale(out)
+    entries = []
+    for scan in scans:
+        done_file = out / "scans" / f"{scan}.json"
+        if _scan_done(out, scan) and done_file.is_file():
+            entries.append(json.loads(done_file.read_text()))
+            print(f"deltaz adapt: {scan} already adapted in {out}; skipped", file=sys.stderr)
+            continue
+        entries.append(_adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg, device))
+    report = {"checkpoint": str(path), "data_root": str(data_root), "out": str(out), "config": cfg.to_dict(),
+              "device": str(device), "machine": machine_info(), "torch_threads": torch.get_num_threads(),
+              "scans": entries}
+    write_json(out / "report.json", report)
+    from deltaz.io.dtu.formats import atomic_write_text
+
+    atomic_write_text(out / "report.md", report_markdown(report))
+    return report
+
+
+# =========================================================================== report
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "–" if value != value else f"{value:.3f}"
+    return str(value)
+
+
+def _curve(history: list[dict[str, Any]], points: int = 8) -> list[dict[str, Any]]:
+    """About ``points`` evenly spaced records of a loss history (first and last included)."""
+    if len(history) <= points:
+        return history
+    idx = sorted({int(round(x)) for x in np.linspace(0, len(history) - 1, points)})
+    return [history[i] for i in idx]
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """``report.md``: settings, per-scan time, before/after scores, and each scan's loss curve."""
+    from deltaz.ops.selfsup import SELFSUP_TERMS
+
+    cfg = report["config"]
+    lines = ["# DeltaZ test-time adaptation\n",
+             f"- checkpoint: `{report['checkpoint']}`; data: `{report['data_root']}`; device {report['device']}, "
+             f"{report['torch_threads']} torch thread(s)",
+             f"- {cfg['minutes']} min per scan, lr {cfg['lr']}, {cfg['batch_size']} reference(s) per step, "
+             f"{cfg['num_src_views']} source(s), sources `{cfg['source_mode']}`, weights {cfg['weights']}, "
+             f"anchor confidence `{cfg['confidence']}`, input preset `{cfg['preset']}`",
+             "- scores (ground truth used only here): covered pixels = ground truth and an input depth; mm, %\n",
+             "| scan | views | steps | adapt s | total s | method | mae_covered_mm | mae_good_mm | harm_pct |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for entry in report["scans"]:
+        head = f"| {entry['scan']} | {entry['n_views']} | {entry['steps']} | {entry['adapt_s']} | {entry['total_s']} |"
+        if not entry.get("scores"):
+            lines.append(head + " (no ground truth) | | | |")
+            continue
+        for i, (method, row) in enumerate(entry["scores"].items()):
+            prefix = head if i == 0 else "| | | | | |"
+            lines.append(f"{prefix} {method} | {_fmt(row['mae_covered_mm'])} | {_fmt(row['mae_good_mm'])} | "
+                         f"{_fmt(row['harm_pct'])} |")
+    for entry in report["scans"]:
+        lines += [f"\n## Loss curve: {entry['scan']}\n", "| step | t (s) | " + " | ".join(SELFSUP_TERMS) + " | total |",
+                  "|---" * (len(SELFSUP_TERMS) + 3) + "|"]
+        for rec in _curve(entry["history"]):
+            lines.append(f"| {rec['step']} | {rec['t_s']} | " +
+                         " | ".join(f"{rec.get(t, float('nan')):.5f}" for t in (*SELFSUP_TERMS, "total")) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,26 @@
+"""Plane-sweep multi-view stereo: a real initial-depth source for the refiner (DESIGN.md §5).
+
+* :func:`plane_sweep` — one reference view against its source views: fronto-parallel planes, source
+  images warped through :mod:`deltaz.core.geometry`, a ZNCC cost, best-k source aggregation, box-filter
+  cost aggregation, winner-take-all with parabola sub-plane refinement and a softmax confidence.
+* :func:`geometric_filter` — MVSNet-style multi-view consistency check across the views of a scan.
+* :func:`sweep_scan` / :func:`load_sweep` — run both on a train-ready scan and cache the result in
+  ``scan_dir/planesweep/``.
+
+Its errors (texture-less regions, occlusion edges, specular highlights) are the ones a refiner learns
+to fix; its holes and confidence come from the algorithm itself.
+"""
+
+from deltaz.ops.mvs.filter import geometric_filter
+from deltaz.ops.mvs.scan import SWEEP_DIR, load_sweep, sweep_scan
+from deltaz.ops.mvs.sweep import SweepResult, plane_depths, plane_sweep
+
+__all__ = [
+    "SWEEP_DIR",
+    "SweepResult",
+    "geometric_filter",
+    "load_sweep",
+    "plane_depths",
+    "plane_sweep",
+    "sweep_scan",
+]
