@@ -10,6 +10,43 @@ from deltaz.core.errors import ConfigError
 from deltaz.io.dtu import splits as dtu_splits
 
 
+def resolve_split(split: str, sources: Sequence[str] | None, val_split: float | None = None) -> tuple[str, str]:
+    """The split mode actually used for ``split`` and scans with ``meta.json`` ``sources``, and why.
+
+    Returns ``(mode, reason)``: ``mode`` is ``"mvsnet"`` or ``"random"``; ``reason`` is one line for a
+    log, e.g. ``"mvsnet: every scan is real DTU"``. ``split="auto"`` means ``mvsnet`` only when every
+    source is real DTU (starts with ``"dtu"``; synthetic scans record ``"synthetic"``). When the mvsnet
+    split is used and ``val_split`` is given, the reason says that MVSNet's lists fix the validation
+    scenes and ``val_split`` only switches validation on (> 0) or off (0).
+
+    Raises :class:`ConfigError` for an unknown ``split``.
+    """
+    if split not in ("auto", "random", "mvsnet"):
+        raise ConfigError(f"split={split!r}: must be 'auto', 'random' or 'mvsnet'")
+    kinds = sorted({str(s) for s in sources or []})
+    is_dtu = bool(sources) and all(str(s).lower().startswith("dtu") for s in sources)
+    if split == "auto":
+        if is_dtu:
+            mode, reason = "mvsnet", "mvsnet: every scan is real DTU"
+        else:
+            mode = "random"
+            if not sources:
+                what = "no scan source is known"
+            elif kinds == ["synthetic"]:
+                what = "the scans are synthetic (source: synthetic)"
+            else:
+                what = f"the scans are not all real DTU (source: {', '.join(kinds)})"
+            reason = f"random: {what}, MVSNet's lists apply only to real DTU"
+    else:
+        mode, reason = split, f"{split}: requested (--split {split})"
+    if mode == "mvsnet" and val_split is not None:
+        if val_split > 0:
+            reason += f"; --val-split {val_split:g} has no effect on the scenes: MVSNet's validation list is used"
+        else:
+            reason += "; --val-split 0: no validation scenes"
+    return mode, reason
+
+
 def split_scans(
     scans: Sequence[str],
     val_split: float = 0.1,
@@ -23,19 +60,15 @@ def split_scans(
     ``val_split > 0``) go to validation. ``split="mvsnet"``: MVSNet's official train/val lists
     (:mod:`deltaz.io.dtu.splits`); scans in its test list are left out. ``split="auto"``: ``mvsnet``
     when every scan's ``meta.json`` source is real DTU (``sources`` start with ``"dtu"``), else
-    ``random``.
+    ``random`` (:func:`resolve_split` gives the mode and a one-line reason for a log).
 
     Raises :class:`ConfigError` when the split leaves no training scene, or no validation scene while
     ``val_split > 0``.
     """
-    if split not in ("auto", "random", "mvsnet"):
-        raise ConfigError(f"split={split!r}: must be 'auto', 'random' or 'mvsnet'")
     if not 0.0 <= val_split < 1.0:
         raise ConfigError(f"val_split={val_split!r}: must be in [0, 1)")
+    split, _ = resolve_split(split, sources)
     scans = sorted(scans)
-    if split == "auto":
-        is_dtu = bool(sources) and all(str(s).lower().startswith("dtu") for s in sources)
-        split = "mvsnet" if is_dtu else "random"
     if split == "mvsnet":
         train_set = set(dtu_splits.scan_list("train"))
         val_set = set(dtu_splits.scan_list("val"))
