@@ -143,7 +143,7 @@ def test_depth_row_shares_ranges_across_panels(view):
     fig = viz.render_depth_row(layers, pixel=(4, 4), title="scan1 view 0")
     maps = images(fig)
     assert len(maps) == 5 and len(fig.axes) == 10  # five maps, five colour bars
-    assert [ax.get_title() for ax in maps] == [viz._LABELS[n] for n in ("initial", "refined", "gt", "delta_z", "error")]
+    assert [ax.get_title() for ax in maps] == [viz.LAYER_LABELS[n] for n in ("initial", "refined", "gt", "delta_z", "error")]
     assert fig.get_suptitle() == "scan1 view 0"
     clims = [ax.images[0].get_clim() for ax in maps]
     assert clims[0] == clims[1] == clims[2]
