@@ -104,18 +104,32 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return checkpoint
 
 
+def find_checkpoint(candidate: str | Path, names: tuple[str, ...] = (BEST_NAME, LAST_NAME)) -> Path | None:
+    """The one checkpoint finder: the file a path names, or ``None`` when there is none.
+
+    A file is itself; a folder gives the first of ``names`` (default ``best.pt``, then ``last.pt``) found
+    in the folder, then in its ``checkpoints/`` (a run folder). Resuming asks for ``names=(LAST_NAME,)``.
+    """
+    path = Path(candidate)
+    if path.is_file():
+        return path
+    for folder in (path, path / "checkpoints"):
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
 def resolve_resume_path(resume: str | Path, checkpoint_dir: str | Path) -> Path:
     """Which file ``--resume`` means: ``""``/``"latest"`` -> ``<checkpoint_dir>/last.pt``; a folder ->
-    its ``last.pt``; a file -> itself. Raises :class:`DataError` when nothing is there."""
+    its ``last.pt`` (:func:`find_checkpoint`); a file -> itself. Raises :class:`DataError` when nothing is there."""
     if resume in ("", "latest", None):
-        candidate = Path(checkpoint_dir) / LAST_NAME
-        where = f"--checkpoint-dir {checkpoint_dir}"
+        folder, where = Path(checkpoint_dir), f"--checkpoint-dir {checkpoint_dir}"
     else:
-        candidate = Path(resume)
-        if candidate.is_dir():
-            candidate = candidate / LAST_NAME
-        where = f"--resume {resume}"
-    if not candidate.is_file():
+        folder, where = Path(resume), f"--resume {resume}"
+    found = find_checkpoint(folder, (LAST_NAME,))
+    candidate = found or (folder if folder.suffix == ".pt" else folder / LAST_NAME)
+    if found is None:
         raise DataError(f"{candidate}: no checkpoint to resume from ({where}); train without --resume first")
     return candidate
 

@@ -13,15 +13,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from deltaz.core.atomic import atomic_write_text
 from deltaz.core.errors import ConfigError
+from deltaz.ops.losses import LossWeights
+from deltaz.model import INPUT_OPTIONS, MODELS as MODEL_REGISTRY
 from deltaz.ops.corrupt import INITIAL_MODELS, PRESETS as CORRUPT_PRESETS, parse_initial_mix  # noqa: F401 (re-exported)
 
+#: The TrainConfig field behind each constructor argument of :func:`deltaz.model.build_model` (``name`` = the
+#: registry key): the model's signature on the config side; :func:`deltaz.model.model_config` is the model side.
+MODEL_ARGS = {
+    "model": "name", "base_channel": "base_channel", "unet_depth": "depth", "out_confidence": "out_confidence",
+    "use_images": "in_channels", "depth_scale_mm": "depth_scale_mm", "prefill_holes": "prefill_holes",
+    "depth_scale_rel": "depth_scale_rel",
+}
 #: Fields that fix the network (shape and input options): a checkpoint is only loadable into a model with equal values.
-MODEL_FIELDS = (
-    "model", "base_channel", "unet_depth", "out_confidence", "use_images", "depth_scale_mm", "prefill_holes",
-    "depth_scale_rel",
-)
+MODEL_FIELDS = tuple(MODEL_ARGS)
 
 #: The loss-weight fields, in the order of ``deltaz.ops.losses.LossWeights``.
 LOSS_WEIGHT_FIELDS = ("w_depth", "w_improvement", "w_magnitude", "w_smoothness", "w_multiview", "w_confidence")
@@ -34,7 +42,26 @@ PRESETS = tuple(CORRUPT_PRESETS)  # the simulation presets of deltaz.ops.corrupt
 #: Where each view's initial depth comes from (see deltaz.data.DepthRefinementDataset).
 INITIAL_SOURCES = ("auto", "simulate", "estimator")
 SPLITS = ("auto", "random", "mvsnet")
-MODELS = ("deltaz_unet", "mvsnet_refine")
+MODELS = tuple(MODEL_REGISTRY)  # the names of deltaz.model.MODELS
+MULTIVIEW_TARGETS = ("gt", "refined")
+#: The choices of a field (the CLI's ``choices`` and :meth:`TrainConfig.validate` use the same tuples).
+CHOICES = {"split": SPLITS, "model": MODELS, "initial_source": INITIAL_SOURCES, "multiview_target": MULTIVIEW_TARGETS}
+
+
+def _f(default: Any = None, help: str | None = None, *, factory: Any = None, **cli: Any) -> Any:
+    """A dataclass field whose ``metadata`` holds its command-line help (``deltaz train`` makes a flag of every
+    field with a help) and argparse extras (``flag``, ``metavar``, ``nargs``)."""
+    meta = {"help": help, **cli} if help else {}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+_PRESET_HELP = (
+    "initial-depth model when a scan has no initial/: " + ", ".join(CORRUPT_PRESETS) + " (simulated from the "
+    "ground truth), planesweep / planesweep_raw (deltaz.ops.mvs on the images after / before its geometric filter, "
+    "cached in each scan), or a weighted mix such as planesweep_raw:0.6,mvs:0.3,none:0.1"
+)
 
 
 @dataclass
@@ -44,75 +71,87 @@ class TrainConfig:
     ``None`` means "not limited" for ``max_steps``/``max_minutes``/``val_max_batches``, "cuda if
     available else cpu" for ``device`` and "the :class:`deltaz.ops.losses.LossWeights` default" for the
     ``w_*`` loss weights (:meth:`resolved` fills both in; checkpoints store the resolved values).
+    A field's ``metadata["help"]`` is its ``deltaz train`` flag help (:mod:`deltaz.engine.train.cli`).
     """
 
     # data
-    data_root: str = ""
-    batch_size: int = 4
-    num_views: int = 2
-    val_split: float = 0.1
-    split: str = "auto"  # "auto" | "random" | "mvsnet" (see deltaz.data.split_scans)
+    data_root: str = _f("", "folder of train-ready scans (scan*/ from `deltaz parse`)")
+    batch_size: int = _f(4, "samples per batch, all from one scan")
+    num_views: int = _f(2, "views per sample: the reference + its best source views")
+    val_split: float = _f(0.1, "fraction of scans held out for validation (by scene)")
+    split: str = _f("auto", "scene split: MVSNet's lists for real DTU (auto), a seeded random split, or mvsnet")
     # initial-depth model when a scan has no initial/ folder: a name of INITIAL_MODELS or a weighted mix,
     # e.g. "planesweep:0.6,mvs:0.3,none:0.1" (drawn per view and epoch in training, fixed per view in validation)
-    preset: str = "mvs"
-    use_images: bool = False  # feed the RGB image to the network (image guidance)
-    num_workers: int = 0
-    crop: list[int] | None = None  # [h, w]: train on random windows of every view (validation: whole views)
+    preset: str = _f("mvs", _PRESET_HELP, metavar="MODEL[:W,...]")
+    use_images: bool = _f(False, "feed the RGB image to the network (image guidance)", flag="--images")
+    num_workers: int = _f(0, "data-loader worker processes")
+    crop: list[int] | None = _f(None, "train on random H x W windows of the views (cheaper steps, more of them in a "
+                                "time budget); validation sees whole views", nargs=2, metavar=("H", "W"))
     # initial depth: "auto" = initial/ when a scan has it, else simulated with `preset`; "simulate" = always
     # simulated; "estimator" = `estimator` ("package.module:name", deltaz.ops.align.load_estimator) run on each
     # view's image and aligned (scale/shift) to the ground truth at a random `align_fraction` of its pixels
-    initial_source: str = "auto"
-    estimator: str = ""
-    align_fraction: float = 0.01
+    initial_source: str = _f("auto", "initial depths: initial/ when present else simulated (auto), always simulated, "
+                             "or from --estimator")
+    estimator: str = _f("", "with --initial-source estimator: your depth network, image (3,H,W) -> depth up to "
+                        "scale/shift (deltaz.ops.align.load_estimator); aligned to the ground truth at "
+                        "--align-fraction of the pixels", metavar="MODULE:NAME")
+    align_fraction: float = _f(0.01, "share of GT pixels used to align --estimator")
     # optimisation
-    num_epochs: int = 50
-    lr: float = 1e-4
+    num_epochs: int = _f(50, "epochs to train (total, counting resumed ones)")
+    lr: float = _f(1e-4, "Adam learning rate")
     weight_decay: float = 1e-6
     grad_clip: float = 1.0
     scheduler_t0: int = 10  # CosineAnnealingWarmRestarts period, in epochs
-    seed: int = 0
-    max_steps: int | None = None
-    max_minutes: float | None = None
+    seed: int = _f(0, "seed of the weights, data order and training corruption")
+    max_steps: int | None = _f(None, "stop after this many optimizer steps")
+    max_minutes: float | None = _f(None, "stop after this many wall-clock minutes (time budget)")
     max_nonfinite: int = 5  # consecutive non-finite losses before the run stops
     # multi-scale losses (deltaz.ops.multiscale): depth, smoothness and multi-view terms at len(scale_weights)
     # levels (full, 1/2, 1/4 resolution, ...), level k weighted by scale_weights[k]
-    multiscale: bool = False
-    scale_weights: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.25])
+    multiscale: bool = _f(False, "depth, smoothness and multi-view losses on a 3-level pyramid (deltaz.ops.multiscale)")
+    scale_weights: list[float] = _f(help="with --multiscale: weight of each pyramid level, full resolution first "
+                                    "(one level per weight)", factory=lambda: [1.0, 0.5, 0.25], metavar="W")
     # loss weights (None = LossWeights default)
-    w_depth: float | None = None
-    w_improvement: float | None = None
-    w_magnitude: float | None = None
-    w_smoothness: float | None = None
-    w_multiview: float | None = None
-    w_confidence: float | None = None  # Laplacian NLL of the confidence head (out_confidence=True)
+    w_depth: float | None = _f(None, "weight of the L1 depth loss (mm)")
+    w_improvement: float | None = _f(None, "weight of the do-no-harm improvement loss")
+    w_magnitude: float | None = _f(None, "weight of the delta_z magnitude loss")
+    w_smoothness: float | None = _f(None, "weight of the edge-aware smoothness loss")
+    w_multiview: float | None = _f(None, "weight of the multi-view consistency loss")
+    w_confidence: float | None = _f(None, "weight of the confidence (Laplacian NLL) loss")
     # model
-    model: str = "deltaz_unet"
-    base_channel: int = 32
-    unet_depth: int = 4
-    out_confidence: bool = False
+    model: str = _f("deltaz_unet", "refinement network")
+    base_channel: int = _f(32, "channels of the network's first level")
+    unet_depth: int = _f(4, "number of U-Net downsamplings (deltaz_unet)")
+    out_confidence: bool = _f(False, "also predict a per-pixel confidence", flag="--confidence")
     # input options of the model (deltaz.model): a fixed normalisation half span in mm instead of the depth
     # range's (None), and a classical pre-fill of the initial depth's holes that Δz starts from
-    depth_scale_mm: float | None = None
-    prefill_holes: bool = False
+    depth_scale_mm: float | None = _f(
+        None, "normalise the network's depth input by this fixed half span in mm around the middle of the scan's "
+        "depth range (the demo uses 20) instead of by the whole range", metavar="MM")
+    prefill_holes: bool = _f(False, "with --fill-holes: start each hole from a classical fill of its neighbours "
+                             "instead of 0 mm (the demo's recipe)")
     # scale-free normalisation: half span = depth_scale_rel × the input's median depth (overrides depth_scale_mm)
-    depth_scale_rel: float | None = None
+    depth_scale_rel: float | None = _f(
+        None, "scale-free normalisation: half span = R x the input's median depth (e.g. 0.03); overrides "
+        "--depth-scale-mm and works at any scene scale", metavar="R")
     # Let the model fill holes of the initial depth (refine(keep_holes=False)). Off by default: a filled
     # hole starts at depth_refined = delta_z ~ 0 mm, whose huge inverse depth makes the smoothness loss
     # dominate (and gradient clipping then starves the depth term).
-    fill_holes: bool = False
+    fill_holes: bool = _f(False, "let the model fill holes of the initial depth (default: holes stay holes)")
     # what the multi-view loss compares the reference with: the sources' ground truth ("gt") or their refined
     # depths ("refined", computed by the same network without gradient; single-scale only)
-    multiview_target: str = "gt"
+    multiview_target: str = _f("gt", "multi-view loss against the sources' ground truth (gt) or their refined "
+                               "depths (refined, no gradient)")
     # hardware
-    device: str | None = None
-    amp: bool = False
+    device: str | None = _f(None, "cuda or cpu (default: cuda when available, else cpu)")
+    amp: bool = _f(False, "mixed precision on CUDA (bf16, or fp16 + GradScaler); ignored with a warning on CPU")
     # logging and checkpoints
-    checkpoint_dir: str = "./checkpoints"
-    log_dir: str = "./logs"
-    log_every: int = 10  # steps between TensorBoard scalar writes
-    image_log_every: int = 5  # epochs between TensorBoard image panels (0 = never)
-    val_max_batches: int | None = None
-    progress: bool = True  # tqdm bars
+    checkpoint_dir: str = _f("./checkpoints", "where last.pt and best.pt go")
+    log_dir: str = _f("./logs", "TensorBoard run folder (config.json is written there too)")
+    log_every: int = _f(10, "steps between TensorBoard loss points")
+    image_log_every: int = _f(5, "epochs between TensorBoard image panels (0 = never)")
+    val_max_batches: int | None = _f(None, "validate on at most this many batches")
+    progress: bool = _f(True, "no tqdm bars or per-epoch lines", flag="--no-progress")
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, saved with the run
 
     def __post_init__(self) -> None:
@@ -156,7 +195,7 @@ class TrainConfig:
         need(self.unet_depth >= 1, "unet_depth", "must be >= 1")
         need(self.depth_scale_mm is None or self.depth_scale_mm > 0, "depth_scale_mm", "must be > 0 or None")
         need(self.depth_scale_rel is None or 0 < self.depth_scale_rel < 1, "depth_scale_rel", "must be in (0, 1) or None")
-        need(self.multiview_target in ("gt", "refined") and not (self.multiview_target == "refined" and self.multiscale),
+        need(self.multiview_target in MULTIVIEW_TARGETS and not (self.multiview_target == "refined" and self.multiscale),
              "multiview_target", "must be 'gt' or 'refined' ('refined' is single-scale: not with multiscale)")
         need(self.fill_holes or not self.prefill_holes, "prefill_holes",
              "needs fill_holes (--fill-holes): holes the refiner keeps need no pre-fill")
@@ -167,10 +206,6 @@ class TrainConfig:
     # ------------------------------------------------------------- resolution
     def resolved(self) -> "TrainConfig":
         """A copy with ``device`` and the ``w_*`` loss weights filled in (what checkpoints store)."""
-        import torch
-
-        from deltaz.ops.losses import LossWeights
-
         out = dataclasses.replace(self, extra=dict(self.extra))
         if out.device is None:
             out.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -184,8 +219,6 @@ class TrainConfig:
 
     def loss_weights(self):
         """The :class:`deltaz.ops.losses.LossWeights` of this config (defaults where a weight is None)."""
-        from deltaz.ops.losses import LossWeights
-
         kwargs = {
             _loss_attr(name): float(getattr(self, name))
             for name in LOSS_WEIGHT_FIELDS
@@ -194,22 +227,17 @@ class TrainConfig:
         return LossWeights(**kwargs)
 
     def model_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`deltaz.model.build_model` (besides the model name).
-
-        ``unet_depth`` only applies to ``deltaz_unet`` (``mvsnet_refine`` has no levels)."""
-        kwargs: dict[str, Any] = {
-            "in_channels": 4 if self.use_images else 1,
-            "base_channel": self.base_channel,
-            "out_confidence": self.out_confidence,
-        }
-        if self.model == "deltaz_unet":
-            kwargs["depth"] = self.unet_depth
-        if self.depth_scale_mm is not None:
-            kwargs["depth_scale_mm"] = self.depth_scale_mm
-        if self.prefill_holes:
-            kwargs["prefill_holes"] = True
-        if self.depth_scale_rel is not None:
-            kwargs["depth_scale_rel"] = self.depth_scale_rel
+        """Keyword arguments for :func:`deltaz.model.build_model` (besides the model name), via :data:`MODEL_ARGS`:
+        the model class's ``SHAPE_ARGS`` (``unet_depth`` only for ``deltaz_unet``) and the input options not at
+        their default (:data:`deltaz.model.INPUT_OPTIONS`), i.e. exactly what ``model_config`` records."""
+        shape_args = MODEL_REGISTRY[self.model].SHAPE_ARGS
+        kwargs: dict[str, Any] = {}
+        for name, arg in MODEL_ARGS.items():
+            value = getattr(self, name)
+            if name == "use_images":
+                value = 4 if value else 1
+            if arg in shape_args or (arg in INPUT_OPTIONS and value != INPUT_OPTIONS[arg]):
+                kwargs[arg] = value
         return kwargs
 
     def model_signature(self) -> dict[str, Any]:
@@ -246,3 +274,18 @@ class TrainConfig:
 def _loss_attr(name: str) -> str:
     """``w_depth`` -> ``depth``: the matching :class:`deltaz.ops.losses.LossWeights` attribute."""
     return name[2:]
+
+
+def demo_train_config(**overrides: Any) -> TrainConfig:
+    """The demo's training recipe (``deltaz demo``; the course's load-or-train takes its input options): a
+    16-channel U-Net with image guidance, trained on random 64x80 windows at lr 1e-3 until a time budget stops
+    it (``num_epochs`` 1000), holes filled from a classical pre-fill, depth normalised by 3 % of the input's
+    median depth; initial depths: the raw plane sweep 60 %, the simulated ``mvs`` model 20 %, already-right
+    depth 20 %. ``overrides`` replace fields (a new object each call)."""
+    recipe: dict[str, Any] = dict(
+        batch_size=4, num_views=2, crop=[64, 80], split="random", preset="planesweep_raw:0.6,mvs:0.2,none:0.2",
+        use_images=True, num_epochs=1000, lr=1e-3, base_channel=16, unet_depth=4, depth_scale_rel=0.03,
+        fill_holes=True, prefill_holes=True, image_log_every=1,
+    )
+    recipe.update(overrides)
+    return TrainConfig(**recipe)

@@ -46,7 +46,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from deltaz.core.errors import ConfigError
+from deltaz.core.errors import ConfigError, DataError
 
 __all__ = [
     "MIN_HALF_SPAN_MM",
@@ -56,6 +56,7 @@ __all__ = [
     "DeltaZUnet",
     "MVSNetRefine",
     "MODELS",
+    "INPUT_OPTIONS",
     "build_model",
     "model_config",
     "refine",
@@ -71,12 +72,12 @@ LOG_B_MIN = math.log(0.01)
 
 
 def _as_b1hw(x: torch.Tensor, name: str) -> torch.Tensor:
-    """``(B, H, W)`` or ``(B, 1, H, W)`` → ``(B, 1, H, W)``; anything else raises a clear ValueError."""
+    """``(B, H, W)`` or ``(B, 1, H, W)`` → ``(B, 1, H, W)``; anything else raises :class:`DataError` naming ``name``."""
     if x.dim() == 3:
         return x.unsqueeze(1)
     if x.dim() == 4 and x.shape[1] == 1:
         return x
-    raise ValueError(f"{name} must be (B, H, W) or (B, 1, H, W), got shape {tuple(x.shape)}")
+    raise DataError(f"{name} must be (B, H, W) or (B, 1, H, W), got shape {tuple(x.shape)}")
 
 
 def median_valid_depth(depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -120,7 +121,7 @@ def normalise_depth(
         hi = torch.where(any_valid, hi, torch.zeros_like(hi))
     else:
         if depth_range.shape != (B, 2):
-            raise ValueError(f"depth_range must be (B, 2) = ({B}, 2) mm [min, max], got shape {tuple(depth_range.shape)}")
+            raise DataError(f"depth_range must be (B, 2) = ({B}, 2) mm [min, max], got shape {tuple(depth_range.shape)}")
         depth_range = depth_range.to(dtype=depth.dtype, device=depth.device)
         lo, hi = depth_range[:, 0], depth_range[:, 1]
     centre = ((lo + hi) / 2).detach().view(B, 1, 1, 1)
@@ -174,8 +175,14 @@ def _zero_conv(c_in: int, c_out: int, kernel: int = 3) -> nn.Conv2d:
 
 
 class _RefinerBase(nn.Module):
-    """Shared input preparation (normalisation, validity, image) and output scaling."""
+    """Shared input preparation (normalisation, validity, image) and output scaling.
 
+    The model's signature (what a checkpoint's ``model_config`` records) is declared once per class:
+    ``NAME`` (its :data:`MODELS` key), ``SHAPE_ARGS`` (constructor arguments that fix the weights' shapes,
+    always recorded) and :data:`INPUT_OPTIONS` (recorded only when not at their default)."""
+
+    NAME: str = ""
+    SHAPE_ARGS: tuple[str, ...] = ("in_channels", "base_channel", "out_confidence")
     in_channels: int
     out_confidence: bool
 
@@ -205,7 +212,7 @@ class _RefinerBase(nn.Module):
         depth_init = _as_b1hw(depth_init, "depth_init")
         offset: tuple[torch.Tensor, torch.Tensor] | None = None
         if self.prefill_holes:
-            from deltaz.ops.baselines import fill_holes
+            from deltaz.ops.fill import fill_holes
 
             holes = ~(torch.isfinite(depth_init) & (depth_init > 0))
             clean = torch.where(holes, torch.zeros_like(depth_init), depth_init)
@@ -222,7 +229,7 @@ class _RefinerBase(nn.Module):
             if image is None:
                 raise ConfigError(f"{type(self).__name__}(in_channels=4) needs image (B, 3, H, W) in [0, 1]; got None")
             if image.dim() != 4 or image.shape[1] != 3 or image.shape[0] != depth_init.shape[0] or image.shape[-2:] != depth_init.shape[-2:]:
-                raise ValueError(
+                raise DataError(
                     f"image must be (B, 3, H, W) = ({depth_init.shape[0]}, 3, {depth_init.shape[-2]}, "
                     f"{depth_init.shape[-1]}) to match depth_init, got shape {tuple(image.shape)}"
                 )
@@ -257,6 +264,9 @@ class DeltaZUnet(_RefinerBase):
     ``forward(depth_init (B[,1],H,W) mm, image (B,3,H,W) | None, depth_range (B,2) mm | None)`` returns
     ``delta_z (B, 1, H, W)`` mm, or ``(delta_z, log_b)``; ``depth_refined = depth_init + delta_z``.
     """
+
+    NAME = "deltaz_unet"
+    SHAPE_ARGS = ("in_channels", "base_channel", "depth", "out_confidence")
 
     def __init__(self, in_channels: int = 1, base_channel: int = 32, depth: int = 4, out_confidence: bool = False,
                  depth_scale_mm: float | None = None, prefill_holes: bool = False, depth_scale_rel: float | None = None):
@@ -299,6 +309,8 @@ class MVSNetRefine(_RefinerBase):
     Same forward signature and outputs as :class:`DeltaZUnet`; ``in_channels=1`` drops the image.
     """
 
+    NAME = "mvsnet_refine"
+
     def __init__(self, in_channels: int = 4, base_channel: int = 32, out_confidence: bool = False,
                  depth_scale_mm: float | None = None, prefill_holes: bool = False, depth_scale_rel: float | None = None):
         super().__init__()
@@ -316,7 +328,10 @@ class MVSNetRefine(_RefinerBase):
 
 
 #: Model registry: the names :func:`build_model` accepts.
-MODELS: dict[str, type[nn.Module]] = {"deltaz_unet": DeltaZUnet, "mvsnet_refine": MVSNetRefine}
+MODELS: dict[str, type[nn.Module]] = {cls.NAME: cls for cls in (DeltaZUnet, MVSNetRefine)}
+#: Input options both refiners take, with their defaults; a checkpoint records only those not at the default
+#: (older checkpoints lack them).
+INPUT_OPTIONS: dict[str, object] = {"depth_scale_mm": None, "prefill_holes": False, "depth_scale_rel": None}
 
 
 def build_model(name: str = "deltaz_unet", **kwargs) -> nn.Module:
@@ -333,39 +348,16 @@ def build_model(name: str = "deltaz_unet", **kwargs) -> nn.Module:
         raise ConfigError(f"bad arguments for model {name!r}: {exc}") from exc
 
 
-def _options(model: _RefinerBase) -> dict:
-    """The input options (``depth_scale_mm``, ``prefill_holes``, ``depth_scale_rel``) not at their defaults
-    (older checkpoints lack them)."""
-    options: dict = {}
-    if model.depth_scale_mm is not None:
-        options["depth_scale_mm"] = model.depth_scale_mm
-    if model.prefill_holes:
-        options["prefill_holes"] = True
-    if model.depth_scale_rel is not None:
-        options["depth_scale_rel"] = model.depth_scale_rel
-    return options
-
-
 def model_config(model: nn.Module) -> dict:
-    """The ``name`` and constructor kwargs of a model, for checkpoints (``build_model(**config)``)."""
-    if isinstance(model, DeltaZUnet):
-        return {
-            "name": "deltaz_unet",
-            "in_channels": model.in_channels,
-            "base_channel": model.base_channel,
-            "depth": model.depth,
-            "out_confidence": model.out_confidence,
-            **_options(model),
-        }
-    if isinstance(model, MVSNetRefine):
-        return {
-            "name": "mvsnet_refine",
-            "in_channels": model.in_channels,
-            "base_channel": model.base_channel,
-            "out_confidence": model.out_confidence,
-            **_options(model),
-        }
-    raise ConfigError(f"model_config: not a DeltaZ model: {type(model).__name__}")
+    """The ``name`` and constructor kwargs of a model, for checkpoints (``build_model(**config)``):
+    its class's ``SHAPE_ARGS`` and the :data:`INPUT_OPTIONS` not at their default."""
+    if not isinstance(model, _RefinerBase) or type(model).NAME not in MODELS:
+        raise ConfigError(f"model_config: not a DeltaZ model: {type(model).__name__}")
+    config: dict = {"name": type(model).NAME, **{arg: getattr(model, arg) for arg in type(model).SHAPE_ARGS}}
+    for option, default in INPUT_OPTIONS.items():
+        if getattr(model, option) != default:
+            config[option] = getattr(model, option)
+    return config
 
 
 def refine(
