@@ -11,16 +11,23 @@ intrinsics are ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``.
 
 from __future__ import annotations
 
+import json
 import math
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 
 from deltaz.core.atomic import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 from deltaz.core.errors import FormatError
+from deltaz.io.dtu.projection import decompose_projection, read_projection  # noqa: F401  (re-exported)
+from deltaz.io.dtu.text import PathLike, _floats, _int, _read_lines, read_bytes  # noqa: F401  (read_bytes re-exported)
+
+#: The manifest ``deltaz synth`` writes at the top of a generated ``dtu_training`` folder.
+SYNTH_MANIFEST = "synth.json"
+#: The ``generator`` that manifest names: it marks the folder's scans as synthetic.
+SYNTH_GENERATOR = "deltaz.synthetic"
 
 __all__ = [
     "CamFile",
@@ -36,25 +43,13 @@ __all__ = [
     "write_pair_file",
     "read_projection",
     "decompose_projection",
+    "dataset_source",
+    "SYNTH_MANIFEST",
+    "SYNTH_GENERATOR",
 ]
-
-PathLike = str | os.PathLike
-
 
 # --------------------------------------------------------------------------------------------------
 # PFM
-
-
-def read_bytes(path: PathLike) -> bytes:
-    """A file's bytes; a missing file, a folder or an unreadable file is one :class:`FormatError` naming it."""
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise FormatError(path, "file not found") from None
-    except IsADirectoryError:
-        raise FormatError(path, "expected a file, got a directory") from None
-    except OSError as error:
-        raise FormatError(path, f"cannot read: {error.strerror or error}") from None
 
 
 def _pfm_header_line(data: bytes, pos: int, lineno: int, path: PathLike) -> tuple[str, int]:
@@ -139,44 +134,6 @@ def write_pfm(path: PathLike, array: np.ndarray, little_endian: bool = True) -> 
     atomic_write_bytes(path, header + body)
 
 
-# --------------------------------------------------------------------------------------------------
-# text helpers
-
-
-def _read_lines(path: PathLike) -> list[tuple[int, str]]:
-    """Non-empty stripped lines with their 1-based line numbers; CRLF and blank lines tolerated."""
-    data = read_bytes(path)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise FormatError(path, "expected a text file, got undecodable bytes") from None
-    return [(i + 1, line.strip()) for i, line in enumerate(text.splitlines()) if line.strip()]
-
-
-def _floats(path: PathLike, lineno: int, field: str, line: str, count: int | tuple[int, ...]) -> list[float]:
-    tokens = line.split()
-    counts = (count,) if isinstance(count, int) else count
-    if len(tokens) not in counts:
-        want = " or ".join(str(c) for c in counts)
-        raise FormatError(path, f"line {lineno} / {field}: expected {want} numbers, got {len(tokens)}: {line[:80]!r}")
-    values = []
-    for token in tokens:
-        try:
-            value = float(token)
-        except ValueError:
-            raise FormatError(path, f"line {lineno} / {field}: expected a number, got {token!r}") from None
-        if not math.isfinite(value):
-            raise FormatError(path, f"line {lineno} / {field}: expected a finite number, got {token!r}")
-        values.append(value)
-    return values
-
-
-def _int(path: PathLike, lineno: int, field: str, token: str) -> int:
-    if not re.fullmatch(r"[+-]?\d+", token):
-        raise FormatError(path, f"line {lineno} / {field}: expected an integer, got {token!r}")
-    return int(token)
-
-
 def _fmt(value: float) -> str:
     """Shortest text that reads back to the same float64 (``0`` for zero)."""
     value = float(value)
@@ -229,70 +186,77 @@ def read_cam_file(path: PathLike) -> CamFile:
     if len(lines) > expected_rows:
         lineno, line = lines[expected_rows]
         raise FormatError(path, f"line {lineno}: expected end of file after the depth line, got {line[:80]!r}")
-    lineno, line = lines[0]
-    if line.lower() != "extrinsic":
-        raise FormatError(path, f"line {lineno}: expected 'extrinsic', got {line[:80]!r}")
-    extrinsics = np.array(
-        [_floats(path, n, f"extrinsic row {i + 1}", text, 4) for i, (n, text) in enumerate(lines[1:5])],
-        dtype=np.float64,
-    )
-    lineno, line = lines[5]
-    if line.lower() != "intrinsic":
-        raise FormatError(path, f"line {lineno}: expected 'intrinsic', got {line[:80]!r}")
-    intrinsics = np.array(
-        [_floats(path, n, f"intrinsic row {i + 1}", text, 3) for i, (n, text) in enumerate(lines[6:9])],
-        dtype=np.float64,
-    )
-    depth_lineno, depth_line = lines[9]
-    depth = _floats(path, depth_lineno, "depth", depth_line, (2, 3, 4))
+    extrinsics = _cam_matrix(path, lines[0:5], "extrinsic", 4)
+    intrinsics = _cam_matrix(path, lines[5:9], "intrinsic", 3)
+    _check_extrinsics(path, extrinsics, lines[1][0], lines[4][0])
+    _check_intrinsics(path, intrinsics, lines[6][0])
+    return CamFile(extrinsics, intrinsics, *_cam_depth_line(path, *lines[9]))
 
-    last_row_line = lines[4][0]
+
+def _cam_matrix(path: PathLike, lines: list[tuple[int, str]], name: str, n: int) -> np.ndarray:
+    """The ``name`` block of a cam file: its title line, then ``len(lines) - 1`` rows of ``n`` floats."""
+    lineno, line = lines[0]
+    if line.lower() != name:
+        raise FormatError(path, f"line {lineno}: expected {name!r}, got {line[:80]!r}")
+    rows = [_floats(path, k, f"{name} row {i + 1}", text, n) for i, (k, text) in enumerate(lines[1:])]
+    return np.array(rows, dtype=np.float64)
+
+
+def _check_extrinsics(path: PathLike, extrinsics: np.ndarray, first_line: int, last_line: int) -> None:
     if not np.allclose(extrinsics[3], [0, 0, 0, 1], atol=1e-6):
         raise FormatError(
-            path, f"line {last_row_line} / extrinsic row 4: expected '0 0 0 1', got {extrinsics[3].tolist()}"
+            path, f"line {last_line} / extrinsic row 4: expected '0 0 0 1', got {extrinsics[3].tolist()}"
         )
     R = extrinsics[:3, :3]
     ortho = np.abs(R @ R.T - np.eye(3)).max()
     if ortho > 1e-3 or np.linalg.det(R) < 0:
         raise FormatError(
             path,
-            f"line {lines[1][0]} / extrinsic rotation: expected an orthonormal R with det +1, "
+            f"line {first_line} / extrinsic rotation: expected an orthonormal R with det +1, "
             f"got |R·Rᵀ − I| = {ortho:.2g}, det = {np.linalg.det(R):.4g}",
         )
+
+
+def _check_intrinsics(path: PathLike, intrinsics: np.ndarray, first_line: int) -> None:
     if not np.allclose(intrinsics[2], [0, 0, 1], atol=1e-6) or abs(intrinsics[1, 0]) > 1e-6:
         raise FormatError(
             path,
-            f"line {lines[6][0]} / intrinsic: expected '[[fx, s, cx], [0, fy, cy], [0, 0, 1]]'"
+            f"line {first_line} / intrinsic: expected '[[fx, s, cx], [0, fy, cy], [0, 0, 1]]'"
             f", got {intrinsics.tolist()}",
         )
     if intrinsics[0, 0] <= 0 or intrinsics[1, 1] <= 0:
         raise FormatError(
             path,
-            f"line {lines[6][0]} / intrinsic fx, fy: expected positive focal lengths"
+            f"line {first_line} / intrinsic fx, fy: expected positive focal lengths"
             f", got {intrinsics[0, 0]}, {intrinsics[1, 1]}",
         )
+
+
+def _cam_depth_line(path: PathLike, lineno: int, line: str) -> tuple[float, float, int | None, float | None]:
+    """``(depth_min, depth_interval, depth_num, depth_max)`` of a cam file's depth line, checked."""
+    depth = _floats(path, lineno, "depth", line, (2, 3, 4))
     depth_min, depth_interval = depth[0], depth[1]
     if depth_min <= 0:
-        raise FormatError(path, f"line {depth_lineno} / DEPTH_MIN: expected a positive depth in mm, got {depth_min}")
+        raise FormatError(path, f"line {lineno} / DEPTH_MIN: expected a positive depth in mm, got {depth_min}")
     if depth_interval <= 0:
         raise FormatError(
-            path, f"line {depth_lineno} / DEPTH_INTERVAL: expected a positive interval in mm, got {depth_interval}"
+            path, f"line {lineno} / DEPTH_INTERVAL: expected a positive interval in mm, got {depth_interval}"
         )
     depth_num = None
     depth_max = None
     if len(depth) >= 3:
         if not float(depth[2]).is_integer() or depth[2] < 1:
             raise FormatError(
-                path, f"line {depth_lineno} / DEPTH_NUM: expected a positive integer, got {depth_line.split()[2]!r}"
+                path, f"line {lineno} / DEPTH_NUM: expected a positive integer, got {line.split()[2]!r}"
             )
         depth_num = int(depth[2])
     if len(depth) == 4:
         depth_max = depth[3]
         if depth_max <= depth_min:
             raise FormatError(
-                path, f"line {depth_lineno} / DEPTH_MAX: expected a depth above DEPTH_MIN {depth_min}, got {depth_max}"
+                path, f"line {lineno} / DEPTH_MAX: expected a depth above DEPTH_MIN {depth_min}, got {depth_max}"
             )
-    return CamFile(extrinsics, intrinsics, float(depth_min), float(depth_interval), depth_num, depth_max)
+    return float(depth_min), float(depth_interval), depth_num, depth_max
 
 
 def write_cam_file(
@@ -420,62 +384,6 @@ def write_pair_file(path: PathLike, pairs: Pairs) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# raw projection matrices
-
-
-def read_projection(path: PathLike) -> np.ndarray:
-    """Read a raw 3×4 projection matrix ``P = K[R|t]`` (DTU ``pos_NNN.txt``, gipuma ``*.P``).
-
-    Three lines of four numbers (CRLF tolerated). Returns ``(3, 4)`` float64; world mm → pixels.
-    """
-    lines = _read_lines(path)
-    if len(lines) != 3:
-        raise FormatError(path, f"expected 3 non-empty lines of 4 numbers, got {len(lines)} lines")
-    P = np.array([_floats(path, n, f"row {i + 1}", text, 4) for i, (n, text) in enumerate(lines)], dtype=np.float64)
-    if abs(np.linalg.det(P[:, :3])) < 1e-12 * max(np.abs(P[:, :3]).max(), 1e-300) ** 3:
-        raise FormatError(path, "expected a projection matrix with an invertible left 3x3 block, got a singular one")
-    return P
-
-
-def decompose_projection(P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split ``P = λ·K[R|t]`` by RQ decomposition.
-
-    Args:
-        P: ``(3, 4)`` projection (world → pixels), any non-zero scale and sign.
-    Returns:
-        ``K (3, 3)`` upper triangular with ``fx, fy > 0`` and ``K[2, 2] = 1``; ``R (3, 3)`` with
-        ``det R = +1``; ``t (3,)`` so that ``K[R|t]`` equals ``P`` up to scale (world-to-camera, mm).
-    """
-    P = np.asarray(P, dtype=np.float64)
-    if P.shape != (3, 4):
-        raise ValueError(f"decompose_projection: expected a (3, 4) matrix, got shape {P.shape}")
-    if not np.isfinite(P).all():
-        raise ValueError("decompose_projection: P has non-finite entries")
-    M = P[:, :3]
-    det = np.linalg.det(M)
-    if det == 0 or not np.isfinite(det):
-        raise ValueError("decompose_projection: the left 3x3 block of P is singular")
-    if det < 0:  # P and -P are the same projection; pick the sign that makes det R = +1
-        P = -P
-        M = P[:, :3]
-    # RQ via QR of the row-reversed transpose: M = K R with K upper triangular, R orthogonal.
-    flip = np.eye(3)[::-1]
-    Q, U = np.linalg.qr((flip @ M).T)
-    K = flip @ U.T @ flip
-    R = flip @ Q.T
-    signs = np.diag(np.sign(np.diag(K)))  # make the diagonal of K positive; signs @ signs = I
-    K = K @ signs
-    R = signs @ R
-    scale = K[2, 2]
-    K = K / scale
-    t = np.linalg.solve(K, P[:, 3]) / scale
-    K[1, 0] = K[2, 0] = K[2, 1] = 0.0
-    if np.linalg.det(R) < 0:  # cannot happen with det M > 0 and a positive diagonal; guard anyway
-        raise ValueError("decompose_projection: could not obtain a proper rotation")
-    return K, R, t
-
-
-# --------------------------------------------------------------------------------------------------
 # PNG images
 
 
@@ -484,8 +392,6 @@ def read_png(path: PathLike) -> np.ndarray:
 
     Raises :class:`FormatError` naming the file when it is unreadable or not an image.
     """
-    import imageio.v3 as iio
-
     try:
         image = np.asarray(iio.imread(path, plugin="pillow"))
     except Exception as error:  # imageio raises many types for a bad file
@@ -495,3 +401,17 @@ def read_png(path: PathLike) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         raise FormatError(path, f"expected an RGB image, got shape {image.shape}")
     return image[:, :, :3]
+
+
+# --------------------------------------------------------------------------------------------------
+# the synthetic generator's marker
+
+
+def dataset_source(src: PathLike) -> str:
+    """``"synthetic"`` when the ``dtu_training``-like folder ``src`` was made by ``deltaz synth`` (its
+    :data:`SYNTH_MANIFEST` names :data:`SYNTH_GENERATOR`), else ``"dtu"`` (real DTU)."""
+    try:
+        manifest = json.loads((Path(src) / SYNTH_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "dtu"
+    return "synthetic" if isinstance(manifest, dict) and manifest.get("generator") == SYNTH_GENERATOR else "dtu"

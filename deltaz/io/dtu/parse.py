@@ -42,8 +42,12 @@ Rules:
 * **Failures.** NaN/inf or negative depths, missing cameras, missing images in a scan that has some,
   mismatched shapes: the scan fails with a reason and nothing is published for it; other scans go on.
   A view count other than 49 is a warning.
+* **Source.** ``meta.json`` records ``source: "synthetic"`` when ``<src>/synth.json`` names the
+  generator ``deltaz.synthetic`` (``deltaz synth`` writes it), else ``"dtu"`` (real DTU); training's
+  ``split="auto"`` applies MVSNet's scan lists only to ``"dtu"``.
 * **Re-runs.** A complete ``<dst>/scan{N}`` (with ``meta.json``) is skipped unless ``overwrite``; a
-  partial one (interrupted run) is redone; stale temporary folders are removed.
+  partial one (interrupted run) is redone, and so is a synthetic scan that layout version 1 recorded as
+  ``"dtu"`` (:func:`deltaz.io.dtu.layout.is_stale_parse`); stale temporary folders are removed.
 """
 
 from __future__ import annotations
@@ -56,10 +60,21 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from deltaz.io.dtu.cameras import MVSNET_HW, raw_to_camera, resize_intrinsics
-from deltaz.io.dtu.formats import CamFile, Pairs, read_cam_file, read_pair_file, read_pfm, read_projection
+from deltaz.io.dtu.cameras import resize_intrinsics
+from deltaz.io.dtu.formats import Pairs, dataset_source, read_pair_file, read_pfm
 from deltaz.io.dtu.layout import ScanWriter, is_complete_scan
+from deltaz.io.dtu.parse_cameras import (  # noqa: F401  (the DTU constants: public here too)
+    DTU_DEPTH_INTERVAL_MM,
+    DTU_DEPTH_MIN_MM,
+    MVSNET_INTERVAL_SCALE,
+    MVSNET_PLANES,
+    RANGE_TOLERANCE,
+    RangeStats,
+    camera_source,
+    load_camera,
+)
 from deltaz.io.dtu.parse_inputs import (  # noqa: F401  (resize_depth_nearest, resize_image_area: public here too)
     DTU_LIGHTS,
     parse_lights,
@@ -83,12 +98,7 @@ __all__ = [
     "DTU_LIGHTS",
 ]
 
-DTU_DEPTH_MIN_MM = 425.0  #: DTU's depth_min (cam files), used with raw calibration
-DTU_DEPTH_INTERVAL_MM = 2.5  #: DTU's depth_interval (cam files), used with raw calibration
 DTU_VIEWS = 49  #: views per DTU scan
-MVSNET_PLANES = 192  #: depth planes MVSNet-PyTorch samples when a cam file gives no count
-MVSNET_INTERVAL_SCALE = 1.06  #: MVSNet-PyTorch's interval_scale for DTU training
-RANGE_TOLERANCE = 0.05  #: fraction of the depth range a valid depth may lie outside it without a warning
 
 
 @dataclass
@@ -110,14 +120,6 @@ class ParseSummary:
         lines += [f"  warning {scan}: {message}" for scan, message in self.warnings]
         lines += [f"  FAILED {scan}: {reason}" for scan, reason in self.failed.items()]
         return "\n".join(lines)
-
-
-@dataclass
-class _Camera:
-    K: np.ndarray  # (3, 3) for the depth maps' stored size
-    E: np.ndarray  # (4, 4) world-to-camera
-    depth_range_mm: tuple[float, float]
-    depth_interval_mm: float
 
 
 # ------------------------------------------------------------------------------------------ locating
@@ -171,44 +173,6 @@ def _read_pairs(src: Path) -> Pairs:
     raise DataError(f"{src}: expected a view selection at Cameras/pair.txt (or pair.txt), found none")
 
 
-def _cam_range(cam: CamFile) -> tuple[float, float]:
-    if cam.depth_max is not None:
-        return cam.depth_min, cam.depth_max
-    if cam.depth_num is not None:
-        return cam.depth_min, cam.depth_min + cam.depth_interval * (cam.depth_num - 1)
-    return cam.depth_min, cam.depth_min + cam.depth_interval * MVSNET_INTERVAL_SCALE * (MVSNET_PLANES - 1)
-
-
-def _load_camera(src: Path, view_id: int, depth_hw: tuple[int, int], scan: str | None = None) -> _Camera:
-    cam_path = src / "Cameras" / "train" / f"{view_id:08d}_cam.txt"
-    for folder in ([f"{scan}_train", scan] if scan else []):
-        if (src / "Cameras" / folder / cam_path.name).is_file():
-            cam_path = src / "Cameras" / folder / cam_path.name
-            break
-    if cam_path.is_file():
-        cam = read_cam_file(cam_path)
-        return _Camera(cam.intrinsics, cam.extrinsics, _cam_range(cam), cam.depth_interval)
-    raw_path = src / "Calibration" / "cal18" / f"pos_{view_id + 1:03d}.txt"
-    if raw_path.is_file():
-        if depth_hw[1] * MVSNET_HW[0] != depth_hw[0] * MVSNET_HW[1]:
-            raise DataError(
-                f"{raw_path}: raw calibration needs depth maps in MVSNet's 640x512 frame (aspect 5:4), "
-                f"got {depth_hw[0]}x{depth_hw[1]}"
-            )
-        K, E = raw_to_camera(read_projection(raw_path), depth_hw)
-        depth_max = DTU_DEPTH_MIN_MM + DTU_DEPTH_INTERVAL_MM * MVSNET_INTERVAL_SCALE * (MVSNET_PLANES - 1)
-        return _Camera(K, E, (DTU_DEPTH_MIN_MM, depth_max), DTU_DEPTH_INTERVAL_MM)
-    raise DataError(f"view {view_id}: no camera, expected {cam_path} or {raw_path}")
-
-
-def _camera_source(src: Path, scan: str) -> str:
-    """Which camera folder a scan's cameras came from (for ``meta.json``)."""
-    for folder in (f"{scan}_train", scan, "train"):
-        if (src / "Cameras" / folder).is_dir():
-            return f"Cameras/{folder}"
-    return "Calibration/cal18"
-
-
 # ---------------------------------------------------------------------------------------------- a scan
 
 
@@ -256,6 +220,44 @@ def _scan_pairs(pairs: Pairs, view_ids: list[int], warn) -> Pairs:
     return scan_pairs
 
 
+def _initial_folder(initial_root: Path | None, scan: str, warn) -> Path | None:
+    """``initial_root/scan`` when it exists; warns (and returns None) when it does not."""
+    if initial_root is None:
+        return None
+    folder = initial_root / scan
+    if not folder.is_dir():
+        warn(f"no initial depths at {folder}: the scan is written without initial/")
+        return None
+    return folder
+
+
+def _write_views(writer: ScanWriter, src: Path, scan: str, view_files: dict[int, Path], lights: tuple,
+                 resolution: tuple[int, int] | None, initial_root: Path | None) -> RangeStats:
+    """Read, check, resize and add every view of a scan; ``lights = (primary, kept)``."""
+    primary, kept = lights
+    depth_hw = out_hw = None
+    stats = RangeStats()
+    for view_id in sorted(view_files):
+        depth = _read_depth(view_files[view_id], depth_hw)
+        if depth_hw is None:
+            depth_hw = depth.shape
+            out_hw = tuple(resolution) if resolution is not None else depth_hw
+        camera = load_camera(src, view_id, depth_hw, scan)
+        stats.add(camera, depth)
+        images = read_view_images(src, scan, view_id, kept, depth_hw, out_hw)
+        initial = None if initial_root is None else read_initial(initial_root, scan, view_id, depth_hw, out_hw)
+        writer.add_view(
+            view_id,
+            depth=resize_depth_nearest(depth, out_hw),
+            intrinsics=resize_intrinsics(camera.K, depth_hw, out_hw),
+            extrinsics=camera.E[:3, :4],
+            image=images.pop(primary, None),
+            initial=initial,
+            light_images=images,
+        )
+    return stats
+
+
 def _parse_scan(
     src: Path,
     dst: Path,
@@ -271,65 +273,31 @@ def _parse_scan(
     view_ids = sorted(view_files)
     if len(view_ids) != DTU_VIEWS:
         warn(f"{len(view_ids)} views instead of DTU's {DTU_VIEWS}")
-
     primary, kept = scan_lights(src, scan, view_ids[0], lights, light)
     if primary is None:
         warn("no Rectified/ images: the scan is written without images")
-    initial_folder = None
-    if initial_root is not None:
-        initial_folder = initial_root / scan
-        if not initial_folder.is_dir():
-            warn(f"no initial depths at {initial_folder}: the scan is written without initial/")
-            initial_folder = None
-
-    depth_hw = None
-    out_hw = None
-    range_low, range_high, interval = np.inf, -np.inf, None
-    out_of_range = 0
+    initial_root = initial_root if _initial_folder(initial_root, scan, warn) is not None else None
     with ScanWriter(dst, scan) as writer:
-        for view_id in view_ids:
-            depth = _read_depth(view_files[view_id], depth_hw)
-            if depth_hw is None:
-                depth_hw = depth.shape
-                out_hw = tuple(resolution) if resolution is not None else depth_hw
-            camera = _load_camera(src, view_id, depth_hw, scan)
-            low, high = camera.depth_range_mm
-            tolerance = RANGE_TOLERANCE * (high - low)
-            valid = depth[depth > 0]
-            out_of_range += int(((valid < low - tolerance) | (valid > high + tolerance)).sum())
-            range_low, range_high = min(range_low, low), max(range_high, high)
-            interval = camera.depth_interval_mm if interval is None else interval
-
-            images = read_view_images(src, scan, view_id, kept, depth_hw, out_hw)
-            initial = None if initial_folder is None else read_initial(initial_root, scan, view_id, depth_hw, out_hw)
-            writer.add_view(
-                view_id,
-                depth=resize_depth_nearest(depth, out_hw),
-                intrinsics=resize_intrinsics(camera.K, depth_hw, out_hw),
-                extrinsics=camera.E[:3, :4],
-                image=images.pop(primary, None),
-                initial=initial,
-                light_images=images,
-            )
-        if out_of_range:
+        stats = _write_views(writer, src, scan, view_files, (primary, kept), resolution, initial_root)
+        if stats.out_of_range:
             warn(
-                f"{out_of_range} valid depth(s)"
-                f" more than {RANGE_TOLERANCE:.0%} outside [{range_low:.1f}, {range_high:.1f}] mm (kept)"
+                f"{stats.out_of_range} valid depth(s)"
+                f" more than {RANGE_TOLERANCE:.0%} outside [{stats.low:.1f}, {stats.high:.1f}] mm (kept)"
             )
+        range_low, range_high = stats.low, stats.high
         if writer.valid_max > writer.valid_min:
             range_low, range_high = min(range_low, writer.valid_min), max(range_high, writer.valid_max)
-        scan_pairs = _scan_pairs(pairs, view_ids, warn)
         meta = {
-            "source": "dtu",
+            "source": dataset_source(src),
             "src_path": str(src.resolve()),
             "scan": scan,
             "light": primary,
             "lights": kept,
             "depth_range_mm": [float(range_low), float(range_high)],
-            "depth_interval_mm": float(interval),
-            "cameras": _camera_source(src, scan),
+            "depth_interval_mm": float(stats.interval),
+            "cameras": camera_source(src, scan),
         }
-        return writer.finish(scan_pairs, meta)
+        return writer.finish(_scan_pairs(pairs, view_ids, warn), meta)
 
 
 def parse_dtu(
@@ -383,9 +351,6 @@ def parse_dtu(
     names = _resolve_scans(src, scans)
     pairs = _read_pairs(src)
     summary = ParseSummary()
-
-    from tqdm.auto import tqdm
-
     bar = tqdm(names, desc="parse", unit="scan", disable=not progress)
     for scan in bar:
         bar.set_postfix_str(scan)

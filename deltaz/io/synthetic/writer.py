@@ -8,7 +8,9 @@
     <out>/Cameras/pair.txt                                      10 best sources per view, with scores
     <out>/Depths/scan{N}_train/depth_map_{vid:04d}.pfm          160×128 float32 z-depth mm, 0 = nothing
     <out>/Rectified/scan{N}_train/rect_{vid+1:03d}_{light}_r5000.png   width×height RGB (note the +1)
-    <out>/synth.json                                            the settings the folder was made with
+    <out>/synth.json                                            the settings the folder was made with;
+                                                                its "generator" marks the scans as
+                                                                synthetic for ``deltaz parse``
 
 **Styles.** ``style="real"`` (the default) renders :mod:`deltaz.io.synthetic.scene_real` scenes (walls,
 corners, thin structures, CC0 photos, varying scale and distance) with
@@ -54,6 +56,8 @@ from tqdm.auto import tqdm
 
 from deltaz.io.dtu.cameras import scale_intrinsics
 from deltaz.io.dtu.formats import (
+    SYNTH_GENERATOR,
+    SYNTH_MANIFEST,
     atomic_write_bytes,
     atomic_write_text,
     read_pfm,
@@ -205,7 +209,7 @@ def encode_png(image: np.ndarray, level: int = 1) -> bytes:
 
 
 def _check_settings(out_dir: Path, settings: dict, overwrite: bool) -> None:
-    manifest = out_dir / "synth.json"
+    manifest = out_dir / SYNTH_MANIFEST
     if not manifest.exists() or overwrite:
         return
     try:
@@ -309,7 +313,7 @@ def generate_dataset(
     out_dir = Path(out_dir)
     settings = {
         "format_version": FORMAT_VERSION,
-        "generator": "deltaz.synthetic",
+        "generator": SYNTH_GENERATOR,  # the parser records source "synthetic" for this folder's scans
         "seed": int(seed),
         "n_scans": int(n_scans),
         "n_views": int(n_views),
@@ -327,7 +331,7 @@ def generate_dataset(
     _check_settings(out_dir, settings, overwrite)
     K, E, scene_to_world = dataset_cameras(n_views, calibration)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "synth.json", json.dumps(settings, indent=2) + "\n")
+    atomic_write_text(out_dir / SYNTH_MANIFEST, json.dumps(settings, indent=2) + "\n")
     _write_cams(out_dir, K, E, (DEPTH_MIN_MM, DEPTH_INTERVAL_MM, DEPTH_NUM, DEPTH_MAX_MM))
     bar = tqdm(total=n_scans * n_views, desc="deltaz synth", unit="view", disable=not progress)
     with _torch_threads(1 if workers > 1 else torch.get_num_threads()), ThreadPoolExecutor(workers) as pool:
