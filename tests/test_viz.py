@@ -12,6 +12,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from deltaz.core import geometry
+from deltaz.core.batch import MultiViewBatch
 from deltaz import viz
 from deltaz.core.errors import ConfigError, DataError
 
@@ -292,6 +293,35 @@ def test_views_from_sample_splits_a_batch():
     assert [v["view_id"] for v in views] == [5, 1, 9] and views[0]["scan"] == "scan7"
     np.testing.assert_allclose(views[1]["depth_refined"], refined[0, 1].numpy())
     assert views[2]["intrinsics"].shape == (3, 3) and views[0]["depth_range"] == (425.0, 935.0)
+
+
+def test_views_from_sample_takes_a_multiview_batch():
+    B, V = 2, 3
+    sample = {
+        "depth": torch.rand(B, V, H, W) + 1,
+        "depth_init": torch.rand(B, V, H, W) + 1,
+        "intrinsics": torch.eye(3).expand(B, V, 3, 3),
+        "extrinsics": torch.zeros(B, V, 3, 4),
+        "view_ids": torch.tensor([[5, 1, 9], [2, 3, 4]]),
+        "depth_range": torch.tensor([[425.0, 935.0], [500.0, 800.0]]),
+        "scene": "scan7",
+    }
+    batch = MultiViewBatch.from_mapping(sample)
+    refined = torch.rand(B, V, H, W)
+    from_dict = viz.views_from_sample(sample, index=1, depth_refined=refined)
+    from_batch = viz.views_from_sample(batch, index=1, depth_refined=refined)
+    assert [v["view_id"] for v in from_batch] == [2, 3, 4] and from_batch[0]["scan"] == "scan7"
+    assert from_batch[0]["depth_range"] == (500.0, 800.0)
+    for a, b in zip(from_dict, from_batch):
+        assert a.keys() == b.keys()
+        for key in ("depth", "depth_init", "depth_refined", "intrinsics", "extrinsics"):
+            np.testing.assert_array_equal(a[key], b[key])
+    # a batch without ground truth: the views come from depth_init
+    no_gt = MultiViewBatch(sample["depth_init"], sample["intrinsics"], sample["extrinsics"], scene="scan7")
+    views = viz.views_from_sample(no_gt)
+    assert len(views) == V and "depth" not in views[0] and [v["view_id"] for v in views] == [0, 1, 2]
+    with pytest.raises(ConfigError, match="index"):
+        viz.views_from_sample(batch, index=B)
 
 
 def test_figure_to_png_and_agg_only():

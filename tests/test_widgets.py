@@ -12,6 +12,7 @@ import torch
 
 from deltaz import viz
 from deltaz.course import widgets
+from deltaz.core.batch import MultiViewBatch
 from deltaz.core.errors import ConfigError
 
 H, W = 10, 14
@@ -174,3 +175,18 @@ def test_loss_explorer_reweights_and_switches_views():
     viewer.controls["view"].value = 1
     assert viewer.state["view"] == 1
     assert viewer.state["means"]["depth"] == pytest.approx(sample["a"][1].mean())
+
+
+def test_viewers_take_a_multiview_batch(views):
+    stack = lambda key: torch.stack([torch.as_tensor(v[key]) for v in views[:2]])[None]  # noqa: E731  (1, V, …)
+    batch = MultiViewBatch(
+        stack("depth_init"), stack("intrinsics"), stack("extrinsics"), depth=stack("depth"), image=stack("image"),
+        scene="scan1", extra={"view_ids": torch.tensor([[0, 1]])},
+    )
+    viewer = widgets.depth_viewer(batch, layer="gt")
+    assert viewer.draw_count == 1 and viewer.state["scan"] == "scan1"
+    assert list(viewer.controls["view_id"].options) == [0, 1]
+    assert viewer.state["readout"]["gt"] == views[0]["depth"][H // 2, W // 2]
+    reprojection = widgets.reprojection_viewer(batch, pixel=(5, 4))
+    expected = widgets.reprojection_viewer(views[:2], pixel=(5, 4)).state
+    assert reprojection.state["points"]["gt"] == pytest.approx(expected["points"]["gt"])
