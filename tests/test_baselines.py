@@ -182,7 +182,7 @@ def test_geometric_averaging_fixes_a_perturbed_pixel_when_sources_agree():
     dropped = geometric_averaging(depth_init, None, {"inconsistent": "drop"}, mv)
     assert dropped[0, 5, 20] == 0.0 and torch.isfinite(dropped).all()
     # min_views=2 needs both sources: out-of-frame pixels of one source become inconsistent
-    strict = GeometricAveraging(min_views=2, inconsistent="drop").refine(depth_init, **{k: mv[k] for k in mv})
+    strict = GeometricAveraging(min_views=2, inconsistent="drop").refine(depth_init, mv)
     assert (strict > 0).sum() < (dropped > 0).sum()
 
 

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from deltaz.core.batch import MultiView
 from deltaz.core.geometry import get_ray_dirs_mask
 from deltaz.ops.losses import (
     TERMS,
@@ -61,7 +62,8 @@ def two_view_plane(H=24, W=32, deg=5.0):
 
 def mv(depth_ref, scene, depth_src=None, **kw):
     K_ref, E_ref, _, K_src, E_src, d_src = scene
-    return multiview_consistency_loss(depth_ref, K_ref, E_ref, d_src if depth_src is None else depth_src, K_src, E_src, **kw)
+    multiview = MultiView(K_ref, E_ref, d_src if depth_src is None else depth_src, K_src, E_src)
+    return multiview_consistency_loss(depth_ref, multiview, **kw)
 
 
 def finite_grad(loss, x):
@@ -275,7 +277,7 @@ def test_multiview_all_invalid_and_no_sources():
     loss = mv(scene[2].clone().requires_grad_(True), scene, depth_src=torch.zeros_like(scene[5]))
     assert loss.item() == 0
     K_ref, E_ref, _, K_src, E_src, d_src = scene
-    empty = multiview_consistency_loss(scene[2], K_ref, E_ref, d_src[:, :0], K_src[:, :0], E_src[:, :0])
+    empty = multiview_consistency_loss(scene[2], MultiView(K_ref, E_ref, d_src[:, :0], K_src[:, :0], E_src[:, :0]))
     assert empty.item() == 0
 
 

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
 from deltaz.ops.metrics import MetricAccumulator, consistency_rate, depth_metrics, geometric_check, multiview_consistency
 
@@ -80,15 +81,20 @@ def two_view_plane():
     return depth, K, E_ref, depth.clone(), K.clone(), E_src
 
 
+def one_source(K_ref, E_ref, depth_src, K_src, E_src):
+    """The multiview of one source view (``S = 1``) from its ``(B, ...)`` tensors."""
+    return MultiView(K_ref, E_ref, depth_src[:, None], K_src[:, None], E_src[:, None])
+
+
 def test_geometric_check_exact_plane():
     depth_ref, K, E_ref, depth_src, K_src, E_src = two_view_plane()
-    check = geometric_check(depth_ref, K, E_ref, depth_src, K_src, E_src)
+    check = geometric_check(depth_ref, one_source(K, E_ref, depth_src, K_src, E_src))
     expected = torch.ones(1, 5, 5, dtype=torch.bool)
     expected[..., 0] = False
     assert torch.equal(check.consistent, expected) and torch.equal(check.valid, expected)
     assert torch.allclose(check.depth_reproj[expected], torch.tensor(100.0, dtype=torch.float64))
     assert check.pix_dist.max() < 1e-9 and check.rel_depth_diff.max() < 1e-12
-    mask, rate = consistency_rate(depth_ref, K, E_ref, depth_src[:, None], K_src[:, None], E_src[:, None])
+    mask, rate = consistency_rate(depth_ref, one_source(K, E_ref, depth_src, K_src, E_src))
     assert torch.equal(mask, expected) and rate == pytest.approx(80.0)
 
 
@@ -98,16 +104,16 @@ def test_geometric_check_thresholds_hand_computed():
     # = 1.004975; the source point there is (0.04975, 0, 100) in the world, back at u' = 2.004975 with
     # depth 100: pix_dist = 0.004975 px, rel = 0.5/100.5 = 0.4975 % < 1 %  -> consistent.
     depth_ref[0, 2, 2] = 100.5
-    check = geometric_check(depth_ref, K, E_ref, depth_src, K_src, E_src)
+    check = geometric_check(depth_ref, one_source(K, E_ref, depth_src, K_src, E_src))
     assert check.consistent[0, 2, 2]
     assert check.pix_dist[0, 2, 2].item() == pytest.approx(1 - 100 / 100.5, rel=1e-6)
     assert check.rel_depth_diff[0, 2, 2].item() == pytest.approx(0.5 / 100.5, rel=1e-6)
     assert check.depth_reproj[0, 2, 2].item() == pytest.approx(100.0)
     # The pixel test is active: a threshold below 0.004975 px rejects it.
-    assert not geometric_check(depth_ref, K, E_ref, depth_src, K_src, E_src, pix_thresh=0.004)[0][0, 2, 2]
+    assert not geometric_check(depth_ref, one_source(K, E_ref, depth_src, K_src, E_src), pix_thresh=0.004)[0][0, 2, 2]
     # 2 mm off: rel = 2/102 = 1.96 % > 1 %  -> inconsistent but still valid.
     depth_ref[0, 2, 2] = 102.0
-    check = geometric_check(depth_ref, K, E_ref, depth_src, K_src, E_src)
+    check = geometric_check(depth_ref, one_source(K, E_ref, depth_src, K_src, E_src))
     assert check.valid[0, 2, 2] and not check.consistent[0, 2, 2]
     assert check.rel_depth_diff[0, 2, 2].item() == pytest.approx(2 / 102, rel=1e-6)
 
@@ -116,7 +122,7 @@ def test_source_holes_and_reference_holes_are_never_consistent():
     depth_ref, K, E_ref, depth_src, K_src, E_src = two_view_plane()
     depth_src[0, 2, 1] = 0.0  # reference pixel (2, 2) lands exactly on this source hole
     depth_ref[0, 4, 4] = 0.0  # reference hole
-    check = geometric_check(depth_ref, K, E_ref, depth_src, K_src, E_src)
+    check = geometric_check(depth_ref, one_source(K, E_ref, depth_src, K_src, E_src))
     assert not check.valid[0, 2, 2] and not check.consistent[0, 2, 2]
     assert not check.valid[0, 4, 4]
     assert torch.isfinite(check.depth_reproj).all() and torch.isfinite(check.pix_dist).all()
@@ -125,7 +131,7 @@ def test_source_holes_and_reference_holes_are_never_consistent():
     depth_ref, K, E_ref, depth_src, K_src, E_src = two_view_plane()
     valid_src = torch.ones_like(depth_src, dtype=torch.bool)
     valid_src[0, 2, 1] = False
-    assert not geometric_check(depth_ref, K, E_ref, depth_src, K_src, E_src, valid_src=valid_src).consistent[0, 2, 2]
+    assert not geometric_check(depth_ref, one_source(K, E_ref, depth_src, K_src, E_src), valid_src=valid_src[:, None]).consistent[0, 2, 2]
 
 
 def test_multiview_average_and_min_views():
@@ -133,22 +139,21 @@ def test_multiview_average_and_min_views():
     depth_ref[0, 2, 2] = 100.5
     # Two source views: the same camera twice, the second one's depth map is empty.
     src = torch.stack([depth_src, torch.zeros_like(depth_src)], 1)
-    result = multiview_consistency(depth_ref, K, E_ref, src, K_src[:, None].expand(1, 2, 3, 3),
-                                   E_src[:, None].expand(1, 2, 3, 4))
+    two = MultiView(K, E_ref, src, K_src[:, None].expand(1, 2, 3, 3), E_src[:, None].expand(1, 2, 3, 4))
+    result = multiview_consistency(depth_ref, two)
     assert result.n_consistent[0, 2, 2] == 1
     assert result.depth_averaged[0, 2, 2].item() == pytest.approx((100.5 + 100.0) / 2)
     assert result.n_consistent[0, 2, 0] == 0 and result.depth_averaged[0, 2, 0] == 100.0  # unchanged
-    _, rate = consistency_rate(depth_ref, K, E_ref, src, K_src[:, None].expand(1, 2, 3, 3),
-                               E_src[:, None].expand(1, 2, 3, 4), min_views=2)
+    _, rate = consistency_rate(depth_ref, two, min_views=2)
     assert rate == 0.0
     with pytest.raises(DataError, match="K_src"):
-        multiview_consistency(depth_ref, K, E_ref, src, K_src, E_src)
+        multiview_consistency(depth_ref, MultiView(K, E_ref, src, K_src, E_src))
 
 
 def test_no_source_views_means_nothing_is_consistent():
     depth_ref, K, E_ref, *_ = two_view_plane()
     none = torch.zeros(1, 0, 5, 5, dtype=torch.float64)
-    result = multiview_consistency(depth_ref, K, E_ref, none, none[..., :3, :3], none[..., :3, :4])
+    result = multiview_consistency(depth_ref, MultiView(K, E_ref, none, none[..., :3, :3], none[..., :3, :4]))
     assert result.n_consistent.sum() == 0 and torch.equal(result.depth_averaged, depth_ref)
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from _tiny_scans import make_dataset
+from deltaz.core.batch import MultiView
 from deltaz.data import DepthRefinementDataset, collate_same_scene
 from deltaz.io.dtu.layout import list_scans
 from deltaz.core.errors import ConfigError
@@ -94,14 +95,14 @@ def test_ground_truth_is_consistent_at_every_scale(batch, mode):
     # the same level-2 depths with unscaled intrinsics: inconsistent by many mm
     level = batch_pyramid(batch, 3, mode)[2]
     depth = level["depth"]
-    wrong = multiview_consistency_loss(
-        depth[:, 0], batch["intrinsics"][:, 0], level["extrinsics"][:, 0],
+    wrong = multiview_consistency_loss(depth[:, 0], MultiView(
+        batch["intrinsics"][:, 0], level["extrinsics"][:, 0],
         depth[:, 1:], batch["intrinsics"][:, 1:], level["extrinsics"][:, 1:],
-    )
-    right = multiview_consistency_loss(
-        depth[:, 0], level["intrinsics"][:, 0], level["extrinsics"][:, 0],
+    ))
+    right = multiview_consistency_loss(depth[:, 0], MultiView(
+        level["intrinsics"][:, 0], level["extrinsics"][:, 0],
         depth[:, 1:], level["intrinsics"][:, 1:], level["extrinsics"][:, 1:],
-    )
+    ))
     assert float(right) < tol and float(wrong) > 10.0
 
 

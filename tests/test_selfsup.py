@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from deltaz.core.batch import MultiView
 from deltaz.ops import selfsup
 from deltaz.core.geometry import backproject_depth, camera_to_world, warp
 from tests._tiny_scans import _look_at, _render_depth
@@ -58,7 +59,7 @@ def _grad_of(loss_fn, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def test_photometric_zero_on_consistent_pair_positive_with_gradient_otherwise():
     pair = _stereo_pair()
     x = _inputs(pair)
-    fn = lambda d: selfsup.photometric_loss(d[None], x.image, x.image_src, x.K, x.E, x.K_src, x.E_src,
+    fn = lambda d: selfsup.photometric_loss(d[None], x.image, x.image_src, x.multiview(),
                                             normalise_exposure=False)
     assert float(fn(pair["depth"])) < 1e-6
     loss, grad = _grad_of(fn, _wavy(pair["depth"], 100.0))  # ±0.4 px of disparity
@@ -66,8 +67,8 @@ def test_photometric_zero_on_consistent_pair_positive_with_gradient_otherwise():
     # exposure normalisation: a per-view gain does not read as a depth error
     x_gain = _inputs(pair)
     x_gain.image_src = x_gain.image_src * 0.7
-    assert float(selfsup.photometric_loss(pair["depth"][None], x_gain.image, x_gain.image_src, x.K, x.E, x.K_src,
-                                          x.E_src, normalise_exposure=True)) < 0.02
+    assert float(selfsup.photometric_loss(pair["depth"][None], x_gain.image, x_gain.image_src, x.multiview(),
+                                          normalise_exposure=True)) < 0.02
 
 
 def test_photometric_masks_holes_and_out_of_frame():
@@ -75,14 +76,14 @@ def test_photometric_masks_holes_and_out_of_frame():
     x = _inputs(pair)
     depth = pair["depth"].clone()
     depth[:, :5] = 0  # holes
-    error, keep = selfsup.photometric_loss_map(depth[None], x.image, x.image_src, x.K, x.E, x.K_src, x.E_src)
+    error, keep = selfsup.photometric_loss_map(depth[None], x.image, x.image_src, x.multiview())
     assert not keep[0, :, :5].any() and (error[~keep] == 0).all()
     # points behind the source camera or out of frame never count, and never give NaN
     far = torch.full_like(depth, 1.0)  # 1 mm: lands far outside the source frame
-    error, keep = selfsup.photometric_loss_map(far[None], x.image, x.image_src, x.K, x.E, x.K_src, x.E_src)
+    error, keep = selfsup.photometric_loss_map(far[None], x.image, x.image_src, x.multiview())
     assert not keep.any() and torch.isfinite(error).all()
-    loss, grad = _grad_of(lambda d: selfsup.photometric_loss(d[None], x.image, x.image_src, x.K, x.E, x.K_src,
-                                                             x.E_src), far)
+    loss, grad = _grad_of(lambda d: selfsup.photometric_loss(d[None], x.image, x.image_src,
+                                                             x.multiview()), far)
     assert float(loss) == 0.0 and torch.isfinite(grad).all()
 
 
@@ -92,9 +93,8 @@ def test_occlusion_handled_by_the_minimum_over_sources():
     occluded = pair["image_src"].clone()
     occluded[..., 10:20] = 0.0  # a source that sees something else there
     both = torch.stack([occluded[0], pair["image_src"][0]])[None]  # (1, 2, 3, H, W)
-    error, keep = selfsup.photometric_loss_map(pair["depth"][None], x.image, both, x.K, x.E,
-                                               x.K_src.expand(1, 2, 3, 3), x.E_src.expand(1, 2, 3, 4),
-                                               normalise_exposure=False)
+    two = MultiView(x.K, x.E, None, x.K_src.expand(1, 2, 3, 3), x.E_src.expand(1, 2, 3, 4))
+    error, keep = selfsup.photometric_loss_map(pair["depth"][None], x.image, both, two, normalise_exposure=False)
     assert float(error[keep].max()) < 1e-6
 
 
@@ -105,9 +105,9 @@ def test_visibility_from_source_depths_drops_occluded_pixels():
     occluded[..., 10:20] = 0.0  # the single source sees an occluder there ...
     depth_src = pair["depth"].clone()[None, None]
     depth_src[..., 10:20] = 300.0  # ... which its depth map puts in front of the reference's points
-    args = (pair["depth"][None], x.image, occluded[:, None], x.K, x.E, x.K_src, x.E_src)
-    error_blind, keep_blind = selfsup.photometric_loss_map(*args, normalise_exposure=False)
-    error, keep = selfsup.photometric_loss_map(*args, normalise_exposure=False, depth_src=depth_src)
+    args = (pair["depth"][None], x.image, occluded[:, None])
+    error_blind, keep_blind = selfsup.photometric_loss_map(*args, x.multiview(), normalise_exposure=False)
+    error, keep = selfsup.photometric_loss_map(*args, x.multiview(depth_src), normalise_exposure=False)
     assert float(error_blind[keep_blind].max()) > 0.1  # without the test, the occluder reads as a depth error
     # only the occluder's boundary (bilinear/SSIM neighbourhood) is left
     assert float(error[keep].mean()) < 0.25 * float(error_blind[keep_blind].mean()) and keep.sum() < keep_blind.sum()
@@ -117,13 +117,13 @@ def test_geometric_zero_on_consistent_depths_positive_with_gradient_otherwise():
     pair = _stereo_pair()
     x = _inputs(pair)
     depth_src = pair["depth"][None, None]  # the same row-wise depth is the source's true depth
-    fn = lambda d: selfsup.geometric_loss(d[None], x.K, x.E, depth_src, x.K_src, x.E_src)
+    fn = lambda d: selfsup.geometric_loss(d[None], x.multiview(depth_src))
     assert float(fn(pair["depth"])) < 1e-9
     loss, grad = _grad_of(fn, pair["depth"] * 1.01)
     assert loss > 1e-3 and torch.isfinite(grad).all() and grad.abs().sum() > 0
     # gradient also reaches the sources' refined depths
     src = depth_src.clone().requires_grad_(True)
-    selfsup.geometric_loss(pair["depth"][None] * 1.01, x.K, x.E, src, x.K_src, x.E_src).backward()
+    selfsup.geometric_loss(pair["depth"][None] * 1.01, x.multiview(src)).backward()
     assert torch.isfinite(src.grad).all() and src.grad.abs().sum() > 0
 
 
@@ -146,12 +146,11 @@ def test_smoothness_reused_and_anchor_zero_at_input():
 def test_input_agreement_one_when_consistent_lower_when_not():
     pair = _stereo_pair()
     x = _inputs(pair)
-    conf = selfsup.input_agreement(pair["depth"][None], x.K, x.E, pair["depth"][None, None], x.K_src, x.E_src)
+    conf = selfsup.input_agreement(pair["depth"][None], x.multiview(pair["depth"][None, None]))
     assert conf.shape == (1, H, W) and conf.max() == 1.0
     covered = conf > 0
     assert covered.float().mean() > 0.5
-    wrong = selfsup.input_agreement(pair["depth"][None] * 1.05, x.K, x.E, pair["depth"][None, None], x.K_src,
-                                    x.E_src)
+    wrong = selfsup.input_agreement(pair["depth"][None] * 1.05, x.multiview(pair["depth"][None, None]))
     assert float(wrong.sum()) < float(conf.sum()) * 0.1
 
 

@@ -68,15 +68,19 @@ def _move(value: Any, device: torch.device, non_blocking: bool) -> Any:
 class MultiView(_MappingView):
     """A reference's cameras and its ``S`` sources' cameras and depths.
 
-    ``K_ref (B, 3, 3)``, ``E_ref (B, 3|4, 4)``, ``depth_src (B, S, H, W)`` mm (0 = hole),
-    ``K_src (B, S, 3, 3)``, ``E_src (B, S, 3|4, 4)``.
+    ``K_ref (B, 3, 3)``, ``E_ref (B, 3|4, 4)``, ``depth_src (B, S, H', W')`` mm (0 = hole; ``None`` = cameras
+    only, where a function says it may be), ``K_src (B, S, 3, 3)`` for ``H'×W'``, ``E_src (B, S, 3|4, 4)``;
+    optional confidences ``confidence_ref (B, H, W)``, ``confidence_src (B, S, H', W')`` (e.g. the plane
+    sweep's, read by :class:`deltaz.ops.baselines.GeometricAveraging`).
     """
 
     K_ref: torch.Tensor
     E_ref: torch.Tensor
-    depth_src: torch.Tensor
+    depth_src: torch.Tensor | None
     K_src: torch.Tensor
     E_src: torch.Tensor
+    confidence_ref: torch.Tensor | None = None
+    confidence_src: torch.Tensor | None = None
 
     @classmethod
     def coerce(cls, value: "MultiView | Mapping[str, torch.Tensor] | None") -> "MultiView | None":
@@ -86,11 +90,24 @@ class MultiView(_MappingView):
         missing = [k for k in ("K_ref", "E_ref", "depth_src", "K_src", "E_src") if k not in value]
         if missing:
             raise DataError(f"multiview has no {missing}; expected K_ref, E_ref, depth_src, K_src, E_src")
-        return cls(**{k: value[k] for k in ("K_ref", "E_ref", "depth_src", "K_src", "E_src")})
+        return cls(**{k: value[k] for k in ("K_ref", "E_ref", "depth_src", "K_src", "E_src")},
+                   confidence_ref=value.get("confidence_ref"), confidence_src=value.get("confidence_src"))
 
     @property
     def num_sources(self) -> int:
-        return int(self.depth_src.shape[1])
+        return int(self.K_src.shape[1])
+
+    def source(self, s: int) -> "MultiView":
+        """The same reference with source ``s`` alone (``S = 1``)."""
+        pick = lambda t: None if t is None else t[:, s:s + 1]  # noqa: E731
+        return dataclasses.replace(self, depth_src=pick(self.depth_src), K_src=self.K_src[:, s:s + 1],
+                                   E_src=self.E_src[:, s:s + 1], confidence_src=pick(self.confidence_src))
+
+    def require_depths(self, who: str) -> torch.Tensor:
+        """``depth_src``, or a :class:`DataError` naming ``who`` when the multiview has cameras only."""
+        if self.depth_src is None:
+            raise DataError(f"{who} needs the source depths: multiview.depth_src is None")
+        return self.depth_src
 
     def with_depths(self, depth_src: torch.Tensor) -> "MultiView":
         """The same cameras with other source depths ``(B, S, H, W)`` (e.g. refined ones)."""
@@ -225,3 +242,10 @@ class MultiViewBatch(_MappingView):
         device = torch.device(device)
         moved = {f.name: _move(getattr(self, f.name), device, non_blocking) for f in dataclasses.fields(self)}
         return MultiViewBatch(**moved)
+
+    def pin_memory(self) -> "MultiViewBatch":
+        """The batch in pinned memory (``DataLoader(pin_memory=True)`` calls this)."""
+        pin = lambda v: v.pin_memory() if torch.is_tensor(v) else v  # noqa: E731
+        return MultiViewBatch(**{f.name: (pin(getattr(self, f.name)) if f.name != "extra"
+                                          else {k: pin(v) for k, v in self.extra.items()})
+                                 for f in dataclasses.fields(self)})

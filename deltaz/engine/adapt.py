@@ -33,8 +33,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from deltaz.engine import checkpoint as ckpt
+from deltaz.core.batch import MultiView
 from deltaz.core.errors import ConfigError, DataError
+from deltaz.engine import checkpoint as ckpt
 from deltaz.ops.selfsup import SelfSupInputs, SelfSupWeights, input_agreement, selfsup_losses
 
 __all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "AdaptConfig", "scan_confidence", "scan_inputs", "refine_views",
@@ -118,9 +119,9 @@ def scan_confidence(data_root: str | Path, scan: str, views, preset: str, mode: 
     out = []
     for i in range(len(views)):
         src = views.src_index[i]
-        out.append(input_agreement(views.depth_init[[i]], views.intrinsics[[i]], views.extrinsics[[i]],
-                                   views.depth_init[src][None], views.intrinsics[src][None],
-                                   views.extrinsics[src][None])[0])
+        multiview = MultiView(views.intrinsics[[i]], views.extrinsics[[i]], views.depth_init[src][None],
+                              views.intrinsics[src][None], views.extrinsics[src][None])
+        out.append(input_agreement(views.depth_init[[i]], multiview)[0])
     return torch.stack(out)
 
 

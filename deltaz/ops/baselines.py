@@ -2,7 +2,7 @@
 
 Every baseline has the same signature (the :data:`BASELINES` registry)::
 
-    fn(depth_init (B, H, W) mm, image (B, 3, H, W) in [0, 1] or None, params: dict, multiview: dict | None)
+    fn(depth_init (B, H, W) mm, image (B, 3, H, W) in [0, 1] or None, params: dict, multiview: MultiView | None)
         -> depth_refined (B, H, W) mm, 0 = hole
 
 Holes (``0``) in ``depth_init`` never produce NaN. Metrics count a remaining hole as an error of
@@ -31,9 +31,10 @@ Holes (``0``) in ``depth_init`` never produce NaN. Metrics count a remaining hol
   error is its initial error, ``keep`` is the stronger baseline on MAE, and tuning confirms it
   (tests/test_baselines.py). Reference holes stay holes. Needs ``multiview``.
 
-``multiview`` holds the reference and source cameras and the sources' *initial* depths:
-``K_ref (B, 3, 3)``, ``E_ref (B, 3|4, 4)``, ``depth_src (B, S, H, W)``, ``K_src (B, S, 3, 3)``,
-``E_src (B, S, 3|4, 4)``, optionally ``confidence_ref (B, H, W)`` and ``confidence_src (B, S, H, W)``;
+``multiview`` (a :class:`deltaz.core.batch.MultiView`, or its dict form) holds the reference and source
+cameras and the sources' *initial* depths: ``K_ref (B, 3, 3)``, ``E_ref (B, 3|4, 4)``, ``depth_src (B, S, H, W)``,
+``K_src (B, S, 3, 3)``, ``E_src (B, S, 3|4, 4)``, optionally ``confidence_ref (B, H, W)`` and
+``confidence_src (B, S, H, W)``;
 :func:`baseline_inputs_from_batch` builds it from a dataset batch. The trained "MVSNet-style
 refinement network" baseline is a model, evaluated by ``deltaz.engine.evaluate``, not here.
 
@@ -52,7 +53,9 @@ import kornia.filters as KF
 import torch
 import torch.nn.functional as F
 
+from deltaz.core.batch import MultiView, MultiViewBatch
 from deltaz.core.errors import ConfigError, DataError
+from deltaz.ops.fill import box_sum, fill_holes
 from deltaz.ops.metrics import MetricAccumulator, multiview_consistency
 
 __all__ = [
@@ -120,34 +123,8 @@ def _pad_mode(H: int, W: int, r: int) -> str:
     return "reflect" if r < H and r < W else "replicate"
 
 
-def _box_sum(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """Sum over each ``k×k`` window of ``x (B, C, H, W)``, zero padding (so padding adds nothing)."""
-    C = x.shape[1]
-    weight = torch.ones(C, 1, kernel_size, kernel_size, dtype=x.dtype, device=x.device)
-    return F.conv2d(x, weight, padding=kernel_size // 2, groups=C)
-
-
-def fill_holes(depth: torch.Tensor, kernel_size: int = 3, max_iters: int = 1) -> torch.Tensor:
-    """Fill holes of ``depth (B, H, W)`` with the mean of the valid pixels in their ``k×k`` window.
-
-    Repeated ``max_iters`` times (each pass also uses the pixels filled by the previous one), so a
-    hole up to about ``max_iters · k//2`` pixels from a valid pixel is filled; the rest stay 0.
-    Valid pixels are never changed.
-    """
-    out = depth.clone()
-    for _ in range(max_iters):
-        valid = (out > 0).to(out.dtype).unsqueeze(1)
-        if bool(valid.all()) or not bool(valid.any()):
-            break
-        total = _box_sum(out.unsqueeze(1) * valid, kernel_size)
-        count = _box_sum(valid, kernel_size)
-        mean = (total / count.clamp_min(1.0)).squeeze(1)
-        out = torch.where((out > 0) | (count.squeeze(1) < 0.5), out, mean)
-    return out
-
-
 def _has_valid_neighbour(depth: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    return _box_sum((depth > 0).to(depth.dtype).unsqueeze(1), kernel_size).squeeze(1) > 0.5
+    return box_sum((depth > 0).to(depth.dtype).unsqueeze(1), kernel_size).squeeze(1) > 0.5
 
 
 def masked_median(depth: torch.Tensor, kernel_size: int) -> torch.Tensor:
@@ -282,57 +259,40 @@ class GeometricAveraging:
             raise ConfigError(f"GeometricAveraging: min_views must be >= 1, got {self.min_views}")
 
     @torch.no_grad()
-    def refine(
-        self,
-        depth_ref: torch.Tensor,
-        K_ref: torch.Tensor,
-        E_ref: torch.Tensor,
-        depth_src: torch.Tensor,
-        K_src: torch.Tensor,
-        E_src: torch.Tensor,
-        confidence_ref: torch.Tensor | None = None,
-        confidence_src: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Refined ``(B, H, W)`` depth (mm) of ``depth_ref`` given ``S`` source views (shapes as in
-        :func:`deltaz.ops.metrics.multiview_consistency`) and optional confidences ``(B, H, W)``, ``(B, S, H, W)``."""
+    def refine(self, depth_ref: torch.Tensor, multiview: MultiView) -> torch.Tensor:
+        """Refined ``(B, H, W)`` depth (mm) of ``depth_ref`` given its :class:`deltaz.core.batch.MultiView` (or
+        its dict form): ``S`` source views as in :func:`deltaz.ops.metrics.multiview_consistency`, and
+        (for ``conf_thresh``) ``confidence_ref (B, H, W)``, ``confidence_src (B, S, H, W)``."""
         depth_ref = _check_depth(depth_ref)
+        mv = MultiView.coerce(multiview)
         checked = depth_ref
         valid_src = None
         if self.conf_thresh is not None:
-            if confidence_ref is None or confidence_src is None:
+            if mv.confidence_ref is None or mv.confidence_src is None:
                 raise ConfigError(
                     "GeometricAveraging: conf_thresh is set but confidence_ref/confidence_src are missing"
                 )
-            checked = torch.where(confidence_ref >= self.conf_thresh, depth_ref, torch.zeros_like(depth_ref))
-            valid_src = confidence_src >= self.conf_thresh
+            checked = torch.where(mv.confidence_ref >= self.conf_thresh, depth_ref, torch.zeros_like(depth_ref))
+            valid_src = mv.confidence_src >= self.conf_thresh
         result = multiview_consistency(
-            checked, K_ref, E_ref, depth_src, K_src, E_src,
-            pix_thresh=self.pix_thresh, rel_depth_thresh=self.rel_depth_thresh, valid_src=valid_src,
+            checked, mv, pix_thresh=self.pix_thresh, rel_depth_thresh=self.rel_depth_thresh, valid_src=valid_src,
         )
         good = (result.n_consistent >= self.min_views) & (checked > 0)
         fallback = depth_ref if self.inconsistent == "keep" else torch.zeros_like(depth_ref)
         return torch.where(good, result.depth_averaged.to(depth_ref.dtype), fallback)
 
 
-_MULTIVIEW_KEYS = ("K_ref", "E_ref", "depth_src", "K_src", "E_src")
-
-
 @torch.no_grad()
 def geometric_averaging(
     depth_init: torch.Tensor, image=None, params: Mapping | None = None, multiview=None
 ) -> torch.Tensor:
-    """Registry wrapper of :class:`GeometricAveraging`: ``params`` are its fields, ``multiview`` its cameras."""
+    """Registry wrapper of :class:`GeometricAveraging`: ``params`` are its fields, ``multiview`` its
+    :class:`deltaz.core.batch.MultiView` (or the dict ``{"K_ref", "E_ref", "depth_src", "K_src", "E_src"}``)."""
     defaults = {f: getattr(GeometricAveraging, f) for f in GeometricAveraging.__dataclass_fields__}
     p = _params("geometric_averaging", params, defaults)
     if multiview is None:
         raise ConfigError("baseline 'geometric_averaging' needs multiview (source depths and cameras); got None")
-    missing = [key for key in _MULTIVIEW_KEYS if key not in multiview]
-    if missing:
-        raise DataError(f"multiview is missing {missing}; expected keys {list(_MULTIVIEW_KEYS)}")
-    return GeometricAveraging(**p).refine(
-        depth_init, *(multiview[key] for key in _MULTIVIEW_KEYS),
-        confidence_ref=multiview.get("confidence_ref"), confidence_src=multiview.get("confidence_src"),
-    )
+    return GeometricAveraging(**p).refine(depth_init, MultiView.coerce(multiview))
 
 
 BASELINES: dict[str, Baseline] = {
@@ -368,12 +328,13 @@ PARAM_GRIDS: dict[str, list[dict]] = {
 }
 
 
-def baseline_inputs_from_batch(batch: Mapping, key: str = "depth_init") -> dict:
-    """One baseline sample from a dataset batch (view 0 = reference, views 1… = sources).
+def baseline_inputs_from_batch(batch: MultiViewBatch | Mapping, key: str = "depth_init") -> dict:
+    """One baseline sample from a dataset batch (a :class:`deltaz.core.batch.MultiViewBatch` or its dict form;
+    view 0 = reference, views 1… = sources).
 
-    Returns ``depth_init (B, H, W)``, ``depth`` (ground truth), ``mask`` (or None), ``image
-    (B, 3, H, W)`` (or None) and ``multiview`` (None when the batch has a single view), the sources'
-    depths taken from ``batch[key]``.
+    Returns ``depth_init (B, H, W)`` mm, ``depth`` (ground truth, mm), ``mask`` (or None), ``image
+    (B, 3, H, W)`` (or None) and ``multiview`` (a :class:`deltaz.core.batch.MultiView`, None when the batch has a
+    single view), the reference's input and the sources' depths taken from ``batch[key]``.
     """
     for name in (key, "depth", "intrinsics", "extrinsics"):
         if name not in batch:
@@ -381,21 +342,14 @@ def baseline_inputs_from_batch(batch: Mapping, key: str = "depth_init") -> dict:
     depth_init = batch[key]
     if depth_init.dim() != 4:
         raise DataError(f"batch[{key!r}] must be (B, V, H, W), got {tuple(depth_init.shape)}")
-    K, E = batch["intrinsics"], batch["extrinsics"]
-    image = batch.get("image")
-    mask = batch.get("mask")
-    multiview = None
-    if depth_init.shape[1] > 1:
-        multiview = {
-            "K_ref": K[:, 0], "E_ref": E[:, 0],
-            "depth_src": depth_init[:, 1:], "K_src": K[:, 1:], "E_src": E[:, 1:],
-        }
+    batch = MultiViewBatch.from_mapping(batch)
+    ref = batch.ref
     return {
         "depth_init": depth_init[:, 0],
-        "depth": batch["depth"][:, 0],
-        "mask": None if mask is None else mask[:, 0].bool(),
-        "image": None if image is None else image[:, 0],
-        "multiview": multiview,
+        "depth": ref.depth,
+        "mask": ref.mask,
+        "image": ref.image,
+        "multiview": batch.multiview(depth_init[:, 1:]),
     }
 
 

@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 import torch
 
+from deltaz.core.batch import MultiView
 from deltaz.core.errors import ConfigError, DataError
 from deltaz.core.geometry import (
     Z_EPS,
@@ -303,11 +304,8 @@ def _check_extrinsics(name: str, E: torch.Tensor, ndim: int) -> None:
 
 def geometric_check(
     depth_ref: torch.Tensor,
-    K_ref: torch.Tensor,
-    E_ref: torch.Tensor,
-    depth_src: torch.Tensor,
-    K_src: torch.Tensor,
-    E_src: torch.Tensor,
+    multiview: MultiView,
+    source: int = 0,
     pix_thresh: float = 1.0,
     rel_depth_thresh: float = 0.01,
     valid_src: torch.Tensor | None = None,
@@ -326,23 +324,51 @@ def geometric_check(
 
     Args:
         depth_ref: ``(B, H, W)`` reference z-depth, mm, 0 = no value.
-        K_ref: ``(B, 3, 3)``; E_ref: ``(B, 3|4, 4)`` world-to-camera.
-        depth_src: ``(B, H', W')`` source z-depth, mm, 0 = no value; ``K_src (B, 3, 3)``, ``E_src (B, 3|4, 4)``.
+        multiview: :class:`deltaz.core.batch.MultiView` (or its dict form): ``K_ref (B, 3, 3)``,
+            ``E_ref (B, 3|4, 4)`` world-to-camera, ``depth_src (B, S, H', W')`` mm (0 = no value),
+            ``K_src (B, S, 3, 3)``, ``E_src (B, S, 3|4, 4)``.
+        source: which of the ``S`` sources to check against.
         pix_thresh: round-trip reprojection threshold in pixels (MVSNet: 1).
         rel_depth_thresh: relative depth threshold (MVSNet: 0.01).
-        valid_src: optional ``(B, H', W')`` bool; False source pixels are treated as holes
-            (e.g. low confidence).
+        valid_src: optional bool of ``depth_src``'s shape ``(B, S, H', W')``; False source pixels are
+            treated as holes (e.g. low confidence).
     Returns:
         :class:`GeometricCheck`.
     """
+    mv = _checked_multiview(depth_ref, multiview, valid_src)
+    if not 0 <= source < mv.num_sources:
+        raise DataError(f"source={source}: the multiview has {mv.num_sources} source view(s)")
+    valid_src = None if valid_src is None else valid_src[:, source]
+    return _check_one(depth_ref, mv.K_ref, mv.E_ref, mv.depth_src[:, source], mv.K_src[:, source],
+                      mv.E_src[:, source], pix_thresh, rel_depth_thresh, valid_src)
+
+
+def _checked_multiview(depth_ref: torch.Tensor, multiview, valid_src: torch.Tensor | None) -> MultiView:
+    """The multiview as a :class:`MultiView`, its shapes checked against ``depth_ref (B, H, W)``."""
+    mv = MultiView.coerce(multiview)
+    if mv is None:
+        raise DataError("multiview is None; expected the reference and source cameras and source depths")
+    depth_src = mv.require_depths("the geometric check")
     _check_shape("depth_ref", depth_ref, 3, want="(B, H, W)")
-    _check_shape("depth_src", depth_src, 3, want="(B, H', W')")
-    _check_shape("K_ref", K_ref, 3, (3, 3), want="(B, 3, 3)")
-    _check_shape("K_src", K_src, 3, (3, 3), want="(B, 3, 3)")
-    _check_extrinsics("E_ref", E_ref, 3)
-    _check_extrinsics("E_src", E_src, 3)
+    _check_shape("multiview.depth_src", depth_src, 4, want="(B, S, H', W')")
+    _check_shape("multiview.K_ref", mv.K_ref, 3, (3, 3), want="(B, 3, 3)")
+    _check_shape("multiview.K_src", mv.K_src, 4, (3, 3), want="(B, S, 3, 3)")
+    _check_extrinsics("multiview.E_ref", mv.E_ref, 3)
+    _check_extrinsics("multiview.E_src", mv.E_src, 4)
+    S = depth_src.shape[1]
+    if mv.K_src.shape[1] != S or mv.E_src.shape[1] != S:
+        raise DataError(f"multiview.K_src {tuple(mv.K_src.shape)} and E_src {tuple(mv.E_src.shape)} must list "
+                        f"S={S} source views")
     if valid_src is not None and valid_src.shape != depth_src.shape:
         raise DataError(f"valid_src must have depth_src's shape {tuple(depth_src.shape)}, got {tuple(valid_src.shape)}")
+    if depth_src.shape[0] != depth_ref.shape[0]:
+        raise DataError(f"depth_src {tuple(depth_src.shape)} must have the batch size B={depth_ref.shape[0]} of depth_ref")
+    return mv
+
+
+def _check_one(depth_ref, K_ref, E_ref, depth_src, K_src, E_src, pix_thresh, rel_depth_thresh, valid_src
+               ) -> GeometricCheck:
+    """:func:`geometric_check` on one source: ``depth_src (B, H', W')``, ``K_src (B, 3, 3)``, ``E_src (B, 3|4, 4)``."""
     dtype = depth_ref.dtype if depth_ref.is_floating_point() else torch.float32
     depth_ref = depth_ref.to(dtype)
     depth_src = depth_src.to(dtype)
@@ -392,38 +418,23 @@ class MultiViewConsistency(NamedTuple):
 
 def multiview_consistency(
     depth_ref: torch.Tensor,
-    K_ref: torch.Tensor,
-    E_ref: torch.Tensor,
-    depth_src: torch.Tensor,
-    K_src: torch.Tensor,
-    E_src: torch.Tensor,
+    multiview: MultiView,
     pix_thresh: float = 1.0,
     rel_depth_thresh: float = 0.01,
     valid_src: torch.Tensor | None = None,
 ) -> MultiViewConsistency:
-    """:func:`geometric_check` of ``depth_ref (B, H, W)`` against each of ``S`` source views.
+    """:func:`geometric_check` of ``depth_ref (B, H, W)`` against each of the ``S`` source views of ``multiview``.
 
     Args:
-        depth_src: ``(B, S, H', W')`` mm; ``K_src (B, S, 3, 3)``; ``E_src (B, S, 3|4, 4)``.
+        multiview: :class:`deltaz.core.batch.MultiView` (or its dict form), ``depth_src (B, S, H', W')`` mm.
         valid_src: optional ``(B, S, H', W')`` bool (False = treat as a hole).
         Other arguments as in :func:`geometric_check`.
     Returns:
         :class:`MultiViewConsistency`.
     """
-    _check_shape("depth_src", depth_src, 4, want="(B, S, H', W')")
-    _check_shape("K_src", K_src, 4, (3, 3), want="(B, S, 3, 3)")
-    _check_extrinsics("E_src", E_src, 4)
-    S = depth_src.shape[1]
-    if K_src.shape[1] != S or E_src.shape[1] != S:
-        raise DataError(f"K_src {tuple(K_src.shape)} and E_src {tuple(E_src.shape)} must list S={S} source views")
-    if valid_src is not None and valid_src.shape != depth_src.shape:
-        raise DataError(f"valid_src must have depth_src's shape {tuple(depth_src.shape)}, got {tuple(valid_src.shape)}")
-    _check_shape("depth_ref", depth_ref, 3, want="(B, H, W)")
-    _check_shape("K_ref", K_ref, 3, (3, 3), want="(B, 3, 3)")
-    _check_extrinsics("E_ref", E_ref, 3)
+    mv = _checked_multiview(depth_ref, multiview, valid_src)
     B, H, W = depth_ref.shape
-    if depth_src.shape[0] != B:
-        raise DataError(f"depth_src {tuple(depth_src.shape)} must have the batch size B={B} of depth_ref")
+    S = mv.num_sources
     dtype = depth_ref.dtype if depth_ref.is_floating_point() else torch.float32
     if S == 0:
         return MultiViewConsistency(torch.zeros(depth_ref.shape, dtype=torch.int64, device=depth_ref.device),
@@ -436,11 +447,10 @@ def multiview_consistency(
         return flat(t.unsqueeze(1).expand(B, S, *t.shape[1:]))
 
     # All S checks in one batched call of the one per-view check.
-    check = geometric_check(
-        per_source(depth_ref), per_source(K_ref), per_source(E_ref),
-        flat(depth_src), flat(K_src), flat(E_src),
-        pix_thresh=pix_thresh, rel_depth_thresh=rel_depth_thresh,
-        valid_src=None if valid_src is None else flat(valid_src),
+    check = _check_one(
+        per_source(depth_ref), per_source(mv.K_ref), per_source(mv.E_ref),
+        flat(mv.depth_src), flat(mv.K_src), flat(mv.E_src), pix_thresh, rel_depth_thresh,
+        None if valid_src is None else flat(valid_src),
     )
     consistent = check.consistent.reshape(B, S, H, W)
     n_consistent = consistent.sum(dim=1)
@@ -452,25 +462,21 @@ def multiview_consistency(
 
 def consistency_rate(
     depth_ref: torch.Tensor,
-    K_ref: torch.Tensor,
-    E_ref: torch.Tensor,
-    depth_src: torch.Tensor,
-    K_src: torch.Tensor,
-    E_src: torch.Tensor,
+    multiview: MultiView,
     pix_thresh: float = 1.0,
     rel_depth_thresh: float = 0.01,
     min_views: int = 1,
 ) -> tuple[torch.Tensor, float]:
     """Which reference pixels are geometrically consistent with at least ``min_views`` source views.
 
-    Args: as :func:`multiview_consistency` (``depth_ref (B, H, W)``, ``depth_src (B, S, H', W')``).
+    Args: as :func:`multiview_consistency` (``depth_ref (B, H, W)``, ``multiview.depth_src (B, S, H', W')``).
     Returns:
         ``mask (B, H, W)`` bool, and the rate in percent: consistent pixels / pixels with
         ``depth_ref > 0`` (0.0 when the reference has no depth at all).
     """
     if min_views < 1:
         raise DataError(f"min_views must be >= 1, got {min_views}")
-    result = multiview_consistency(depth_ref, K_ref, E_ref, depth_src, K_src, E_src, pix_thresh, rel_depth_thresh)
+    result = multiview_consistency(depth_ref, multiview, pix_thresh, rel_depth_thresh)
     mask = (result.n_consistent >= min_views) & (depth_ref > 0)
     n_valid = int((depth_ref > 0).sum())
     rate = 100.0 * int(mask.sum()) / n_valid if n_valid else 0.0

@@ -39,8 +39,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from deltaz.core.batch import MultiView
+from deltaz.core.errors import DataError
 from deltaz.core.geometry import reproject, sample_pixels
 from deltaz.ops.losses import multiview_consistency_loss_map, smoothness_loss, weighted_total
+from deltaz.ops.metrics import multiview_consistency
 
 __all__ = [
     "SSIM_ALPHA",
@@ -98,13 +101,9 @@ def photometric_loss_map(
     depth_ref: torch.Tensor,
     image_ref: torch.Tensor,
     image_src: torch.Tensor,
-    K_ref: torch.Tensor,
-    E_ref: torch.Tensor,
-    K_src: torch.Tensor,
-    E_src: torch.Tensor,
+    multiview: MultiView,
     alpha: float = SSIM_ALPHA,
     normalise_exposure: bool = True,
-    depth_src: torch.Tensor | None = None,
     occlusion_tol_rel: float = 0.02,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel photometric reprojection error, minimum over the sources that see the point, and the pixels
@@ -112,10 +111,11 @@ def photometric_loss_map(
 
     Args:
         depth_ref: ``(B, H, W)`` refined reference z-depth, mm, 0 = hole.
-        image_ref: ``(B, 3, H, W)`` in [0, 1]; ``K_ref (B, 3, 3)`` for ``H×W``; ``E_ref (B, 3|4, 4)``.
-        image_src: ``(B, S, 3, H', W')`` in [0, 1] (may be larger than the depth: ``K_src`` is for ``H'×W'``);
-            ``K_src (B, S, 3, 3)``, ``E_src (B, S, 3|4, 4)`` world-to-camera.
-        depth_src: optional ``(B, S, H', W')`` mm, the sources' depths (detached here): a point is occluded in
+        image_ref: ``(B, 3, H, W)`` in [0, 1].
+        image_src: ``(B, S, 3, H', W')`` in [0, 1] (may be larger than the depth: ``K_src`` is for ``H'×W'``).
+        multiview: :class:`deltaz.core.batch.MultiView`: ``K_ref (B, 3, 3)`` for ``H×W``, ``E_ref (B, 3|4, 4)``,
+            ``K_src (B, S, 3, 3)``, ``E_src (B, S, 3|4, 4)`` world-to-camera, and ``depth_src``: None (no
+            visibility test) or ``(B, S, H', W')`` mm, the sources' depths (detached here): a point is occluded in
             source ``s`` when the source's depth where it lands is in front of it by more than
             ``occlusion_tol_rel`` of its depth (``d_s < (1 − tol)·z_src``, holes count as visible); an occluded
             source does not count for that pixel. This matters with few sources (a stereo pair has one).
@@ -126,7 +126,9 @@ def photometric_loss_map(
         pixel's window.
     """
     if image_src.dim() != 5 or image_src.shape[2] != 3:
-        raise ValueError(f"image_src must be (B, S, 3, H', W'), got shape {tuple(image_src.shape)}")
+        raise DataError(f"image_src must be (B, S, 3, H', W'), got shape {tuple(image_src.shape)}")
+    mv = MultiView.coerce(multiview)
+    K_ref, E_ref, K_src, E_src, depth_src = mv.K_ref, mv.E_ref, mv.K_src, mv.E_src, mv.depth_src
     if depth_src is not None and depth_src.shape[-2:] != image_src.shape[-2:]:
         depth_src = None  # visibility needs the source depth on the image's grid
     if normalise_exposure:
@@ -146,25 +148,22 @@ def photometric_loss_map(
     return torch.where(keep, best, torch.zeros_like(best)), keep
 
 
-def photometric_loss(depth_ref, image_ref, image_src, K_ref, E_ref, K_src, E_src, alpha: float = SSIM_ALPHA,
-                     normalise_exposure: bool = True, depth_src: torch.Tensor | None = None) -> torch.Tensor:
+def photometric_loss(depth_ref: torch.Tensor, image_ref: torch.Tensor, image_src: torch.Tensor, multiview: MultiView,
+                     alpha: float = SSIM_ALPHA, normalise_exposure: bool = True) -> torch.Tensor:
     """Mean of :func:`photometric_loss_map` over the pixels that count (a scalar in image units)."""
-    error, keep = photometric_loss_map(depth_ref, image_ref, image_src, K_ref, E_ref, K_src, E_src, alpha,
-                                       normalise_exposure, depth_src)
+    error, keep = photometric_loss_map(depth_ref, image_ref, image_src, multiview, alpha, normalise_exposure)
     return _masked_mean(error, keep)
 
 
-def geometric_loss(depth_ref: torch.Tensor, K_ref: torch.Tensor, E_ref: torch.Tensor, depth_src: torch.Tensor,
-                   K_src: torch.Tensor, E_src: torch.Tensor, occlusion_tol_rel: float = 0.02) -> torch.Tensor:
+def geometric_loss(depth_ref: torch.Tensor, multiview: MultiView, occlusion_tol_rel: float = 0.02) -> torch.Tensor:
     """Relative geometric consistency of the reference depth with the sources' (refined) depths.
 
     :func:`deltaz.ops.losses.multiview_consistency_loss_map` (``|z_src − d_s|`` in mm, averaged over the sources
     that keep a pixel: in frame, not occluded by more than ``occlusion_tol_rel``) divided by the reference depth
     (detached), averaged over the kept pixels: dimensionless, 0.01 = 1 % of the depth. Shapes as there:
-    ``depth_ref (B, H, W)``, ``depth_src (B, S, H', W')`` mm, 0 = hole.
+    ``depth_ref (B, H, W)``, ``multiview.depth_src (B, S, H', W')`` mm, 0 = hole.
     """
-    residual, keep = multiview_consistency_loss_map(depth_ref, K_ref, E_ref, depth_src, K_src, E_src,
-                                                    occlusion_tol_rel=occlusion_tol_rel)
+    residual, keep = multiview_consistency_loss_map(depth_ref, multiview, occlusion_tol_rel=occlusion_tol_rel)
     scale = torch.where(depth_ref > 0, depth_ref, torch.ones_like(depth_ref)).detach()
     return _masked_mean(residual / scale, keep & (depth_ref > 0))
 
@@ -184,18 +183,17 @@ def anchor_loss(depth_refined: torch.Tensor, depth_init: torch.Tensor, confidenc
 
 
 @torch.no_grad()
-def input_agreement(depth_init: torch.Tensor, K: torch.Tensor, E: torch.Tensor, depth_init_src: torch.Tensor,
-                    K_src: torch.Tensor, E_src: torch.Tensor, pix_thresh: float = 1.0,
+def input_agreement(depth_init: torch.Tensor, multiview: MultiView, pix_thresh: float = 1.0,
                     rel_depth_thresh: float = 0.01) -> torch.Tensor:
     """A confidence of the input from its multi-view agreement: share of the sources whose input depth passes
     MVSNet's geometric check (:func:`deltaz.ops.metrics.multiview_consistency`) with the reference's, ``(B, H, W)``
-    in [0, 1]; 0 at holes. ``depth_init (B, H, W)``, ``depth_init_src (B, S, H, W)`` mm."""
-    from deltaz.ops.metrics import multiview_consistency
-
-    S = depth_init_src.shape[1]
+    in [0, 1]; 0 at holes. ``depth_init (B, H, W)`` mm; ``multiview.depth_src (B, S, H, W)`` the sources' input
+    depths (mm) with their cameras."""
+    mv = MultiView.coerce(multiview)
+    S = mv.num_sources
     if S == 0:
         return (depth_init > 0).to(depth_init.dtype)
-    result = multiview_consistency(depth_init, K, E, depth_init_src, K_src, E_src, pix_thresh, rel_depth_thresh)
+    result = multiview_consistency(depth_init, mv, pix_thresh, rel_depth_thresh)
     return result.n_consistent.to(depth_init.dtype) / S
 
 
@@ -241,6 +239,11 @@ class SelfSupInputs:
     def to(self, device) -> "SelfSupInputs":
         return SelfSupInputs(**{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in self.__dict__.items()})
 
+    def multiview(self, depth_src: torch.Tensor | None = None) -> MultiView:
+        """The references' and sources' cameras with the sources' depths ``depth_src (B, S, H, W)`` mm (None:
+        cameras only)."""
+        return MultiView(self.K, self.E, depth_src, self.K_src, self.E_src)
+
 
 def selfsup_losses(
     depth_refined: torch.Tensor,
@@ -262,10 +265,11 @@ def selfsup_losses(
     """
     weights = weights or SelfSupWeights()
     x = inputs
+    multiview = x.multiview(depth_src_refined)
     terms = {
-        "photometric": photometric_loss(depth_refined, x.image, x.image_src, x.K, x.E, x.K_src, x.E_src,
-                                        normalise_exposure=normalise_exposure, depth_src=depth_src_refined),
-        "geometric": (geometric_loss(depth_refined, x.K, x.E, depth_src_refined, x.K_src, x.E_src)
+        "photometric": photometric_loss(depth_refined, x.image, x.image_src, multiview,
+                                        normalise_exposure=normalise_exposure),
+        "geometric": (geometric_loss(depth_refined, multiview)
                       if depth_src_refined is not None else _graph_zero(depth_refined)),
         "smoothness": smoothness_loss(depth_refined, x.image),
         "anchor": anchor_loss(depth_refined, x.depth_init, x.confidence),
