@@ -9,7 +9,7 @@
   distances below ``max_dist_mm`` (20 mm, DTU's outlier threshold). DTU's official evaluation also
   masks with observation masks and ground planes; here the reference cloud is the ground-truth depth
   maps themselves, so it only covers what the cameras saw.
-* :func:`write_ply` / :func:`read_ply` — binary little-endian (default) or ASCII PLY.
+* :func:`write_ply` / :func:`read_ply` — PLY files (:mod:`deltaz.io.ply`, re-exported here).
 
 Point clouds are NumPy arrays: points ``(N, 3)`` float32 in world millimetres, colours ``(N, 3)`` uint8.
 Depth inputs may be torch tensors or NumPy arrays (``(V, H, W)`` mm, 0 = no value).
@@ -17,16 +17,15 @@ Depth inputs may be torch tensors or NumPy arrays (``(V, H, W)`` mm, 0 = no valu
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from deltaz.core.atomic import atomic_path
-from deltaz.core.errors import DataError, FormatError
+from deltaz.core.errors import DataError
 from deltaz.core.geometry import backproject_depth, camera_to_world
+from deltaz.io.ply import read_ply, write_ply  # noqa: F401  (re-exported: deltaz.ops.pointcloud.write_ply / read_ply)
 from deltaz.ops.metrics import multiview_consistency
 
 __all__ = [
@@ -259,115 +258,3 @@ def score_point_cloud(pred, gt, max_dist_mm: float = 20.0, voxel_size_mm: float 
         "n_pred": int(len(pred)),
         "n_gt": int(len(gt)),
     }
-
-
-# --------------------------------------------------------------------------- PLY
-
-
-def write_ply(path, points, colors=None, binary: bool = True) -> Path:
-    """Write ``points (N, 3)`` (mm) and optional ``colors (N, 3)`` (uint8, or float in [0, 1]) as PLY.
-
-    Binary little-endian by default (``binary=False``: ASCII); vertices are float32 ``x y z`` and
-    uchar ``red green blue``. Written to a temporary file in the same folder, then renamed.
-    """
-    path = Path(path)
-    points = _as_points("points", points).astype("<f4")
-    if colors is not None:
-        colors = np.asarray(colors.detach().cpu().numpy() if isinstance(colors, torch.Tensor) else colors)
-        if colors.shape != points.shape:
-            raise DataError(f"colors must be (N={len(points)}, 3) like points, got {colors.shape}")
-        colors = _colors_uint8(colors)
-    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
-    if colors is not None:
-        fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
-    vertices = np.empty(len(points), dtype=fields)
-    for i, axis in enumerate("xyz"):
-        vertices[axis] = points[:, i]
-    if colors is not None:
-        for i, channel in enumerate(("red", "green", "blue")):
-            vertices[channel] = colors[:, i]
-    header = ["ply", f"format {'binary_little_endian' if binary else 'ascii'} 1.0", f"element vertex {len(points)}"]
-    header += ["property float x", "property float y", "property float z"]
-    if colors is not None:
-        header += ["property uchar red", "property uchar green", "property uchar blue"]
-    header += ["end_header"]
-
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(("\n".join(header) + "\n").encode("ascii"))
-        if binary:
-            f.write(vertices.tobytes())
-        else:
-            for row in vertices:
-                values = [repr(float(v)) if i < 3 else str(int(v)) for i, v in enumerate(row)]
-                f.write((" ".join(values) + "\n").encode("ascii"))
-    return path
-
-
-_PLY_TYPES = {
-    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
-    "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",
-    "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
-    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
-}
-
-
-def read_ply(path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read the vertices of a PLY file: ``points (N, 3)`` float64 and ``colors (N, 3)`` uint8 or None.
-
-    Supports ASCII and binary (little/big-endian) files whose first element is ``vertex`` with scalar
-    properties including ``x y z``; raises :class:`deltaz.core.errors.FormatError` otherwise.
-    """
-    path = Path(path)
-    with open(path, "rb") as f:
-        if f.readline().strip() != b"ply":
-            raise FormatError(path, "not a PLY file (first line is not 'ply')")
-        fmt, n_vertices, props, element = None, None, [], None
-        while True:
-            line = f.readline()
-            if not line:
-                raise FormatError(path, "header has no 'end_header'")
-            words = line.decode("ascii", errors="replace").split()
-            if not words or words[0] in ("comment", "obj_info"):
-                continue
-            if words[0] == "end_header":
-                break
-            if words[0] == "format":
-                fmt = words[1] if len(words) > 1 else None
-            elif words[0] == "element":
-                if len(words) != 3:
-                    raise FormatError(path, f"bad element line {line!r}")
-                element = words[1]
-                if element == "vertex":
-                    if n_vertices is not None:
-                        raise FormatError(path, "two vertex elements")
-                    n_vertices = int(words[2])
-                elif n_vertices is None:
-                    raise FormatError(path, f"element {element!r} before 'vertex' is not supported")
-            elif words[0] == "property" and element == "vertex":
-                if len(words) != 3 or words[1] not in _PLY_TYPES:
-                    raise FormatError(path, f"unsupported vertex property {' '.join(words)!r} (scalar types only)")
-                props.append((words[2], _PLY_TYPES[words[1]]))
-        if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
-            raise FormatError(path, f"unsupported format {fmt!r}")
-        names = [name for name, _ in props]
-        if n_vertices is None or not {"x", "y", "z"} <= set(names):
-            raise FormatError(path, "no vertex element with x, y, z properties")
-        if fmt == "ascii":
-            rows = [f.readline().split() for _ in range(n_vertices)]
-            if any(len(r) != len(props) for r in rows):
-                raise FormatError(path, f"expected {n_vertices} vertex lines of {len(props)} values")
-            table = np.array(rows, dtype=np.float64).reshape(n_vertices, len(props))
-            column = {name: table[:, i] for i, name in enumerate(names)}
-        else:
-            order = "<" if fmt == "binary_little_endian" else ">"
-            dtype = np.dtype([(name, order + t) for name, t in props])
-            data = f.read(dtype.itemsize * n_vertices)
-            if len(data) != dtype.itemsize * n_vertices:
-                raise FormatError(path, f"file ends before its {n_vertices} vertices")
-            table = np.frombuffer(data, dtype=dtype)
-            column = {name: table[name] for name in names}
-    points = np.stack([column[a].astype(np.float64) for a in "xyz"], axis=1)
-    colors = None
-    if {"red", "green", "blue"} <= set(names):
-        colors = np.stack([column[c] for c in ("red", "green", "blue")], axis=1).astype(np.uint8)
-    return points, colors
