@@ -191,7 +191,8 @@ def test_sampler_refuses_a_batch_no_scene_can_fill():
 
 
 def test_collate_keeps_one_scene_and_refuses_mixed():
-    s = {"depth": torch.zeros(2, 4, 5), "scene": "scan1"}
+    s = {"depth": torch.zeros(2, 4, 5), "depth_init": torch.zeros(2, 4, 5), "intrinsics": torch.eye(3).repeat(2, 1, 1),
+         "extrinsics": torch.eye(4)[:3].repeat(2, 1, 1), "scene": "scan1"}
     batch = collate_same_scene([s, dict(s)])
     assert batch["scene"] == "scan1" and batch["depth"].shape == (2, 2, 4, 5)
     with pytest.raises(DataError, match="mixes scenes"):

@@ -2,7 +2,7 @@
 
 Level ``k`` halves the resolution ``k`` times (factor ``f = 2^k``): an ``H×W`` map becomes
 ``ceil(H/f) × ceil(W/f)``, and level-``k`` pixel ``(u', v')`` is full-resolution pixel ``(f·u', f·v')``.
-That is exactly what scaling the intrinsics by ``s = 1/f`` describes under DESIGN.md's convention
+That is exactly what scaling the intrinsics by ``s = 1/f`` describes under docs/DESIGN.md's convention
 (``fx, fy, cx, cy`` all times ``s``, no half-pixel shift) — done with
 :func:`deltaz.io.dtu.cameras.scale_intrinsics` — so the multi-view loss of consistent depths stays
 consistent at every level. Extrinsics do not change.
@@ -37,8 +37,9 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from deltaz.core.batch import MultiViewBatch
+from deltaz.core.errors import ConfigError, DataError
 from deltaz.io.dtu.cameras import scale_intrinsics
-from deltaz.core.errors import ConfigError
 from deltaz.ops.losses import LossWeights, losses_for_batch
 
 __all__ = [
@@ -145,27 +146,29 @@ def scale_intrinsics_tensor(K: torch.Tensor, scale: float) -> torch.Tensor:
     return torch.as_tensor(scaled, dtype=K.dtype, device=K.device)
 
 
-def batch_pyramid(batch: dict[str, Any], num_scales: int = 3, mode: str = "nearest") -> list[dict[str, Any]]:
-    """A data-loader batch (DESIGN.md §4) at ``num_scales`` levels; level 0 is ``batch`` itself.
+def batch_pyramid(batch: MultiViewBatch | dict[str, Any], num_scales: int = 3,
+                  mode: str = "nearest") -> list[MultiViewBatch]:
+    """A data-loader batch (a :class:`deltaz.core.batch.MultiViewBatch` with ground truth, or its dict form;
+    docs/DESIGN.md §4) at ``num_scales`` levels; level 0 is the batch itself.
 
     Level ``k``: ``depth``/``depth_init`` by :func:`downsample_depth` (``depth`` restricted to ``mask``),
     ``mask = depth_k > 0``, ``image`` by :func:`downsample_image`, ``intrinsics`` scaled by ``2^-k``;
-    ``extrinsics``, ``depth_range``, ``view_ids``, ``scene`` unchanged.
+    ``extrinsics``, ``scene`` and the extras (``depth_range``, ``view_ids``) unchanged.
     """
     if int(num_scales) < 1:
         raise ConfigError(f"num_scales={num_scales!r}: must be >= 1")
+    batch = MultiViewBatch.from_mapping(batch)
+    if batch.depth is None or batch.mask is None:
+        raise DataError("batch_pyramid needs the batch's ground truth: batch.depth and batch.mask (B, V, H, W)")
     levels = [batch]
     for k in range(1, int(num_scales)):
         f = 2**k
-        level = dict(batch)
-        depth = downsample_depth(batch["depth"], f, mode, valid=batch["mask"].bool())
-        level["depth"] = depth
-        level["mask"] = depth > 0
-        level["depth_init"] = downsample_depth(batch["depth_init"], f, mode)
-        level["intrinsics"] = scale_intrinsics_tensor(batch["intrinsics"], 1.0 / f)
-        if batch.get("image") is not None:
-            level["image"] = downsample_image(batch["image"], f)
-        levels.append(level)
+        depth = downsample_depth(batch.depth, f, mode, valid=batch.mask)
+        levels.append(dataclasses.replace(
+            batch, depth=depth, mask=depth > 0, depth_init=downsample_depth(batch.depth_init, f, mode),
+            intrinsics=scale_intrinsics_tensor(batch.intrinsics, 1.0 / f),
+            image=None if batch.image is None else downsample_image(batch.image, f),
+        ))
     return levels
 
 
@@ -177,7 +180,7 @@ def _check_scale_weights(scale_weights: Sequence[float]) -> list[float]:
 
 
 def multiscale_losses(
-    batch: dict[str, Any],
+    batch: MultiViewBatch | dict[str, Any],
     model_out: dict[str, Any],
     weights: LossWeights | None = None,
     scale_weights: Sequence[float] = DEFAULT_SCALE_WEIGHTS,
@@ -187,7 +190,8 @@ def multiscale_losses(
     """The training loss over a pyramid of ``len(scale_weights)`` levels.
 
     Args:
-        batch: a data-loader batch (``(B, V, …)``, view 0 the reference).
+        batch: a data-loader batch (:class:`deltaz.core.batch.MultiViewBatch` or its dict form, ``(B, V, …)``,
+            view 0 the reference).
         model_out: :func:`deltaz.model.refine` of view 0: ``depth_refined``, ``delta_z`` ``(B, H, W)`` mm
             (``log_b`` is used at level 0 only).
         weights: the loss weights (:class:`deltaz.ops.losses.LossWeights`).
