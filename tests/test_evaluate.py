@@ -121,14 +121,14 @@ def test_same_initial_depth_for_every_method_and_source(setup):
 
 def test_baselines_are_tuned_on_validation_scans_only(setup, tmp_path, monkeypatch):
     seen: list[str] = []
-    real = ev.tune_baseline
+    real = ev.tuning.tune_baseline
 
     def recording(name, samples, grid=None):
         samples = list(samples)
         seen.extend(s["scene"] for s in samples)
         return real(name, samples, grid)
 
-    monkeypatch.setattr(ev, "tune_baseline", recording)
+    monkeypatch.setattr(ev.tuning, "tune_baseline", recording)
     result = ev.run_evaluation(setup["ckpt"], setup["test_root"], split="test", out_dir=tmp_path,
                                baselines="median,geometric_averaging", num_src_views=2, figures=False,
                                pointclouds=False, progress=False)

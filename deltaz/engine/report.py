@@ -1,7 +1,8 @@
 """Writing evaluation results: the metrics table (Markdown and JSON), figures, and the machine they ran on.
 
-Used by :mod:`deltaz.engine.evaluate` (``metrics.md``, ``metrics.json``, ``figures/*.png``) and :mod:`deltaz.apps.demo`
-(``report.md``). Every file is written atomically (temporary file, then ``os.replace``), so an
+Used by :mod:`deltaz.engine.evaluate` (``metrics.md``, ``metrics.json``, ``figures/*.png``, the printed
+summary) and :mod:`deltaz.apps.demo` (``report.md``). Every table is rendered here; its columns are the lists
+below (a new column is added to them and computed in :mod:`deltaz.engine.evaluate.scores`). Every file is written atomically (temporary file, then ``os.replace``), so an
 interrupted run never leaves a half-written table or PNG behind.
 """
 
@@ -23,8 +24,13 @@ __all__ = [
     "TABLE_COLUMNS",
     "TABLE_BOLD",
     "POINTCLOUD_COLUMNS",
+    "SUMMARY_COLUMNS",
     "format_value",
     "markdown_table",
+    "text_table",
+    "metrics_markdown",
+    "summary_table",
+    "write_metrics",
     "write_json",
     "save_figure",
     "machine_info",
@@ -54,6 +60,10 @@ HARM_COLUMNS = ("mae_good_mm", "harm_pct")
 
 #: Columns of the printed / Markdown table (the metrics plus diagnostics and the do-no-harm figures).
 TABLE_COLUMNS = ("method", "scan", *METRIC_COLUMNS, "mae_valid_mm", "hole_pct", *HARM_COLUMNS)
+
+#: Columns of the fixed-width summary ``deltaz evaluate`` prints (:func:`summary_table`).
+SUMMARY_COLUMNS = ("method", "mae_mm", "rmse_mm", "acc_1mm", "acc_2mm", "err_4mm", "delta_1_25", "consistency",
+                   "mae_valid_mm", "hole_pct", *HARM_COLUMNS)
 
 #: Which columns of the table are printed in bold at their best value (``markdown_table``'s ``bold_best``).
 TABLE_BOLD = {"mae_mm": "min", "rmse_mm": "min", "acc_1mm": "max", "consistency": "max", "mae_valid_mm": "min",
@@ -108,6 +118,91 @@ def markdown_table(
             cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def text_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A fixed-width text table of ``rows`` (first column left-aligned, the others right-aligned)."""
+    cells = [[format_value(c, r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = [columns, *cells]
+    return "\n".join("  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(line, widths)))
+                     for line in lines)
+
+
+def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The ``scan = "all"`` rows as a fixed-width text table of :data:`SUMMARY_COLUMNS` (what
+    ``deltaz evaluate`` prints)."""
+    return text_table([r for r in rows if r["scan"] == "all"], SUMMARY_COLUMNS)
+
+
+def _metrics_header(result: Mapping[str, Any]) -> list[str]:
+    """The bullet list at the top of ``metrics.md``: what was evaluated and how each column is defined."""
+    settings = result["settings"]
+    parts = [
+        "# DeltaZ evaluation\n\n",
+        f"- checkpoint: `{result['checkpoint']}`\n",
+        f"- data: `{result['data_root']}`, split `{result['split']}`: {', '.join(result['scans'])}\n",
+        f"- baselines tuned on the validation scans of `{result['tune_root']}`: "
+        f"{', '.join(result['val_scans']) or 'none (default parameters)'}\n",
+        f"- initial depth: preset `{settings['preset']}` (fixed per scan and view); "
+        f"{settings['n_views_evaluated']} views, {settings['num_src_views']} source views each\n",
+        "- metrics over every ground-truth pixel (a hole counts as an error of the full depth); "
+        "`mae_valid_mm` over the pixels where the initial depth exists; mm, `abs_rel` a fraction, rates in %\n",
+        "- do-no-harm, over the pixels with ground truth and an initial depth: `mae_good_mm` = MAE over those "
+        "the initial depth has within 2 mm; `harm_pct` = % made more than 1 mm worse than the initial depth\n",
+        "- `consistency`: % of a method's pixels that pass MVSNet's geometric check (1 px, 1 %) against the "
+        "same method's output in at least one source view\n",
+    ]
+    return parts + [f"- note: {note}\n" for note in result.get("notes", [])]
+
+
+def _baseline_params_table(baseline_params: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    parts = ["\n## Baseline parameters (chosen by MAE on the validation scans)\n\n",
+             "| baseline | parameters | val MAE (mm) |\n|---|---|---|\n"]
+    for name, info in baseline_params.items():
+        params = ", ".join(f"{k}={v}" for k, v in info["params"].items()) or "defaults"
+        mae = info.get("val_mae_mm")
+        parts.append(f"| {name} | {params} | {'–' if mae is None else f'{mae:.2f}'} |\n")
+    return parts
+
+
+def metrics_markdown(result: Mapping[str, Any], overall_table: bool = True) -> str:
+    """``metrics.md`` of a :func:`deltaz.engine.evaluate.run_evaluation` result: overall table (unless
+    ``overall_table=False``), per-scan table, point clouds, confidence, chosen baseline parameters, figures."""
+    rows = result["rows"]
+    parts = _metrics_header(result)
+    if overall_table:
+        parts += ["\n## All scans\n\n", markdown_table([r for r in rows if r["scan"] == "all"], TABLE_COLUMNS, TABLE_BOLD)]
+    parts += ["\n## Per scan\n\n", markdown_table([r for r in rows if r["scan"] != "all"], TABLE_COLUMNS, TABLE_BOLD)]
+    if result.get("pointclouds"):
+        parts += [
+            "\n## Point clouds (fused, scored against the ground-truth cloud; DTU definitions, 20 mm cut)\n\n",
+            markdown_table(result["pointclouds"], POINTCLOUD_COLUMNS, {"overall_mm": "min"}),
+        ]
+    if result.get("confidence"):
+        conf = result["confidence"]
+        parts.append(
+            f"\n## Confidence\n\nAUSE of deltaz's confidence: {conf['ause_mm']:.3f} mm (a random order: "
+            f"{conf['ause_random_mm']:.3f} mm; 0 = perfect), over {conf['n_pixels']} pixels.\n"
+        )
+    if result.get("baseline_params"):
+        parts += _baseline_params_table(result["baseline_params"])
+    if result.get("figures"):
+        parts.append("\n## Figures\n\n")
+        parts += [f"![{Path(p).stem}]({p})\n\n" for p in result["figures"]]
+    if result.get("ply"):
+        parts.append("Point clouds (PLY): " + ", ".join(f"`{p}`" for p in result["ply"]) + "\n")
+    return "".join(parts)
+
+
+def write_metrics(result: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``metrics.json`` (strict JSON, NaN → null) and ``metrics.md`` into ``out_dir`` atomically.
+    Returns both paths."""
+    out_dir = Path(out_dir)
+    json_path = write_json(out_dir / "metrics.json", result)
+    md_path = out_dir / "metrics.md"
+    atomic_write_text(md_path, metrics_markdown(result))
+    return json_path, md_path
 
 
 def _json_safe(value: Any) -> Any:
@@ -179,3 +274,106 @@ def format_seconds(seconds: float | None) -> str:
 def bullet_list(items: Iterable[tuple[str, Any]]) -> str:
     """``- key: value`` lines."""
     return "".join(f"- {key}: {value}\n" for key, value in items)
+
+
+# --------------------------------------------------------------------------- the demo's report.md (deltaz demo)
+def demo_compare_line(summary: Mapping[str, Any] | None) -> str:
+    """One line on the demo's MVSNet-style baseline network run (``train_summary.json`` of it), or "none"."""
+    if not summary:
+        return "none (--compare-minutes 0)"
+    cfg, final = summary.get("config", {}), summary.get("final_metrics", {})
+    text = (f"`mvsnet_refine` ({cfg.get('model')} base_channel={cfg.get('base_channel')} "
+            f"use_images={cfg.get('use_images')}, same data, losses, input options and optimiser): budget "
+            f"{cfg.get('max_minutes'):g} min, stopped by {summary.get('stopped_by')} "
+            f"after {summary.get('steps')} steps")
+    if final:
+        text += (f"; validation MAE {final.get('mae_mm_init', float('nan')):.2f} -> "
+                 f"{final.get('mae_mm_refined', float('nan')):.2f} mm")
+    return text + f"; checkpoint `{summary.get('checkpoint')}`"
+
+
+def _demo_settings_items(facts: Mapping[str, Any], evaluation: Mapping[str, Any], train_summary: Mapping[str, Any],
+                         groups: Mapping[str, Sequence[str]], data: Path,
+                         compare_summary: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The "Settings" bullets of the demo report (``facts``: the demo's settings as a dict)."""
+    cfg, final = train_summary.get("config", {}), train_summary.get("final_metrics", {})
+    height, width = facts["image_size"]
+    return [
+        ("data", f"`{data}`: {facts['scans']} synthetic scans x {facts['views']} views, depth "
+                 f"{'x'.join(map(str, facts['resolution'] or (128, 160)))}, images rendered at "
+                 f"{width}x{height}, seed {facts['seed']}"),
+        ("split (seeded, by scene)", f"train {', '.join(evaluation.get('train_scans', []))}; "
+                                     f"val {', '.join(evaluation['val_scans'])}; test {', '.join(groups['test'])}"),
+        ("initial depth", f"training: `{facts['preset']}` (drawn per view and epoch); evaluation: "
+                          f"`{facts['eval_preset']}` (fixed per scan and view)"),
+        ("model", f"{cfg.get('model')} base_channel={cfg.get('base_channel')} unet_depth={cfg.get('unet_depth')} "
+                  f"use_images={cfg.get('use_images')} depth_scale_mm={cfg.get('depth_scale_mm')} "
+                  f"depth_scale_rel={cfg.get('depth_scale_rel')} "
+                  f"fill_holes={cfg.get('fill_holes')} prefill_holes={cfg.get('prefill_holes')}"),
+        ("training", f"budget {facts['minutes']:g} min, batch {cfg.get('batch_size')}, {cfg.get('num_views')} views "
+                     f"per sample, lr {cfg.get('lr')}, amp {cfg.get('amp')}, device {train_summary.get('device')}; "
+                     f"stopped by {train_summary.get('stopped_by')} after {train_summary.get('steps')} steps "
+                     f"({train_summary.get('epochs_completed')} full epochs)"),
+        ("loss weights", ", ".join(f"{k[2:]}={cfg.get(k)}" for k in cfg if k.startswith("w_"))),
+        ("validation (last)", f"MAE {final.get('mae_mm_init', float('nan')):.2f} -> "
+                              f"{final.get('mae_mm_refined', float('nan')):.2f} mm (pixels with an initial depth)"
+         if final else "none"),
+        ("checkpoint evaluated", f"`{evaluation['checkpoint']}`"),
+        ("baseline network", demo_compare_line(compare_summary)),
+    ]
+
+
+def _demo_machine_and_files(machine: Mapping[str, Any], evaluation: Mapping[str, Any], out: Path) -> list[str]:
+    return [
+        "\n## Machine\n\n",
+        bullet_list([
+            ("CPU", f"{machine['cpu']} ({machine['cpu_cores']} cores, torch threads {machine['torch_threads']})"),
+            ("GPU", machine["gpu"] or "none"),
+            ("torch", machine["torch"]),
+            ("python", machine["python"]),
+            ("platform", machine["platform"]),
+        ]),
+        "\n## Files\n\n",
+        bullet_list([
+            ("checkpoints", f"`{out / 'checkpoints'}`"),
+            ("TensorBoard", f"`tensorboard --logdir {out / 'logs'}`"),
+            ("metrics", f"`{out / 'metrics.json'}`, `{out / 'metrics.md'}`"),
+            ("point clouds", ", ".join(f"`{out / p}`" for p in evaluation.get("ply", [])) or "none"),
+        ]),
+        "\n---\n\n",
+    ]
+
+
+def demo_report_markdown(facts: Mapping[str, Any], evaluation: Mapping[str, Any], train_summary: Mapping[str, Any],
+                         groups: Mapping[str, Sequence[str]], timings: Mapping[str, float | None],
+                         machine: Mapping[str, Any], out: Path, data: Path, targets: Sequence[Mapping[str, Any]],
+                         compare_summary: Mapping[str, Any] | None = None) -> str:
+    """The text of the demo's ``report.md``: results table, quality ``targets`` (``{target, value, met}``),
+    stage wall times, settings (``facts``: scans, views, resolution, image_size (H, W), seed, preset,
+    eval_preset, minutes), machine, files, then the evaluation's own Markdown one heading level down."""
+    overall = [r for r in evaluation["rows"] if r["scan"] == "all"]
+    parts = [
+        "# DeltaZ demo report\n\n",
+        "The whole pipeline on synthetic DTU-like scenes: render, parse, train DeltaZUnet on a time budget, "
+        "evaluate on held-out scans against the initial depth, the classical baselines and an MVSNet-style "
+        "refinement network trained by the same pipeline.\n\n",
+        "## Results on the held-out test scans\n\n",
+        f"Test scans (never trained on, never used for tuning): {', '.join(evaluation['scans'])}. "
+        "Metrics over every ground-truth pixel (holes count as errors of the full depth); mm, rates in %. "
+        "Do no harm, over the pixels with ground truth and an initial depth: `mae_good_mm` = MAE over those the "
+        "initial depth has within 2 mm, `harm_pct` = % made more than 1 mm worse than the initial depth.\n\n",
+        markdown_table(overall, TABLE_COLUMNS, TABLE_BOLD),
+        "\n### Quality targets\n\n| target | value | met |\n|---|---|---|\n",
+    ]
+    parts += [f"| {t['target']} | {t['value']} | {'yes' if t['met'] else 'NO'} |\n" for t in targets]
+    parts += ["\n## Stages and wall times\n\n| stage | wall time |\n|---|---|\n"]
+    parts += [f"| {name} | {format_seconds(seconds)} |\n" for name, seconds in timings.items()]
+    parts += ["\n## Settings\n\n",
+              bullet_list(_demo_settings_items(facts, evaluation, train_summary, groups, data, compare_summary))]
+    parts += _demo_machine_and_files(machine, evaluation, out)
+    # The evaluation's own Markdown (per-scan table, point clouds, baseline parameters, figures), one level down.
+    detail = metrics_markdown(evaluation, overall_table=False).replace("# DeltaZ evaluation", "## Evaluation details", 1)
+    lines = [("#" + line if line.startswith("## ") and not line.startswith("## Evaluation details") else line)
+             for line in detail.split("\n")]
+    parts.append("\n".join(lines))
+    return "".join(parts)

@@ -1,0 +1,160 @@
+"""The rows of the tables: each evaluated method as ``(ScanViews, idx) -> (B, H, W)`` mm.
+
+A *method* maps the references ``idx`` of a :class:`~deltaz.engine.evaluate.scans.ScanViews` to depth maps.
+``identity`` is the initial depth, the classical baselines come from :data:`deltaz.ops.baselines.BASELINES`,
+``mvsnet_refine`` / ``deltaz`` are trained refiners (:func:`model_method`). To add a row, give it a
+place in :data:`METHOD_ORDER` and a builder in :func:`build_methods`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+from deltaz.core.errors import ConfigError, DataError
+from deltaz.engine import checkpoint as ckpt
+from deltaz.engine.config import TrainConfig
+from deltaz.engine.evaluate.scans import ScanViews, chunks
+from deltaz.model import build_model, refine
+from deltaz.ops.baselines import BASELINES, NEEDS_IMAGE, NEEDS_MULTIVIEW
+
+__all__ = [
+    "CLASSICAL_BASELINES",
+    "METHOD_ORDER",
+    "Method",
+    "load_refiner",
+    "baseline_method",
+    "model_method",
+    "confidence_method",
+    "apply_method",
+    "baseline_names",
+    "build_methods",
+]
+
+#: Baselines evaluated by ``--baselines all`` (identity is always evaluated: it is the input).
+CLASSICAL_BASELINES = tuple(name for name in BASELINES if name != "identity")
+#: Row order of the tables.
+METHOD_ORDER = ("identity", *CLASSICAL_BASELINES, "mvsnet_refine", "deltaz", "deltaz+adapt")
+
+Method = Callable[[ScanViews, Sequence[int]], torch.Tensor]
+
+
+def load_refiner(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any], Path]:
+    """A trained refiner from a checkpoint (a ``.pt`` file, or a folder holding ``best.pt``/``last.pt``).
+
+    Returns ``(model in eval mode on device, the run's TrainConfig dict, the file read)``.
+    Raises :class:`DataError` when no checkpoint is there.
+    """
+    path = ckpt.find_checkpoint(path) or Path(path)
+    state = ckpt.load_checkpoint(path, map_location="cpu")
+    config = dict(state.get("config") or {})
+    model_cfg = dict(state.get("model_config") or {})
+    if model_cfg:
+        name = model_cfg.pop("name")
+    else:
+        train_cfg = TrainConfig.from_dict(config)
+        name, model_cfg = train_cfg.model, train_cfg.model_kwargs()
+    model = build_model(name, **model_cfg)
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    return model, config, path
+
+
+def baseline_method(name: str, params: Mapping[str, Any]) -> Method:
+    """A registry baseline as a method: its inputs are the initial depths (sources' too)."""
+    fn = BASELINES[name]
+
+    def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
+        idx = list(idx)
+        image = views.image[idx] if name in NEEDS_IMAGE else None
+        multiview = views.multiview(idx) if name in NEEDS_MULTIVIEW else None
+        return fn(views.depth_init[idx], image, dict(params), multiview)
+
+    return apply
+
+
+def _refine_views(model: torch.nn.Module, views: ScanViews, idx: list[int], device, **kwargs) -> dict[str, torch.Tensor]:
+    """:func:`deltaz.model.refine` on the references ``idx`` (with their images when the model takes them)."""
+    image = None
+    if getattr(model, "in_channels", 1) == 4:
+        if views.image is None:
+            raise DataError(f"{views.scan}: the model takes images (use_images) but the scan has no images/")
+        image = views.image[idx].to(device)
+    depth_range = views.depth_range.reshape(1, 2).expand(len(idx), 2).to(device)
+    return refine(model, views.depth_init[idx].to(device), image=image, depth_range=depth_range, **kwargs)
+
+
+def model_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True) -> Method:
+    """A refiner as a method: ``depth_refined = depth_init + Δz`` via :func:`deltaz.model.refine`.
+
+    ``keep_holes`` as in training (``not TrainConfig.fill_holes``): holes of the initial depth stay holes
+    unless the model was trained to fill them.
+    """
+
+    @torch.no_grad()
+    def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
+        out = _refine_views(model, views, list(idx), device, keep_holes=keep_holes)
+        return out["depth_refined"].float().cpu()
+
+    return apply
+
+
+def confidence_method(model: torch.nn.Module, device: torch.device | str) -> Method:
+    """A refiner's confidence map ``(N, H, W)`` in (0, 1] (:func:`deltaz.model.refine`), as a method."""
+
+    @torch.no_grad()
+    def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
+        return _refine_views(model, views, list(idx), device)["confidence"].float().cpu()
+
+    return apply
+
+
+def apply_method(method: Method, views: ScanViews, batch_size: int = 8) -> torch.Tensor:
+    """``method`` on every view of the scan, ``batch_size`` views at a time → ``(N, H, W)`` mm.
+
+    Negative or non-finite outputs become holes (0), the layout's "no value".
+    """
+    out = torch.cat([method(views, idx) for idx in chunks(range(len(views)), batch_size)]).float()
+    return torch.where(torch.isfinite(out) & (out > 0), out, torch.zeros_like(out))
+
+
+def baseline_names(baselines: str | Sequence[str] | None) -> list[str]:
+    """``"all"``, ``"none"``/None, a comma-separated string or a list → registry names (without identity).
+    Raises :class:`ConfigError` naming ``--baselines`` for an unknown name."""
+    if baselines is None or baselines == "none":
+        return []
+    if isinstance(baselines, str):
+        baselines = list(CLASSICAL_BASELINES) if baselines == "all" else [
+            b.strip() for b in baselines.split(",") if b.strip()]
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise ConfigError(f"--baselines: unknown {unknown}; expected 'all', 'none' or names from {sorted(BASELINES)}")
+    return [b for b in baselines if b != "identity"]
+
+
+def needs_images(model: torch.nn.Module | None) -> bool:
+    """Whether a refiner takes an RGB image (4 input channels)."""
+    return model is not None and getattr(model, "in_channels", 1) == 4
+
+
+def build_methods(
+    baseline_params: Mapping[str, Mapping[str, Any]],
+    refiners: Mapping[str, tuple[torch.nn.Module, Mapping[str, Any]]],
+    device: torch.device | str,
+    extra: Mapping[str, Method] | None = None,
+) -> dict[str, Method]:
+    """Every row to evaluate, in :data:`METHOD_ORDER`: ``identity``, the baselines with their chosen
+    ``{"params": ...}``, the ``refiners`` (``{"deltaz": (model, train_config), ...}``, holes kept unless
+    trained with ``fill_holes``) and ``extra`` methods (e.g. ``deltaz+adapt``)."""
+    methods: dict[str, Method] = {"identity": baseline_method("identity", {})}
+    for name, info in baseline_params.items():
+        methods[name] = baseline_method(name, info["params"])
+    for name, (model, config) in refiners.items():
+        methods[name] = model_method(model, device, keep_holes=not config.get("fill_holes", False))
+    methods.update(extra or {})
+    unknown = [m for m in methods if m not in METHOD_ORDER]
+    if unknown:
+        raise ConfigError(f"methods {unknown}: not in METHOD_ORDER; add them there to give them a table row")
+    return {m: methods[m] for m in METHOD_ORDER if m in methods}
