@@ -201,9 +201,9 @@ def test_load_or_train_trains_once_then_loads(tiny_scans, tmp_path, monkeypatch,
     run = tmp_path / "run"
     model, path = course.load_or_train(tmp_path / "no-such-run", tiny_scans, smoke=True, train_dir=run, device="cpu")
     assert path.is_file() and run in path.parents and not model.training and isinstance(model, DeltaZUnet)
-    assert model.base_channel == course.LOAD_OR_TRAIN_SMOKE["base_channel"]
+    assert model.base_channel == course.LOAD_OR_TRAIN_SMOKE.base_channel
     state = load_checkpoint(path)
-    assert state["step"] == course.LOAD_OR_TRAIN_SMOKE["max_steps"]
+    assert state["step"] == course.LOAD_OR_TRAIN_SMOKE.max_steps
     assert state["config"]["extra"]["smoke"] is True and state["config"]["val_split"] > 0  # 3 scans: one for val
     assert "training" in capsys.readouterr().out
 

@@ -81,7 +81,9 @@ def test_split_is_seeded_and_disjoint():
 def test_loader_workers_and_amp_reach_the_training_config(tmp_path):
     from deltaz.apps.demo import train_config
 
-    settings = DemoSettings(num_workers=3, amp=True)
+    from deltaz.engine.config import demo_train_config
+
+    settings = DemoSettings(num_workers=3, train=demo_train_config(amp=True))  # the training recipe is a TrainConfig
     config = train_config(settings, tmp_path / "data", tmp_path / "run", "cpu")
     assert config.num_workers == 3 and config.amp is True
     assert train_config(DemoSettings(), tmp_path, tmp_path, "cpu").num_workers == 0

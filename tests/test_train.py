@@ -124,7 +124,7 @@ def test_time_and_step_budgets(data_root, tmp_path):
 
 
 def test_non_finite_losses_are_skipped_then_stop_the_run(data_root, tmp_path, monkeypatch):
-    import deltaz.engine.train as train_module
+    import deltaz.engine.train.step as train_module  # the training step's losses
 
     real = train_module.losses_for_batch
     calls = {"n": 0}

@@ -29,9 +29,9 @@ refiner fills the input's holes starting from a classical fill (``prefill_holes`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -39,17 +39,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deltaz.ops.corrupt import parse_initial_mix
 from deltaz.apps.demo_data import split_demo_scans, stage_parse, stage_sweep, stage_synth
+from deltaz.core.atomic import atomic_write_text
+from deltaz.core.cache import jsonable, read_marker
 from deltaz.core.errors import ConfigError, DeltaZError
+from deltaz.core.options import parse_hw
+from deltaz.core.paths import data_dir, runs_dir
+from deltaz.engine.config import TrainConfig, demo_train_config
 from deltaz.engine.device import resolve_device
+from deltaz.engine.evaluate import run_evaluation
+from deltaz.engine.report import demo_report_markdown, format_seconds, machine_info, summary_table, write_json
+from deltaz.engine.train import train
+from deltaz.engine.train.cli import config_help
+from deltaz.ops.corrupt import INITIAL_MODELS, parse_initial_mix
 
-__all__ = ["DemoSettings", "run_demo", "add_arguments", "run", "quality_targets"]
+__all__ = ["DemoSettings", "run_demo", "add_arguments", "run", "quality_targets", "split_demo_scans", "train_config"]
 
 
 @dataclass
 class DemoSettings:
-    """Every setting of a demo run. Paths are made absolute by :func:`run_demo`."""
+    """Every setting of a demo run. Paths are made absolute by :func:`run_demo`.
+
+    ``train`` is the training recipe (:func:`deltaz.engine.config.demo_train_config`); :func:`train_config`
+    sets its run-specific fields (data root, validation share, seed, model, time budget, device, folders,
+    ``num_workers``, ``progress``) from the demo's own settings.
+    """
 
     out: str = ""  # default: deltaz.core.paths.runs_dir() / "demo"
     data: str = ""  # default: deltaz.core.paths.data_dir() / "demo"
@@ -57,7 +71,7 @@ class DemoSettings:
     scans: int = 12
     test_scans: int = 3
     val_scans: int = 2
-    seed: int = 0
+    seed: int = 0  # scenes, split and training
     device: str = "auto"
     force: bool = False
     # data
@@ -67,26 +81,10 @@ class DemoSettings:
     lights: int = 3  # illuminations rendered per view; training draws one per sample, evaluation uses the first
     style: str = "real"  # deltaz.io.synthetic style: walls, photo textures, shadows, speculars, camera noise
     supersample: int = 2  # anti-aliasing samples per pixel along each axis
-    # initial depth: training mixes the plane sweep before its geometric filter (a real algorithm on the
-    # images, with the fattened edges and wrong matches of a stereo matcher), the simulated MVS error model
-    # and already-right depth; evaluation scores the raw plane sweep's output on the held-out scans
-    preset: str = "planesweep_raw:0.6,mvs:0.2,none:0.2"
+    # initial depth of the evaluation: the raw plane sweep's output on the held-out scans (training mixes it
+    # with the simulated MVS error model and already-right depth: train.preset)
     eval_preset: str = "planesweep_raw"
-    # training
-    max_steps: int | None = None
-    batch_size: int = 4
     num_workers: int | None = None  # data-loader processes; None = auto (0 on CPU, up to 8 on CUDA)
-    amp: bool = False  # bf16 autocast (CUDA only)
-    num_views: int = 2
-    crop: tuple[int, int] | None = (64, 80)  # train on random windows: 4x cheaper steps, more of them in the budget
-    lr: float = 1e-3
-    base_channel: int = 16
-    unet_depth: int = 4
-    use_images: bool = True
-    depth_scale_mm: float | None = None  # a fixed normalisation span in mm (the earlier demo used 20)
-    depth_scale_rel: float | None = 0.03  # scale-free: span = 3 % of the input's median depth (±20 mm at 650 mm)
-    fill_holes: bool = True  # the refiner fills the input's holes (they count as errors of the full depth)
-    prefill_holes: bool = True  # ... starting from a classical fill of each hole
     # the MVSNet-style refinement network, trained by the same pipeline as a baseline (0 = skip it)
     compare_minutes: float | None = None  # None = the same budget as DeltaZUnet (--minutes)
     compare_base_channel: int = 32  # MVSNet's width
@@ -94,7 +92,7 @@ class DemoSettings:
     num_src_views: int = 4
     pointclouds: bool = True
     progress: bool = True
-    extra_train: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=demo_train_config)
 
     def budget_minutes(self, model: str) -> float:
         """Training budget of ``model`` ("deltaz_unet" or the baseline "mvsnet_refine") in minutes."""
@@ -103,6 +101,7 @@ class DemoSettings:
         return self.minutes
 
     def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the flag of the first impossible setting."""
         def need(cond: bool, flag: str, msg: str) -> None:
             if not cond:
                 raise ConfigError(f"{flag}: {msg}")
@@ -120,80 +119,84 @@ class DemoSettings:
         )
         need(self.num_workers is None or self.num_workers >= 0, "--num-workers",
              f"must be >= 0, got {self.num_workers}")
-        need(self.views >= max(2, self.num_views), "--views", f"must be >= max(2, num_views), got {self.views}")
+        need(self.views >= max(2, self.train.num_views), "--views",
+             f"must be >= max(2, num_views), got {self.views}")
         need(1 <= self.lights <= 7, "--lights", f"must be 1..7 (DTU has 7), got {self.lights}")
-        for flag, spec in (("--preset", self.preset), ("--eval-preset", self.eval_preset)):
+        for flag, spec in (("--preset", self.train.preset), ("--eval-preset", self.eval_preset)):
             try:
                 parse_initial_mix(spec)
             except ConfigError as error:
                 raise ConfigError(f"{flag}: {error}") from None
 
+    def report_facts(self) -> dict[str, Any]:
+        """The settings the report's "Settings" section names (see :func:`deltaz.engine.report.demo_report_markdown`)."""
+        return {"scans": self.scans, "views": self.views, "resolution": self.resolution,
+                "image_size": self.image_size, "seed": self.seed, "preset": self.train.preset,
+                "eval_preset": self.eval_preset, "minutes": self.minutes}
+
 
 # =========================================================================== stages
-def train_config(settings: DemoSettings, data: Path, out: Path, device: str, model: str = "deltaz_unet"):
+def train_config(settings: DemoSettings, data: Path, out: Path, device: str, model: str = "deltaz_unet") -> TrainConfig:
     """The :class:`deltaz.engine.config.TrainConfig` of the demo's refiner (``model="deltaz_unet"``, run folder
     ``out``) or of its MVSNet-style baseline (``"mvsnet_refine"``, run folder ``out/mvsnet_refine``): same
     data, split, losses, input options, optimiser and seed; its own width and time budget."""
-    from deltaz.engine.config import TrainConfig
-
+    recipe = settings.train
     compare = model == "mvsnet_refine"
     run_dir = out / model if compare else out
-    n_train_val = settings.scans - settings.test_scans
-    fields = dict(
+    return dataclasses.replace(
+        recipe,
         data_root=str(data / "train_ready"),
-        batch_size=settings.batch_size,
         num_workers=settings.num_workers or 0,
-        amp=settings.amp,
-        num_views=settings.num_views,
-        crop=list(settings.crop) if settings.crop else None,
-        val_split=settings.val_scans / n_train_val,
-        split="random",
-        preset=settings.preset,
-        use_images=settings.use_images,
-        num_epochs=1000,  # the time budget stops the run
-        lr=settings.lr,
+        val_split=settings.val_scans / (settings.scans - settings.test_scans),
         seed=settings.seed,
-        max_steps=settings.max_steps,
         max_minutes=settings.budget_minutes(model),
         model=model,
-        base_channel=settings.compare_base_channel if compare else settings.base_channel,
-        unet_depth=settings.unet_depth,
-        depth_scale_mm=settings.depth_scale_mm,
-        depth_scale_rel=settings.depth_scale_rel,
-        fill_holes=settings.fill_holes,
-        prefill_holes=settings.prefill_holes and settings.fill_holes,
+        base_channel=settings.compare_base_channel if compare else recipe.base_channel,
+        prefill_holes=recipe.prefill_holes and recipe.fill_holes,
         device=device,
         checkpoint_dir=str(run_dir / "checkpoints"),
         log_dir=str(run_dir / "logs"),
-        image_log_every=1,
         progress=settings.progress,
+        extra=dict(recipe.extra),
     )
-    fields.update(settings.extra_train)
-    return TrainConfig(**fields)
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in ("progress", "num_workers")}
 
 
+def _finished_run(summary_path: Path, wanted: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``train_summary.json`` of a finished run with the same settings whose checkpoint still exists."""
+    summary = read_marker(summary_path)
+    if not isinstance(summary, dict):
+        return None
+    ckpt = summary.get("checkpoint")
+    if _comparable(summary.get("config", {})) == jsonable(wanted) and ckpt and Path(ckpt).is_file():
+        return summary
+    return None
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    """What ``train_summary.json`` keeps of a :func:`deltaz.engine.train.train` result."""
+    keys = ("last_checkpoint", "best_checkpoint", "config", "steps", "epochs_completed", "stopped_by",
+            "best_val_mae", "elapsed_s", "device", "history")
+    summary = {"checkpoint": result["best_checkpoint"] or result["last_checkpoint"], **{k: result[k] for k in keys}}
+    summary["final_metrics"] = {k: v for k, v in result["final_metrics"].items() if not isinstance(v, dict)}
+    return summary
+
+
 def stage_train(settings: DemoSettings, data: Path, out: Path, device: str,
                 model: str = "deltaz_unet") -> tuple[float | None, dict[str, Any]]:
     """Train ``model`` (see :func:`train_config`) unless its run folder's ``train_summary.json`` says a run
     with the same config finished."""
-    from deltaz.engine.report import write_json
-    from deltaz.engine.train import train
-
     config = train_config(settings, data, out, device, model)
     run_dir = Path(config.checkpoint_dir).parent
     summary_path = run_dir / "train_summary.json"
     label = "train" if model == "deltaz_unet" else f"train {model} (baseline)"
-    wanted = _comparable(config.resolved().to_dict())
-    if summary_path.is_file() and not settings.force:
-        summary = json.loads(summary_path.read_text())
-        ckpt = summary.get("checkpoint")
-        if _comparable(summary.get("config", {})) == json.loads(json.dumps(wanted)) and ckpt and Path(ckpt).is_file():
-            print(f"[4/6] {label}: reusing {ckpt} (finished run with the same settings; --force retrains)")
-            return None, summary
+    previous = None if settings.force else _finished_run(summary_path, _comparable(config.resolved().to_dict()))
+    if previous is not None:
+        print(f"[4/6] {label}: reusing {previous['checkpoint']} (finished run with the same settings; --force retrains)")
+        return None, previous
     for sub in ("checkpoints", "logs"):
         shutil.rmtree(run_dir / sub, ignore_errors=True)
     summary_path.unlink(missing_ok=True)
@@ -202,21 +205,7 @@ def stage_train(settings: DemoSettings, data: Path, out: Path, device: str,
     start = time.perf_counter()
     result = train(config)
     elapsed = time.perf_counter() - start
-    checkpoint = result["best_checkpoint"] or result["last_checkpoint"]
-    summary = {
-        "checkpoint": checkpoint,
-        "last_checkpoint": result["last_checkpoint"],
-        "best_checkpoint": result["best_checkpoint"],
-        "config": result["config"],
-        "steps": result["steps"],
-        "epochs_completed": result["epochs_completed"],
-        "stopped_by": result["stopped_by"],
-        "best_val_mae": result["best_val_mae"],
-        "final_metrics": {k: v for k, v in result["final_metrics"].items() if not isinstance(v, dict)},
-        "elapsed_s": result["elapsed_s"],
-        "device": result["device"],
-        "history": result["history"],
-    }
+    summary = _summary(result)
     write_json(summary_path, summary)
     return elapsed, summary
 
@@ -283,122 +272,46 @@ def _harm_targets(dz: dict[str, Any], init: dict[str, Any]) -> list[dict[str, An
     return targets
 
 
-def _compare_line(summary: dict[str, Any] | None) -> str:
-    if not summary:
-        return "none (--compare-minutes 0)"
-    cfg, final = summary.get("config", {}), summary.get("final_metrics", {})
-    text = (f"`mvsnet_refine` ({cfg.get('model')} base_channel={cfg.get('base_channel')} "
-            f"use_images={cfg.get('use_images')}, same data, losses, input options and optimiser): budget "
-            f"{cfg.get('max_minutes'):g} min, stopped by {summary.get('stopped_by')} "
-            f"after {summary.get('steps')} steps")
-    if final:
-        text += (f"; validation MAE {final.get('mae_mm_init', float('nan')):.2f} -> "
-                 f"{final.get('mae_mm_refined', float('nan')):.2f} mm")
-    return text + f"; checkpoint `{summary.get('checkpoint')}`"
-
-
-def report_markdown(settings: DemoSettings, evaluation: dict[str, Any], train_summary: dict[str, Any],
-                    groups: dict[str, list[str]], timings: dict[str, float | None], machine: dict[str, Any],
-                    out: Path, data: Path, compare_summary: dict[str, Any] | None = None) -> str:
-    """The text of ``report.md``."""
-    from deltaz.engine.evaluate import metrics_markdown
-    from deltaz.engine.report import TABLE_BOLD, TABLE_COLUMNS, bullet_list, format_seconds, markdown_table
-
-    rows = evaluation["rows"]
-    overall = [r for r in rows if r["scan"] == "all"]
-    targets = quality_targets(rows)
-    cfg = train_summary.get("config", {})
-    final = train_summary.get("final_metrics", {})
-    parts = [
-        "# DeltaZ demo report\n\n",
-        "The whole pipeline on synthetic DTU-like scenes: render, parse, train DeltaZUnet on a time budget, "
-        "evaluate on held-out scans against the initial depth, the classical baselines and an MVSNet-style "
-        "refinement network trained by the same pipeline.\n\n",
-        "## Results on the held-out test scans\n\n",
-        f"Test scans (never trained on, never used for tuning): {', '.join(evaluation['scans'])}. "
-        "Metrics over every ground-truth pixel (holes count as errors of the full depth); mm, rates in %. "
-        "Do no harm, over the pixels with ground truth and an initial depth: `mae_good_mm` = MAE over those the "
-        "initial depth has within 2 mm, `harm_pct` = % made more than 1 mm worse than the initial depth.\n\n",
-        markdown_table(overall, TABLE_COLUMNS, TABLE_BOLD),
-        "\n### Quality targets\n\n| target | value | met |\n|---|---|---|\n",
-    ]
-    parts += [f"| {t['target']} | {t['value']} | {'yes' if t['met'] else 'NO'} |\n" for t in targets]
-    parts += ["\n## Stages and wall times\n\n| stage | wall time |\n|---|---|\n"]
-    parts += [f"| {name} | {format_seconds(seconds)} |\n" for name, seconds in timings.items()]
-    parts += [
-        "\n## Settings\n\n",
-        bullet_list([
-            ("data", f"`{data}`: {settings.scans} synthetic scans x {settings.views} views, depth "
-                     f"{'x'.join(map(str, settings.resolution or (128, 160)))}, images rendered at "
-                     f"{settings.image_size[1]}x{settings.image_size[0]}, seed {settings.seed}"),
-            ("split (seeded, by scene)", f"train {', '.join(evaluation.get('train_scans', []))}; "
-                                         f"val {', '.join(evaluation['val_scans'])}; test {', '.join(groups['test'])}"),
-            ("initial depth", f"training: `{settings.preset}` (drawn per view and epoch); evaluation: "
-                              f"`{settings.eval_preset}` (fixed per scan and view)"),
-            ("model", f"{cfg.get('model')} base_channel={cfg.get('base_channel')} unet_depth={cfg.get('unet_depth')} "
-                      f"use_images={cfg.get('use_images')} depth_scale_mm={cfg.get('depth_scale_mm')} "
-                      f"depth_scale_rel={cfg.get('depth_scale_rel')} "
-                      f"fill_holes={cfg.get('fill_holes')} prefill_holes={cfg.get('prefill_holes')}"),
-            ("training", f"budget {settings.minutes:g} min, batch {cfg.get('batch_size')}, "
-                         f"{cfg.get('num_views')} views "
-                         f"per sample, lr {cfg.get('lr')}, amp {cfg.get('amp')}, device {train_summary.get('device')}; "
-                         f"stopped by {train_summary.get('stopped_by')} after {train_summary.get('steps')} steps "
-                         f"({train_summary.get('epochs_completed')} full epochs)"),
-            ("loss weights", ", ".join(f"{k[2:]}={cfg.get(k)}" for k in cfg if k.startswith("w_"))),
-            ("validation (last)", f"MAE {final.get('mae_mm_init', float('nan')):.2f} -> "
-                                  f"{final.get('mae_mm_refined', float('nan')):.2f} mm (pixels with an initial depth)"
-             if final else "none"),
-            ("checkpoint evaluated", f"`{evaluation['checkpoint']}`"),
-            ("baseline network", _compare_line(compare_summary)),
-        ]),
-        "\n## Machine\n\n",
-        bullet_list([
-            ("CPU", f"{machine['cpu']} ({machine['cpu_cores']} cores, torch threads {machine['torch_threads']})"),
-            ("GPU", machine["gpu"] or "none"),
-            ("torch", machine["torch"]),
-            ("python", machine["python"]),
-            ("platform", machine["platform"]),
-        ]),
-        "\n## Files\n\n",
-        bullet_list([
-            ("checkpoints", f"`{out / 'checkpoints'}`"),
-            ("TensorBoard", f"`tensorboard --logdir {out / 'logs'}`"),
-            ("metrics", f"`{out / 'metrics.json'}`, `{out / 'metrics.md'}`"),
-            ("point clouds", ", ".join(f"`{out / p}`" for p in evaluation.get("ply", [])) or "none"),
-        ]),
-        "\n---\n\n",
-    ]
-    # The evaluation's own Markdown (per-scan table, point clouds, baseline parameters, figures), one level down.
-    detail = metrics_markdown(evaluation, overall_table=False)
-    detail = detail.replace("# DeltaZ evaluation", "## Evaluation details", 1)
-    detail = re.sub(r"^## (?!Evaluation details)", "### ", detail, flags=re.M)
-    parts.append(detail)
-    return "".join(parts)
-
-
 # =========================================================================== driver
-def run_demo(settings: DemoSettings) -> dict[str, Any]:
-    """Run every stage (see the module docstring); returns paths, timings, targets and the evaluation."""
-    from deltaz.io.dtu.formats import atomic_write_text
-    from deltaz.engine.evaluate import run_evaluation, summary_table
-    from deltaz.core.paths import data_dir, runs_dir
-    from deltaz.engine.report import format_seconds, machine_info, write_json
-
+def _prepare(settings: DemoSettings) -> tuple[Path, Path, str]:
+    """Validate, make the folders absolute, pick the device and the hardware-dependent defaults."""
     settings.validate()
     out = Path(settings.out or runs_dir() / "demo").resolve()
     data = Path(settings.data or data_dir() / "demo").resolve()
     out.mkdir(parents=True, exist_ok=True)
     data.mkdir(parents=True, exist_ok=True)
     device = str(resolve_device(settings.device))
-    if device.startswith("cuda") and settings.batch_size == DemoSettings.batch_size:
-        settings.batch_size = 8  # a GPU runs many more steps in the budget; use bigger batches too
+    if device.startswith("cuda") and settings.train.batch_size == demo_train_config().batch_size:
+        settings.train.batch_size = 8  # a GPU runs many more steps in the budget; use bigger batches too
     if settings.num_workers is None:
         # On a GPU the main process cannot simulate initial depths fast enough alone; on a 2-core CPU,
         # worker processes would only take cores from the training step.
         settings.num_workers = min(8, max(0, (os.cpu_count() or 1) - 2)) if device.startswith("cuda") else 0
+    return out, data, device
+
+
+def _print_summary(result: dict[str, Any], evaluation: dict[str, Any], train_summary: dict[str, Any]) -> None:
+    out = Path(result["out"])
+    print()
+    print(summary_table(evaluation["rows"]))
+    print()
+    for t in result["targets"]:
+        print(f"  [{'x' if t['met'] else ' '}] {t['target']}: {t['value']}")
+    print()
+    print(f"report:      {result['report']}")
+    print(f"metrics:     {out / 'metrics.json'} ({out / 'metrics.md'})")
+    print(f"figures:     {out / 'figures'}")
+    print(f"checkpoint:  {train_summary['checkpoint']}")
+    print(f"TensorBoard: tensorboard --logdir {out / 'logs'}")
+    print(f"data:        {result['data']}")
+    print("wall times:  " + ", ".join(f"{k} {format_seconds(v)}" for k, v in result["timings"].items()))
+
+
+def run_demo(settings: DemoSettings) -> dict[str, Any]:
+    """Run every stage (see the module docstring); returns paths, timings, targets and the evaluation."""
+    out, data, device = _prepare(settings)
     t_all = time.perf_counter()
     timings: dict[str, float | None] = {}
-
     timings["synth"] = stage_synth(settings, data)
     timings["parse"], groups = stage_parse(settings, data, timings["synth"])
     timings["sweep"] = stage_sweep(settings, data, groups, device)
@@ -424,37 +337,23 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
     timings["report"] = time.perf_counter() - start
     timings["total"] = time.perf_counter() - t_all
     report_path = out / "report.md"
-    text = report_markdown(settings, evaluation, train_summary, groups, timings, machine, out, data,
-                           compare_summary)
-    atomic_write_text(report_path, text)
     targets = quality_targets(evaluation["rows"])
+    atomic_write_text(report_path, demo_report_markdown(settings.report_facts(), evaluation, train_summary, groups,
+                                                        timings, machine, out, data, targets, compare_summary))
     write_json(out / "demo_summary.json", {
         "timings_s": timings, "targets": targets, "machine": machine, "groups": groups,
         "checkpoint": train_summary["checkpoint"],
     })
-
-    print()
-    print(summary_table(evaluation["rows"]))
-    print()
-    for t in targets:
-        print(f"  [{'x' if t['met'] else ' '}] {t['target']}: {t['value']}")
-    print()
-    print(f"report:      {report_path}")
-    print(f"metrics:     {out / 'metrics.json'} ({out / 'metrics.md'})")
-    print(f"figures:     {out / 'figures'}")
-    print(f"checkpoint:  {train_summary['checkpoint']}")
-    print(f"TensorBoard: tensorboard --logdir {out / 'logs'}")
-    print(f"data:        {data}")
-    print("wall times:  " + ", ".join(f"{k} {format_seconds(v)}" for k, v in timings.items()))
-    return {"out": str(out), "data": str(data), "report": str(report_path), "timings": timings,
-            "targets": targets, "evaluation": evaluation, "train": train_summary}
+    result = {"out": str(out), "data": str(data), "report": str(report_path), "timings": timings,
+              "targets": targets, "evaluation": evaluation, "train": train_summary}
+    _print_summary(result, evaluation, train_summary)
+    return result
 
 
+# =========================================================================== CLI
 def _hw(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not match or min(int(match.group(1)), int(match.group(2))) < 8:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 128x160, got {text!r}")
-    return int(match.group(1)), int(match.group(2))
+    """``HxW`` of at least 8x8 pixels (:func:`deltaz.core.options.parse_hw`)."""
+    return parse_hw(text, minimum=8)
 
 
 def _crop_hw(text: str) -> tuple[int, int]:
@@ -462,9 +361,7 @@ def _crop_hw(text: str) -> tuple[int, int]:
     return (0, 0) if text.strip().lower() in ("0", "0x0", "none") else _hw(text)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``deltaz demo``."""
-    d = DemoSettings()
+def _add_data_arguments(parser: argparse.ArgumentParser, d: DemoSettings) -> None:
     parser.add_argument("--out", default="",
                         help="run folder: checkpoints, logs, metrics, figures, report.md (default: runs/demo)")
     parser.add_argument("--data", default="",
@@ -484,34 +381,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rendered image size (default 256x320; parse averages it down to the depth size)")
     parser.add_argument("--resolution", type=_hw, default=None, metavar="HxW",
                         help="train-ready size (default: the depth maps' 128x160)")
-    parser.add_argument("--max-steps", type=int, default=None, help="also stop training after this many steps")
-    parser.add_argument("--crop", type=_crop_hw, default=d.crop or (0, 0), metavar="HxW",
+    parser.add_argument("--lights", type=int, default=d.lights,
+                        help=f"illuminations rendered per view (default {d.lights}; DTU has 7)")
+
+
+def _add_train_arguments(parser: argparse.ArgumentParser, t: TrainConfig) -> None:
+    """The training flags: TrainConfig fields (help from :func:`deltaz.engine.train.cli.config_help`) with the
+    demo's defaults (:func:`deltaz.engine.config.demo_train_config`)."""
+    parser.add_argument("--max-steps", type=int, default=None, help="also " + config_help("max_steps"))
+    parser.add_argument("--crop", type=_crop_hw, default=tuple(t.crop or (0, 0)), metavar="HxW",
                         help="train on random HxW windows (default 64x80; 0x0 = whole views)")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size,
-                        help=f"training batch size (default {d.batch_size})")
+    for name, kind in (("batch_size", int), ("lr", float), ("base_channel", int), ("unet_depth", int)):
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(t, name),
+                            help=f"{config_help(name)} (default {getattr(t, name):g})")
     parser.add_argument("--num-workers", type=int, default=None,
                         help="data-loader worker processes (default: 0 on CPU, up to 8 on CUDA)")
     parser.add_argument("--amp", action="store_true", help="bf16 mixed precision (CUDA only)")
-    parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
-    parser.add_argument("--base-channel", type=int, default=d.base_channel,
-                        help=f"U-Net width (default {d.base_channel})")
-    parser.add_argument("--unet-depth", type=int, default=d.unet_depth,
-                        help=f"U-Net downsamplings (default {d.unet_depth})")
     parser.add_argument("--no-images", action="store_true", help="train without RGB image guidance")
-    parser.add_argument("--depth-scale-rel", type=float, default=d.depth_scale_rel,
+    parser.add_argument("--depth-scale-rel", type=float, default=t.depth_scale_rel,
                         help=f"the network's depth normalisation half span as a share of the input's median depth "
-                        f"(default {d.depth_scale_rel:g}; 0 = use --depth-scale-mm)")
+                        f"(default {t.depth_scale_rel:g}; 0 = use --depth-scale-mm)")
     parser.add_argument("--depth-scale-mm", type=float, default=0.0,
                         help="with --depth-scale-rel 0: a fixed normalisation half span in mm (0 = the scan's range)")
-    parser.add_argument("--preset", default=d.preset, metavar="MODEL[:W,...]",
-                        help=f"training initial depth: planesweep[_raw], mvs, mde, noise, none or a weighted mix "
-                        f"(default {d.preset})")
-    parser.add_argument("--eval-preset", default=d.eval_preset, metavar="MODEL",
-                        help=f"initial depth of the held-out test scans (default {d.eval_preset})")
-    parser.add_argument("--lights", type=int, default=d.lights,
-                        help=f"illuminations rendered per view (default {d.lights}; DTU has 7)")
+    parser.add_argument("--preset", default=t.preset, metavar="MODEL[:W,...]",
+                        help=f"training initial depth: {', '.join(INITIAL_MODELS)} or a weighted mix "
+                        f"(default {t.preset})")
     parser.add_argument("--keep-holes", action="store_true",
                         help="the refiner keeps the input's holes instead of filling them from a classical pre-fill")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``deltaz demo``."""
+    d = DemoSettings()
+    _add_data_arguments(parser, d)
+    _add_train_arguments(parser, d.train)
+    parser.add_argument("--eval-preset", default=d.eval_preset, metavar="MODEL",
+                        help=f"initial depth of the held-out test scans: {', '.join(INITIAL_MODELS)} or a weighted mix "
+                        f"(default {d.eval_preset})")
     parser.add_argument("--compare-minutes", type=float, default=d.compare_minutes,
                         help="training budget in minutes of the MVSNet-style refinement baseline (default: the same "
                         "as --minutes; 0 skips it)")
@@ -519,22 +425,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def run(args: argparse.Namespace) -> int:
-    """``deltaz demo``."""
-    settings = DemoSettings(
+def settings_from_args(args: argparse.Namespace) -> DemoSettings:
+    """The :class:`DemoSettings` the flags describe (training flags go into its ``train`` recipe)."""
+    recipe = demo_train_config(
+        max_steps=args.max_steps, batch_size=args.batch_size, crop=list(args.crop) if min(args.crop) > 0 else None,
+        amp=args.amp, lr=args.lr, base_channel=args.base_channel, unet_depth=args.unet_depth,
+        use_images=not args.no_images, depth_scale_mm=args.depth_scale_mm or None,
+        depth_scale_rel=args.depth_scale_rel or None, preset=args.preset,
+        fill_holes=not args.keep_holes, prefill_holes=not args.keep_holes,
+    )
+    return DemoSettings(
         out=args.out, data=args.data, minutes=args.minutes, scans=args.scans, test_scans=args.test_scans,
         val_scans=args.val_scans, seed=args.seed, device=args.device, force=args.force, views=args.views,
         image_size=tuple(args.image_size), resolution=None if args.resolution is None else tuple(args.resolution),
-        max_steps=args.max_steps, batch_size=args.batch_size, crop=tuple(args.crop) if min(args.crop) > 0 else None, num_workers=args.num_workers, amp=args.amp,
-        lr=args.lr, base_channel=args.base_channel,
-        unet_depth=args.unet_depth, use_images=not args.no_images, pointclouds=not args.no_pointclouds,
-        depth_scale_mm=args.depth_scale_mm or None, depth_scale_rel=args.depth_scale_rel or None,
-        preset=args.preset, eval_preset=args.eval_preset, lights=args.lights, compare_minutes=args.compare_minutes,
-        fill_holes=not args.keep_holes, prefill_holes=not args.keep_holes,
-        progress=not args.no_progress,
+        num_workers=args.num_workers, pointclouds=not args.no_pointclouds, eval_preset=args.eval_preset,
+        lights=args.lights, compare_minutes=args.compare_minutes, progress=not args.no_progress, train=recipe,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    """``deltaz demo``."""
     try:
-        run_demo(settings)
+        run_demo(settings_from_args(args))
     except DeltaZError as error:
         print(f"deltaz demo: error: {error}", file=sys.stderr)
         return 1

@@ -13,7 +13,6 @@ Each stage returns its wall time in seconds, or None when it reused earlier resu
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -21,14 +20,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from deltaz.ops.corrupt import parse_initial_mix
+from deltaz.core.cache import marker_matches, read_marker, write_marker
+from deltaz.core.errors import DeltaZError
 from deltaz.data import split_scans
 from deltaz.io.dtu.layout import list_scans
 from deltaz.io.dtu.parse import parse_dtu
-from deltaz.core.errors import DeltaZError
-from deltaz.ops.mvs import sweep_scan
-from deltaz.engine.report import write_json
 from deltaz.io.synthetic.writer import depth_path, generate_dataset
+from deltaz.ops.corrupt import parse_initial_mix
+from deltaz.ops.mvs import sweep_scan
 
 if TYPE_CHECKING:  # the settings class lives in deltaz.apps.demo, which imports this module
     from deltaz.apps.demo import DemoSettings
@@ -44,12 +43,8 @@ def _synth_settings(settings: DemoSettings) -> dict:
 
 
 def _synth_complete(root: Path, settings: DemoSettings) -> bool:
-    manifest = root / "synth.json"
-    if not manifest.is_file():
-        return False
-    try:
-        saved = json.loads(manifest.read_text())
-    except (OSError, ValueError):
+    saved = read_marker(root / "synth.json")  # the generator's manifest: a superset of the demo's settings
+    if not isinstance(saved, dict):
         return False
     if any(saved.get(k) != v for k, v in _synth_settings(settings).items()):
         return False
@@ -95,10 +90,8 @@ def stage_parse(settings: DemoSettings, data: Path, synth_time: float | None) ->
     groups = split_demo_scans(settings)
     record = {"seed": settings.seed, "resolution": settings.resolution, **groups}
     split_file = data / "split.json"
-    previous = json.loads(split_file.read_text()) if split_file.is_file() else None
     roots = ready_roots(data)
-    stale = settings.force or synth_time is not None or (previous is not None and previous != json.loads(
-        json.dumps(record)))
+    stale = settings.force or synth_time is not None or (split_file.is_file() and not marker_matches(split_file, record))
     if stale:
         for root in roots.values():
             shutil.rmtree(root, ignore_errors=True)
@@ -114,13 +107,13 @@ def stage_parse(settings: DemoSettings, data: Path, synth_time: float | None) ->
                             progress=settings.progress)
         if not summary.ok:
             raise DeltaZError(f"parse failed for {sorted(summary.failed)}: {summary.failed}")
-    write_json(split_file, record)
+    write_marker(split_file, record)
     return time.perf_counter() - start, groups
 
 
 def uses_planesweep(settings: DemoSettings) -> bool:
     """Whether training or evaluation reads the plane-sweep initial depth."""
-    names = [*parse_initial_mix(settings.preset), *parse_initial_mix(settings.eval_preset)]
+    names = [*parse_initial_mix(settings.train.preset), *parse_initial_mix(settings.eval_preset)]
     return any(name.startswith("planesweep") for name in names)
 
 

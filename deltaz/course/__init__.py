@@ -16,7 +16,6 @@ Explained in notebooks/01_dtu_on_disk.ipynb (data) and notebooks/03_losses.ipynb
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import shutil
 from dataclasses import asdict, dataclass, replace
@@ -25,11 +24,21 @@ from typing import Any
 
 import torch
 
-from deltaz.apps.demo import DemoSettings
-from deltaz.io.dtu.formats import atomic_write_text
-from deltaz.core.errors import DataError
-from deltaz.core.paths import data_dir, dtu_root
+from deltaz.core.cache import marker_matches, write_marker
+from deltaz.core.errors import DataError, DeltaZError
+from deltaz.core.paths import data_dir, dtu_root, runs_dir
+from deltaz.data import DepthRefinementDataset
+from deltaz.engine import train as training  # training.train: looked up at call time (tests replace it)
+from deltaz.engine.checkpoint import find_checkpoint, load_checkpoint
+from deltaz.engine.config import MODEL_FIELDS, TrainConfig, demo_train_config
 from deltaz.engine.device import resolve_device
+from deltaz.engine.evaluate import load_refiner
+from deltaz.engine.train import forward_batch, loss_batch
+from deltaz.io.dtu.layout import list_scans, read_meta
+from deltaz.io.dtu.parse import _available_scans, parse_dtu
+from deltaz.io.synthetic import generate_dataset
+from deltaz.model import DeltaZUnet
+from deltaz.ops.losses import TERMS, LossWeights, loss_maps, losses_for_batch, multiview_inputs
 
 __all__ = [
     "SMOKE_ENV",
@@ -101,16 +110,8 @@ def _settings(size: CourseSize, source: str) -> dict[str, Any]:
 
 
 def _is_complete(base: Path, settings: dict[str, Any]) -> bool:
-    from deltaz.io.dtu.layout import list_scans
-
-    marker = base / _MARKER
-    if not marker.is_file():
-        return False
-    try:
-        stored = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return False
-    if stored != settings or not (base / "scans").is_dir():
+    """The stage marker (:mod:`deltaz.core.cache`) records ``settings`` and every scan is there."""
+    if not marker_matches(base / _MARKER, settings) or not (base / "scans").is_dir():
         return False
     return len(list_scans(base / "scans")) == settings["n_scans"]
 
@@ -132,11 +133,7 @@ def course_data(smoke: bool, size: CourseSize | None = None, progress: bool = Tr
     """
     size = size or (SMOKE_SIZE if smoke else FULL_SIZE)
     raw, scans = course_dirs(smoke)
-    from deltaz.io.dtu.parse import parse_dtu
-
     if dtu_root() is not None:
-        from deltaz.io.dtu.parse import _available_scans
-
         names = _available_scans(raw)[: size.n_scans]
         if not names:
             raise DataError(f"DELTAZ_DTU_ROOT={raw}: expected scan folders under Depths/, found none")
@@ -149,8 +146,6 @@ def course_data(smoke: bool, size: CourseSize | None = None, progress: bool = Tr
     settings = _settings(size, "synthetic")
     if _is_complete(base, settings):
         return scans
-    from deltaz.io.synthetic import generate_dataset
-
     # Render into a temporary folder, move it into place, parse, and write the marker last: a run that is
     # interrupted anywhere leaves no marker, so the next call starts again.
     (base / _MARKER).unlink(missing_ok=True)
@@ -171,7 +166,7 @@ def course_data(smoke: bool, size: CourseSize | None = None, progress: bool = Tr
     summary = parse_dtu(raw, scans, progress=progress)
     if not summary.ok:
         raise DataError(f"parsing the generated course data in {raw} failed:\n{summary}")
-    atomic_write_text(base / _MARKER, json.dumps(settings, indent=2) + "\n")
+    write_marker(base / _MARKER, settings)
     return scans
 
 
@@ -192,9 +187,6 @@ def sample_view(
     ``(V, H, W)`` mm; ``intrinsics (V, 3, 3)``; ``extrinsics (V, 3, 4)``; ``image (V, 3, H, W)``;
     ``view_ids``; ``depth_range (2,)``; ``scene``).
     """
-    from deltaz.data import DepthRefinementDataset
-    from deltaz.io.dtu.layout import list_scans, read_meta
-
     root = Path(root)
     scan = scan or list_scans(root)[0]
     if use_images is None:
@@ -232,10 +224,6 @@ def train_briefly(
 
     Returns the trained model (in eval mode) and the history: one dict of detached loss terms per step.
     """
-    from deltaz.ops.losses import losses_for_batch
-    from deltaz.model import DeltaZUnet
-    from deltaz.engine.train import forward_batch, loss_batch
-
     batch_for_loss = loss_batch(batch)
     torch.manual_seed(seed)
     model = DeltaZUnet(in_channels=4 if use_image else 1, base_channel=base_channel, depth=depth)
@@ -273,8 +261,6 @@ def loss_pull_maps(batch: dict[str, Any], depth_refined: torch.Tensor) -> dict[s
     Returns:
         term name → ``(B, H, W)`` tensor (mm of loss per mm of depth, per pixel).
     """
-    from deltaz.ops.losses import TERMS, LossWeights, losses_for_batch
-
     names = [name for name in TERMS if name != "total"]
     H, W = depth_refined.shape[-2:]
     maps = {}
@@ -295,8 +281,6 @@ def batch_loss_maps(batch: dict[str, Any], depth_refined: torch.Tensor) -> dict[
     the source views' ground truth (zeroed outside their masks) feeds the multi-view term.
     Returns term name → unweighted per-pixel map ``(B, H, W)`` (0 where a pixel does not count).
     """
-    from deltaz.ops.losses import loss_maps, multiview_inputs
-
     depth, mask = batch["depth"], batch["mask"].bool()
     depth_init = batch["depth_init"][:, 0]
     multiview = multiview_inputs(batch)
@@ -314,7 +298,7 @@ def source_of(obj: Any):
     The last expression of a notebook cell is displayed, so ``course.source_of(geometry.reproject)``
     shows the code the package runs — never a copy that could drift.
     """
-    from IPython.display import Markdown
+    from IPython.display import Markdown  # lazy: IPython is only there in a notebook
 
     return Markdown(f"```python\n{inspect.getsource(obj)}```")
 
@@ -322,41 +306,22 @@ def source_of(obj: Any):
 # ------------------------------------------------------------------------------------------ load or train
 __all__ += ["LOAD_OR_TRAIN_SMOKE", "LOAD_OR_TRAIN_FULL", "load_or_train"]
 
-#: The input options of ``deltaz demo``, taken from its defaults (explained in notebooks/04_training.ipynb).
-DEMO_INPUT_OPTIONS = {name: getattr(DemoSettings(), name) for name in ("fill_holes", "prefill_holes", "depth_scale_mm")}
+#: The input options of ``deltaz demo``, taken from its recipe (explained in notebooks/04_training.ipynb).
+DEMO_INPUT_OPTIONS = {name: getattr(demo_train_config(), name) for name in ("fill_holes", "prefill_holes", "depth_scale_mm")}
 
-#: Settings of the refiner that :func:`load_or_train` trains when no checkpoint is usable (TrainConfig
-#: fields; ``config_overrides`` replace them). Smoke: a few steps of a small U-Net. Full: notebook 04's
-#: recipe, a 16-channel U-Net with image guidance and the demo's input options for 8 epochs (about 2
-#: minutes on a 2-core CPU for the full course data).
-LOAD_OR_TRAIN_SMOKE = dict(batch_size=2, num_views=2, num_epochs=10_000, max_steps=4, base_channel=8, unet_depth=3,
-                           lr=1e-3, use_images=False, image_log_every=0, log_every=1, **DEMO_INPUT_OPTIONS)
-LOAD_OR_TRAIN_FULL = dict(batch_size=4, num_views=2, num_epochs=8, scheduler_t0=8, base_channel=16, unet_depth=4,
-                          lr=1e-3, use_images=True, image_log_every=0, log_every=10, **DEMO_INPUT_OPTIONS)
-
-
-def _checkpoint_file(candidate: str | Path) -> Path | None:
-    """The checkpoint a candidate names: a file itself; a folder's ``best.pt``, else ``last.pt``, looked for
-    in the folder and in its ``checkpoints/``. None when there is none."""
-    from deltaz.engine.checkpoint import BEST_NAME, LAST_NAME
-
-    path = Path(candidate)
-    if path.is_file():
-        return path
-    for folder in (path, path / "checkpoints"):
-        for name in (BEST_NAME, LAST_NAME):
-            if (folder / name).is_file():
-                return folder / name
-    return None
+#: The refiner that :func:`load_or_train` trains when no checkpoint is usable (its data root, split, folders and
+#: ``config_overrides`` are filled in). Smoke: a few steps of a small U-Net. Full: notebook 04's recipe, a
+#: 16-channel U-Net with image guidance and the demo's input options for 8 epochs (about 2 minutes on a 2-core
+#: CPU for the full course data).
+LOAD_OR_TRAIN_SMOKE = TrainConfig(batch_size=2, num_views=2, num_epochs=10_000, max_steps=4, base_channel=8,
+                                  unet_depth=3, lr=1e-3, use_images=False, image_log_every=0, log_every=1,
+                                  **DEMO_INPUT_OPTIONS)
+LOAD_OR_TRAIN_FULL = TrainConfig(batch_size=4, num_views=2, num_epochs=8, scheduler_t0=8, base_channel=16, unet_depth=4,
+                                 lr=1e-3, use_images=True, image_log_every=0, log_every=10, **DEMO_INPUT_OPTIONS)
 
 
 def _why_unusable(path: Path, smoke: bool, model_fields: dict[str, Any]) -> str | None:
     """None when the checkpoint at ``path`` suits :func:`load_or_train`, else the reason it does not."""
-    from deltaz.engine.checkpoint import load_checkpoint
-    from deltaz.engine.config import TrainConfig
-    from deltaz.io.dtu.layout import list_scans
-    from deltaz.core.errors import DeltaZError
-
     try:
         config = TrainConfig.from_dict(dict(load_checkpoint(path).get("config") or {}))
     except DeltaZError as error:
@@ -372,6 +337,20 @@ def _why_unusable(path: Path, smoke: bool, model_fields: dict[str, Any]) -> str 
     return None
 
 
+def _training_config(smoke: bool, data_root: str | Path, train_dir: Path, overrides: dict[str, Any]) -> TrainConfig:
+    """:data:`LOAD_OR_TRAIN_SMOKE` / :data:`LOAD_OR_TRAIN_FULL` on ``data_root`` (one validation scene when there
+    are two or more), run folder ``train_dir``, then ``overrides``; ``extra`` records the mode."""
+    n_scans = len(list_scans(data_root))
+    fields: dict[str, Any] = dict(
+        data_root=str(data_root), split="random", seed=0, progress=not smoke,
+        val_split=round(1.0 / n_scans, 4) if n_scans >= 2 else 0.0,
+        checkpoint_dir=str(train_dir / "checkpoints"), log_dir=str(train_dir / "logs"),
+    )
+    fields.update(overrides)
+    fields["extra"] = {**dict(fields.get("extra") or {}), "smoke": bool(smoke), "trained_by": "load_or_train"}
+    return replace(LOAD_OR_TRAIN_SMOKE if smoke else LOAD_OR_TRAIN_FULL, **fields)
+
+
 def load_or_train(
     checkpoint_path_or_dir: str | Path | list[str | Path] | tuple[str | Path, ...],
     data_root: str | Path,
@@ -381,7 +360,7 @@ def load_or_train(
 ) -> tuple[torch.nn.Module, Path]:
     """A trained refiner: the first usable checkpoint among the candidates, else a small one trained now.
 
-    A notebook that needs a trained model calls this, so it runs on its own (STYLE.md, load-or-train).
+    A notebook that needs a trained model calls this, so it runs on its own (load-or-train).
 
     Args:
         checkpoint_path_or_dir: one candidate or a list, tried in order: a ``.pt`` file, or a run folder
@@ -405,12 +384,6 @@ def load_or_train(
     Returns ``(model in eval mode, checkpoint path)``; the run's settings are in the checkpoint's ``config``.
     Explained in notebooks/05_evaluation.ipynb.
     """
-    from deltaz.engine.config import MODEL_FIELDS, TrainConfig
-    from deltaz.io.dtu.layout import list_scans
-    from deltaz.engine.evaluate import load_refiner
-    from deltaz.core.paths import runs_dir
-    from deltaz.engine.train import train
-
     mode = "smoke" if smoke else "full"
     train_dir = Path(train_dir) if train_dir is not None else runs_dir() / "course" / mode / "load_or_train"
     single = isinstance(checkpoint_path_or_dir, (str, Path))
@@ -418,7 +391,7 @@ def load_or_train(
     model_fields = {k: v for k, v in config_overrides.items() if k in MODEL_FIELDS}
     device = resolve_device(config_overrides.get("device"))
     for candidate in [*candidates, train_dir]:
-        path = _checkpoint_file(candidate)
+        path = find_checkpoint(candidate)
         if path is None:
             continue
         reason = _why_unusable(path, smoke, model_fields)
@@ -428,20 +401,11 @@ def load_or_train(
             return model, path
         print(f"load_or_train: skipped {path}: {reason}")
 
-    n_scans = len(list_scans(data_root))
-    settings: dict[str, Any] = dict(LOAD_OR_TRAIN_SMOKE if smoke else LOAD_OR_TRAIN_FULL)
-    settings.update(
-        data_root=str(data_root), split="random", seed=0, progress=not smoke,
-        val_split=round(1.0 / n_scans, 4) if n_scans >= 2 else 0.0,  # one validation scene when there are two
-        checkpoint_dir=str(train_dir / "checkpoints"), log_dir=str(train_dir / "logs"),
-    )
-    settings.update(config_overrides)
-    settings["extra"] = {**dict(settings.get("extra") or {}), "smoke": bool(smoke), "trained_by": "load_or_train"}
-    config = TrainConfig(**settings)
+    config = _training_config(smoke, data_root, train_dir, config_overrides)
     for sub in ("checkpoints", "logs"):  # a fresh run: no stale best.pt from an older one
         shutil.rmtree(train_dir / sub, ignore_errors=True)
     print(f"load_or_train: no usable checkpoint; training a {mode}-mode refiner into {train_dir}")
-    result = train(config)
+    result = training.train(config)
     path = Path(result["best_checkpoint"] or result["last_checkpoint"])
     model, _, path = load_refiner(path, device)
     return model, path

@@ -47,6 +47,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from deltaz.core.errors import ConfigError, DataError
+from deltaz.ops.fill import fill_holes
 
 __all__ = [
     "MIN_HALF_SPAN_MM",
@@ -212,8 +213,6 @@ class _RefinerBase(nn.Module):
         depth_init = _as_b1hw(depth_init, "depth_init")
         offset: tuple[torch.Tensor, torch.Tensor] | None = None
         if self.prefill_holes:
-            from deltaz.ops.fill import fill_holes
-
             holes = ~(torch.isfinite(depth_init) & (depth_init > 0))
             clean = torch.where(holes, torch.zeros_like(depth_init), depth_init)
             filled = fill_holes(clean[:, 0], PREFILL_KERNEL, max_iters=PREFILL_ITERS).unsqueeze(1)
