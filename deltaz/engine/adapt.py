@@ -26,16 +26,18 @@ from __future__ import annotations
 import copy
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from deltaz.core.batch import MultiView
 from deltaz.core.errors import ConfigError, DataError
 from deltaz.engine import checkpoint as ckpt
+from deltaz.engine.evaluate import load_scan_views
+from deltaz.model import refine
+from deltaz.ops.mvs import load_sweep
 from deltaz.ops.selfsup import SelfSupInputs, SelfSupWeights, input_agreement, selfsup_losses
 
 __all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "AdaptConfig", "scan_confidence", "scan_inputs", "refine_views",
@@ -113,32 +115,25 @@ def scan_confidence(data_root: str | Path, scan: str, views, preset: str, mode: 
         if preset != "planesweep" or (scan_dir / "initial").is_dir():
             raise ConfigError(f"confidence='sweep' needs the plane sweep's input (--preset planesweep, no initial/ in "
                               f"{scan_dir}); use --confidence agreement")
-        from deltaz.ops.mvs import load_sweep
-
         return torch.stack([torch.from_numpy(load_sweep(scan_dir, vid)[1]) for vid in views.view_ids]).clamp(0, 1)
-    out = []
-    for i in range(len(views)):
-        src = views.src_index[i]
-        multiview = MultiView(views.intrinsics[[i]], views.extrinsics[[i]], views.depth_init[src][None],
-                              views.intrinsics[src][None], views.extrinsics[src][None])
-        out.append(input_agreement(views.depth_init[[i]], multiview)[0])
-    return torch.stack(out)
+    return torch.cat([input_agreement(views.depth_init[[i]], views.multiview([i])) for i in range(len(views))])
 
 
 def scan_inputs(views, idx: list[int], confidence: torch.Tensor | None) -> SelfSupInputs:
     """:class:`deltaz.ops.selfsup.SelfSupInputs` of the references ``idx`` of a :class:`deltaz.engine.evaluate.ScanViews`."""
-    src = torch.tensor([views.src_index[i] for i in idx], dtype=torch.long)  # (B, S)
+    batch = views.batch(idx, images=True)
+    if batch.image is None:
+        raise DataError(f"{views.scan}: adaptation needs the scan's images (load_scan_views(..., use_images=True))")
+    ref = batch.ref
     return SelfSupInputs(
-        depth_init=views.depth_init[idx], image=views.image[idx], K=views.intrinsics[idx], E=views.extrinsics[idx],
-        image_src=views.image[src], K_src=views.intrinsics[src], E_src=views.extrinsics[src],
+        depth_init=ref.depth_init, image=ref.image, K=ref.intrinsics, E=ref.extrinsics,
+        image_src=batch.image[:, 1:], K_src=batch.intrinsics[:, 1:], E_src=batch.extrinsics[:, 1:],
         confidence=None if confidence is None else confidence[idx],
     )
 
 
 def refine_views(model: torch.nn.Module, views, idx: list[int], keep_holes: bool, device) -> torch.Tensor:
     """:func:`deltaz.model.refine` of the views ``idx`` (with graph unless under ``no_grad``) → ``(B, H, W)`` mm."""
-    from deltaz.model import refine
-
     image = views.image[idx].to(device) if getattr(model, "in_channels", 1) == 4 else None
     depth_range = views.depth_range.reshape(1, 2).expand(len(idx), 2).to(device)
     out = refine(model, views.depth_init[idx].to(device), image=image, depth_range=depth_range, keep_holes=keep_holes)
@@ -290,7 +285,7 @@ def adapt(checkpoint: str | Path, data_root: str | Path, out: str | Path, scans:
           config: AdaptConfig | None = None) -> dict[str, Any]:
     """Adapt ``checkpoint`` to each scan of ``data_root`` (default: all) and write everything under ``out``
     (see the module docstring). Returns the report dict (also ``<out>/report.json``)."""
-    from deltaz.engine.adapt_outputs import run_scans
+    from deltaz.engine.adapt_outputs import run_scans  # lazy: deltaz.engine.adapt_outputs imports this module (cycle)
 
     return run_scans(checkpoint, data_root, out, scans, config or AdaptConfig())
 
@@ -301,10 +296,6 @@ def adapt_method(model: torch.nn.Module, device, keep_holes: bool, data_root: st
     """An evaluation method (:mod:`deltaz.engine.evaluate`'s ``(views, idx) -> (B, H, W)``) for the row ``deltaz+adapt``:
     on the first call for a scan it adapts a copy of ``model`` to that scan (``minutes``, no ground truth, its
     images reloaded from ``data_root``), refines every view, and serves the views asked for."""
-    from dataclasses import replace
-
-    from deltaz.engine.evaluate import load_scan_views
-
     cfg = replace(config or AdaptConfig(), minutes=float(minutes), preset=preset, progress=progress)
     done: dict[str, torch.Tensor] = {}
 

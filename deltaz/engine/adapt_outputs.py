@@ -19,9 +19,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from deltaz.engine import checkpoint as ckpt
 from deltaz.core.errors import DataError
+from deltaz.engine import checkpoint as ckpt
+from deltaz.engine.adapt import adapt_scan, refine_all, scan_confidence, state_path
 from deltaz.engine.device import resolve_device
+from deltaz.engine.evaluate import load_refiner, load_scan_views
+from deltaz.engine.report import machine_info, write_json
+from deltaz.io.dtu.formats import atomic_write_text
+from deltaz.io.dtu.layout import ScanWriter, is_complete_scan, list_scans, load_view, read_meta, read_scan_pairs
+from deltaz.model import model_config
+from deltaz.ops.metrics import harm_metrics
+from deltaz.ops.selfsup import SELFSUP_TERMS
 
 __all__ = ["REFINED_DIR", "score_depths", "write_adapted_checkpoint", "write_refined_scan", "load_adapted_view",
            "run_scans", "report_markdown"]
@@ -35,8 +43,6 @@ def score_depths(pred: torch.Tensor, init: torch.Tensor, gt: torch.Tensor,
                  mask: torch.Tensor | None = None) -> dict[str, float]:
     """``mae_covered_mm`` (MAE over ground truth ∧ input), ``mae_good_mm``, ``harm_pct``, ``help_pct``,
     ``n_covered`` of ``pred (N, H, W)`` mm against ``gt`` with input ``init``; ``mask`` restricts the pixels."""
-    from deltaz.ops.metrics import harm_metrics
-
     covered = (gt > 0) & (init > 0)
     if mask is not None:
         covered = covered & mask
@@ -61,8 +67,6 @@ def write_adapted_checkpoint(path: Path, model: torch.nn.Module, source_state: d
                              adapt_info: dict[str, Any]) -> Path:
     """An ordinary DeltaZ checkpoint (:mod:`deltaz.engine.checkpoint` keys; the source run's ``config`` with
     ``extra["adapt"]``, this model's ``model_config``) that :func:`deltaz.engine.evaluate.load_refiner` reads."""
-    from deltaz.model import model_config
-
     config = dict(source_state.get("config") or {})
     config["extra"] = {**dict(config.get("extra") or {}), "adapt": adapt_info}
     optimizer = torch.optim.Adam(model.parameters(), lr=float(config.get("lr", 1e-4)))
@@ -80,8 +84,6 @@ def write_refined_scan(out: Path, data_root: Path, views, refined: torch.Tensor)
     """``<out>/<scan>``: a train-ready copy of the scan (ground truth or 0 in ``depths/``, ``images/``,
     ``initial/`` = the input adapted on) with ``refined/{vid:03d}.npy`` (float32 mm, 0 = hole), published
     atomically by :class:`deltaz.io.dtu.layout.ScanWriter`."""
-    from deltaz.io.dtu.layout import ScanWriter, read_meta, read_scan_pairs
-
     source_dir = Path(data_root) / views.scan
     meta = read_meta(source_dir)
     with ScanWriter(out, views.scan) as writer:
@@ -101,8 +103,6 @@ def load_adapted_view(scan_dir: str | Path, view_id: int) -> dict[str, Any]:
     """One view of an adapted scan as the viewers (:func:`deltaz.course.widgets.depth_viewer`) take it:
     ``depth_init``, ``depth_refined``, ``depth`` (ground truth, or None without), ``image (3, H, W)``,
     ``intrinsics``, ``extrinsics``, ``scan``, ``view_id``."""
-    from deltaz.io.dtu.layout import load_view
-
     scan_dir = Path(scan_dir)
     path = scan_dir / REFINED_DIR / f"{int(view_id):03d}.npy"
     if not path.is_file():
@@ -116,8 +116,6 @@ def load_adapted_view(scan_dir: str | Path, view_id: int) -> dict[str, Any]:
 
 # =========================================================================== the run
 def _scan_done(out: Path, scan: str) -> bool:
-    from deltaz.io.dtu.layout import is_complete_scan
-
     return (out / "checkpoints" / f"{scan}.pt").is_file() and is_complete_scan(out / scan) and \
         (out / scan / REFINED_DIR).is_dir()
 
@@ -133,9 +131,6 @@ def _clean_stale(out: Path) -> None:
 def _adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg, device) -> dict[str, Any]:
     """Load, adapt, refine, write and score one scan; returns its report entry."""
     from torch.utils.tensorboard import SummaryWriter
-
-    from deltaz.engine.adapt import adapt_scan, refine_all, scan_confidence, state_path
-    from deltaz.engine.evaluate import load_scan_views
 
     t0 = time.perf_counter()
     views = load_scan_views(data_root, scan, cfg.num_src_views, cfg.preset, use_images=True)
@@ -157,7 +152,6 @@ def _adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg, devic
              "checkpoint": str(out / "checkpoints" / f"{scan}.pt"), "refined": str(out / scan / "refined")}
     (out / "state" / f"{scan}.pt").unlink(missing_ok=True)
     ckpt_entry = out / "scans" / f"{scan}.json"
-    from deltaz.engine.report import write_json
 
     write_json(ckpt_entry, entry)
     return entry
@@ -165,10 +159,6 @@ def _adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg, devic
 
 def run_scans(checkpoint, data_root, out, scans, cfg) -> dict[str, Any]:
     """:func:`deltaz.engine.adapt.adapt`: every scan in turn (finished ones are read back, not redone)."""
-    from deltaz.io.dtu.layout import list_scans
-    from deltaz.engine.evaluate import load_refiner
-    from deltaz.engine.report import machine_info, write_json
-
     data_root, out = Path(data_root), Path(out)
     available = list_scans(data_root)
     scans = list(scans or available)
@@ -193,7 +183,6 @@ def run_scans(checkpoint, data_root, out, scans, cfg) -> dict[str, Any]:
               "device": str(device), "machine": machine_info(), "torch_threads": torch.get_num_threads(),
               "scans": entries}
     write_json(out / "report.json", report)
-    from deltaz.io.dtu.formats import atomic_write_text
 
     atomic_write_text(out / "report.md", report_markdown(report))
     return report
@@ -216,8 +205,6 @@ def _curve(history: list[dict[str, Any]], points: int = 8) -> list[dict[str, Any
 
 def report_markdown(report: dict[str, Any]) -> str:
     """``report.md``: settings, per-scan time, before/after scores, and each scan's loss curve."""
-    from deltaz.ops.selfsup import SELFSUP_TERMS
-
     cfg = report["config"]
     lines = ["# DeltaZ test-time adaptation\n",
              f"- checkpoint: `{report['checkpoint']}`; data: `{report['data_root']}`; device {report['device']}, "

@@ -18,7 +18,7 @@ multi-view baseline (``deltaz.ops.baselines``) reuse the same functions.
 Do-no-harm figures (:func:`harm_metrics`, :class:`HarmAccumulator`) compare a method's output with its
 *input* on the "covered" pixels (ground truth and an input depth): ``mae_good_mm`` is the output's MAE
 over the covered pixels the input already got right (``|depth_init − gt| < 2 mm``), ``harm_pct`` the share
-of covered pixels the method made worse by more than 1 mm (DESIGN.md §6).
+of covered pixels the method made worse by more than 1 mm (docs/DESIGN.md §6).
 
 Explained in notebooks (evaluation lesson).
 """
@@ -250,7 +250,7 @@ def harm_metrics(
     good_mm: float = GOOD_MM,
     harm_mm: float = HARM_MM,
 ) -> dict[str, float]:
-    """Do-no-harm figures of a method's output ``pred`` against its input ``init`` (DESIGN.md §6).
+    """Do-no-harm figures of a method's output ``pred`` against its input ``init`` (docs/DESIGN.md §6).
 
     Evaluated on the **covered** pixels: ``gt > 0`` and ``init > 0`` (and ``mask``). A hole in ``pred``
     at a covered pixel counts as a prediction of 0 mm (error = gt), as in :func:`depth_metrics`.

@@ -1,6 +1,6 @@
 """Self-supervised losses for test-time adaptation (``deltaz adapt``): no ground truth anywhere.
 
-What a scene without ground truth still says about a refined depth map (DESIGN.md §1 conventions: mm,
+What a scene without ground truth still says about a refined depth map (docs/DESIGN.md §1 conventions: mm,
 z-depth, 0 = hole, world-to-camera ``E``; every warp goes through :mod:`deltaz.core.geometry`):
 
 ==================  ===================================================================  ==========
@@ -188,9 +188,9 @@ def input_agreement(depth_init: torch.Tensor, multiview: MultiView, pix_thresh: 
     """A confidence of the input from its multi-view agreement: share of the sources whose input depth passes
     MVSNet's geometric check (:func:`deltaz.ops.metrics.multiview_consistency`) with the reference's, ``(B, H, W)``
     in [0, 1]; 0 at holes. ``depth_init (B, H, W)`` mm; ``multiview.depth_src (B, S, H, W)`` the sources' input
-    depths (mm) with their cameras."""
+    depths (mm) with their cameras; None (no sources): 1 wherever the input has a depth."""
     mv = MultiView.coerce(multiview)
-    S = mv.num_sources
+    S = 0 if mv is None else mv.num_sources
     if S == 0:
         return (depth_init > 0).to(depth_init.dtype)
     result = multiview_consistency(depth_init, mv, pix_thresh, rel_depth_thresh)
