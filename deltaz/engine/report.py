@@ -2,8 +2,9 @@
 
 Used by :mod:`deltaz.engine.evaluate` (``metrics.md``, ``metrics.json``, ``figures/*.png``, the printed
 summary) and :mod:`deltaz.apps.demo` (``report.md``). Every table is rendered here; its columns are the lists
-below (a new column is added to them and computed in :mod:`deltaz.engine.evaluate.scores`). Every file is written atomically (temporary file, then ``os.replace``), so an
-interrupted run never leaves a half-written table or PNG behind.
+below (a new column is added to them and computed in :mod:`deltaz.engine.evaluate.scores`). Every file is
+written atomically (temporary file, then ``os.replace``), so an interrupted run never leaves a half-written
+table or PNG behind.
 """
 
 from __future__ import annotations
