@@ -12,7 +12,7 @@ __all__ = ["__version__", "refine_depth"]
 def __getattr__(name: str):
     """``deltaz.refine_depth`` (see :mod:`deltaz.engine.refine`), imported on first use so ``import deltaz`` stays light."""
     if name == "refine_depth":
-        from deltaz.engine.refine import refine_depth
+        from deltaz.engine.refine import refine_depth  # lazy: `import deltaz` must not pull in torch and the model
 
         return refine_depth
     raise AttributeError(f"module 'deltaz' has no attribute {name!r}")

@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from deltaz.core.errors import DataError
+
 #: Smallest z (mm) in front of a camera that still counts as a valid projection.
 Z_EPS = 1e-6
 
@@ -49,10 +51,10 @@ def _apply(M: torch.Tensor, points: torch.Tensor, offset: torch.Tensor | None = 
     any number of spatial dimensions ``*S`` may follow (e.g. ``(B, H, W, 3)`` with ``(B, 3, 3)``).
     """
     if points.shape[-1] != 3:
-        raise ValueError(f"points must have a last dimension of 3, got shape {tuple(points.shape)}")
+        raise DataError(f"points must have a last dimension of 3, got shape {tuple(points.shape)}")
     n_batch = M.dim() - 2
     if points.dim() - 1 < n_batch:
-        raise ValueError(
+        raise DataError(
             f"points of shape {tuple(points.shape)} have fewer leading dimensions than the "
             f"matrix batch shape {tuple(M.shape[:-2])}"
         )
@@ -68,7 +70,7 @@ def _apply(M: torch.Tensor, points: torch.Tensor, offset: torch.Tensor | None = 
 def _split_rt(E: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``R (…, 3, 3)`` and ``t (…, 3)`` from a ``(…, 3, 4)`` or ``(…, 4, 4)`` transform."""
     if E.shape[-2:] not in ((3, 4), (4, 4)):
-        raise ValueError(f"expected a (..., 3, 4) or (..., 4, 4) transform, got shape {tuple(E.shape)}")
+        raise DataError(f"expected a (..., 3, 4) or (..., 4, 4) transform, got shape {tuple(E.shape)}")
     return E[..., :3, :3], E[..., :3, 3]
 
 
@@ -136,7 +138,7 @@ def get_ray_dirs_mask(K: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, to
         ``mask (…, H, W)`` bool, True where the ray is finite (False only for a degenerate ``K``).
     """
     if K.shape[-2:] != (3, 3):
-        raise ValueError(f"K must be (..., 3, 3), got shape {tuple(K.shape)}")
+        raise DataError(f"K must be (..., 3, 3), got shape {tuple(K.shape)}")
     u, v = pixel_grid(H, W, dtype=K.dtype, device=K.device)
     fx = K[..., 0, 0, None, None]
     s = K[..., 0, 1, None, None]
@@ -208,7 +210,7 @@ def sample_pixels(
     sampling at integer ``(u, v)`` returns the stored pixel exactly.
     """
     if values.dim() != 4 or uv.dim() != 4 or uv.shape[-1] != 2:
-        raise ValueError(
+        raise DataError(
             f"sample_pixels expects values (B, C, H, W) and uv (B, H, W, 2), got "
             f"{tuple(values.shape)} and {tuple(uv.shape)}"
         )

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from deltaz.core.errors import DataError
+
 __all__ = ["image_gradients", "gradient_pair_mask"]
 
 
@@ -23,7 +25,7 @@ def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     Units are those of ``x`` per pixel. Works for any leading shape (``(B, C, H, W)``, ``(B, H, W)``, …).
     """
     if x.dim() < 2:
-        raise ValueError(f"image_gradients expects a tensor (..., H, W), got shape {tuple(x.shape)}")
+        raise DataError(f"image_gradients expects a tensor (..., H, W), got shape {tuple(x.shape)}")
     grad_x = x[..., :, 1:] - x[..., :, :-1]
     grad_y = x[..., 1:, :] - x[..., :-1, :]
     return grad_x, grad_y
@@ -38,6 +40,6 @@ def gradient_pair_mask(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ``mask_x (…, H, W−1)`` and ``mask_y (…, H−1, W)``, bool, shaped like the gradients they gate.
     """
     if mask.dim() < 2:
-        raise ValueError(f"gradient_pair_mask expects a mask (..., H, W), got shape {tuple(mask.shape)}")
+        raise DataError(f"gradient_pair_mask expects a mask (..., H, W), got shape {tuple(mask.shape)}")
     mask = mask.bool()
     return mask[..., :, 1:] & mask[..., :, :-1], mask[..., 1:, :] & mask[..., :-1, :]

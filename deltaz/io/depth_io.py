@@ -18,11 +18,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 
 from deltaz.core.atomic import atomic_path, atomic_write_bytes
+from deltaz.core.errors import ConfigError, DataError, FormatError
 from deltaz.io.dtu.formats import read_bytes, read_pfm, write_pfm
-from deltaz.core.errors import FormatError
 
 __all__ = ["FORMATS", "DEPTH_SUFFIXES", "DepthFile", "format_of", "depth_stem", "read_depth_file", "write_depth_file"]
 
@@ -94,8 +95,6 @@ def _read_npy(path) -> DepthFile:
 
 
 def _read_png(path) -> DepthFile:
-    import imageio.v3 as iio
-
     data = read_bytes(path)
     try:
         array = np.asarray(iio.imread(data, extension=".png", plugin="pillow"))
@@ -110,7 +109,7 @@ def _read_png(path) -> DepthFile:
 
 
 def _read_tiff(path) -> DepthFile:
-    import tifffile
+    import tifffile  # only TIFF depth maps need it (it comes with scikit-image)
 
     data = read_bytes(path)
     try:
@@ -160,14 +159,12 @@ def read_depth_file(path: str | os.PathLike) -> DepthFile:
 
 
 def _encode_png(values: np.ndarray, bits: int) -> bytes:
-    import imageio.v3 as iio
-
     dtype = np.uint16 if bits == 16 else np.uint8
     return iio.imwrite("<bytes>", values.astype(dtype), extension=".png", plugin="pillow")
 
 
 def _encode_tiff(values: np.ndarray) -> bytes:
-    import tifffile
+    import tifffile  # only TIFF depth maps need it (it comes with scikit-image)
 
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, values.astype(np.float32))
@@ -178,7 +175,7 @@ def write_depth_file(path: str | os.PathLike, values: np.ndarray, fmt: str, bits
     """Write stored values ``(H, W)`` atomically as ``fmt``. PNG values must already be integers in range."""
     values = np.asarray(values)
     if values.ndim != 2:
-        raise ValueError(f"write_depth_file: expected an (H, W) array, got shape {values.shape}")
+        raise DataError(f"write_depth_file: expected an (H, W) array, got shape {values.shape}")
     if fmt == "pfm":
         write_pfm(path, values.astype(np.float32))
     elif fmt == "npy":
@@ -193,4 +190,4 @@ def write_depth_file(path: str | os.PathLike, values: np.ndarray, fmt: str, bits
         header = f"{width}&{height}&1&".encode("ascii")
         atomic_write_bytes(path, header + np.ascontiguousarray(values, dtype="<f4").tobytes())
     else:
-        raise ValueError(f"write_depth_file: format must be one of {sorted(FORMATS)}, got {fmt!r}")
+        raise ConfigError(f"write_depth_file: format must be one of {sorted(FORMATS)}, got {fmt!r}")
