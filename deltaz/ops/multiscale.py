@@ -98,11 +98,11 @@ def downsample_depth(
     if mode not in MODES:
         raise ConfigError(f"mode={mode!r}: must be one of {MODES}")
     if depth.dim() < 2:
-        raise ValueError(f"depth must be (..., H, W), got shape {tuple(depth.shape)}")
+        raise DataError(f"depth must be (..., H, W), got shape {tuple(depth.shape)}")
     ok = torch.isfinite(depth) & (depth > 0)
     if valid is not None:
         if valid.shape != depth.shape:
-            raise ValueError(f"valid must have depth's shape {tuple(depth.shape)}, got {tuple(valid.shape)}")
+            raise DataError(f"valid must have depth's shape {tuple(depth.shape)}, got {tuple(valid.shape)}")
         ok = ok & valid.bool()
     depth = torch.where(ok, depth, torch.zeros_like(depth))
     if mode == "nearest" or factor == 1:
@@ -129,7 +129,7 @@ def downsample_image(image: torch.Tensor, factor: int = 2) -> torch.Tensor:
     per halving (border pixels averaged over the in-frame part of the window)."""
     factor = _check_factor(factor)
     if image.dim() < 3:
-        raise ValueError(f"image must be (..., C, H, W), got shape {tuple(image.shape)}")
+        raise DataError(f"image must be (..., C, H, W), got shape {tuple(image.shape)}")
     x, lead = _flat(image, 1)
     ones = torch.ones_like(x[:, :1])
     while factor > 1:
