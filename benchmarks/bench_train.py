@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from deltaz.core.batch import MultiViewBatch
 from deltaz.ops.losses import (
     LossWeights,
     depth_loss,
@@ -84,10 +85,8 @@ def loss_terms(batch: dict, out: dict) -> dict:
         "smoothness": lambda: smoothness_loss(d, init),
     }
     if batch["depth"].shape[1] > 1:
-        terms["multiview"] = lambda: multiview_consistency_loss(
-            d, batch["intrinsics"][:, 0], batch["extrinsics"][:, 0],
-            torch.where(batch["mask"][:, 1:], batch["depth"][:, 1:], torch.zeros_like(batch["depth"][:, 1:])),
-            batch["intrinsics"][:, 1:], batch["extrinsics"][:, 1:])
+        # the sources' ground truth, zeroed outside their masks
+        terms["multiview"] = lambda: multiview_consistency_loss(d, MultiViewBatch.from_mapping(batch).multiview("depth"))
     return terms
 
 
