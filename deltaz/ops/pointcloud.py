@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
 from deltaz.core.geometry import backproject_depth, camera_to_world
 from deltaz.io.ply import read_ply, write_ply  # noqa: F401  (re-exported: deltaz.ops.pointcloud.write_ply / read_ply)
@@ -182,10 +183,9 @@ def fuse_depths(
     for i, srcs in enumerate(lists):
         if len(srcs) < min_views:
             continue
-        result = multiview_consistency(
-            depths[i:i + 1], K[i:i + 1], E[i:i + 1], depths[srcs][None], K[srcs][None], E[srcs][None],
-            pix_thresh=pix_thresh, rel_depth_thresh=rel_depth_thresh, valid_src=valid[srcs][None],
-        )
+        multiview = MultiView(K[i:i + 1], E[i:i + 1], depths[srcs][None], K[srcs][None], E[srcs][None])
+        result = multiview_consistency(depths[i:i + 1], multiview, pix_thresh=pix_thresh,
+                                       rel_depth_thresh=rel_depth_thresh, valid_src=valid[srcs][None])
         keep = ((result.n_consistent[0] >= min_views) & valid[i]).cpu()
         points_world = camera_to_world(backproject_depth(result.depth_averaged, K[i:i + 1]), E[i:i + 1])[0]
         all_points.append(points_world.cpu()[keep].numpy().astype(np.float32))
