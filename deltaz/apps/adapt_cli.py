@@ -13,16 +13,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from deltaz.core.errors import DeltaZError
+from deltaz.engine.adapt import CONFIDENCE_MODES, SOURCE_MODES, AdaptConfig, adapt
+from deltaz.ops.corrupt import parse_initial_mix
+from deltaz.ops.selfsup import SelfSupWeights
 
 __all__ = ["add_arguments", "config_from_args", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``deltaz adapt``."""
-    from deltaz.engine.adapt import CONFIDENCE_MODES, SOURCE_MODES, AdaptConfig
-    from deltaz.ops.selfsup import SelfSupWeights
-
     d, w = AdaptConfig(), SelfSupWeights()
     parser.add_argument("--checkpoint", required=True, help="trained refiner: a .pt file or a run folder (best.pt/last.pt)")
     parser.add_argument("--data-root", required=True, help="folder of train-ready scans (scan*/ with images/)")
@@ -58,9 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """The :class:`deltaz.engine.adapt.AdaptConfig` of the parsed flags."""
-    from deltaz.engine.adapt import AdaptConfig
-    from deltaz.ops.selfsup import SelfSupWeights
-
     weights = SelfSupWeights(**{t: getattr(args, f"w_{t}") for t in SelfSupWeights().as_dict()})
     return AdaptConfig(minutes=args.minutes, max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size,
                        num_src_views=args.num_src_views, source_mode=args.source_mode, weights=weights,
@@ -72,11 +71,6 @@ def config_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     """``deltaz adapt``: adapt, print one line per scan, say where the files are; errors in one line."""
     try:
-        import torch
-
-        from deltaz.engine.adapt import adapt
-        from deltaz.ops.corrupt import parse_initial_mix
-
         if args.threads is not None:
             if args.threads < 1:
                 raise DeltaZError(f"--threads {args.threads}: expected an integer >= 1")

@@ -17,8 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from deltaz.io.depth_io import FORMATS, DepthFile, format_of, read_depth_file, write_depth_file
+from deltaz.apps.refine_preview import write_preview
 from deltaz.core.errors import ConfigError, DeltaZError, FormatError
+from deltaz.engine.refine import DEFAULT_MAX_PIXELS, load_model, refine_depth
+from deltaz.io.depth_io import FORMATS, DepthFile, format_of, read_depth_file, write_depth_file
+from deltaz.io.dtu.formats import read_png
+from deltaz.io.middlebury import disparity_to_depth
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 OUT_SUFFIX = {"pfm": ".pfm", "npy": ".npy", "png": ".png", "tiff": ".tif", "colmap": ".geometric.bin"}
@@ -26,8 +30,6 @@ OUT_SUFFIX = {"pfm": ".pfm", "npy": ".npy", "png": ".png", "tiff": ".tif", "colm
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``deltaz refine``."""
-    from deltaz.engine.refine import DEFAULT_MAX_PIXELS
-
     parser.add_argument("--depth", required=True,
                         help="depth map (PFM, .npy, PNG, float TIFF, COLMAP .bin) or a folder of them")
     parser.add_argument("--image", default=None,
@@ -88,8 +90,6 @@ def to_mm(stored: DepthFile, args: argparse.Namespace, path: Path) -> np.ndarray
     values = stored.values * np.float32(scale) if scale != 1.0 else stored.values
     if not args.disparity:
         return values
-    from deltaz.io.middlebury import disparity_to_depth
-
     disparity = np.where(values == 0, np.float32(np.nan), values)  # 0 = unknown disparity (KITTI-style)
     return disparity_to_depth(disparity, args.focal, args.baseline, args.doffs)
 
@@ -117,8 +117,6 @@ def _out_format(out: Path, stored: DepthFile, out_format: str | None) -> tuple[s
 def _read_image(path: Path | None):
     if path is None:
         return None
-    from deltaz.io.dtu.formats import read_png
-
     return read_png(path)
 
 
@@ -132,8 +130,6 @@ def _same_file(a: Path, b: Path) -> bool:
 def refine_file(args: argparse.Namespace, depth_path: Path, image_path: Path | None, out_path: Path,
                 preview_path: Path | None, note) -> Path:
     """Read, refine (:func:`deltaz.engine.refine.refine_depth`), write one map (and its preview). Returns ``out_path``."""
-    from deltaz.engine.refine import refine_depth
-
     if _same_file(depth_path, out_path) and not args.overwrite:
         raise ConfigError(f"--out: {out_path} is the input depth map; choose another path or pass --overwrite")
     stored = read_depth_file(depth_path)
@@ -149,8 +145,6 @@ def refine_file(args: argparse.Namespace, depth_path: Path, image_path: Path | N
         note(f"{out_path}: {clip_note}")
     write_depth_file(out_path, values, fmt, bits)
     if preview_path is not None:
-        from deltaz.apps.refine_preview import write_preview
-
         write_preview(preview_path, depth_mm, refined, image, title=depth_path.name)
     return out_path
 
@@ -176,8 +170,6 @@ def run_single(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """``deltaz refine``: one line on stderr and exit 1 for bad input (``DELTAZ_DEBUG=1`` shows the traceback)."""
-    from deltaz.engine.refine import load_model
-
     try:
         _check_args(args)
         if not Path(args.depth).exists():
@@ -186,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(model, "in_channels", 1) != 4 and args.image is not None:
             raise ConfigError("--image: this checkpoint's model takes depth only (in_channels 1); drop --image")
         if Path(args.depth).is_dir():
-            from deltaz.apps.refine_folder import run_folder
+            from deltaz.apps.refine_folder import run_folder  # lazy: refine_folder imports this module (cycle)
 
             return run_folder(args, model)
         return run_single(args)

@@ -20,7 +20,7 @@ def render_refine_preview(depth_mm: np.ndarray, refined_mm: np.ndarray, image=No
     and Δz = refined − input on pixels where both have a value."""
     import matplotlib
 
-    from deltaz.viz import HOLE_COLOR, NotebookFigure, depth_range, symmetric_range
+    from deltaz.viz import HOLE_COLOR, NotebookFigure, depth_range, symmetric_range  # lazy: matplotlib, only for --preview
 
     def masked(a):
         a = np.asarray(a, dtype=np.float64)

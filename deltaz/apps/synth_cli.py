@@ -22,6 +22,7 @@ from pathlib import Path
 
 from deltaz.core.errors import DeltaZError
 from deltaz.core.paths import data_dir
+from deltaz.io.synthetic.writer import generate_dataset
 
 __all__ = ["add_arguments", "run"]
 
@@ -50,8 +51,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deltaz.io.synthetic.writer import generate_dataset
-
     out = args.out if args.out is not None else data_dir() / "synthetic_dtu"
     start = time.perf_counter()
     try:

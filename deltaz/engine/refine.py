@@ -25,6 +25,9 @@ import torch
 
 from deltaz.core.errors import ConfigError, DataError
 from deltaz.engine.device import resolve_device
+from deltaz.engine.evaluate import load_refiner
+from deltaz.model import refine
+from deltaz.weights import default_checkpoint
 
 __all__ = ["DEFAULT_MAX_PIXELS", "TILE_OVERLAP", "resolve_device", "for_inference", "load_model", "prepare_image",
            "check_depth", "predict_delta_z", "refine_depth"]
@@ -51,9 +54,6 @@ def load_model(checkpoint: str | Path | None = None, device: str | torch.device 
     None = the shipped weights (:func:`deltaz.weights.default_checkpoint`). Raises :class:`DataError` naming the
     file when it is not a DeltaZ checkpoint (a pickle payload, another model's weights).
     """
-    from deltaz.engine.evaluate import load_refiner
-    from deltaz.weights import default_checkpoint
-
     path = default_checkpoint() if checkpoint is None else Path(checkpoint)
     device = resolve_device(device)
     if not path.exists():
@@ -203,8 +203,6 @@ def predict_delta_z(model: torch.nn.Module, depth_mm: np.ndarray, image: np.ndar
 
 def _predict(model, depth_mm, image, fill_holes, depth_range_mm, max_pixels, tile_overlap) -> np.ndarray:
     """:func:`predict_delta_z` without the autocast context."""
-    from deltaz.model import refine
-
     device = next(model.parameters()).device
     H, W = depth_mm.shape
     valid = depth_mm[depth_mm > 0]

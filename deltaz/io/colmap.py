@@ -28,9 +28,13 @@ import argparse
 import sys
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 
 from deltaz.core.errors import DataError, DeltaZError, FormatError
+from deltaz.io.depth_io import depth_stem, read_depth_file
+from deltaz.io.dtu.layout import write_scan
+from deltaz.io.middlebury import resize_nearest
 
 __all__ = ["CAMERA_MODELS", "qvec_to_rotmat", "read_cameras_txt", "read_images_txt", "colmap_intrinsics",
            "import_colmap", "add_arguments", "run"]
@@ -125,8 +129,6 @@ def colmap_intrinsics(model: str, params: list[float], ignore_distortion: bool =
 
 
 def _find_depth(depth_dir: Path, name: str) -> Path:
-    from deltaz.io.depth_io import depth_stem
-
     wanted = {name, Path(name).name, Path(name).stem, Path(Path(name).name).stem}
     for path in sorted(depth_dir.iterdir()):
         if path.is_file() and depth_stem(path) in wanted:
@@ -137,10 +139,6 @@ def _find_depth(depth_dir: Path, name: str) -> Path:
 
 def _read_image(path: Path, size: tuple[int, int]) -> np.ndarray:
     """RGB ``(H, W, 3)`` uint8 at ``size = (H, W)`` (area-free nearest resize matching the K scaling)."""
-    import imageio.v3 as iio
-
-    from deltaz.io.middlebury import resize_nearest
-
     if not path.is_file():
         raise DataError(f"{path}: image not found (--images must hold the files named in images.txt)")
     try:
@@ -179,8 +177,6 @@ def _pairs(Es: list[np.ndarray], depths: list[np.ndarray], keep: int = 10) -> di
 def _view(image: dict, cameras: dict, images_dir: Path, depth_dir: Path, scale_to_mm: float, depth_scale: float,
           ignore_distortion: bool, notes: list[str]) -> dict:
     """One view of the scan: initial depth (mm), K at the depth's size, E (mm), RGB at the depth's size."""
-    from deltaz.io.depth_io import read_depth_file
-
     if image["camera_id"] not in cameras:
         raise DataError(f"images.txt: image {image['name']!r} uses camera {image['camera_id']}, not in cameras.txt")
     model, width, height, params = cameras[image["camera_id"]]
@@ -206,8 +202,6 @@ def import_colmap(images_dir: str | Path, model_dir: str | Path, depth_dir: str 
     View ids follow ``images.txt``'s order (0, 1, …). Returns the scan folder and notes (e.g. ignored
     distortion). Raises :class:`DataError` / :class:`FormatError` naming the file or argument.
     """
-    from deltaz.io.dtu.layout import write_scan
-
     if not (scale_to_mm > 0 and depth_scale > 0):
         raise DataError(f"--scale-to-mm {scale_to_mm} and --depth-scale {depth_scale}: expected positive numbers")
     images_dir, model_dir, depth_dir = Path(images_dir), Path(model_dir), Path(depth_dir)

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from deltaz.core.errors import DataError, DeltaZError
+from deltaz.io.dtu.layout import write_scan
+from deltaz.io.middlebury import _sgbm, disparity_to_depth, load_motorcycle, resize_nearest, sgbm_depth
 
 __all__ = ["right_sgbm_depth", "write_motorcycle_scan", "add_arguments", "run"]
 
@@ -33,9 +35,7 @@ def right_sgbm_depth(data: dict[str, Any]) -> np.ndarray:
     OpenCV's right matcher returns negative fixed-point disparities ``−16·d`` (``d = x_left − x_right``) and
     ``(minDisparity − 1)·16`` where it found none; ``Z = f·B·s / (d + doffs)`` as for the left view.
     """
-    import cv2
-
-    from deltaz.io.middlebury import _sgbm, disparity_to_depth, resize_nearest
+    import cv2  # optional (opencv-contrib-python-headless, the dev extra): only this benchmark scan needs it
 
     if not hasattr(cv2, "ximgproc"):
         raise DataError("the right view's SGBM needs cv2.ximgproc (opencv-contrib-python-headless)")
@@ -53,9 +53,6 @@ def right_sgbm_depth(data: dict[str, Any]) -> np.ndarray:
 def write_motorcycle_scan(root: str | Path, name: str = "motorcycle", size: tuple[int, int] = (125, 185),
                           median_depth_mm: float = 680.0) -> Path:
     """Write the 2-view scan ``<root>/<name>`` (see the module docstring); returns its folder."""
-    from deltaz.io.dtu.layout import write_scan
-    from deltaz.io.middlebury import load_motorcycle, sgbm_depth
-
     data = load_motorcycle(size, median_depth_mm)
     gt = data["depth_gt"].numpy()
     views = {
