@@ -84,9 +84,9 @@ def sparse_points_from_depth(
     if not 0.0 < float(fraction) <= 1.0:
         raise ConfigError(f"fraction={fraction!r}: must be in (0, 1]")
     if depth_gt.dim() not in (2, 3):
-        raise ValueError(f"depth_gt must be (H, W) or (B, H, W), got shape {tuple(depth_gt.shape)}")
+        raise DataError(f"depth_gt must be (H, W) or (B, H, W), got shape {tuple(depth_gt.shape)}")
     if mask is not None and mask.shape != depth_gt.shape:
-        raise ValueError(f"mask must have depth_gt's shape {tuple(depth_gt.shape)}, got {tuple(mask.shape)}")
+        raise DataError(f"mask must have depth_gt's shape {tuple(depth_gt.shape)}, got {tuple(mask.shape)}")
     batched = depth_gt.dim() == 3
     depth = depth_gt if batched else depth_gt[None]
     masks = None if mask is None else (mask if batched else mask[None]).bool()
@@ -192,11 +192,11 @@ def align_scale_shift(
         DataError when a sample has fewer than 2 usable pixels or a constant prediction there.
     """
     if pred.shape != target_sparse.shape:
-        raise ValueError(f"target_sparse must have pred's shape {tuple(pred.shape)}, got {tuple(target_sparse.shape)}")
+        raise DataError(f"target_sparse must have pred's shape {tuple(pred.shape)}, got {tuple(target_sparse.shape)}")
     if pred.dim() not in (2, 3):
-        raise ValueError(f"pred must be (H, W) or (B, H, W), got shape {tuple(pred.shape)}")
+        raise DataError(f"pred must be (H, W) or (B, H, W), got shape {tuple(pred.shape)}")
     if mask is not None and mask.shape != pred.shape:
-        raise ValueError(f"mask must have pred's shape {tuple(pred.shape)}, got {tuple(mask.shape)}")
+        raise DataError(f"mask must have pred's shape {tuple(pred.shape)}, got {tuple(mask.shape)}")
     if iters < 1:
         raise ConfigError(f"iters={iters!r}: must be >= 1")
     batched = pred.dim() == 3
@@ -270,7 +270,7 @@ def resize_prediction(pred: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     with less than half its bilinear weight on valid input is a hole (0). Returns ``(H, W)`` float32.
     """
     if pred.dim() != 2:
-        raise ValueError(f"pred must be (h, w), got shape {tuple(pred.shape)}")
+        raise DataError(f"pred must be (h, w), got shape {tuple(pred.shape)}")
     H, W = int(hw[0]), int(hw[1])
     h, w = pred.shape
     if (h, w) == (H, W):
@@ -321,7 +321,7 @@ def estimate_initial_depth(
         grid, "scale", "shift"}`` (scale/shift float64 0-d tensors, None without alignment).
     """
     if image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"image must be (3, H, W) in [0, 1], got shape {tuple(image.shape)}")
+        raise DataError(f"image must be (3, H, W) in [0, 1], got shape {tuple(image.shape)}")
     wrapped = estimator if isinstance(estimator, ExternalEstimator) else ExternalEstimator(estimator)
     inverse = wrapped.inverse if inverse is None else bool(inverse)
     align = not wrapped.metric if align is None else bool(align)
@@ -346,7 +346,7 @@ def estimate_initial_depth(
     if sparse is None:
         raise ConfigError(f"{wrapped.name}: align=True needs sparse metric points (sparse=(H, W) mm, 0 elsewhere)")
     if tuple(sparse.shape) != (H, W):
-        raise ValueError(f"sparse must be (H, W) = ({H}, {W}) like the image, got shape {tuple(sparse.shape)}")
+        raise DataError(f"sparse must be (H, W) = ({H}, {W}) like the image, got shape {tuple(sparse.shape)}")
     aligned, scale, shift = align_scale_shift(
         prediction, sparse.to(prediction.device, torch.float32), mask, inverse=inverse, robust=robust
     )

@@ -40,7 +40,7 @@ import zlib
 import torch
 import torch.nn.functional as F
 
-from deltaz.core.errors import ConfigError
+from deltaz.core.errors import ConfigError, DataError
 from deltaz.core.geometry import sample_pixels
 
 __all__ = [
@@ -69,9 +69,9 @@ def _batch(depth: torch.Tensor) -> tuple[torch.Tensor, torch.Size]:
     """``(..., H, W)`` → ``(B, H, W)`` plus the original shape."""
     if not torch.is_tensor(depth) or depth.dim() < 2:
         got = getattr(depth, "shape", type(depth))
-        raise ValueError(f"depth must be a tensor of shape (H, W) or (..., H, W), got {got}")
+        raise DataError(f"depth must be a tensor of shape (H, W) or (..., H, W), got {got}")
     if not depth.is_floating_point():
-        raise ValueError(f"depth must be a floating-point tensor in mm, got dtype {depth.dtype}")
+        raise DataError(f"depth must be a floating-point tensor in mm, got dtype {depth.dtype}")
     shape = depth.shape
     return depth.reshape(-1, *shape[-2:]), shape
 

@@ -20,7 +20,7 @@ import imageio.v3 as iio
 import numpy as np
 
 from deltaz.core.atomic import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
-from deltaz.core.errors import FormatError
+from deltaz.core.errors import DataError, FormatError
 from deltaz.io.dtu.projection import decompose_projection, read_projection  # noqa: F401  (re-exported)
 from deltaz.io.dtu.text import PathLike, _floats, _int, _read_lines, read_bytes  # noqa: F401  (read_bytes re-exported)
 
@@ -124,10 +124,10 @@ def write_pfm(path: PathLike, array: np.ndarray, little_endian: bool = True) -> 
     elif array.ndim == 3 and array.shape[2] == 3:
         magic = b"PF"
     else:
-        raise ValueError(f"write_pfm: expected an (H, W) or (H, W, 3) array, got shape {array.shape}")
+        raise DataError(f"write_pfm: expected an (H, W) or (H, W, 3) array, got shape {array.shape}")
     height, width = array.shape[:2]
     if height == 0 or width == 0:
-        raise ValueError(f"write_pfm: expected a non-empty array, got shape {array.shape}")
+        raise DataError(f"write_pfm: expected a non-empty array, got shape {array.shape}")
     dtype = "<f4" if little_endian else ">f4"
     body = np.ascontiguousarray(array[::-1], dtype=dtype).tobytes()
     header = magic + b"\n" + f"{width} {height}\n".encode() + (b"-1.0\n" if little_endian else b"1.0\n")
@@ -279,15 +279,15 @@ def write_cam_file(
     K = np.asarray(intrinsics, dtype=np.float64)
     E = np.asarray(extrinsics, dtype=np.float64)
     if K.shape != (3, 3):
-        raise ValueError(f"write_cam_file: intrinsics must be (3, 3), got {K.shape}")
+        raise DataError(f"write_cam_file: intrinsics must be (3, 3), got {K.shape}")
     if E.shape not in ((3, 4), (4, 4)):
-        raise ValueError(f"write_cam_file: extrinsics must be (3, 4) or (4, 4), got {E.shape}")
+        raise DataError(f"write_cam_file: extrinsics must be (3, 4) or (4, 4), got {E.shape}")
     if depth_max is not None and depth_num is None:
-        raise ValueError("write_cam_file: depth_max needs depth_num (the cam file format is positional)")
+        raise DataError("write_cam_file: depth_max needs depth_num (the cam file format is positional)")
     E4 = np.eye(4)
     E4[:3, :4] = E[:3, :4]
     if not (np.isfinite(K).all() and np.isfinite(E4).all()):
-        raise ValueError("write_cam_file: intrinsics and extrinsics must be finite")
+        raise DataError("write_cam_file: intrinsics and extrinsics must be finite")
     lines = ["extrinsic"]
     lines += [" ".join(_fmt(v) for v in row) for row in E4]
     lines += ["", "intrinsic"]
@@ -376,7 +376,7 @@ def write_pair_file(path: PathLike, pairs: Pairs) -> None:
         row = [str(len(sources))]
         for src, score in sources:
             if not math.isfinite(float(score)):
-                raise ValueError(f"write_pair_file: score of source {src} of view {ref} is not finite: {score}")
+                raise DataError(f"write_pair_file: score of source {src} of view {ref} is not finite: {score}")
             row += [str(int(src)), _fmt(score)]
         lines.append(" ".join(row))
     lines.append("")

@@ -33,6 +33,8 @@ import threading
 
 import numpy as np
 
+from deltaz.core.errors import ConfigError
+
 __all__ = ["PHOTOS", "photo_texels", "sample_photo"]
 
 #: The photos this module may use (all CC0 or public domain, see the module docstring).
@@ -53,7 +55,7 @@ def photo_texels(name: str) -> np.ndarray:
     down (``retina``, ``hubble_deep_field``). Cached per process; treat the array as read-only.
     """
     if name not in PHOTOS:
-        raise ValueError(f"unknown photo {name!r}; expected one of {PHOTOS}")
+        raise ConfigError(f"unknown photo {name!r}; expected one of {PHOTOS}")
     with _LOCK:
         if name not in _CACHE:
             import skimage.data

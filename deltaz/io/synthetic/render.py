@@ -22,6 +22,7 @@ import threading
 import numpy as np
 import torch
 
+from deltaz.core.errors import ConfigError
 from deltaz.core.geometry import get_ray_dirs_mask
 from deltaz.io.synthetic.photo import sample_photo
 from deltaz.io.synthetic.scene import Scene, Solid, Texture
@@ -139,7 +140,7 @@ def _hit(p: _Prepared, o, d: Vec) -> torch.Tensor:
         h = p.capsule_half
         t = torch.minimum(_hit_cylinder(o, d, h), _hit_sphere(o, d, h))
         return torch.minimum(t, _hit_sphere(o, d, -h))
-    raise ValueError(f"unknown shape {shape!r}")
+    raise ConfigError(f"unknown shape {shape!r}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -422,7 +423,7 @@ def light_rig(light_index: int) -> tuple[np.ndarray, np.ndarray]:
     ambient term of 0.15.
     """
     if light_index < 0:
-        raise ValueError(f"light_index must be >= 0, got {light_index}")
+        raise ConfigError(f"light_index must be >= 0, got {light_index}")
     if light_index == 3:
         return np.arange(6), np.full(6, 0.33)
     return np.array([(light_index if light_index < 3 else light_index - 1) % 6]), np.array([1.05])
