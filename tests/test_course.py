@@ -102,7 +102,11 @@ def test_incomplete_or_different_data_is_rebuilt(tmp_path, monkeypatch):
 
 
 def test_real_dtu_root_is_parsed_not_rendered(in_data, tmp_path, monkeypatch):
-    raw, _ = course.course_dirs(True)  # the synthetic dtu_training stands in for real DTU
+    import shutil
+
+    synth_raw, _ = course.course_dirs(True)  # the synthetic dtu_training, without its synth.json, stands in for real DTU
+    raw = tmp_path / "real_dtu_training"
+    shutil.copytree(synth_raw, raw, ignore=shutil.ignore_patterns("synth.json"))
     monkeypatch.setenv("DELTAZ_DTU_ROOT", str(raw))
     monkeypatch.setenv("DELTAZ_DATA", str(tmp_path))
     monkeypatch.setattr(deltaz.io.synthetic, "generate_dataset", lambda *a, **k: pytest.fail("rendered"))

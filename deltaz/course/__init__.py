@@ -4,7 +4,7 @@
 * :func:`course_data` — a small DTU-like dataset, generated once with :mod:`deltaz.io.synthetic`, parsed with
   :func:`deltaz.io.dtu.parse.parse_dtu` and cached under :func:`deltaz.core.paths.data_dir` (``course/smoke`` and
   ``course/full``); with ``DELTAZ_DTU_ROOT`` set, a few real DTU scans parsed from there instead;
-* :func:`sample_view` — a reference view and its best source views as one data sample (DESIGN.md §4);
+* :func:`sample_view` — a reference view and its best source views as one data sample (docs/DESIGN.md §4);
 * :func:`train_briefly` — a few optimiser steps of a small :class:`~deltaz.model.DeltaZUnet` on one batch,
   to see what a loss weight changes;
 * :func:`batch_loss_maps` / :func:`loss_pull_maps` — per-pixel value / gradient of each loss term;
@@ -36,7 +36,7 @@ from deltaz.engine.evaluate import load_refiner
 from deltaz.engine.train import forward_batch, loss_batch
 from deltaz.io.dtu.layout import list_scans, read_meta
 from deltaz.io.dtu.parse import _available_scans, parse_dtu
-from deltaz.io.synthetic import generate_dataset
+from deltaz.io import synthetic  # synthetic.generate_dataset: looked up at call time (tests replace it)
 from deltaz.model import DeltaZUnet
 from deltaz.ops.losses import TERMS, LossWeights, loss_maps, losses_for_batch, multiview_inputs
 
@@ -117,10 +117,10 @@ def _is_complete(base: Path, settings: dict[str, Any]) -> bool:
 
 
 def course_data(smoke: bool, size: CourseSize | None = None, progress: bool = True) -> Path:
-    """The course's train-ready root (DESIGN.md §3): generated and parsed on the first call, then reused.
+    """The course's train-ready root (docs/DESIGN.md §3): generated and parsed on the first call, then reused.
 
     Synthetic (default): :func:`deltaz.io.synthetic.generate_dataset` renders ``size`` (default
-    :data:`SMOKE_SIZE` or :data:`FULL_SIZE`) into ``dtu_training/`` (MVSNet's layout, DESIGN.md §2) and
+    :data:`SMOKE_SIZE` or :data:`FULL_SIZE`) into ``dtu_training/`` (MVSNet's layout, docs/DESIGN.md §2) and
     :func:`deltaz.io.dtu.parse.parse_dtu` converts it to ``scans/``. ``course.json`` (the settings) is
     written last, so an interrupted run never leaves a folder that looks complete. A complete folder
     with the same settings is returned as is (nothing is rendered or parsed again); different settings
@@ -153,7 +153,7 @@ def course_data(smoke: bool, size: CourseSize | None = None, progress: bool = Tr
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         height, width = size.image_hw
-        generate_dataset(
+        synthetic.generate_dataset(
             tmp, n_scans=size.n_scans, seed=size.seed, n_views=size.n_views,
             width=width, height=height, progress=progress, style=size.style,
         )
@@ -178,7 +178,7 @@ def sample_view(
     use_images: bool | None = None,
     preset: str = "mvs",
 ) -> dict[str, Any]:
-    """One data sample (DESIGN.md §4, no batch dimension) whose reference (view 0) is ``view_id``.
+    """One data sample (docs/DESIGN.md §4, no batch dimension) whose reference (view 0) is ``view_id``.
 
     Views 1…``num_views − 1`` are its best source views from ``pair.txt``. ``depth_init`` is the scan's
     real ``initial/`` depth or the fixed (validation) simulation of :mod:`deltaz.ops.corrupt` with ``preset``,
@@ -257,7 +257,7 @@ def loss_pull_maps(batch: dict[str, Any], depth_refined: torch.Tensor) -> dict[s
     what a gradient step follows.
 
     Args:
-        batch: ``(B, V, …)`` batch (DESIGN.md §4); depth_refined: ``(B, H, W)`` mm.
+        batch: ``(B, V, …)`` batch (docs/DESIGN.md §4); depth_refined: ``(B, H, W)`` mm.
     Returns:
         term name → ``(B, H, W)`` tensor (mm of loss per mm of depth, per pixel).
     """
