@@ -9,6 +9,9 @@ import torch
 from deltaz.core.errors import ConfigError
 from deltaz.io.dtu import splits as dtu_splits
 
+#: The values of ``split`` (``TrainConfig.split``, ``deltaz train --split``).
+SPLIT_MODES = ("auto", "random", "mvsnet")
+
 
 def resolve_split(split: str, sources: Sequence[str] | None, val_split: float | None = None) -> tuple[str, str]:
     """The split mode actually used for ``split`` and scans with ``meta.json`` ``sources``, and why.
@@ -21,8 +24,8 @@ def resolve_split(split: str, sources: Sequence[str] | None, val_split: float | 
 
     Raises :class:`ConfigError` for an unknown ``split``.
     """
-    if split not in ("auto", "random", "mvsnet"):
-        raise ConfigError(f"split={split!r}: must be 'auto', 'random' or 'mvsnet'")
+    if split not in SPLIT_MODES:
+        raise ConfigError(f"split={split!r}: must be one of {', '.join(SPLIT_MODES)}")
     kinds = sorted({str(s) for s in sources or []})
     is_dtu = bool(sources) and all(str(s).lower().startswith("dtu") for s in sources)
     if split == "auto":

@@ -17,6 +17,8 @@ import torch
 
 from deltaz.core.atomic import atomic_write_text
 from deltaz.core.errors import ConfigError
+from deltaz.data import INITIAL_SOURCES
+from deltaz.data.splits import SPLIT_MODES
 from deltaz.ops.losses import LossWeights
 from deltaz.model import INPUT_OPTIONS, MODELS as MODEL_REGISTRY
 from deltaz.ops.corrupt import INITIAL_MODELS, PRESETS as CORRUPT_PRESETS, parse_initial_mix  # noqa: F401 (re-exported)
@@ -40,8 +42,7 @@ DEFAULT_CONFIDENCE_WEIGHT = 0.1
 
 PRESETS = tuple(CORRUPT_PRESETS)  # the simulation presets of deltaz.ops.corrupt
 #: Where each view's initial depth comes from (see deltaz.data.DepthRefinementDataset).
-INITIAL_SOURCES = ("auto", "simulate", "estimator")
-SPLITS = ("auto", "random", "mvsnet")
+SPLITS = SPLIT_MODES
 MODELS = tuple(MODEL_REGISTRY)  # the names of deltaz.model.MODELS
 MULTIVIEW_TARGETS = ("gt", "refined")
 #: The choices of a field (the CLI's ``choices`` and :meth:`TrainConfig.validate` use the same tuples).

@@ -19,7 +19,7 @@ their errors ×s) then scales Δz by exactly s, so one refiner serves a table at
 DTU's depth range nor any mm constant enters. It overrides ``depth_range`` and ``depth_scale_mm``.
 
 Option ``prefill_holes``: holes of ``depth_init`` are first filled classically
-(:func:`deltaz.ops.baselines.fill_holes`, normalised 5×5 box averaging, repeated); the network sees the filled
+(:func:`deltaz.ops.fill.fill_holes`, normalised 5×5 box averaging, repeated); the network sees the filled
 depth (the validity channel still marks the holes) and its Δz at a hole is added to that fill, so a hole
 starts near its neighbours' depth instead of at 0 mm (a ~700 mm correction). Holes the fill does not reach
 (more than ~6 px from any depth: the void around the scene, not a gap in a surface) stay holes (Δz = 0).
@@ -65,7 +65,7 @@ __all__ = [
 
 #: Smallest half span (mm) used to normalise depth, so a flat or empty range never divides by ~0.
 MIN_HALF_SPAN_MM = 1.0
-#: Hole pre-fill (``prefill_holes``): window and passes of :func:`deltaz.ops.baselines.fill_holes`; holes farther than
+#: Hole pre-fill (``prefill_holes``): window and passes of :func:`deltaz.ops.fill.fill_holes`; holes farther than
 #: about ``PREFILL_ITERS · (PREFILL_KERNEL // 2)`` pixels from a valid depth (the void around the scene) stay holes.
 PREFILL_KERNEL, PREFILL_ITERS = 5, 3
 #: Lower bound of ``log_b`` (``b`` in mm): ``b ≥ e^-4.6 ≈ 0.01 mm`` keeps ``|r|/b`` finite.

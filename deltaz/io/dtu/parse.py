@@ -86,6 +86,7 @@ from deltaz.io.dtu.parse_inputs import (  # noqa: F401  (resize_depth_nearest, r
 )
 from deltaz.io.dtu.splits import SPLITS, scan_list
 from deltaz.core.errors import ConfigError, DataError, DeltaZError, FormatError
+from deltaz.core.options import parse_hw
 
 __all__ = [
     "ParseSummary",
@@ -373,13 +374,6 @@ def parse_dtu(
 # --------------------------------------------------------------------------------------------------- CLI
 
 
-def _parse_resolution(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", text)
-    if not match or min(int(match.group(1)), int(match.group(2))) < 1:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 128x160, got {text!r}")
-    return int(match.group(1)), int(match.group(2))
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``deltaz parse``."""
     parser.add_argument(
@@ -404,7 +398,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the others go to images_light/{light}/")
     parser.add_argument(
         "--resolution",
-        type=_parse_resolution,
+        type=parse_hw,
         default=None,
         metavar="HxW",
         help="output size, e.g. 128x160 (default: the depth maps' size)",
