@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from deltaz.engine.adapt import AdaptConfig, adapt_scan, refine_all, scan_confidence
-from deltaz.engine.adapt_outputs import score_depths
+from deltaz.engine.adapt.outputs import score_depths
 from deltaz.engine.evaluate import load_refiner, load_scan_views
 from deltaz.ops.selfsup import SELFSUP_TERMS
 

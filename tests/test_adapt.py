@@ -49,7 +49,7 @@ def _adapt_args(t, *extra: str) -> list[str]:
 
 
 def test_adapt_end_to_end_writes_checkpoint_refined_and_report(tiny, capsys):
-    from deltaz.engine.adapt_outputs import load_adapted_view
+    from deltaz.engine.adapt.outputs import load_adapted_view
     from deltaz.engine.evaluate import load_refiner, run_evaluation
     from deltaz.engine.refine import load_model
 

@@ -28,6 +28,10 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def _is_type_checking_block(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+
+
 def _imports(tree: ast.AST, module: str, is_package: bool):
     """Yield (imported deltaz module or symbol path, line, inside_function) for every deltaz import."""
     def visit(node, in_func):
@@ -45,7 +49,9 @@ def _imports(tree: ast.AST, module: str, is_package: bool):
                     base = ".".join(anchor + ([base] if base else []))
                 if base.split(".")[0] == "deltaz":
                     for alias in child.names:
-                        yield (f"{base}.{alias.name}" if base == "deltaz" else base), child.lineno, in_func
+                        yield f"{base}.{alias.name}", child.lineno, in_func
+            elif _is_type_checking_block(child):
+                continue  # ``if TYPE_CHECKING:`` imports never run
             else:
                 yield from visit(child, nested)
     yield from visit(tree, False)
@@ -97,6 +103,42 @@ def test_imports_sit_at_the_top_unless_marked_lazy():
         if "# lazy:" not in text[line - 1]:
             hidden.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {target} inside a function")
     assert not hidden, "\n".join(hidden)
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Module -> the deltaz modules it imports, lazy imports included (``from pkg import sub`` -> ``pkg.sub``)."""
+    modules = {_module_name(p) for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for module, _, target, _, _ in _all_imports():
+        while target not in modules and "." in target:
+            target = target.rpartition(".")[0]  # a name inside a module -> that module
+        if target != module:
+            graph[module].add(target)
+    return graph
+
+
+def test_no_import_cycles():
+    """No module reaches itself through imports, lazy ones included (a lazy import must not hide a cycle)."""
+    graph = _module_graph()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
 @pytest.mark.parametrize("old, new", [("deltaz.baselines", "deltaz.ops.baselines"),

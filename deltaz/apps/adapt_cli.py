@@ -5,7 +5,7 @@
 reads train-ready scans (``deltaz parse``, ``deltaz import-colmap`` or ``deltaz import-middlebury``), fine-tunes a
 copy of the refiner on each scan's images and initial depths (:mod:`deltaz.engine.adapt`, losses of
 :mod:`deltaz.ops.selfsup`), and writes the adapted checkpoint, the refined depths and a report (see
-:mod:`deltaz.engine.adapt_outputs`). Kill it at any time; the same command resumes. Bad input prints one line.
+:mod:`deltaz.engine.adapt.outputs`). Kill it at any time; the same command resumes. Bad input prints one line.
 """
 
 from __future__ import annotations

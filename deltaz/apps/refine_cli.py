@@ -17,15 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from deltaz.apps.refine_preview import write_preview
+from deltaz.apps.refine_file import refine_file
+from deltaz.apps.refine_folder import run_folder
 from deltaz.core.errors import ConfigError, DeltaZError, FormatError
-from deltaz.engine.refine import DEFAULT_MAX_PIXELS, load_model, refine_depth
-from deltaz.io.depth_io import FORMATS, DepthFile, format_of, read_depth_file, write_depth_file
-from deltaz.io.dtu.formats import read_png
-from deltaz.io.middlebury import disparity_to_depth
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-OUT_SUFFIX = {"pfm": ".pfm", "npy": ".npy", "png": ".png", "tiff": ".tif", "colmap": ".geometric.bin"}
+from deltaz.engine.refine import DEFAULT_MAX_PIXELS, load_model
+from deltaz.io.depth_io import FORMATS, format_of
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,74 +77,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--depth-range: expected 0 <= MIN < MAX in mm, got {args.depth_range}")
 
 
-def to_mm(stored: DepthFile, args: argparse.Namespace, path: Path) -> np.ndarray:
-    """Stored values → depth in mm (holes keep their marker); disparity → z-depth (holes 0)."""
-    if stored.format == "png" and stored.bits == 8 and args.depth_scale is None:
-        raise FormatError(path, "8-bit PNG depth map: its units are ambiguous; "
-                                "pass --depth-scale S (depth_mm = stored x S)")
-    scale = 1.0 if args.depth_scale is None else float(args.depth_scale)
-    values = stored.values * np.float32(scale) if scale != 1.0 else stored.values
-    if not args.disparity:
-        return values
-    disparity = np.where(values == 0, np.float32(np.nan), values)  # 0 = unknown disparity (KITTI-style)
-    return disparity_to_depth(disparity, args.focal, args.baseline, args.doffs)
-
-
-def from_mm(depth_mm: np.ndarray, fmt: str, bits: int, scale: float) -> tuple[np.ndarray, str | None]:
-    """Depth in mm → the values to store (÷ scale; PNG: rounded, holes 0, a valid pixel at least 1) and a note."""
-    stored = depth_mm / np.float32(scale) if scale != 1.0 else depth_mm
-    if fmt != "png":
-        return stored.astype(np.float32), None
-    valid = np.isfinite(stored) & (stored > 0)
-    top = 2**bits - 1
-    over = int((valid & (stored > top + 0.5)).sum())
-    rounded = np.where(valid, np.clip(np.rint(np.where(valid, stored, 0)), 1, top), 0)
-    note = f"{over} values above the {bits}-bit PNG maximum {top} were clipped" if over else None
-    return rounded.astype(np.float32), note
-
-
-def _out_format(out: Path, stored: DepthFile, out_format: str | None) -> tuple[str, int]:
-    fmt = out_format or format_of(out)
-    bits = stored.bits if fmt == "png" and stored.format == "png" and stored.bits else 16
-    return fmt, bits
-
-
-# ----------------------------------------------------------------------------------------- one map
-def _read_image(path: Path | None):
-    if path is None:
-        return None
-    return read_png(path)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
-    except OSError:
-        return False
-
-
-def refine_file(args: argparse.Namespace, depth_path: Path, image_path: Path | None, out_path: Path,
-                preview_path: Path | None, note) -> Path:
-    """Read, refine (:func:`deltaz.engine.refine.refine_depth`), write one map (and its preview). Returns ``out_path``."""
-    if _same_file(depth_path, out_path) and not args.overwrite:
-        raise ConfigError(f"--out: {out_path} is the input depth map; choose another path or pass --overwrite")
-    stored = read_depth_file(depth_path)
-    fmt, bits = _out_format(out_path, stored, args.out_format)
-    depth_mm = to_mm(stored, args, depth_path)
-    image = _read_image(image_path)
-    refined = refine_depth(depth_mm, image, args.checkpoint, device=args.device, fill_holes=args.fill_holes,
-                           resize_image=args.resize_image, depth_range_mm=args.depth_range, max_pixels=args.max_pixels,
-                           bf16=args.bf16, on_note=note, depth_name=str(depth_path), image_name=str(image_path))
-    out_scale = 1.0 if args.disparity or args.depth_scale is None else float(args.depth_scale)
-    values, clip_note = from_mm(refined, fmt, bits, out_scale)
-    if clip_note:
-        note(f"{out_path}: {clip_note}")
-    write_depth_file(out_path, values, fmt, bits)
-    if preview_path is not None:
-        write_preview(preview_path, depth_mm, refined, image, title=depth_path.name)
-    return out_path
-
-
 def _note(text: str) -> None:
     print(f"deltaz refine: {text}", file=sys.stderr)
 
@@ -178,8 +106,6 @@ def run(args: argparse.Namespace) -> int:
         if getattr(model, "in_channels", 1) != 4 and args.image is not None:
             raise ConfigError("--image: this checkpoint's model takes depth only (in_channels 1); drop --image")
         if Path(args.depth).is_dir():
-            from deltaz.apps.refine_folder import run_folder  # lazy: refine_folder imports this module (cycle)
-
             return run_folder(args, model)
         return run_single(args)
     except DeltaZError as error:

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from deltaz.io.depth_io import depth_stem
 from deltaz.core.errors import ConfigError, DeltaZError
-from deltaz.apps.refine_cli import IMAGE_SUFFIXES, OUT_SUFFIX, _same_file, refine_file
+from deltaz.apps.refine_file import IMAGE_SUFFIXES, OUT_SUFFIX, _same_file, refine_file
 
 __all__ = ["pair_files", "run_folder"]
 

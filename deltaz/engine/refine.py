@@ -19,17 +19,19 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from deltaz.core.errors import ConfigError, DataError
 from deltaz.engine.device import resolve_device
-from deltaz.engine.evaluate import load_refiner
-from deltaz.model import refine
+from deltaz.engine import checkpoint as ckpt
+from deltaz.engine.config import TrainConfig
+from deltaz.model import build_model, refine
 from deltaz.weights import default_checkpoint
 
-__all__ = ["DEFAULT_MAX_PIXELS", "TILE_OVERLAP", "resolve_device", "for_inference", "load_model", "prepare_image",
+__all__ = ["load_refiner", "DEFAULT_MAX_PIXELS", "TILE_OVERLAP", "resolve_device", "for_inference", "load_model", "prepare_image",
            "check_depth", "predict_delta_z", "refine_depth"]
 
 #: Maps with more pixels than this are refined in tiles. A whole 1600×1200 map needs ~2.3 GB (base 32, CPU), runs
@@ -40,6 +42,27 @@ DEFAULT_MAX_PIXELS = 4_000_000
 TILE_OVERLAP = 64
 _CACHE: dict[tuple, torch.nn.Module] = {}
 _CACHE_SIZE = 4
+
+
+def load_refiner(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any], Path]:
+    """A trained refiner from a checkpoint (a ``.pt`` file, or a folder holding ``best.pt``/``last.pt``).
+
+    Returns ``(model in eval mode on device, the run's TrainConfig dict, the file read)``.
+    Raises :class:`DataError` when no checkpoint is there.
+    """
+    path = ckpt.find_checkpoint(path) or Path(path)
+    state = ckpt.load_checkpoint(path, map_location="cpu")
+    config = dict(state.get("config") or {})
+    model_cfg = dict(state.get("model_config") or {})
+    if model_cfg:
+        name = model_cfg.pop("name")
+    else:
+        train_cfg = TrainConfig.from_dict(config)
+        name, model_cfg = train_cfg.model, train_cfg.model_kwargs()
+    model = build_model(name, **model_cfg)
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    return model, config, path
 
 
 def for_inference(model: torch.nn.Module) -> torch.nn.Module:

@@ -17,7 +17,7 @@ import platform
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from deltaz.io.dtu.formats import atomic_write_bytes, atomic_write_text
+from deltaz.core.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "METRIC_COLUMNS",

@@ -9,7 +9,7 @@ What is compared (one row per method and scan, plus ``scan = "all"``):
 * ``mvsnet_refine`` — a trained :class:`deltaz.model.MVSNetRefine` when ``compare_checkpoint`` is given;
 * ``deltaz`` — the checkpoint being evaluated.
 
-Which scans (:mod:`~deltaz.engine.evaluate.scans`): the checkpoint's saved :class:`deltaz.engine.config.TrainConfig` says how
+Which scans (:mod:`~deltaz.engine.scans`): the checkpoint's saved :class:`deltaz.engine.config.TrainConfig` says how
 its training root was split; :func:`deltaz.data.splits.split_scans` is called again with the same root,
 ``val_split``, ``seed`` and ``split`` to recover the train and validation scans. ``--split val`` evaluates
 the validation scans, ``--split test`` the scans of ``data_root`` that are in neither (for real DTU with
@@ -53,7 +53,7 @@ Outputs in ``out_dir``: ``metrics.json`` (rows, point clouds, chosen baseline pa
 ``metrics.md`` (the same as tables), ``figures/*.png`` (initial / refined / GT / Δz / error for a few
 views, an error histogram) and ``pointclouds/*.ply`` for one scan.
 
-Layout: :mod:`~deltaz.engine.evaluate.scans` (which scans; a scan's views), :mod:`~deltaz.engine.evaluate.methods`
+Layout: :mod:`~deltaz.engine.scans` (which scans; a scan's views), :mod:`~deltaz.engine.evaluate.methods`
 (the rows: :data:`METHOD_ORDER`, :func:`build_methods`), :mod:`~deltaz.engine.evaluate.tuning` (baselines on the
 validation scans), :mod:`~deltaz.engine.evaluate.scores` (the columns of a row), :mod:`~deltaz.engine.evaluate.pointclouds`,
 :mod:`~deltaz.engine.evaluate.figures`, :mod:`~deltaz.engine.evaluate.runner` (:func:`run_evaluation`, one pass per
@@ -76,7 +76,7 @@ from deltaz.engine.evaluate.methods import (
     model_method,
 )
 from deltaz.engine.evaluate.runner import Evaluation, evaluate, prepare_evaluation, run_evaluation
-from deltaz.engine.evaluate.scans import EVAL_SPLITS, ScanViews, load_scan_views, resolve_scans
+from deltaz.engine.scans import EVAL_SPLITS, ScanViews, load_scan_views, resolve_scans
 from deltaz.engine.evaluate.scores import (
     CONSISTENCY_SETTINGS,
     HISTOGRAM_MAX_PIXELS,

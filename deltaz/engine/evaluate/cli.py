@@ -9,7 +9,7 @@ from pathlib import Path
 from deltaz.core.errors import DeltaZError
 from deltaz.engine.evaluate.methods import CLASSICAL_BASELINES
 from deltaz.engine.evaluate.runner import run_evaluation
-from deltaz.engine.evaluate.scans import EVAL_SPLITS
+from deltaz.engine.scans import EVAL_SPLITS
 from deltaz.engine.report import summary_table
 from deltaz.model import MODELS
 from deltaz.ops.corrupt import INITIAL_MODELS

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from deltaz.engine.evaluate.scans import ScanViews
+from deltaz.engine.scans import ScanViews
 from deltaz.engine.report import save_figure
 from deltaz.ops.confidence import Sparsification
 from deltaz.ops.metrics import depth_metrics

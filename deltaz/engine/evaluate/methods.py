@@ -1,6 +1,6 @@
 """The rows of the tables: each evaluated method as ``(ScanViews, idx) -> (B, H, W)`` mm.
 
-A *method* maps the references ``idx`` of a :class:`~deltaz.engine.evaluate.scans.ScanViews` to depth maps.
+A *method* maps the references ``idx`` of a :class:`~deltaz.engine.scans.ScanViews` to depth maps.
 ``identity`` is the initial depth, the classical baselines come from :data:`deltaz.ops.baselines.BASELINES`,
 ``mvsnet_refine`` / ``deltaz`` are trained refiners (:func:`model_method`). To add a row, give it a
 place in :data:`METHOD_ORDER` and a builder in :func:`build_methods`.
@@ -8,16 +8,14 @@ place in :data:`METHOD_ORDER` and a builder in :func:`build_methods`.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
 from deltaz.core.errors import ConfigError, DataError
-from deltaz.engine import checkpoint as ckpt
-from deltaz.engine.config import TrainConfig
-from deltaz.engine.evaluate.scans import ScanViews, chunks
-from deltaz.model import build_model, refine
+from deltaz.engine.scans import ScanViews, chunks
+from deltaz.engine.refine import load_refiner  # noqa: F401 (part of the evaluate API)
+from deltaz.model import refine
 from deltaz.ops.baselines import BASELINES, NEEDS_IMAGE, NEEDS_MULTIVIEW
 
 __all__ = [
@@ -39,27 +37,6 @@ CLASSICAL_BASELINES = tuple(name for name in BASELINES if name != "identity")
 METHOD_ORDER = ("identity", *CLASSICAL_BASELINES, "mvsnet_refine", "deltaz", "deltaz+adapt")
 
 Method = Callable[[ScanViews, Sequence[int]], torch.Tensor]
-
-
-def load_refiner(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any], Path]:
-    """A trained refiner from a checkpoint (a ``.pt`` file, or a folder holding ``best.pt``/``last.pt``).
-
-    Returns ``(model in eval mode on device, the run's TrainConfig dict, the file read)``.
-    Raises :class:`DataError` when no checkpoint is there.
-    """
-    path = ckpt.find_checkpoint(path) or Path(path)
-    state = ckpt.load_checkpoint(path, map_location="cpu")
-    config = dict(state.get("config") or {})
-    model_cfg = dict(state.get("model_config") or {})
-    if model_cfg:
-        name = model_cfg.pop("name")
-    else:
-        train_cfg = TrainConfig.from_dict(config)
-        name, model_cfg = train_cfg.model, train_cfg.model_kwargs()
-    model = build_model(name, **model_cfg)
-    model.load_state_dict(state["model"])
-    model.to(device).eval()
-    return model, config, path
 
 
 def baseline_method(name: str, params: Mapping[str, Any]) -> Method:

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from deltaz.engine.evaluate.scans import ScanViews
+from deltaz.engine.scans import ScanViews
 from deltaz.ops.pointcloud import fuse_depths, gt_point_cloud, score_point_cloud, write_ply
 
 __all__ = ["POINTCLOUD_METHODS", "PLY_METHODS", "score_pointclouds", "pointcloud_summary"]

@@ -15,11 +15,12 @@ import torch
 from tqdm.auto import tqdm
 
 from deltaz.core.errors import ConfigError, DataError
+from deltaz.engine.adapt import adapt_method
 from deltaz.engine.device import resolve_device
 from deltaz.engine.evaluate.methods import (
     Method, apply_method, baseline_names, build_methods, confidence_method, load_refiner, needs_images,
 )
-from deltaz.engine.evaluate.scans import ScanViews, load_scan_views, resolve_scans
+from deltaz.engine.scans import ScanViews, load_scan_views, resolve_scans
 from deltaz.engine.evaluate.scores import CONSISTENCY_SETTINGS, EvaluationScores, confidence_summary
 from deltaz.engine.evaluate.tuning import tune_baselines
 from deltaz.engine.report import write_metrics
@@ -74,8 +75,6 @@ def _image_policy(data_root: Path, scans: Mapping[str, Any], refiners: Mapping[s
 def _adapt_methods(model, dev, train_config, data_root, preset, adapt_minutes, progress) -> dict[str, Method]:
     if adapt_minutes <= 0:
         return {}
-    from deltaz.engine.adapt import adapt_method  # lazy: deltaz.engine.adapt imports this package (cycle); optional row
-
     keep_holes = not train_config.get("fill_holes", False)
     return {"deltaz+adapt": adapt_method(model, dev, keep_holes, data_root, preset, adapt_minutes, progress)}
 
@@ -140,11 +139,11 @@ class _Files:
     def finish(self, scores: EvaluationScores, spars, split: str) -> list[dict[str, Any]]:
         """Histogram and sparsification figures; the point-cloud rows with their ``scan = "all"`` means first."""
         if self.draw:
-            from deltaz.engine.evaluate import figures  # lazy: matplotlib only when figures are drawn
+            from deltaz.engine.evaluate.figures import histogram_figure, sparsification_figure  # lazy: matplotlib only when figures are drawn
 
-            self.figures.append(figures.histogram_figure(scores.errors, scores.order, self.out))
+            self.figures.append(histogram_figure(scores.errors, scores.order, self.out))
             if spars is not None:
-                self.figures.append(figures.sparsification_figure(spars, split, self.out))
+                self.figures.append(sparsification_figure(spars, split, self.out))
         if not self.pointclouds:
             return []
         from deltaz.engine.evaluate.pointclouds import pointcloud_summary  # lazy: scipy only when clouds are scored

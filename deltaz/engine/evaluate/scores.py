@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from deltaz.engine.evaluate.scans import ScanViews, chunks
+from deltaz.engine.scans import ScanViews, chunks
 from deltaz.engine.report import HARM_COLUMNS, METRIC_COLUMNS
 from deltaz.ops.confidence import Sparsification, sparsification
 from deltaz.ops.metrics import HarmAccumulator, MetricAccumulator, consistency_rate

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from deltaz.engine.evaluate.scans import chunks, load_scan_views
+from deltaz.engine.scans import chunks, load_scan_views
 from deltaz.ops.baselines import tune_baseline
 
 __all__ = ["tune_baselines", "tuning_samples"]

@@ -20,7 +20,8 @@ import imageio.v3 as iio
 import numpy as np
 
 from deltaz.core.errors import DataError
-from deltaz.io.dtu.formats import Pairs, atomic_write_text, write_pair_file
+from deltaz.core.atomic import atomic_write_text
+from deltaz.io.dtu.formats import Pairs, write_pair_file
 
 __all__ = ["LAYOUT_VERSION", "LIGHT_DIR", "ScanWriter", "write_scan", "remove_stale_temp", "view_name"]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,12 @@ import torch
 
 from deltaz.core.errors import DataError
 from deltaz.engine import checkpoint as ckpt
-from deltaz.engine.adapt import adapt_scan, refine_all, scan_confidence, state_path
+from deltaz.engine.adapt.fit import AdaptConfig, adapt_scan, refine_all, scan_confidence, state_path
 from deltaz.engine.device import resolve_device
-from deltaz.engine.evaluate import load_refiner, load_scan_views
+from deltaz.engine.refine import load_refiner
+from deltaz.engine.scans import load_scan_views
 from deltaz.engine.report import machine_info, write_json
-from deltaz.io.dtu.formats import atomic_write_text
+from deltaz.core.atomic import atomic_write_text
 from deltaz.io.dtu.layout import ScanWriter, is_complete_scan, list_scans, load_view, read_meta, read_scan_pairs
 from deltaz.model import model_config
 from deltaz.ops.metrics import harm_metrics
@@ -231,3 +233,44 @@ def report_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {rec['step']} | {rec['t_s']} | " +
                          " | ".join(f"{rec.get(t, float('nan')):.5f}" for t in (*SELFSUP_TERMS, "total")) + " |")
     return "\n".join(lines) + "\n"
+
+
+def adapt(checkpoint: str | Path, data_root: str | Path, out: str | Path, scans: list[str] | None = None,
+          config: AdaptConfig | None = None) -> dict[str, Any]:
+    """Adapt ``checkpoint`` to each scan of ``data_root`` (default: all) and write everything under ``out``
+    (see the module docstring). Returns the report dict (also ``<out>/report.json``)."""
+    return run_scans(checkpoint, data_root, out, scans, config or AdaptConfig())
+
+
+
+def adapt_method(model: torch.nn.Module, device, keep_holes: bool, data_root: str | Path, preset: str,
+                 minutes: float, progress: bool = False, config: AdaptConfig | None = None):
+    """An evaluation method (:mod:`deltaz.engine.evaluate`'s ``(views, idx) -> (B, H, W)``) for the row ``deltaz+adapt``:
+    on the first call for a scan it adapts a copy of ``model`` to that scan (``minutes``, no ground truth, its
+    images reloaded from ``data_root``), refines every view, and serves the views asked for."""
+    cfg = replace(config or AdaptConfig(), minutes=float(minutes), preset=preset, progress=progress)
+    done: dict[str, torch.Tensor] = {}
+
+    def apply(views, idx) -> torch.Tensor:
+        if views.scan not in done:
+            done.clear()  # one scan at a time
+            full = load_scan_views(data_root, views.scan, cfg.num_src_views, preset, use_images=True)
+            if full.view_ids != views.view_ids:
+                raise DataError(f"{views.scan}: the adapted views {full.view_ids[:4]}... differ from the evaluated ones")
+            confidence = scan_confidence(data_root, views.scan, full, preset, cfg.confidence)
+            adapted, _ = adapt_scan(model, full, confidence, cfg, keep_holes)
+            done[views.scan] = refine_all(adapted, full, keep_holes, device).cpu()
+        return done[views.scan][list(idx)]
+
+    return apply
+
+
+def demo_adapt_stage(checkpoint: str | Path, test_root: str | Path, out_dir: str | Path, adapt_minutes: float,
+                     preset: str = "mvs", progress: bool = True) -> dict[str, Any] | None:
+    """The demo's optional adaptation stage (``DemoSettings.adapt_minutes``, default 0 = skipped): adapt the
+    trained checkpoint to every held-out scan of ``test_root`` (no ground truth used), writing
+    ``<out_dir>/report.md`` etc. Returns :func:`adapt`'s report, or None when ``adapt_minutes <= 0``."""
+    if adapt_minutes <= 0:
+        return None
+    return adapt(checkpoint, test_root, out_dir, None, AdaptConfig(minutes=adapt_minutes, preset=preset,
+                                                                 progress=progress))

@@ -1,24 +1,6 @@
-"""Test-time self-supervised adaptation: fit a trained refiner to a new scene with no ground truth.
+"""Fit a copy of a trained refiner to one scan without ground truth (:func:`adapt_scan`), and refine its views.
 
-:func:`adapt_scan` fine-tunes a **copy** of the refiner on one scan's images and initial depths for a time
-budget, with the losses of :mod:`deltaz.ops.selfsup` (photometric reprojection, geometric consistency between
-refined depths, edge-aware smoothness, an anchor to the trustworthy input); :func:`adapt` runs it on every
-requested scan and writes, under ``out``::
-
-    <out>/checkpoints/<scan>.pt     the adapted refiner: an ordinary DeltaZ checkpoint (deltaz.engine.checkpoint format,
-                                    the run's TrainConfig and model_config inside) for `deltaz evaluate`/`refine`
-    <out>/<scan>/                   a train-ready copy of the scan (layout of deltaz.io.dtu.layout: depths/ = its ground
-                                    truth or 0, images/, initial/ = the input used), plus refined/{vid:03d}.npy
-    <out>/logs/<scan>/              TensorBoard (loss/adapt/<term>)
-    <out>/state/<scan>.pt           resumable state while a scan adapts (removed when it is done)
-    <out>/report.md, report.json    loss curves and, where ground truth exists, before/after scores
-
-Every reference view takes its turn (shuffled passes), with its ``pair.txt`` source views; the sources' refined
-depths for the geometric term come from the same network: ``source_mode="cached"`` (default: the last refined
-depth of each view, refreshed every pass and whenever the view is a reference — one forward per step),
-``"nograd"`` (recomputed each step without gradient) or ``"grad"`` (recomputed with gradient). Ground truth is
-read only to score. Killable: state and outputs are written atomically, a rerun with the same ``out`` skips
-finished scans and resumes the unfinished one. Units: mm, z-depth, 0 = hole; world-to-camera ``E``.
+Units: mm, z-depth, 0 = hole; world-to-camera ``E``. The run over many scans and what it writes: :mod:`deltaz.engine.adapt.outputs`.
 """
 
 from __future__ import annotations
@@ -26,7 +8,7 @@ from __future__ import annotations
 import copy
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,13 +17,12 @@ import torch
 
 from deltaz.core.errors import ConfigError, DataError
 from deltaz.engine import checkpoint as ckpt
-from deltaz.engine.evaluate import load_scan_views
 from deltaz.model import refine
 from deltaz.ops.mvs import load_sweep
 from deltaz.ops.selfsup import SelfSupInputs, SelfSupWeights, input_agreement, selfsup_losses
 
 __all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "AdaptConfig", "scan_confidence", "scan_inputs", "refine_views",
-           "refine_all", "adapt_scan", "adapt", "state_path", "adapt_method", "demo_adapt_stage"]
+           "refine_all", "adapt_scan", "state_path"]
 
 SOURCE_MODES = ("cached", "nograd", "grad")
 CONFIDENCE_MODES = ("auto", "sweep", "agreement", "none")
@@ -279,46 +260,3 @@ def adapt_scan(base_model: torch.nn.Module, views, confidence: torch.Tensor | No
     model.eval()
     return model, {"steps": counters["step"], "elapsed_s": counters["elapsed_s"], "history": counters["history"],
                    "stopped_by": stopped_by, "source_mode": cfg.source_mode}
-
-
-def adapt(checkpoint: str | Path, data_root: str | Path, out: str | Path, scans: list[str] | None = None,
-          config: AdaptConfig | None = None) -> dict[str, Any]:
-    """Adapt ``checkpoint`` to each scan of ``data_root`` (default: all) and write everything under ``out``
-    (see the module docstring). Returns the report dict (also ``<out>/report.json``)."""
-    from deltaz.engine.adapt_outputs import run_scans  # lazy: deltaz.engine.adapt_outputs imports this module (cycle)
-
-    return run_scans(checkpoint, data_root, out, scans, config or AdaptConfig())
-
-
-
-def adapt_method(model: torch.nn.Module, device, keep_holes: bool, data_root: str | Path, preset: str,
-                 minutes: float, progress: bool = False, config: AdaptConfig | None = None):
-    """An evaluation method (:mod:`deltaz.engine.evaluate`'s ``(views, idx) -> (B, H, W)``) for the row ``deltaz+adapt``:
-    on the first call for a scan it adapts a copy of ``model`` to that scan (``minutes``, no ground truth, its
-    images reloaded from ``data_root``), refines every view, and serves the views asked for."""
-    cfg = replace(config or AdaptConfig(), minutes=float(minutes), preset=preset, progress=progress)
-    done: dict[str, torch.Tensor] = {}
-
-    def apply(views, idx) -> torch.Tensor:
-        if views.scan not in done:
-            done.clear()  # one scan at a time
-            full = load_scan_views(data_root, views.scan, cfg.num_src_views, preset, use_images=True)
-            if full.view_ids != views.view_ids:
-                raise DataError(f"{views.scan}: the adapted views {full.view_ids[:4]}... differ from the evaluated ones")
-            confidence = scan_confidence(data_root, views.scan, full, preset, cfg.confidence)
-            adapted, _ = adapt_scan(model, full, confidence, cfg, keep_holes)
-            done[views.scan] = refine_all(adapted, full, keep_holes, device).cpu()
-        return done[views.scan][list(idx)]
-
-    return apply
-
-
-def demo_adapt_stage(checkpoint: str | Path, test_root: str | Path, out_dir: str | Path, adapt_minutes: float,
-                     preset: str = "mvs", progress: bool = True) -> dict[str, Any] | None:
-    """The demo's optional adaptation stage (``DemoSettings.adapt_minutes``, default 0 = skipped): adapt the
-    trained checkpoint to every held-out scan of ``test_root`` (no ground truth used), writing
-    ``<out_dir>/report.md`` etc. Returns :func:`adapt`'s report, or None when ``adapt_minutes <= 0``."""
-    if adapt_minutes <= 0:
-        return None
-    return adapt(checkpoint, test_root, out_dir, None, AdaptConfig(minutes=adapt_minutes, preset=preset,
-                                                                 progress=progress))
