@@ -1,4 +1,4 @@
-"""The package's layers: every import points down, and imports sit at the top of modules.
+"""The package's layers: every import points down, no cycles, imports at the top, short modules and functions.
 
 Layers, lowest first (README, "Layout"): ``core`` < ``io`` (and ``weights``) < ``ops`` < ``model``,
 ``data`` < ``viz`` < ``engine`` < ``course`` < ``apps``. A module may import its own package and any lower
@@ -160,3 +160,17 @@ def test_public_functions_keep_their_paths():
 
     assert callable(refine) and callable(build_model) and callable(load_refiner)
     assert callable(simulate_initial_depth) and TrainConfig().base_channel > 0
+
+
+def test_modules_and_functions_stay_short():
+    """One job per module and per function: no module over 500 lines, no function over 80."""
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        where = path.relative_to(PACKAGE.parent)
+        if len(text.splitlines()) > 500:
+            long.append(f"{where}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                long.append(f"{where}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not long, "\n".join(long)

@@ -4,7 +4,7 @@ The one place ``deltaz refine`` reads and writes a user's depth maps. PFM goes t
 :mod:`deltaz.io.dtu.formats` (the project's only PFM reader/writer); the other formats are here. Every reader
 returns the **stored values** ``(H, W)`` as float32, holes as they came (``0`` or NaN/inf), or raises
 :class:`~deltaz.core.errors.FormatError` naming the file and what was expected; units are the caller's business
-(:func:`deltaz.engine.refine.to_mm`). Every writer is atomic (a temporary file in the same folder, then a rename).
+(:func:`deltaz.apps.refine_file.to_mm`). Every writer is atomic (a temporary file in the same folder, then a rename).
 
 COLMAP's dense maps (``<image>.geometric.bin`` / ``<image>.photometric.bin``): an ASCII header
 ``"width&height&channels&"`` followed by little-endian float32 values in column-major order of a
