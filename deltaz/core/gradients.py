@@ -7,7 +7,7 @@ For any tensor ``x (…, H, W)``:
 
 No padding and no ``torch.gradient`` (whose shapes and central differences differ): a depth gradient and an
 image gradient computed here line up element by element, and pairing an x-gradient with a y-gradient fails
-loudly on shape instead of silently broadcasting. Explained in notebooks/03_losses.ipynb.
+loudly on shape instead of silently broadcasting. Explained in notebooks/05_losses.ipynb.
 """
 
 from __future__ import annotations

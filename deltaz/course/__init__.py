@@ -10,7 +10,7 @@
 * :func:`batch_loss_maps` / :func:`loss_pull_maps` — per-pixel value / gradient of each loss term;
 * :func:`source_of` — a function's source code, displayed as a code block in a notebook.
 
-Explained in notebooks/01_dtu_on_disk.ipynb (data) and notebooks/03_losses.ipynb (training runs).
+Explained in notebooks/01_dtu_on_disk.ipynb (data) and notebooks/05_losses.ipynb (training runs).
 """
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ def source_of(obj: Any):
 # ------------------------------------------------------------------------------------------ load or train
 __all__ += ["LOAD_OR_TRAIN_SMOKE", "LOAD_OR_TRAIN_FULL", "load_or_train"]
 
-#: The input options of ``deltaz demo``, taken from its recipe (explained in notebooks/04_training.ipynb).
+#: The input options of ``deltaz demo``, taken from its recipe (explained in notebooks/06_training.ipynb).
 DEMO_INPUT_OPTIONS = {name: getattr(demo_train_config(), name) for name in ("fill_holes", "prefill_holes", "depth_scale_mm")}
 
 #: The refiner that :func:`load_or_train` trains when no checkpoint is usable (its data root, split, folders and
@@ -365,7 +365,7 @@ def load_or_train(
     Args:
         checkpoint_path_or_dir: one candidate or a list, tried in order: a ``.pt`` file, or a run folder
             (its ``best.pt``, else ``last.pt``, in the folder or in its ``checkpoints/``), e.g. the run of
-            notebooks/04_training.ipynb or ``runs/demo``. Missing candidates are skipped.
+            notebooks/06_training.ipynb or ``runs/demo``. Missing candidates are skipped.
         data_root: train-ready scans to train on when no candidate is usable.
         smoke: smoke mode (a few steps of a small model) or full mode (notebook 04's recipe, minutes on a
             laptop CPU; :data:`LOAD_OR_TRAIN_SMOKE` / :data:`LOAD_OR_TRAIN_FULL`).
@@ -382,7 +382,7 @@ def load_or_train(
     overrides. The reason each candidate is skipped is printed.
 
     Returns ``(model in eval mode, checkpoint path)``; the run's settings are in the checkpoint's ``config``.
-    Explained in notebooks/05_evaluation.ipynb.
+    Explained in notebooks/07_evaluation.ipynb.
     """
     mode = "smoke" if smoke else "full"
     train_dir = Path(train_dir) if train_dir is not None else runs_dir() / "course" / mode / "load_or_train"

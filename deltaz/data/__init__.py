@@ -32,7 +32,7 @@ Device placement: :func:`create_dataloaders` returns plain ``DataLoader`` s (CPU
 ``device`` is given, in which case it returns :class:`DeviceLoader` wrappers whose batches are already
 on that device. :func:`to_device` does the same for one batch.
 
-Explained in notebooks/01_dtu_on_disk.ipynb and notebooks/04_training.ipynb.
+Explained in notebooks/01_dtu_on_disk.ipynb and notebooks/06_training.ipynb.
 
 
 Modules: :mod:`deltaz.data.dataset` (the dataset), :mod:`deltaz.data.batching` (sampler, collate, device),

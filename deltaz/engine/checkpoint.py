@@ -9,7 +9,7 @@ A checkpoint holds everything needed to continue a run exactly where it stopped:
      "rng": {"torch": ByteTensor, "cuda": [ByteTensor, ...], "numpy": {...}, "python": {...}}}
 
 Every value is a tensor or a plain Python type, so ``torch.load(path, weights_only=True)`` reads it.
-Explained in notebooks/04_training.ipynb.
+Explained in notebooks/06_training.ipynb.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The command line (``deltaz train``), the Python API (:func:`deltaz.engine.train.train`), checkpoints and the
 ``config.json`` written next to the TensorBoard logs all use this dataclass, so a run can always be
-repeated from its saved config. Explained in notebooks/04_training.ipynb.
+repeated from its saved config. Explained in notebooks/06_training.ipynb.
 """
 
 from __future__ import annotations

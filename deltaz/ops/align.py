@@ -28,7 +28,7 @@ to sparse metric points. :class:`deltaz.data.DepthRefinementDataset` calls it fo
 ``deltaz train --estimator``).
 
 Conventions (DESIGN.md): depth is z-depth in mm, ``0`` (or a non-finite value) means "no value" — in
-predictions and in sparse targets alike. Explained in notebooks/06_extensions.ipynb.
+predictions and in sparse targets alike. Explained in notebooks/08_extensions.ipynb.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ curve and the oracle over ``f ∈ [0, f_max]`` (trapezoid rule): 0 for an oracle
 ``∫ (mean − oracle) df`` for a random one; in mm when the errors are in mm (``normalise=True`` divides by
 the mean error first, so it is unit-free).
 
-Explained in notebooks/06_extensions.ipynb.
+Explained in notebooks/08_extensions.ipynb.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ errors (low-frequency bias) rather than per-pixel errors.
 :func:`multiscale_losses` = level 0 exactly as :func:`deltaz.ops.losses.losses_for_batch` (every term),
 plus, at each level, the terms in :data:`MULTISCALE_TERMS` weighted by ``scale_weights[k]`` times their
 usual loss weight: ``total = Σ_other w·term + Σ_k scale_weights[k] · Σ_{ms terms} w·term_k``.
-Explained in notebooks/06_extensions.ipynb.
+Explained in notebooks/08_extensions.ipynb.
 """
 
 from __future__ import annotations

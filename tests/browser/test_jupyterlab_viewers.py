@@ -29,7 +29,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT_DIR = ROOT / "test-output" / "browser"
-COURSE_VIEWER_NOTEBOOK = "notebooks/05_evaluation.ipynb"
+COURSE_VIEWER_NOTEBOOK = "notebooks/07_evaluation.ipynb"
 
 RUN_ALL_TIMEOUT_S = {"harness": 90, "course": 480}
 IMAGE_CHANGE_TIMEOUT_S = 30

@@ -23,7 +23,7 @@ With ``config.multiscale`` the training loss is :func:`deltaz.ops.multiscale.mul
 ``loss/train/<term>_s<k>`` tags per pyramid level); the validation loss stays single-scale, so runs compare.
 
 Validation metrics: :mod:`deltaz.engine.train.validate`. The training log names the scene split used and
-why (:func:`deltaz.data.splits.resolve_split`). Explained in notebooks/04_training.ipynb.
+why (:func:`deltaz.data.splits.resolve_split`). Explained in notebooks/06_training.ipynb.
 
 Modules, one job each: :mod:`~deltaz.engine.train.forward` (a forward pass, AMP, the loss mask),
 :mod:`~deltaz.engine.train.state` (build, restore, open the logs, save), :mod:`~deltaz.engine.train.step`

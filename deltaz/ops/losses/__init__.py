@@ -15,17 +15,17 @@ term                formula (masked mean over valid pixels)          unit
 ``confidence``      ``|d_ref − d_gt| / b + log b`` (Laplacian NLL)    nats (optional)
 ==================  ===============================================  ======================
 
-Explained in notebooks/03_losses.ipynb.
+Explained in notebooks/05_losses.ipynb.
 """
 
 from __future__ import annotations
 
-from deltaz.ops.losses.multiview import (  # noqa: F401 (_multiview_pairs: shown in notebooks/03_losses.ipynb)
+from deltaz.ops.losses.multiview import (  # noqa: F401 (_multiview_pairs: shown in notebooks/05_losses.ipynb)
     _multiview_pairs,
     multiview_consistency_loss,
     multiview_consistency_loss_map,
 )
-from deltaz.ops.losses.terms import (  # noqa: F401 (_smoothness_terms: shown in notebooks/03_losses.ipynb)
+from deltaz.ops.losses.terms import (  # noqa: F401 (_smoothness_terms: shown in notebooks/05_losses.ipynb)
     _smoothness_terms,
     depth_loss,
     depth_loss_map,
