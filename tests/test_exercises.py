@@ -47,6 +47,14 @@ def test_a_stub_is_not_written_yet_and_solutions_mode_replaces_it(name, monkeypa
     assert exercises.check(name, stub, quiet=True) is exercises.exercise(name).reference
 
 
+def test_a_function_that_raises_fails_with_its_error():
+    def broken(*args, **kwargs):
+        raise ValueError("bad shape")
+
+    with pytest.raises(exercises.ExerciseFailed, match="raised ValueError: bad shape"):
+        exercises.check("camera_to_world", broken)
+
+
 def test_the_comparison_reports_where_it_differs():
     ex = exercises.exercise("camera_to_world")
     assert exercises._difference(torch.zeros(2, 3), torch.zeros(2, 3), ex) is None

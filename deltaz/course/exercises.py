@@ -102,6 +102,9 @@ def check(name: str, fn: Callable[..., Any], quiet: bool = False) -> Callable[..
             got = fn(*copy.deepcopy(args), **copy.deepcopy(kwargs))
         except NotImplementedError:
             raise ExerciseFailed(f"{name}: not written yet (replace `raise NotImplementedError`). Hint: {ex.hint}") from None
+        except Exception as error:  # the learner's code failed: say where, keep the traceback as the cause
+            raise ExerciseFailed(f"{name}, case {i + 1} of {len(cases)}: your function raised "
+                                 f"{type(error).__name__}: {error}. Hint: {ex.hint}") from error
         problem = _difference(got, want, ex)
         if problem:
             raise ExerciseFailed(f"{name}, case {i + 1} of {len(cases)}: {problem}. Hint: {ex.hint}")
