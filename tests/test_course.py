@@ -101,19 +101,59 @@ def test_incomplete_or_different_data_is_rebuilt(tmp_path, monkeypatch):
     assert list_views(root / "scan1") == [0, 1, 2]
 
 
-def test_real_dtu_root_is_parsed_not_rendered(in_data, tmp_path, monkeypatch):
+def _real_dtu_stand_in(tmp_path, scans):
+    """The synthetic dtu_training, without its synth.json, copied once per name in ``scans`` (its scan1 renamed):
+    a stand-in for real DTU holding those scans."""
     import shutil
 
-    synth_raw, _ = course.course_dirs(True)  # the synthetic dtu_training, without its synth.json, stands in for real DTU
+    synth_raw, _ = course.course_dirs(True)
     raw = tmp_path / "real_dtu_training"
-    shutil.copytree(synth_raw, raw, ignore=shutil.ignore_patterns("synth.json"))
+    shutil.copytree(synth_raw, raw, ignore=shutil.ignore_patterns("synth.json", "scan1*"))
+    for name in scans:
+        for kind in ("Depths", "Rectified"):
+            if (synth_raw / kind / "scan1_train").is_dir():
+                shutil.copytree(synth_raw / kind / "scan1_train", raw / kind / f"{name}_train")
+    return raw
+
+
+def test_real_dtu_root_is_parsed_not_rendered(in_data, tmp_path, monkeypatch):
+    raw = _real_dtu_stand_in(tmp_path, ["scan2"])  # scan2: the first of MVSNet's training list
     monkeypatch.setenv("DELTAZ_DTU_ROOT", str(raw))
     monkeypatch.setenv("DELTAZ_DATA", str(tmp_path))
     monkeypatch.setattr(deltaz.io.synthetic, "generate_dataset", lambda *a, **k: pytest.fail("rendered"))
     assert course.course_dirs(True)[0] == raw
     root = course.course_data(True, size=TINY, progress=False)
     assert root == tmp_path / "course" / "dtu-smoke" / "scans"
-    assert list_scans(root) == ["scan1"] and read_meta(root / "scan1")["source"] == "dtu"
+    assert list_scans(root) == ["scan2"] and read_meta(root / "scan2")["source"] == "dtu"
+
+
+def test_real_dtu_scans_are_picked_by_mvsnets_split():
+    from deltaz.io.dtu.splits import scan_list
+
+    available = [f"scan{n}" for n in range(1, 129)]  # all of DTU, in number order
+    picked = course.course_scan_names(available, 3)
+    assert picked == scan_list("train")[:2] + scan_list("val")[:1] == ["scan2", "scan6", "scan3"]
+    assert not set(picked) & set(scan_list("test"))  # scan1, the lowest number, is a test scan: never picked
+    assert course.course_scan_names(available, 1) == ["scan2"]  # one scan: a training scan
+    assert course.course_scan_names(["scan1", "scan4", "scan9"], 3) == []  # only test scans: none
+    assert course.course_scan_names(["scan1", "scan7", "scan8"], 3) == ["scan7", "scan8"]  # no validation scan there
+
+
+def test_real_dtu_course_data_skips_test_scans(in_data, tmp_path, monkeypatch):
+    raw = _real_dtu_stand_in(tmp_path, ["scan1", "scan3", "scan2"])  # a test, a validation and a training scan
+    monkeypatch.setenv("DELTAZ_DTU_ROOT", str(raw))
+    monkeypatch.setenv("DELTAZ_DATA", str(tmp_path))
+    root = course.course_data(False, size=course.CourseSize(n_scans=2, n_views=TINY.n_views), progress=False)
+    assert list_scans(root) == ["scan2", "scan3"]  # the training scan and the validation scan, not scan1
+
+
+def test_accelerator_options_on_this_machine():
+    options = course.accelerator_options()
+    if torch.cuda.is_available():
+        assert options == {"device": "cuda", "amp": True, "num_workers": 2}
+    else:
+        assert options == {"device": "cpu", "amp": False, "num_workers": 0}
+    assert course.accelerator_options("cpu") == {"device": "cpu", "amp": False, "num_workers": 0}
 
 
 def test_sample_view_is_the_reference_and_its_sources(in_data):
@@ -136,6 +176,9 @@ def test_train_briefly_is_deterministic_and_learns(in_data):
     assert len(first) == 3 and first == second
     assert first[0]["magnitude"] == 0.0  # the untrained model is the identity (zero-initialised head)
     assert first[-1]["total"] != first[0]["total"]
+    _, auto = course.train_briefly(batch, weights, steps=3, seed=1, base_channel=4, depth=2, device="auto")
+    if not torch.cuda.is_available():
+        assert auto == first  # "auto" on a machine without CUDA is the same CPU run
 
 
 def test_pull_maps_are_exact_and_add_up(in_data):
@@ -209,6 +252,8 @@ def test_load_or_train_trains_once_then_loads(tiny_scans, tmp_path, monkeypatch,
     state = load_checkpoint(path)
     assert state["step"] == course.LOAD_OR_TRAIN_SMOKE.max_steps
     assert state["config"]["extra"]["smoke"] is True and state["config"]["val_split"] > 0  # 3 scans: one for val
+    assert state["config"]["split"] == "auto"  # MVSNet's lists on real DTU, a seeded random split otherwise
+    assert state["config"]["device"] == "cpu" and state["config"]["num_workers"] == 0 and not state["config"]["amp"]
     assert "training" in capsys.readouterr().out
 
     monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("trained although a checkpoint exists"))

@@ -3,10 +3,12 @@
 * :func:`smoke_mode` — ``DELTAZ_SMOKE=1`` asks for tiny data and a few steps (what the tests run);
 * :func:`course_data` — a small DTU-like dataset, generated once with :mod:`deltaz.io.synthetic`, parsed with
   :func:`deltaz.io.dtu.parse.parse_dtu` and cached under :func:`deltaz.core.paths.data_dir` (``course/smoke`` and
-  ``course/full``); with ``DELTAZ_DTU_ROOT`` set, a few real DTU scans parsed from there instead;
+  ``course/full``); with ``DELTAZ_DTU_ROOT`` set, a few real DTU scans parsed from there instead, picked by
+  MVSNet's split (:func:`course_scan_names`);
+* :func:`accelerator_options` — device, mixed precision and loader workers for the machine (CUDA when present);
 * :func:`sample_view` — a reference view and its best source views as one data sample (docs/DESIGN.md §4);
 * :func:`train_briefly` — a few optimiser steps of a small :class:`~deltaz.model.DeltaZUnet` on one batch,
-  to see what a loss weight changes;
+  to see what a loss weight changes (on the CPU by default, or on ``device``);
 * :func:`batch_loss_maps` / :func:`loss_pull_maps` — per-pixel value / gradient of each loss term;
 * :func:`source_of` — a function's source code, displayed as a code block in a notebook.
 
@@ -36,6 +38,7 @@ from deltaz.engine.evaluate import load_refiner
 from deltaz.engine.train import forward_batch, loss_batch
 from deltaz.io.dtu.layout import list_scans, read_meta
 from deltaz.io.dtu.parse import _available_scans, parse_dtu
+from deltaz.io.dtu.splits import scan_list
 from deltaz.io import synthetic  # synthetic.generate_dataset: looked up at call time (tests replace it)
 from deltaz.model import DeltaZUnet
 from deltaz.ops.losses import TERMS, LossWeights, loss_maps, losses_for_batch, multiview_inputs
@@ -48,6 +51,8 @@ __all__ = [
     "smoke_mode",
     "course_dirs",
     "course_data",
+    "course_scan_names",
+    "accelerator_options",
     "sample_view",
     "train_briefly",
     "batch_loss_maps",
@@ -126,7 +131,8 @@ def course_data(smoke: bool, size: CourseSize | None = None, progress: bool = Tr
     with the same settings is returned as is (nothing is rendered or parsed again); different settings
     rebuild it. One process at a time should build a given folder.
 
-    Real DTU (``DELTAZ_DTU_ROOT`` set): the first ``size.n_scans`` scans of that folder are parsed into
+    Real DTU (``DELTAZ_DTU_ROOT`` set): ``size.n_scans`` scans of that folder, picked by MVSNet's split
+    (:func:`course_scan_names`: training scans and one validation scan, never a test scan), are parsed into
     ``<data_dir>/course/dtu-{smoke|full}/scans`` (already parsed scans are skipped by the parser).
 
     Returns the train-ready root (a folder of ``scan{N}/``). Raises DataError when parsing fails.
@@ -134,9 +140,10 @@ def course_data(smoke: bool, size: CourseSize | None = None, progress: bool = Tr
     size = size or (SMOKE_SIZE if smoke else FULL_SIZE)
     raw, scans = course_dirs(smoke)
     if dtu_root() is not None:
-        names = _available_scans(raw)[: size.n_scans]
+        names = course_scan_names(_available_scans(raw), size.n_scans)
         if not names:
-            raise DataError(f"DELTAZ_DTU_ROOT={raw}: expected scan folders under Depths/, found none")
+            raise DataError(f"DELTAZ_DTU_ROOT={raw}: expected scan folders of MVSNet's training list under Depths/ "
+                            f"(e.g. Depths/{scan_list('train')[0]}_train), found none")
         summary = parse_dtu(raw, scans, scans=names, progress=progress)
         if not summary.ok:
             raise DataError(f"parsing the real DTU scans from {raw} failed:\n{summary}")
@@ -168,6 +175,32 @@ def course_data(smoke: bool, size: CourseSize | None = None, progress: bool = Tr
         raise DataError(f"parsing the generated course data in {raw} failed:\n{summary}")
     write_marker(base / _MARKER, settings)
     return scans
+
+
+def course_scan_names(available: list[str], n_scans: int) -> list[str]:
+    """The real DTU scans the course uses, picked by MVSNet's split (:mod:`deltaz.io.dtu.splits`).
+
+    With ``n_scans >= 2``: the first ``n_scans − 1`` of MVSNet's training list that are ``available``, then the
+    first of its validation list, so that training with ``split="auto"`` (which uses MVSNet's lists for real
+    DTU) trains on training scans and validates on a validation scan. With one scan: the first training scan.
+    Test scans are never picked (they are kept for the final report). Fewer names when fewer are available.
+    """
+    have = set(available)
+    train = [s for s in scan_list("train") if s in have]
+    val = [s for s in scan_list("val") if s in have]
+    if n_scans <= 1 or not val:
+        return train[: max(int(n_scans), 0)]
+    return train[: n_scans - 1] + val[:1]
+
+
+def accelerator_options(device: str | torch.device | None = None) -> dict[str, Any]:
+    """:class:`~deltaz.engine.config.TrainConfig` fields for the machine: ``device`` (``None``/"auto" = CUDA when
+    present, :func:`deltaz.engine.device.resolve_device`), ``amp`` (mixed precision, on CUDA only) and
+    ``num_workers`` (2 loader processes on CUDA, where they keep the GPU fed; 0 on a CPU, where the same cores
+    would be taken from the model). On a CPU: ``{"device": "cpu", "amp": False, "num_workers": 0}``."""
+    dev = resolve_device(device)
+    cuda = dev.type == "cuda"
+    return {"device": str(dev), "amp": cuda, "num_workers": 2 if cuda else 0}
 
 
 def sample_view(
@@ -210,6 +243,7 @@ def train_briefly(
     depth: int = 3,
     use_image: bool = False,
     threads: int | None = 1,
+    device: str | torch.device | None = "cpu",
 ) -> tuple[torch.nn.Module, list[dict[str, float]]]:
     """Train a small :class:`~deltaz.model.DeltaZUnet` for ``steps`` Adam steps on ONE batch.
 
@@ -222,16 +256,22 @@ def train_briefly(
     ``threads``: torch CPU threads during the run (restored afterwards); one thread is the fastest for
     a model and a batch this small, and keeps a shared machine responsive. None keeps the current setting.
 
-    Returns the trained model (in eval mode) and the history: one dict of detached loss terms per step.
+    ``device``: where the run goes (``None`` or ``"auto"`` = CUDA when present); the weights are initialised on
+    the CPU with ``seed`` first, so every device starts from the same model. Default ``"cpu"``.
+
+    Returns the trained model (in eval mode, on ``device``) and the history: one dict of detached loss terms
+    per step.
     """
+    dev = resolve_device(device)
+    batch = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}
     batch_for_loss = loss_batch(batch)
     torch.manual_seed(seed)
-    model = DeltaZUnet(in_channels=4 if use_image else 1, base_channel=base_channel, depth=depth)
+    model = DeltaZUnet(in_channels=4 if use_image else 1, base_channel=base_channel, depth=depth).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
     model.train()
     previous_threads = torch.get_num_threads()
-    if threads:
+    if threads and dev.type == "cpu":
         torch.set_num_threads(int(threads))
     try:
         for _ in range(int(steps)):
@@ -310,7 +350,7 @@ __all__ += ["LOAD_OR_TRAIN_SMOKE", "LOAD_OR_TRAIN_FULL", "load_or_train"]
 DEMO_INPUT_OPTIONS = {name: getattr(demo_train_config(), name) for name in ("fill_holes", "prefill_holes", "depth_scale_mm")}
 
 #: The refiner that :func:`load_or_train` trains when no checkpoint is usable (its data root, split, folders and
-#: ``config_overrides`` are filled in). Smoke: a few steps of a small U-Net. Full: notebook 04's recipe, a
+#: ``config_overrides`` are filled in). Smoke: a few steps of a small U-Net. Full: notebook 06's recipe, a
 #: 16-channel U-Net with image guidance and the demo's input options for 8 epochs (about 2 minutes on a 2-core
 #: CPU for the full course data).
 LOAD_OR_TRAIN_SMOKE = TrainConfig(batch_size=2, num_views=2, num_epochs=10_000, max_steps=4, base_channel=8,
@@ -342,10 +382,11 @@ def _training_config(smoke: bool, data_root: str | Path, train_dir: Path, overri
     are two or more), run folder ``train_dir``, then ``overrides``; ``extra`` records the mode."""
     n_scans = len(list_scans(data_root))
     fields: dict[str, Any] = dict(
-        data_root=str(data_root), split="random", seed=0, progress=not smoke,
+        data_root=str(data_root), split="auto", seed=0, progress=not smoke,
         val_split=round(1.0 / n_scans, 4) if n_scans >= 2 else 0.0,
         checkpoint_dir=str(train_dir / "checkpoints"), log_dir=str(train_dir / "logs"),
     )
+    fields.update({k: v for k, v in accelerator_options(overrides.get("device")).items() if k not in overrides})
     fields.update(overrides)
     fields["extra"] = {**dict(fields.get("extra") or {}), "smoke": bool(smoke), "trained_by": "load_or_train"}
     return replace(LOAD_OR_TRAIN_SMOKE if smoke else LOAD_OR_TRAIN_FULL, **fields)
@@ -367,7 +408,7 @@ def load_or_train(
             (its ``best.pt``, else ``last.pt``, in the folder or in its ``checkpoints/``), e.g. the run of
             notebooks/06_training.ipynb or ``runs/demo``. Missing candidates are skipped.
         data_root: train-ready scans to train on when no candidate is usable.
-        smoke: smoke mode (a few steps of a small model) or full mode (notebook 04's recipe, minutes on a
+        smoke: smoke mode (a few steps of a small model) or full mode (notebook 06's recipe, minutes on a
             laptop CPU; :data:`LOAD_OR_TRAIN_SMOKE` / :data:`LOAD_OR_TRAIN_FULL`).
         train_dir: where that run goes (``checkpoints/``, ``logs/``); default
             ``<runs>/course/{smoke|full}/load_or_train``. It is tried after the candidates, so a second call

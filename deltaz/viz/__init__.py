@@ -48,10 +48,13 @@ from deltaz.viz.layers import (
 from deltaz.viz.loss_maps import render_loss_maps
 from deltaz.viz.rig import render_camera_rig
 from deltaz.viz.sparsification import render_sparsification
+from deltaz.viz.unet import render_unet, unet_blocks
 from deltaz.viz.views import views_from_sample
 
 __all__ = [
     "render_sparsification",
+    "render_unet",
+    "unet_blocks",
     "HOLE_COLOR",
     "DEPTH_LAYERS",
     "DIVERGING_LAYERS",
