@@ -33,9 +33,15 @@ Output: the Δz head is a plain linear conv, zero-initialised, so an untrained m
 
 Optional confidence (``out_confidence=True``): the model also returns ``log_b (B, 1, H, W)``, the natural
 log of the scale ``b`` (mm) of a Laplacian error model ``|depth_refined − depth_gt| ~ Laplace(0, b)``, to be
-trained with :func:`deltaz.ops.losses.laplacian_nll_loss`. ``log_b = LOG_B_MIN + softplus(raw + log h −
-LOG_B_MIN)`` keeps ``b ≥ exp(LOG_B_MIN)`` mm; at init ``b ≈ h`` (no confidence yet). :func:`refine` turns it
-into ``confidence = 1 / (1 + b/1 mm)`` in (0, 1] for display.
+trained with :func:`deltaz.ops.losses.laplacian_nll_loss`. ``log_b = LOG_B_MIN + softplus(raw + LOG_B_INIT −
+LOG_B_MIN)`` keeps ``b ≥ exp(LOG_B_MIN)`` mm; at init ``b ≈ exp(LOG_B_INIT) = 1 mm``, the size of a good depth
+map's typical error, the same everywhere (no confidence yet). It must start near the errors, not at the depth
+range's half span ``h`` (~100–300 mm, the seed's choice): from ``b ≫ |error|`` the NLL's gradient on ``log b`` is
+``1 − |r|/b ≈ 1`` at every pixel, so for hundreds of steps the head only learns "lower b everywhere", fastest
+where its features are largest — the noisy, textured pixels with the largest errors — and ranks errors worse
+than a random order (notebooks/08_extensions.ipynb). From ``b ≈ 1 mm`` the gradient ``1 − |r|/b`` differs from
+pixel to pixel with the error at once. :func:`refine` turns it into ``confidence = 1 / (1 + b/1 mm)`` in (0, 1]
+for display.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from deltaz.ops.fill import fill_holes
 __all__ = [
     "MIN_HALF_SPAN_MM",
     "LOG_B_MIN",
+    "LOG_B_INIT",
     "normalise_depth",
     "median_valid_depth",
     "DeltaZUnet",
@@ -70,6 +77,9 @@ MIN_HALF_SPAN_MM = 1.0
 PREFILL_KERNEL, PREFILL_ITERS = 5, 3
 #: Lower bound of ``log_b`` (``b`` in mm): ``b ≥ e^-4.6 ≈ 0.01 mm`` keeps ``|r|/b`` finite.
 LOG_B_MIN = math.log(0.01)
+#: ``log_b`` of an untrained confidence head (``b`` = 1 mm, about a good depth map's median error); see the
+#: module docstring for why it must not start at the depth range's scale.
+LOG_B_INIT = math.log(1.0)
 
 
 def _as_b1hw(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -245,7 +255,7 @@ class _RefinerBase(nn.Module):
             delta_z = torch.where(unreached, torch.zeros_like(delta_z), delta_z + fill)
         if not self.out_confidence:
             return delta_z
-        log_b = LOG_B_MIN + F.softplus(head[:, 1:2] + torch.log(half) - LOG_B_MIN)
+        log_b = LOG_B_MIN + F.softplus(head[:, 1:2] + (LOG_B_INIT - LOG_B_MIN))
         return delta_z, log_b
 
 
