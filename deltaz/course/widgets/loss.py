@@ -28,13 +28,17 @@ def loss_explorer(
         sample: whatever ``compute_maps`` takes (e.g. a data sample with the model's output).
         compute_maps: ``(weights, sample) -> {term: map}`` with **unweighted** per-pixel maps, each
             ``(H, W)`` or ``(V, H, W)`` (one per view); the viewer multiplies by the weights
-            (:func:`deltaz.viz.render_loss_maps`). It receives the current weights for terms whose maps
-            depend on them; most implementations ignore them. Called on every change.
+            (:func:`deltaz.viz.render_loss_maps`). Pixels a term does not count must be holes (NaN or
+            masked), not 0: the viewer's numbers average over the other pixels only. With
+            :func:`deltaz.course.loss_lesson.contribution_maps` each map's mean over its pixels is the loss
+            term, so the numbers are the weighted terms of :func:`deltaz.ops.losses.losses_for_batch`. It
+            receives the current weights for terms whose maps depend on them; most implementations ignore
+            them. Called on every change.
         weights: term → initial weight (one FloatSlider each, from 0 to ``weight_max``, default
             ``max(1, 10 × weight)``).
     Controls: ``view`` (Dropdown of view indices, ``[0]`` for ``(H, W)`` maps) and ``weight_<term>`` for each
-    term. ``viewer.state``: ``view, weights, means {term: weighted mean over valid pixels}, total_mean``
-    (sum of the weighted means).
+    term. ``viewer.state``: ``view, weights, means {term: weight × the map's mean over its valid (not masked,
+    finite) pixels}, total_mean`` (sum of the weighted means: the total loss, for contribution maps).
     """
     if not weights:
         raise ConfigError("weights: expected at least one loss term weight")
@@ -72,7 +76,8 @@ def loss_explorer(
         rows = "".join(
             f"<tr><td>{html.escape(k)}</td><td style='text-align:right'>{m:.4g}</td></tr>" for k, m in means.items()
         )
-        return fig, state, f"<b>weighted means, view {view}</b><table>{rows}</table>total {state['total_mean']:.4g}"
+        caption = f"<b>weight × term (mean over the pixels that count), view {view}</b><table>{rows}</table>"
+        return fig, state, f"{caption}total {state['total_mean']:.4g}"
 
     viewer = Viewer(controls, draw)
     viewer.observe_controls()
