@@ -28,7 +28,7 @@ for validation and test corruption, stable across processes and machines.
 On the synthetic DTU-like scenes the ``mvs`` preset's mean absolute error on pixels valid in both maps
 is about 6 mm (median under 2 mm; measured by ``tests/test_corrupt.py``), the size of MVSNet's errors
 on DTU.
-Explained in notebooks/01_dtu_on_disk.ipynb.
+Explained in notebooks/03_initial_depth.ipynb (each effect alone, with its error map).
 """
 
 from __future__ import annotations

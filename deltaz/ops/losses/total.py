@@ -73,7 +73,7 @@ def loss_maps(
     multiview: MultiView | None = None,
 ) -> dict[str, torch.Tensor]:
     """Unweighted per-pixel maps ``(B, H, W)`` of the five terms (0 where a pixel does not count), for
-    display (the loss explorer of notebook 03). Arguments as in :func:`compute_losses`; each map's masked
+    display (the loss explorer of notebooks/05_losses.ipynb). Arguments as in :func:`compute_losses`; each map's masked
     mean is its scalar loss, except smoothness and multiview, whose scalars average over pairs.
     """
     depth_refined = _as_bhw(depth_refined, "depth_refined")

@@ -8,7 +8,8 @@
   ``scan_dir/planesweep/``.
 
 Its errors (texture-less regions, occlusion edges, specular highlights) are the ones a refiner learns
-to fix; its holes and confidence come from the algorithm itself.
+to fix; its holes and confidence come from the algorithm itself. Explained in
+notebooks/04_multiview_stereo.ipynb.
 """
 
 from deltaz.ops.mvs.filter import geometric_filter
