@@ -17,10 +17,10 @@ import plyfile
 from deltaz.core.atomic import atomic_path
 from deltaz.core.errors import DataError, FormatError
 
-__all__ = ["write_ply", "read_ply"]
+__all__ = ["colors_uint8", "write_ply", "read_ply"]
 
 
-def _colors_uint8(colors: np.ndarray) -> np.ndarray:
+def colors_uint8(colors: np.ndarray) -> np.ndarray:
     """uint8 colours: uint8 as is, floats in [0, 1] scaled by 255, other integers clipped to 0..255."""
     if colors.dtype == np.uint8:
         return colors
@@ -55,7 +55,7 @@ def write_ply(path, points, colors=None, binary: bool = True) -> Path:
         colors = _numpy("colors", colors)
         if colors.shape != points.shape:
             raise DataError(f"colors must be (N={len(points)}, 3) like points, got {colors.shape}")
-        colors = _colors_uint8(colors)
+        colors = colors_uint8(colors)
         fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
     vertices = np.empty(len(points), dtype=fields)
     for i, axis in enumerate("xyz"):

@@ -26,7 +26,7 @@ from scipy.spatial import cKDTree
 from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
 from deltaz.core.geometry import backproject_depth, camera_to_world
-from deltaz.io.ply import read_ply, write_ply  # noqa: F401  (re-exported: deltaz.ops.pointcloud.write_ply / read_ply)
+from deltaz.io.ply import colors_uint8, read_ply, write_ply  # noqa: F401  (re-exported: deltaz.ops.pointcloud.write_ply / read_ply)
 from deltaz.ops.metrics import multiview_consistency
 
 __all__ = [
@@ -64,14 +64,6 @@ def _as_tensor(name: str, value, ndim: int, tail: tuple[int, ...] = ()) -> torch
     if t.dim() != ndim or (tail and tuple(t.shape[-len(tail):]) != tail):
         raise DataError(f"{name} must have {ndim} dimensions ending in {tail or '(H, W)'}, got {tuple(t.shape)}")
     return t
-
-
-def _colors_uint8(colors: np.ndarray) -> np.ndarray:
-    if colors.dtype == np.uint8:
-        return colors
-    if np.issubdtype(colors.dtype, np.floating):
-        return np.clip(np.round(colors * 255.0), 0, 255).astype(np.uint8)
-    return np.clip(colors, 0, 255).astype(np.uint8)
 
 
 def voxel_downsample(points, voxel_size_mm: float, colors=None):
@@ -191,7 +183,7 @@ def fuse_depths(
         all_points.append(points_world.cpu()[keep].numpy().astype(np.float32))
         if images is not None:
             rgb = images[i].permute(1, 2, 0).cpu()[keep].numpy()
-            all_colors.append(_colors_uint8(rgb[:, :3]))
+            all_colors.append(colors_uint8(rgb[:, :3]))
     points = np.concatenate(all_points) if all_points else np.zeros((0, 3), np.float32)
     if images is None:
         return points
