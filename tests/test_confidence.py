@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from deltaz.engine.config import DEFAULT_CONFIDENCE_WEIGHT
 from deltaz.model import LOG_B_INIT, DeltaZUnet, refine
 from deltaz.ops.confidence import ause, sparsification, sparsification_curve
 from deltaz.ops.losses import LossWeights, compute_losses
@@ -136,14 +137,14 @@ def _half_noisy(seed: int, B: int = 4, H: int = 32, W: int = 32) -> tuple[torch.
 
 def _toy_ause_ratio(start_b_mm: float | None, steps: int = 40) -> float:
     """AUSE / random AUSE on a fresh toy batch after ``steps`` Adam steps (lr 1e-3, ``deltaz train``'s
-    confidence weight 0.1) of a tiny U-Net; ``start_b_mm`` shifts the head's bias so that b starts there."""
+    default confidence weight) of a tiny U-Net; ``start_b_mm`` shifts the head's bias so that b starts there."""
     torch.manual_seed(0)
     model = DeltaZUnet(in_channels=1, base_channel=4, depth=2, out_confidence=True)
     if start_b_mm is not None:
         with torch.no_grad():
             model.head.bias[1] = float(np.log(start_b_mm)) - LOG_B_INIT
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    weights = LossWeights(confidence=0.1)
+    weights = LossWeights(confidence=DEFAULT_CONFIDENCE_WEIGHT)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
