@@ -48,3 +48,27 @@ def test_legacy_checkpoint_resumes(tmp_path):
     result = train(config, resume="latest")
     assert result["steps"] == 5 and result["stopped_by"] == "max_steps"
     assert all(torch.isfinite(p).all() for p in result["model"].parameters())
+
+
+def test_a_format_1_confidence_head_keeps_its_old_start(tmp_path):
+    """Before format 2 a confidence head started at b = the depth range's half span; such a checkpoint
+    still gives the log b it was trained to give (``confidence_init_mm=None``), new ones start at 1 mm."""
+    from deltaz.engine import checkpoint as ckpt
+    from deltaz.model import CONFIDENCE_INIT_MM, build_model, model_config
+
+    legacy = build_model("deltaz_unet", base_channel=4, depth=2, out_confidence=True, confidence_init_mm=None)
+    config = {k: v for k, v in model_config(legacy).items() if k != "confidence_init_mm"}
+    torch.save({"format": 1, "model": legacy.state_dict(), "config": {}, "model_config": config}, tmp_path / "old.pt")
+    model, _, _ = load_refiner(tmp_path / "old.pt")
+    assert model.confidence_init_mm is None
+    depth = torch.full((1, 16, 16), 600.0)
+    range_mm = torch.tensor([[500.0, 900.0]])
+    with torch.no_grad():
+        old = refine(legacy, depth, depth_range=range_mm)["log_b"]
+        torch.testing.assert_close(refine(model, depth, depth_range=range_mm)["log_b"], old)
+        assert float(old.mean()) == pytest.approx(float(torch.log(torch.tensor(200.0))), abs=0.05)
+        new = build_model("deltaz_unet", base_channel=4, depth=2, out_confidence=True)
+        assert float(refine(new, depth, depth_range=range_mm)["log_b"].mean()) == pytest.approx(
+            np.log(CONFIDENCE_INIT_MM), abs=0.05)
+    ckpt.save_checkpoint(tmp_path / "new.pt", {"model": new.state_dict(), "model_config": model_config(new)})
+    assert load_refiner(tmp_path / "new.pt")[0].confidence_init_mm == CONFIDENCE_INIT_MM

@@ -24,7 +24,9 @@ import torch
 from deltaz.core.atomic import atomic_path
 from deltaz.core.errors import ConfigError, DataError
 
-CHECKPOINT_FORMAT = 1
+#: 2: confidence heads start at ``b`` = 1 mm (``deltaz.model.CONFIDENCE_INIT_MM``); a format-1 checkpoint with a
+#: confidence head is read with ``model_config["confidence_init_mm"] = None`` (the old start), see :func:`_migrate`.
+CHECKPOINT_FORMAT = 2
 LAST_NAME = "last.pt"
 BEST_NAME = "best.pt"
 
@@ -101,6 +103,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: checkpoint format {checkpoint['format']} is newer than this deltaz "
             f"(reads up to {CHECKPOINT_FORMAT}); update deltaz"
         )
+    return _migrate(checkpoint)
+
+
+def _migrate(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """Older formats read as they were written: a format-1 confidence head keeps its old start (b = h)."""
+    model_config = checkpoint.get("model_config")
+    if checkpoint.get("format", 1) < 2 and model_config and model_config.get("out_confidence"):
+        checkpoint["model_config"] = {**model_config, "confidence_init_mm": None}
     return checkpoint
 
 

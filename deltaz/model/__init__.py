@@ -59,6 +59,7 @@ __all__ = [
     "MIN_HALF_SPAN_MM",
     "LOG_B_MIN",
     "LOG_B_INIT",
+    "CONFIDENCE_INIT_MM",
     "normalise_depth",
     "median_valid_depth",
     "DeltaZUnet",
@@ -77,9 +78,11 @@ MIN_HALF_SPAN_MM = 1.0
 PREFILL_KERNEL, PREFILL_ITERS = 5, 3
 #: Lower bound of ``log_b`` (``b`` in mm): ``b ≥ e^-4.6 ≈ 0.01 mm`` keeps ``|r|/b`` finite.
 LOG_B_MIN = math.log(0.01)
-#: ``log_b`` of an untrained confidence head (``b`` = 1 mm, about a good depth map's median error); see the
-#: module docstring for why it must not start at the depth range's scale.
-LOG_B_INIT = math.log(1.0)
+#: ``b`` (mm) of an untrained confidence head: about a good depth map's median error; see the module docstring
+#: for why it must not start at the depth range's scale. Checkpoints written before it (format 1) keep the old
+#: start, ``b`` = the depth range's half span (``confidence_init_mm=None``), so they give the same ``log_b``.
+CONFIDENCE_INIT_MM = 1.0
+LOG_B_INIT = math.log(CONFIDENCE_INIT_MM)
 
 
 def _as_b1hw(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -200,9 +203,11 @@ class _RefinerBase(nn.Module):
     depth_scale_mm: float | None = None
     depth_scale_rel: float | None = None
     prefill_holes: bool = False
+    confidence_init_mm: float | None = CONFIDENCE_INIT_MM
 
     def _set_options(self, in_channels: int, base_channel: int, out_confidence: bool,
-                     depth_scale_mm: float | None, prefill_holes: bool, depth_scale_rel: float | None = None) -> None:
+                     depth_scale_mm: float | None, prefill_holes: bool, depth_scale_rel: float | None = None,
+                     confidence_init_mm: float | None = CONFIDENCE_INIT_MM) -> None:
         """Check and store the options both refiners share; one :class:`ConfigError` per bad value."""
         if in_channels not in (1, 4):
             raise ConfigError(f"in_channels must be 1 (depth) or 4 (depth + RGB), got {in_channels}")
@@ -218,6 +223,9 @@ class _RefinerBase(nn.Module):
             raise ConfigError(f"depth_scale_rel must be in (0, 1) (a share of the median depth) or None, got {depth_scale_rel}")
         self.depth_scale_rel = None if depth_scale_rel is None else float(depth_scale_rel)
         self.prefill_holes = bool(prefill_holes)
+        if confidence_init_mm is not None and not float(confidence_init_mm) > 0:
+            raise ConfigError(f"confidence_init_mm must be > 0 mm or None, got {confidence_init_mm}")
+        self.confidence_init_mm = None if confidence_init_mm is None else float(confidence_init_mm)
 
     def _inputs(self, depth_init, image, depth_range):
         depth_init = _as_b1hw(depth_init, "depth_init")
@@ -255,7 +263,8 @@ class _RefinerBase(nn.Module):
             delta_z = torch.where(unreached, torch.zeros_like(delta_z), delta_z + fill)
         if not self.out_confidence:
             return delta_z
-        log_b = LOG_B_MIN + F.softplus(head[:, 1:2] + (LOG_B_INIT - LOG_B_MIN))
+        start = torch.log(half) if self.confidence_init_mm is None else math.log(self.confidence_init_mm)
+        log_b = LOG_B_MIN + F.softplus(head[:, 1:2] + start - LOG_B_MIN)
         return delta_z, log_b
 
 
@@ -278,9 +287,11 @@ class DeltaZUnet(_RefinerBase):
     SHAPE_ARGS = ("in_channels", "base_channel", "depth", "out_confidence")
 
     def __init__(self, in_channels: int = 1, base_channel: int = 32, depth: int = 4, out_confidence: bool = False,
-                 depth_scale_mm: float | None = None, prefill_holes: bool = False, depth_scale_rel: float | None = None):
+                 depth_scale_mm: float | None = None, prefill_holes: bool = False, depth_scale_rel: float | None = None,
+                 confidence_init_mm: float | None = CONFIDENCE_INIT_MM):
         super().__init__()
-        self._set_options(in_channels, base_channel, out_confidence, depth_scale_mm, prefill_holes, depth_scale_rel)
+        self._set_options(in_channels, base_channel, out_confidence, depth_scale_mm, prefill_holes, depth_scale_rel,
+                          confidence_init_mm)
         if int(depth) < 1:
             raise ConfigError(f"depth (number of downsamplings) must be >= 1, got {depth}")
         self.depth = int(depth)
@@ -321,9 +332,11 @@ class MVSNetRefine(_RefinerBase):
     NAME = "mvsnet_refine"
 
     def __init__(self, in_channels: int = 4, base_channel: int = 32, out_confidence: bool = False,
-                 depth_scale_mm: float | None = None, prefill_holes: bool = False, depth_scale_rel: float | None = None):
+                 depth_scale_mm: float | None = None, prefill_holes: bool = False, depth_scale_rel: float | None = None,
+                 confidence_init_mm: float | None = CONFIDENCE_INIT_MM):
         super().__init__()
-        self._set_options(in_channels, base_channel, out_confidence, depth_scale_mm, prefill_holes, depth_scale_rel)
+        self._set_options(in_channels, base_channel, out_confidence, depth_scale_mm, prefill_holes, depth_scale_rel,
+                          confidence_init_mm)
         c = self.base_channel
         layers: list[nn.Module] = []
         for c_in in (self.in_channels + 1, c, c):
@@ -340,7 +353,8 @@ class MVSNetRefine(_RefinerBase):
 MODELS: dict[str, type[nn.Module]] = {cls.NAME: cls for cls in (DeltaZUnet, MVSNetRefine)}
 #: Input options both refiners take, with their defaults; a checkpoint records only those not at the default
 #: (older checkpoints lack them).
-INPUT_OPTIONS: dict[str, object] = {"depth_scale_mm": None, "prefill_holes": False, "depth_scale_rel": None}
+INPUT_OPTIONS: dict[str, object] = {"depth_scale_mm": None, "prefill_holes": False, "depth_scale_rel": None,
+                                     "confidence_init_mm": CONFIDENCE_INIT_MM}
 
 
 def build_model(name: str = "deltaz_unet", **kwargs) -> nn.Module:
