@@ -1,6 +1,7 @@
 # DeltaZ — the two commands of the README, plus the course.
 #   make demo   set up (first time only), then run the whole pipeline on synthetic DTU-like data
 #   make test   set up (first time only), then run every test: unit tests, real-DTU checks, notebooks
+#               in smoke mode and in full mode
 #   make lab    open the notebook course in JupyterLab
 # The first use creates .venv and installs the package with `pip install -e ".[dev]"`.
 # An already-installed torch is reused (the venv then sees the system site-packages).
@@ -11,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.deltaz-installed
 ARGS ?=
 
-.PHONY: setup demo test test-unit test-notebooks test-browser lab clean
+.PHONY: setup demo test test-unit test-notebooks test-full test-browser lab clean
 
 $(BIN)/python:
 	@if $(PYTHON) -c "import torch" >/dev/null 2>&1; then \
@@ -30,16 +31,23 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/deltaz demo $(ARGS)
 
-# Unit tests and notebooks in one pytest run (smoke mode), then check notebooks carry no outputs.
+# Unit tests and notebooks in smoke mode (one pytest run), every notebook in full mode (the learning claims
+# a learner reads), then check notebooks carry no outputs. DELTAZ_SOLUTIONS=1: the exercises' reference
+# solutions (deltaz.course.solutions) stand in for the learner's stubs.
 test: setup
-	DELTAZ_SMOKE=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env tests notebooks $(ARGS)
+	DELTAZ_SMOKE=1 DELTAZ_SOLUTIONS=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env tests notebooks $(ARGS)
+	DELTAZ_SMOKE=0 DELTAZ_SOLUTIONS=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks $(ARGS)
 	$(BIN)/nbstripout --verify notebooks/*.ipynb
 
 test-unit: setup
 	$(BIN)/python -m pytest tests $(ARGS)
 
 test-notebooks: setup
-	DELTAZ_SMOKE=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks $(ARGS)
+	DELTAZ_SMOKE=1 DELTAZ_SOLUTIONS=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks $(ARGS)
+
+# The notebooks as a learner runs them (full data, real training): every learning claim is asserted.
+test-full: setup
+	DELTAZ_SMOKE=0 DELTAZ_SOLUTIONS=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks $(ARGS)
 
 # The course in a real browser: needs Debian's chromium (apt-get install chromium) and the
 # browser extra (pip install -e ".[browser]"); skips with a reason when they are missing.
