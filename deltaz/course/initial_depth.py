@@ -23,6 +23,7 @@ from deltaz.core.errors import ConfigError
 from deltaz.ops import corrupt
 from deltaz.ops.mvs import SweepResult, plane_sweep
 from deltaz.ops.mvs.scan import SCAN_DEFAULTS
+from deltaz.course.mvs_lesson import local_contrast  # noqa: F401 (one definition, shared with 04)
 from deltaz.viz import render_depth_row, render_error_histogram
 
 __all__ = [
@@ -119,16 +120,6 @@ def neighbour_correlation(initial: torch.Tensor, gt: torch.Tensor) -> float:
     pair = both[:, :-1] & both[:, 1:]
     left, right = error[:, :-1][pair].double(), error[:, 1:][pair].double()
     return float(torch.corrcoef(torch.stack([left, right]))[0, 1])
-
-
-def local_contrast(image: torch.Tensor, window: int = 7) -> torch.Tensor:
-    """Standard deviation of the luminance (mean of the channels) of ``image (3, H, W)`` in a ``window²`` box:
-    ``(H, W)``; near 0 where the image has no texture to match."""
-    gray = image.float().mean(dim=0)[None, None]
-    pad = window // 2
-    mean = F.avg_pool2d(gray, window, 1, pad, count_include_pad=False)
-    mean_sq = F.avg_pool2d(gray**2, window, 1, pad, count_include_pad=False)
-    return (mean_sq - mean**2).clamp_min(0).sqrt()[0, 0]
 
 
 def sweep_view(
