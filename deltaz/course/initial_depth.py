@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from deltaz.core.errors import ConfigError
 from deltaz.ops import corrupt
 from deltaz.ops.mvs import SweepResult, plane_sweep
-from deltaz.ops.mvs.scan import SCAN_DEFAULTS
+from deltaz.ops.mvs.scan import widened_range
 from deltaz.course.mvs_lesson import local_contrast  # noqa: F401 (one definition, shared with 04)
 from deltaz.viz import render_depth_row, render_error_histogram
 
@@ -137,9 +137,7 @@ def sweep_view(
     """
     if "image" not in sample:
         raise ConfigError("sample: expected images (course.sample_view(..., use_images=True)) for the plane sweep")
-    low, high = (float(v) for v in depth_range_mm)
-    margin = SCAN_DEFAULTS["range_margin"] * (high - low)
-    low, high = max(low - margin, 1e-3), high + margin
+    low, high = widened_range(*depth_range_mm)
     image, K, E = sample["image"], sample["intrinsics"], sample["extrinsics"]
     n = 1 + min(int(num_src), image.shape[0] - 1)
     result = plane_sweep(image[0], K[0], E[0], image[1:n], K[1:n], E[1:n], low, high, num_planes, **options)

@@ -30,7 +30,7 @@ from deltaz.core.errors import ConfigError, DataError
 from deltaz.ops.mvs.filter import FILTER_DEFAULTS, geometric_filter
 from deltaz.ops.mvs.sweep import SWEEP_DEFAULTS, plane_sweep
 
-__all__ = ["SWEEP_DIR", "SCAN_DEFAULTS", "sweep_scan", "load_sweep", "sweep_settings"]
+__all__ = ["SWEEP_DIR", "SCAN_DEFAULTS", "sweep_scan", "load_sweep", "sweep_settings", "widened_range"]
 
 #: Name of the cache folder inside a scan.
 SWEEP_DIR = "planesweep"
@@ -59,7 +59,6 @@ def sweep_settings(scan_dir, num_src: int = 4, num_planes: int = 48, views=None,
     if not (isinstance(margin, (int, float)) and 0 <= margin < 0.5):
         raise ConfigError(f"range_margin: expected a fraction in [0, 0.5) of the depth span, got {margin!r}")
     low, high = (float(v) for v in read_meta(scan_dir)["depth_range_mm"])
-    span = high - low
     all_views = list_views(scan_dir)
     chosen = all_views if views is None else sorted({int(v) for v in views})
     missing = sorted(set(chosen) - set(all_views))
@@ -67,8 +66,15 @@ def sweep_settings(scan_dir, num_src: int = 4, num_planes: int = 48, views=None,
         raise ConfigError(f"views: expected view ids of {scan_dir} ({all_views[0]}..{all_views[-1]}), "
                           f"got {missing or 'none'}")
     settings.update(version=_VERSION, num_src=num_src, num_planes=num_planes, views=chosen,
-                    depth_range_mm=[max(low - margin * span, 1e-3), high + margin * span])
+                    depth_range_mm=list(widened_range(low, high, margin)))
     return settings
+
+
+def widened_range(low_mm: float, high_mm: float, margin: float = SCAN_DEFAULTS["range_margin"]) -> tuple[float, float]:
+    """The planes' depth range: a scan's ``[low, high]`` mm widened by ``margin`` × its span on both sides
+    (never below 1e-3 mm), so surfaces at the range's ends still get a cost minimum inside it."""
+    span = float(high_mm) - float(low_mm)
+    return max(float(low_mm) - margin * span, 1e-3), float(high_mm) + margin * span
 
 
 def _read_settings(path: Path) -> dict | None:
