@@ -6,6 +6,8 @@
 1. seconds per view at 160×128, 48 planes, 4 sources (target ≤ 1 s on a 2-core CPU with 2 threads);
 2. one 640×512 reference, 4 sources, 192 planes: time and peak memory (target ≤ 2 GiB). On CPU the peak
    is the child process's peak resident set size (``ru_maxrss``), which sees torch's allocations.
+3. two-view SGBM (:func:`deltaz.ops.mvs.stereo_depth`, the ``sgbm`` initial depth) at 160×128, matched
+   at 2× (OpenCV; CPU only): seconds per view.
 
 The scene is a random texture on a slanted plane seen by five cameras (made with ``deltaz.core.geometry``);
 the benchmark also prints the median depth error there, as a sanity check.
@@ -96,6 +98,25 @@ def run_case(H: int, W: int, planes: int, sources: int, device: str, repeats: in
             "peak_bytes": peak}
 
 
+def stereo_case(repeats: int) -> dict:
+    """Time :func:`deltaz.ops.mvs.stereo_depth` for view 0 against view 1 at 160×128; median error too."""
+    import numpy as np
+
+    from deltaz.ops.mvs import stereo_depth
+
+    images, K, E, depth = (t.numpy() for t in make_views(128, 160, 2))
+    args = (images[0], K[0], E[0], images[1], K[1], E[1], DEPTH_MIN_MM, DEPTH_MAX_MM)
+    times = []
+    for _ in range(repeats + 1):  # the first is a warm-up
+        start = time.perf_counter()
+        result = stereo_depth(*args)
+        times.append(time.perf_counter() - start)
+    valid = result > 0
+    error = np.abs(result - depth[0])[valid]
+    return {"seconds": min(times[1:]), "median_error_mm": float(np.median(error)) if valid.any() else float("nan"),
+            "valid": float(valid.mean())}
+
+
 def in_child(case: dict) -> dict:
     """Run :func:`run_case` in a fresh interpreter so that its peak RSS is this case's alone."""
     here = os.path.dirname(os.path.abspath(__file__))
@@ -128,6 +149,9 @@ def main() -> None:
         print(f"640x512, 192 planes, 4 sources: {large['seconds']:.1f} s, {what} {gib:.2f} GiB "
               f"(target <= {TARGET_PEAK_GIB:.0f} GiB) {tick(gib <= TARGET_PEAK_GIB)}   median error "
               f"{large['median_error_mm']:.2f} mm (plane spacing {large['spacing_mm']:.2f} mm)")
+    stereo = stereo_case(args.repeats)
+    print(f"SGBM 160x128 (matched at 320x256), 1 source: {1000 * stereo['seconds']:.0f} ms/view   median error "
+          f"{stereo['median_error_mm']:.2f} mm, {100 * stereo['valid']:.0f}% valid")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"(load average {load:.1f} on {os.cpu_count()} CPUs: other processes slow the CPU timings down)")
 

@@ -361,6 +361,18 @@ def test_initial_depth_mix_is_drawn_per_view_and_fixed_in_validation(tiny_root):
     assert all(kinds(only_none))
 
 
+def test_sgbm_preset_runs_opencv_once_and_serves_its_depth(tmp_path):
+    """``preset="sgbm"``: the dataset runs (or reuses) ``stereo_scan`` and the input is its cached depth."""
+    pytest.importorskip("cv2", reason="OpenCV is a test dependency")
+    from deltaz.ops.mvs import load_stereo
+
+    scan = make_scan(tmp_path, "scan1", n_views=4, H=32, W=40, images=True)
+    ds = DepthRefinementDataset(tmp_path, ["scan1"], num_views=1, preset="sgbm", train=False)
+    assert (scan / "sgbm" / "settings.json").is_file()
+    for index, (_, (ref,)) in enumerate(ds.samples):
+        assert np.array_equal(ds[index]["depth_init"][0].numpy(), load_stereo(scan, ref))
+
+
 @pytest.mark.parametrize("spec", ["mvs:0", "mvs,mvs", "bogus", "mvs:x", ""])
 def test_initial_depth_mix_rejects_bad_specs(tiny_root, spec):
     with pytest.raises(ConfigError, match="preset="):

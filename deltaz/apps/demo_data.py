@@ -5,8 +5,9 @@
    ``<data>/synth``; skipped when the folder was made with the same settings and is complete.
 2. **parse** — a seeded scene split (:func:`deltaz.data.split_scans`, ``split="random"``): ``test_scans``
    held-out scans go to ``<data>/test_ready``, the others to ``<data>/train_ready``, every light kept.
-3. **sweep** — :func:`deltaz.ops.mvs.sweep_scan` on every scan of both folders (cached in each scan's
-   ``planesweep/``): the real-algorithm initial depth that training mixes in and evaluation scores.
+3. **sweep** — :func:`deltaz.ops.mvs.sweep_scan` (plane sweep, ``planesweep/``) and/or
+   :func:`deltaz.ops.mvs.stereo_scan` (OpenCV SGBM, ``sgbm/``) on every scan of both folders, as the training
+   mix and the evaluation preset need them: the real-algorithm initial depths (cached in each scan).
 
 Each stage returns its wall time in seconds, or None when it reused earlier results.
 """
@@ -27,12 +28,12 @@ from deltaz.io.dtu.layout import list_scans
 from deltaz.io.dtu.parse import parse_dtu
 from deltaz.io.synthetic.writer import depth_path, generate_dataset
 from deltaz.ops.corrupt import parse_initial_mix
-from deltaz.ops.mvs import sweep_scan
+from deltaz.ops.mvs import stereo_scan, sweep_scan
 
 if TYPE_CHECKING:  # the settings class lives in deltaz.apps.demo, which imports this module
     from deltaz.apps.demo import DemoSettings
 
-__all__ = ["stage_synth", "split_demo_scans", "stage_parse", "stage_sweep", "uses_planesweep"]
+__all__ = ["stage_synth", "split_demo_scans", "stage_parse", "stage_sweep", "stereo_kinds"]
 
 
 def _synth_settings(settings: DemoSettings) -> dict:
@@ -111,25 +112,29 @@ def stage_parse(settings: DemoSettings, data: Path, synth_time: float | None) ->
     return time.perf_counter() - start, groups
 
 
-def uses_planesweep(settings: DemoSettings) -> bool:
-    """Whether training or evaluation reads the plane-sweep initial depth."""
+def stereo_kinds(settings: DemoSettings) -> list[str]:
+    """The stereo caches training or evaluation reads: a subset of ``["planesweep", "sgbm"]``."""
     names = [*parse_initial_mix(settings.train.preset), *parse_initial_mix(settings.eval_preset)]
-    return any(name.startswith("planesweep") for name in names)
+    return [kind for kind in ("planesweep", "sgbm") if any(name.startswith(kind) for name in names)]
 
 
 def stage_sweep(settings: DemoSettings, data: Path, groups: dict, device: str) -> float | None:
-    """Plane-sweep every scan of both folders (:func:`deltaz.ops.mvs.sweep_scan`, cached per scan)."""
-    if not uses_planesweep(settings):
+    """Run the stereo the mix needs on every scan of both folders (cached per scan; see the module doc)."""
+    kinds = stereo_kinds(settings)
+    if not kinds:
         return None
     roots = ready_roots(data)
     scans = [(roots[key], scan) for key in ("train_val", "test") for scan in groups[key]]
-    fresh = sum(not (root / scan / "planesweep" / "settings.json").is_file() for root, scan in scans)
-    print(f"[3/6] sweep: plane-sweep stereo on {len(scans)} scans x {settings.views} views "
-          f"({len(scans) - fresh} cached)")
+    fresh = sum(not (root / scan / kind / "settings.json").is_file() for root, scan in scans for kind in kinds)
+    print(f"[3/6] sweep: {' and '.join(kinds)} stereo on {len(scans)} scans x {settings.views} views "
+          f"({len(scans) * len(kinds) - fresh} cached)")
     start = time.perf_counter()
     sweep_device = device if device.startswith("cuda") else "cpu"
     for root, scan in scans:  # a cached scan with the same options returns at once
-        sweep_scan(root / scan, device=sweep_device, progress=settings.progress)
+        if "planesweep" in kinds:
+            sweep_scan(root / scan, device=sweep_device, progress=settings.progress)
+        if "sgbm" in kinds:
+            stereo_scan(root / scan, progress=settings.progress)
     if sweep_device.startswith("cuda"):
         torch.cuda.synchronize()
     return time.perf_counter() - start if fresh else None

@@ -17,7 +17,7 @@ from deltaz.core.errors import ConfigError, DataError
 from deltaz.io.dtu import layout
 from deltaz.ops.align import estimate_initial_depth, load_estimator, sparse_points_from_depth
 from deltaz.ops.corrupt import parse_initial_mix, sample_seed, simulate_initial_depth
-from deltaz.ops.mvs import load_sweep, sweep_scan
+from deltaz.ops.mvs import load_stereo, load_sweep, stereo_scan, sweep_scan
 
 __all__ = ["DepthRefinementDataset", "INITIAL_SOURCES"]
 
@@ -128,8 +128,8 @@ class DepthRefinementDataset(Dataset):
             if len(self.samples) == n_before:
                 raise DataError(f"{scan_dir / 'pair.txt'}: no row for any of the scan's views {views[:5]}...; "
                                 "re-run `deltaz parse` for this scan")
-        if any(name.startswith("planesweep") for name in self.mix) and initial_source in ("auto", "simulate"):
-            self._prepare_sweeps()
+        if initial_source in ("auto", "simulate"):
+            self._prepare_stereo()
         # LRU of loaded views and simulated initial depths (a view recurs as a source of its neighbours)
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_size = 256
@@ -204,6 +204,8 @@ class DepthRefinementDataset(Dataset):
             out = estimate_initial_depth(image, self.estimator, sparse)["depth_init"]
         elif (model := self._initial_model(scan, view_id)).startswith("planesweep"):
             out = torch.as_tensor(load_sweep(self.data_root / scan, view_id, filtered=model == "planesweep")[0])
+        elif model == "sgbm":
+            out = torch.as_tensor(load_stereo(self.data_root / scan, view_id))
         else:
             depth_range = tuple(float(v) for v in self.meta[scan]["depth_range_mm"])
             out = simulate_initial_depth(depth, preset=model, generator=generator, depth_range_mm=depth_range)
@@ -211,13 +213,15 @@ class DepthRefinementDataset(Dataset):
         self._remember(key, out)
         return out
 
-    def _prepare_sweeps(self) -> None:
-        """Run (or reuse) the plane sweep of every scan: its depths are an initial-depth model."""
-        for scan in self.scans:
+    def _prepare_stereo(self) -> None:
+        """Run (or reuse) the plane sweep / SGBM of every scan when the mix draws from them."""
+        runs = {"planesweep": sweep_scan, "sgbm": stereo_scan}
+        wanted = {kind for kind in runs if any(name.startswith(kind) for name in self.mix)}
+        for scan, kind in ((scan, kind) for scan in self.scans for kind in sorted(wanted)):
             if not (self.data_root / scan / "images").is_dir():
-                raise DataError(f"{self.data_root / scan / 'images'}: the planesweep initial depth needs the "
+                raise DataError(f"{self.data_root / scan / 'images'}: the {kind} initial depth needs the "
                                 "scan's images; parse the dataset with images")
-            sweep_scan(self.data_root / scan)
+            runs[kind](self.data_root / scan)
 
     def _initial_model(self, scan: str, view_id: int) -> str:
         """Which entry of the mix gives this view's initial depth (fixed per (scan, view, epoch))."""

@@ -64,7 +64,8 @@ def _f(default: Any = None, help: str | None = None, *, factory: Any = None, **c
 _PRESET_HELP = (
     "initial-depth model when a scan has no initial/: " + ", ".join(CORRUPT_PRESETS) + " (simulated from the "
     "ground truth), planesweep / planesweep_raw (deltaz.ops.mvs on the images after / before its geometric filter, "
-    "cached in each scan), or a weighted mix such as planesweep_raw:0.6,mvs:0.3,none:0.1"
+    "cached in each scan), sgbm (OpenCV's semi-global matcher on each view and a pair.txt source, cached in each "
+    "scan), or a weighted mix such as planesweep_raw:0.6,mvs:0.3,none:0.1"
 )
 
 

@@ -443,9 +443,10 @@ def sample_seed(scan: str | int, view_id: int, base_seed: int = 0) -> int:
 
 #: Initial-depth models: the simulation presets of this module, "planesweep" (deltaz.ops.mvs run on the scan's
 #: images, cached on disk, after its multi-view geometric filter) and "planesweep_raw" (the same before the
-#: filter: fattened edges and wrong matches left in, as from a stereo matcher without a consistency check).
-#: ``TrainConfig.preset`` names one, or a mix such as "planesweep_raw:0.6,mvs:0.4".
-INITIAL_MODELS = tuple(PRESETS) + ("planesweep", "planesweep_raw")
+#: filter: fattened edges and wrong matches left in, as from a stereo matcher without a consistency check) and
+#: "sgbm" (OpenCV's semi-global matcher on each view and one pair.txt source, rectified on the fly, cached on
+#: disk: :func:`deltaz.ops.mvs.stereo_scan`). ``TrainConfig.preset`` names one, or a mix such as "planesweep_raw:0.6,mvs:0.4".
+INITIAL_MODELS = tuple(PRESETS) + ("planesweep", "planesweep_raw", "sgbm")
 
 
 def parse_initial_mix(spec: str) -> dict[str, float]:

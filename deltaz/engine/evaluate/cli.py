@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--preset", default="mvs", metavar="MODEL",
                         help=f"initial depth for scans without initial/: one of {', '.join(INITIAL_MODELS)} "
-                        "(planesweep runs deltaz.ops.mvs on the images, cached per scan) or a weighted mix "
+                        "(planesweep and sgbm run stereo on the images, cached per scan) or a weighted mix "
                         "such as planesweep:0.6,mvs:0.4 (default: mvs)")
     parser.add_argument("--out", default="runs/eval",
                         help="output folder for metrics.json, metrics.md, figures (default: runs/eval)")

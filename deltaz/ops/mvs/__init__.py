@@ -6,6 +6,8 @@
 * :func:`geometric_filter` — MVSNet-style multi-view consistency check across the views of a scan.
 * :func:`sweep_scan` / :func:`load_sweep` — run both on a train-ready scan and cache the result in
   ``scan_dir/planesweep/``.
+* :func:`stereo_depth` — two-view OpenCV SGBM on an unrectified calibrated pair (rectified on the fly);
+  :func:`stereo_scan` / :func:`load_stereo` cache it per scan in ``scan_dir/sgbm/`` (``--preset sgbm``).
 
 Its errors (texture-less regions, occlusion edges, specular highlights) are the ones a refiner learns
 to fix; its holes and confidence come from the algorithm itself. Explained in
@@ -14,14 +16,20 @@ notebooks/04_multiview_stereo.ipynb.
 
 from deltaz.ops.mvs.filter import geometric_filter
 from deltaz.ops.mvs.scan import SWEEP_DIR, load_sweep, sweep_scan
+from deltaz.ops.mvs.stereo import stereo_depth
+from deltaz.ops.mvs.stereo_cache import STEREO_DIR, load_stereo, stereo_scan
 from deltaz.ops.mvs.sweep import SweepResult, plane_depths, plane_sweep
 
 __all__ = [
+    "STEREO_DIR",
     "SWEEP_DIR",
     "SweepResult",
     "geometric_filter",
+    "load_stereo",
     "load_sweep",
     "plane_depths",
     "plane_sweep",
+    "stereo_depth",
+    "stereo_scan",
     "sweep_scan",
 ]

@@ -30,7 +30,7 @@ from deltaz.core.errors import ConfigError, DataError
 from deltaz.ops.mvs.filter import FILTER_DEFAULTS, geometric_filter
 from deltaz.ops.mvs.sweep import SWEEP_DEFAULTS, plane_sweep
 
-__all__ = ["SWEEP_DIR", "SCAN_DEFAULTS", "sweep_scan", "load_sweep", "sweep_settings", "widened_range"]
+__all__ = ["SWEEP_DIR", "SCAN_DEFAULTS", "sweep_scan", "load_sweep", "sweep_settings", "widened_range", "publish", "load_depth_file"]
 
 #: Name of the cache folder inside a scan.
 SWEEP_DIR = "planesweep"
@@ -140,10 +140,10 @@ def _filter(scan_dir: Path, settings: dict, results: dict) -> dict[int, torch.Te
     return {v: torch.where(masks[i], depths[i], torch.zeros_like(depths[i])) for i, v in enumerate(views)}
 
 
-def _publish(scan_dir: Path, tmp: Path) -> Path:
-    """Rename the finished temporary folder to ``planesweep/``, replacing an older one."""
-    out = scan_dir / SWEEP_DIR
-    old = scan_dir / f".old-{SWEEP_DIR}-{os.getpid()}"
+def publish(scan_dir: Path, tmp: Path, name: str = SWEEP_DIR) -> Path:
+    """Rename the finished temporary folder to ``scan_dir/name`` (``planesweep/``), replacing an older one."""
+    out = scan_dir / name
+    old = scan_dir / f".old-{name}-{os.getpid()}"
     if out.exists():
         if old.exists():
             shutil.rmtree(old)
@@ -193,15 +193,17 @@ def sweep_scan(scan_dir, num_src: int = 4, num_planes: int = 48, views=None, dev
             for v in settings["views"]:
                 np.save(tmp / kind / f"{v:03d}.npy", maps[v].cpu().numpy().astype(np.float32))
         atomic_write_text(tmp / "settings.json", json.dumps(settings, indent=2, sort_keys=True) + "\n")
-        return _publish(scan_dir, tmp)
+        return publish(scan_dir, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _load(path: Path, what: str) -> np.ndarray:
+def load_depth_file(path: Path, what: str, maker: str = "deltaz.ops.mvs.sweep_scan") -> np.ndarray:
+    """A cached ``(H, W)`` float map from ``path``; DataError naming the file (and ``maker``, the function
+    that writes it) when it is missing or malformed."""
     if not path.is_file():
-        raise DataError(f"{path}: missing {what}; run deltaz.ops.mvs.sweep_scan on the scan first")
+        raise DataError(f"{path}: missing {what}; run {maker} on the scan first")
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
@@ -221,8 +223,8 @@ def load_sweep(scan_dir, view_id: int, filtered: bool = True) -> tuple[np.ndarra
     only). Raises DataError naming the file when it is missing or malformed.
     """
     out = Path(scan_dir) / SWEEP_DIR
-    depth = _load(out / ("depth" if filtered else "depth_raw") / f"{int(view_id):03d}.npy", "plane-sweep depth")
-    confidence = _load(out / "confidence" / f"{int(view_id):03d}.npy", "plane-sweep confidence")
+    depth = load_depth_file(out / ("depth" if filtered else "depth_raw") / f"{int(view_id):03d}.npy", "plane-sweep depth")
+    confidence = load_depth_file(out / "confidence" / f"{int(view_id):03d}.npy", "plane-sweep confidence")
     if confidence.shape != depth.shape:
         raise DataError(f"{out / 'confidence' / f'{int(view_id):03d}.npy'}: expected shape {depth.shape} like "
                         f"the depth, got {confidence.shape}")
