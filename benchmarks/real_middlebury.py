@@ -15,7 +15,9 @@ grey pair, and the package's plane sweep (:func:`deltaz.ops.mvs.plane_sweep`, le
 * ``deltaz`` — the refiner (:func:`deltaz.model.refine`, holes kept or filled as ``deltaz evaluate`` does:
   filled when the checkpoint was trained with ``fill_holes``), and the other hole setting as
   ``deltaz_fill_holes`` / ``deltaz_keep_holes``. Its ``depth_range`` is the input's own 1st–99th percentile
-  of valid depth (nothing from the ground truth).
+  of valid depth (nothing from the ground truth);
+* ``deltaz+gate`` — ``deltaz`` behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its
+  correction kept where the right view confirms it (the pair's own images and cameras, no ground truth).
 
 Columns, per region (whole image, LEFT half — design choices may look at it —, RIGHT half — held out, the
 number that counts): ``mae_mm`` (every ground-truth pixel, a hole counts as an error of the full depth, as in
@@ -154,7 +156,19 @@ def refiner_outputs(refiner: dict[str, Any], depth_init: torch.Tensor, data: dic
         depth = refine(model, depth_init[None].to(device), image=image, depth_range=depth_range,
                        keep_holes=keep_holes)["depth_refined"][0].float().cpu()
         out[name] = torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
+    out["deltaz+gate"] = gated(out["deltaz"], depth_init, data)
     return out
+
+
+def gated(refined: torch.Tensor, depth_init: torch.Tensor, data: dict[str, Any]) -> torch.Tensor:
+    """``refined`` behind the photometric gate with the right view as the one source: ``(H, W)`` mm."""
+    from deltaz.core.batch import MultiView
+    from deltaz.ops.gate import gate_correction
+
+    multiview = MultiView(data["K_left"][None], data["E_left"][None], None, data["K_right"][None, None],
+                          data["E_right"][None, None])
+    return gate_correction(depth_init[None], refined[None], data["image_left"][None], data["image_right"][None, None],
+                           multiview)[0]
 
 
 def method_outputs(input_name: str, depth_init: torch.Tensor, data: dict[str, Any],

@@ -59,7 +59,7 @@ def test_metrics_json_schema_rows_and_files(setup, tmp_path):
     data = json.loads((out / "metrics.json").read_text())
     assert data["rows"] == json.loads(json.dumps(rows).replace("NaN", "null"))
     methods = {"identity", "median", "bilateral", "joint_bilateral", "guided", "geometric_averaging",
-               "mvsnet_refine", "deltaz"}
+               "mvsnet_refine", "deltaz", "deltaz+gate"}
     assert {r["method"] for r in rows} == methods
     assert {r["scan"] for r in rows} == {"all", *setup["val"]}
     assert len(rows) == len(methods) * (1 + len(setup["val"]))
@@ -91,7 +91,8 @@ def test_metrics_json_schema_rows_and_files(setup, tmp_path):
 def test_identity_row_is_the_initial_depth(setup):
     rows = ev.evaluate(setup["ckpt"], setup["root"], split="val", baselines="none", num_src_views=2,
                        figures=False, pointclouds=False, progress=False)
-    assert [r["method"] for r in rows if r["scan"] == "all"] == ["identity", "deltaz"]
+    # the scans have images and sources: the refiner is also scored behind the photometric gate
+    assert [r["method"] for r in rows if r["scan"] == "all"] == ["identity", "deltaz", "deltaz+gate"]
     views = [ev.load_scan_views(setup["root"], scan, 2) for scan in setup["val"]]
     init = torch.cat([v.depth_init.flatten() for v in views])
     gt = torch.cat([v.depth.flatten() for v in views])
@@ -107,6 +108,20 @@ def test_identity_row_is_the_initial_depth(setup):
     n_consistent, n_with_depth = ev.consistency_counts(view.depth_init, view)
     assert n_with_depth == int((view.depth_init > 0).sum())
     assert 0 < n_consistent <= n_with_depth
+
+
+def test_the_gated_row_takes_each_pixel_from_the_input_or_the_refiner(setup):
+    model, config, _ = ev.load_refiner(setup["ckpt"], "cpu")
+    views = ev.load_scan_views(setup["root"], setup["val"][0], 2, use_images=True)
+    refined = ev.apply_method(ev.model_method(model, "cpu"), views)
+    gated = ev.apply_method(ev.gated_method(model, "cpu"), views)
+    assert ((gated == refined) | (gated == views.depth_init)).all()
+    without_images = ev.load_scan_views(setup["root"], setup["val"][0], 2)
+    with pytest.raises(DataError, match="gate needs the scan's images"):
+        ev.apply_method(ev.gated_method(model, "cpu"), without_images)
+    no_gate = ev.evaluate(setup["ckpt"], setup["root"], split="val", baselines="none", num_src_views=0,
+                          figures=False, pointclouds=False, progress=False)
+    assert {r["method"] for r in no_gate} == {"identity", "deltaz"}  # no source views: no gate row
 
 
 def test_same_initial_depth_for_every_method_and_source(setup):
@@ -136,7 +151,7 @@ def test_baselines_are_tuned_on_validation_scans_only(setup, tmp_path, monkeypat
     assert seen and set(seen) == set(setup["val"])
     assert not set(seen) & ({"scan9"} | set(setup["train"]))
     assert result["val_scans"] == setup["val"] and Path(result["tune_root"]) == setup["root"]
-    assert {r["method"] for r in result["rows"]} == {"identity", "median", "geometric_averaging", "deltaz"}
+    assert {r["method"] for r in result["rows"]} == {"identity", "median", "geometric_averaging", "deltaz", "deltaz+gate"}
 
 
 def test_split_resolution(setup):

@@ -74,6 +74,7 @@ from deltaz.engine.evaluate.methods import (
     confidence_method,
     load_refiner,
     model_method,
+    gated_method,
 )
 from deltaz.engine.evaluate.runner import Evaluation, evaluate, prepare_evaluation, run_evaluation
 from deltaz.engine.scans import EVAL_SPLITS, ScanViews, load_scan_views, resolve_scans
@@ -105,6 +106,7 @@ __all__ = [
     "load_refiner",
     "baseline_method",
     "model_method",
+    "gated_method",
     "confidence_method",
     "apply_method",
     "baseline_names",

@@ -2,7 +2,8 @@
 
 A *method* maps the references ``idx`` of a :class:`~deltaz.engine.scans.ScanViews` to depth maps.
 ``identity`` is the initial depth, the classical baselines come from :data:`deltaz.ops.baselines.BASELINES`,
-``mvsnet_refine`` / ``deltaz`` are trained refiners (:func:`model_method`). To add a row, give it a
+``mvsnet_refine`` / ``deltaz`` are trained refiners (:func:`model_method`), ``deltaz+gate`` the refiner behind
+the photometric gate (:func:`gated_method`). To add a row, give it a
 place in :data:`METHOD_ORDER` and a builder in :func:`build_methods`.
 """
 
@@ -17,6 +18,7 @@ from deltaz.engine.scans import ScanViews, chunks
 from deltaz.engine.refine import load_refiner  # noqa: F401 (part of the evaluate API)
 from deltaz.model import refine
 from deltaz.ops.baselines import BASELINES, NEEDS_IMAGE, NEEDS_MULTIVIEW
+from deltaz.ops.gate import GATE_MARGIN, gate_correction
 
 __all__ = [
     "CLASSICAL_BASELINES",
@@ -25,6 +27,7 @@ __all__ = [
     "load_refiner",
     "baseline_method",
     "model_method",
+    "gated_method",
     "confidence_method",
     "apply_method",
     "baseline_names",
@@ -34,7 +37,7 @@ __all__ = [
 #: Baselines evaluated by ``--baselines all`` (identity is always evaluated: it is the input).
 CLASSICAL_BASELINES = tuple(name for name in BASELINES if name != "identity")
 #: Row order of the tables.
-METHOD_ORDER = ("identity", *CLASSICAL_BASELINES, "mvsnet_refine", "deltaz", "deltaz+adapt")
+METHOD_ORDER = ("identity", *CLASSICAL_BASELINES, "mvsnet_refine", "deltaz", "deltaz+gate", "deltaz+adapt")
 
 Method = Callable[[ScanViews, Sequence[int]], torch.Tensor]
 
@@ -74,6 +77,25 @@ def model_method(model: torch.nn.Module, device: torch.device | str, keep_holes:
     def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
         out = _refine_views(model, views, list(idx), device, keep_holes=keep_holes)
         return out["depth_refined"].float().cpu()
+
+    return apply
+
+
+def gated_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
+                 margin: float = GATE_MARGIN) -> Method:
+    """The refiner behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its correction is kept
+    where the scan's source views (pair.txt's, with their input depths for the visibility test) confirm it
+    photometrically, the input elsewhere. Needs the scan's images and at least one source view."""
+
+    @torch.no_grad()
+    def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
+        idx = list(idx)
+        if views.image is None or views.num_src == 0:
+            raise DataError(f"{views.scan}: the photometric gate needs the scan's images and >= 1 source view")
+        refined = _refine_views(model, views, idx, device, keep_holes=keep_holes)["depth_refined"].float().cpu()
+        batch = views.batch(idx, images=True)
+        return gate_correction(views.depth_init[idx], refined, batch.image[:, 0], batch.image[:, 1:],
+                               batch.multiview("depth_init"), margin)
 
     return apply
 

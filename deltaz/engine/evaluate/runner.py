@@ -18,7 +18,7 @@ from deltaz.core.errors import ConfigError, DataError
 from deltaz.engine.adapt import adapt_method
 from deltaz.engine.device import resolve_device
 from deltaz.engine.evaluate.methods import (
-    Method, apply_method, baseline_names, build_methods, confidence_method, load_refiner, needs_images,
+    Method, apply_method, baseline_names, build_methods, confidence_method, gated_method, load_refiner, needs_images,
 )
 from deltaz.engine.scans import ScanViews, load_scan_views, resolve_scans
 from deltaz.engine.evaluate.scores import CONSISTENCY_SETTINGS, EvaluationScores, confidence_summary
@@ -54,10 +54,12 @@ class Evaluation:
 
 
 def _image_policy(data_root: Path, scans: Mapping[str, Any], refiners: Mapping[str, Any], names: list[str],
-                  notes: list[str]) -> tuple[list[str], bool]:
-    """``(baselines kept, use_images)``: without images on every scan the image baselines are skipped (with
-    a note) and a refiner that takes images raises :class:`DataError`."""
+                  notes: list[str], gate: bool = False) -> tuple[list[str], bool]:
+    """``(baselines kept, use_images)``: without images on every scan the image baselines (and the ``gate``
+    row) are skipped with a note, and a refiner that takes images raises :class:`DataError`."""
     needing = {name for name, (model, _) in refiners.items() if needs_images(model)}
+    if gate:
+        needing.add("deltaz+gate")
     needing |= {n for n in names if n in NEEDS_IMAGE}
     all_have_images = all(bool(layout.read_meta(root / s).get("has_images"))
                           for root, group in ((data_root, scans["eval"]), (scans["split_root"], scans["val"]))
@@ -65,11 +67,18 @@ def _image_policy(data_root: Path, scans: Mapping[str, Any], refiners: Mapping[s
     if not all_have_images:
         for method in sorted(needing & set(refiners)):
             raise DataError(f"{method} takes RGB images but some scans have no images/; parse the data with images")
-        skipped = [n for n in names if n in NEEDS_IMAGE]
+        skipped = [n for n in names if n in NEEDS_IMAGE] + (["deltaz+gate"] if gate else [])
         if skipped:
             notes.append(f"skipped {skipped}: the scans have no images")
         names = [n for n in names if n not in NEEDS_IMAGE]
-    return names, all_have_images and bool(needing & (set(refiners) | set(names)))
+    return names, all_have_images and bool(needing & (set(refiners) | set(names) | {"deltaz+gate"}))
+
+
+def _gate_methods(model, dev, train_config, use_images: bool, num_src_views: int) -> dict[str, Method]:
+    """The ``deltaz+gate`` row, when the scans have images (``use_images``) and sources (``num_src_views``)."""
+    if not use_images or num_src_views < 1:
+        return {}
+    return {"deltaz+gate": gated_method(model, dev, keep_holes=not train_config.get("fill_holes", False))}
 
 
 def _adapt_methods(model, dev, train_config, data_root, preset, adapt_minutes, progress) -> dict[str, Method]:
@@ -97,12 +106,13 @@ def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all",
     names = baseline_names(baselines)
     scans = resolve_scans(data_root, split, train_config)
     notes: list[str] = []
-    names, use_images = _image_policy(Path(data_root), scans, refiners, names, notes)
+    names, use_images = _image_policy(Path(data_root), scans, refiners, names, notes, gate=num_src_views >= 1)
     params = tune_baselines(names, scans["split_root"], scans["val"], num_src_views, preset, use_images,
                             tune_max_views, batch_size, progress)
     if names and not scans["val"]:
         notes.append("no validation scans: baselines use their default parameters")
-    extra = _adapt_methods(model, dev, train_config, Path(data_root), preset, adapt_minutes, progress)
+    extra = {**_gate_methods(model, dev, train_config, use_images, num_src_views),
+             **_adapt_methods(model, dev, train_config, Path(data_root), preset, adapt_minutes, progress)}
     confidence = confidence_method(model, dev) if getattr(model, "out_confidence", False) else None
     return Evaluation(model, train_config, checkpoint_path, compare_path, scans,
                       build_methods(params, refiners, dev, extra), params, use_images, dev, confidence, notes)
