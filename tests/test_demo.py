@@ -39,7 +39,7 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     methods = {r["method"] for r in metrics["rows"]}
     assert methods == {"identity", "median", "bilateral", "joint_bilateral", "guided", "geometric_averaging",
-                       "mvsnet_refine", "deltaz"}
+                       "mvsnet_refine", "deltaz", "deltaz+gate"}
     assert all(all(k in r for k in ("method", "scan", *METRIC_COLUMNS, *HARM_COLUMNS)) for r in metrics["rows"])
     assert "harm_pct <= 5 %" in report and "mae_good_mm no higher than the input's" in report
     split = json.loads((data / "split.json").read_text())
@@ -116,3 +116,7 @@ def test_quality_targets():
     assert [t["met"] for t in quality_targets(rows)][4:] == [True, True]
     rows[4].update(mae_good_mm=1.2, harm_pct=6.0)
     assert [t["met"] for t in quality_targets(rows)][4:] == [False, False]
+    # the gated row gets the same two do-no-harm targets, measured on its own figures
+    rows.append({**row("deltaz+gate", 4.4, 45.0), "mae_good_mm": 0.9, "harm_pct": 1.0})
+    gated = [t for t in quality_targets(rows) if t["target"].startswith("deltaz+gate")]
+    assert [t["met"] for t in gated] == [True, True] and "1.0 %" in gated[0]["value"]

@@ -218,7 +218,8 @@ def quality_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
       joint bilateral, guided) and below geometric averaging;
     * refined consistency above the initial depth's;
     * do no harm (when the rows have the do-no-harm figures, :data:`deltaz.engine.report.HARM_COLUMNS`):
-      ``harm_pct`` ≤ 5 % and ``mae_good_mm`` no higher than the input's.
+      ``harm_pct`` ≤ 5 % and ``mae_good_mm`` no higher than the input's; the same two for the row
+      ``deltaz+gate`` (the refiner behind the photometric gate) when it was scored.
     """
     overall = {r["method"]: r for r in rows if r["scan"] == "all"}
     if "deltaz" not in overall or "identity" not in overall:
@@ -250,7 +251,9 @@ def quality_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "value": f"{dz['consistency']:.1f} % vs {init['consistency']:.1f} %",
         "met": dz["consistency"] > init["consistency"],
     })
-    return targets + _harm_targets(dz, init)
+    gated = [{**t, "target": f"deltaz+gate: {t['target']}"} for t in
+             (_harm_targets(overall["deltaz+gate"], init) if "deltaz+gate" in overall else [])]
+    return targets + _harm_targets(dz, init) + gated
 
 
 def _harm_targets(dz: dict[str, Any], init: dict[str, Any]) -> list[dict[str, Any]]:

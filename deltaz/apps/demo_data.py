@@ -126,7 +126,8 @@ def stage_sweep(settings: DemoSettings, data: Path, groups: dict, device: str) -
     roots = ready_roots(data)
     scans = [(roots[key], scan) for key in ("train_val", "test") for scan in groups[key]]
     fresh = sum(not (root / scan / kind / "settings.json").is_file() for root, scan in scans for kind in kinds)
-    print(f"[3/6] sweep: {' and '.join(kinds)} stereo on {len(scans)} scans x {settings.views} views "
+    label = " and ".join({"planesweep": "plane-sweep", "sgbm": "SGBM"}[kind] for kind in kinds)
+    print(f"[3/6] sweep: {label} stereo on {len(scans)} scans x {settings.views} views "
           f"({len(scans) * len(kinds) - fresh} cached)")
     start = time.perf_counter()
     sweep_device = device if device.startswith("cuda") else "cpu"
