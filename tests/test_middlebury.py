@@ -141,3 +141,20 @@ def test_benchmark_tunes_filters_on_the_left_half_only(scene, monkeypatch):
     rows = bench.score({"identity": init}, init, scene["depth_gt"])
     assert set(rows) == {"whole", "left", "right"}
     assert rows["right"][0]["harm_pct"] == 0.0 and rows["right"][0]["mae_mm"] == 0.0
+
+
+def test_benchmark_refiner_rows_and_scale_check_with_an_identity_refiner(scene):
+    """An untrained refiner is the identity (zero-initialised head): its rows, gated or not, are the input,
+    and the scale check finds the ratio 1 at every scale (so "< 1" is not met and the spread is 1)."""
+    from deltaz.io.middlebury import sgbm_depth
+    from deltaz.model import DeltaZUnet
+
+    bench = _benchmark_module()
+    refiner = {"model": DeltaZUnet(in_channels=4, base_channel=4, depth=2).eval(), "config": {}, "device": "cpu"}
+    init = sgbm_depth(scene)
+    outputs = bench.refiner_outputs(refiner, init, scene)
+    assert set(outputs) == {"deltaz", "deltaz_fill_holes", "deltaz+gate"}
+    assert torch.equal(outputs["deltaz"], init) and torch.equal(outputs["deltaz+gate"], init)
+    check = bench.scale_check(refiner, [0.5, 1.0])
+    assert check["ratios"] == {0.5: 1.0, 1.0: 1.0} and check["ratios_gated"] == {0.5: 1.0, 1.0: 1.0}
+    assert [goal["met"] for goal in check["targets"]] == [False, True, False, True]
