@@ -77,7 +77,7 @@ class DemoSettings:
     views: int = 49
     image_size: tuple[int, int] = (256, 320)  # rendered image (H, W); parse area-averages to the depth size
     resolution: tuple[int, int] | None = None  # train-ready (H, W); None = the depth maps' 128x160
-    lights: int = 3  # illuminations rendered per view; training draws one per sample, evaluation uses the first
+    lights: int = 2  # illuminations rendered per view; training draws one per sample, evaluation uses the first
     style: str = "real"  # deltaz.io.synthetic style: walls, photo textures, shadows, speculars, camera noise
     supersample: int = 2  # anti-aliasing samples per pixel along each axis
     # initial depth of the evaluation: the raw plane sweep's output on the held-out scans (training mixes it
