@@ -251,3 +251,11 @@ def test_cli_help_covers_every_flag(capsys):
                  "--fill-holes", "--prefill-holes", "--depth-scale-mm"):
         assert flag in out
     assert "(default: 4)" in out and "(default: 0.0001)" in out
+    # a loss weight left unset shows the weight it stands for, not "None"
+    import re
+
+    from deltaz.ops.losses import LossWeights
+
+    flat = re.sub(r"\s+", " ", out)
+    assert f"consistency loss (default: {LossWeights().multiview})" in flat
+    assert f"magnitude loss (default: {LossWeights().magnitude})" in flat

@@ -20,7 +20,7 @@ from typing import Any
 from deltaz.core.errors import ConfigError, DeltaZError
 from deltaz.engine import checkpoint as ckpt
 from deltaz.engine import distributed as ddp
-from deltaz.engine.config import CHOICES, TrainConfig
+from deltaz.engine.config import CHOICES, DEFAULT_CONFIDENCE_WEIGHT, LOSS_WEIGHT_FIELDS, TrainConfig
 from deltaz.engine.device import resolve_device
 from deltaz.engine.train.loop import train
 
@@ -35,6 +35,16 @@ def _value_type(hint: Any) -> tuple[Any, bool]:
     if typing.get_origin(inner) is list:
         return typing.get_args(inner)[0], True
     return inner, False
+
+
+def _shown_default(defaults: TrainConfig, name: str) -> str:
+    """`` (default: …)`` for a flag's help: a loss weight's ``None`` shows the weight it stands for."""
+    if name == "device":
+        return ""
+    if name == "w_confidence":
+        return f" (default: {DEFAULT_CONFIDENCE_WEIGHT} with --confidence, else unused)"
+    value = getattr(defaults.loss_weights(), name[2:]) if name in LOSS_WEIGHT_FIELDS else getattr(defaults, name)
+    return f" (default: {value})"
 
 
 def config_flags() -> list[tuple[str, str, dict[str, Any]]]:
@@ -53,8 +63,7 @@ def config_flags() -> list[tuple[str, str, dict[str, Any]]]:
             const = not getattr(defaults, f.name)
             kwargs = {"action": "store_const", "const": const, "help": help_text}
         else:
-            shown = "" if f.name == "device" else f" (default: {getattr(defaults, f.name)})"
-            kwargs = {"help": help_text + shown, **meta}
+            kwargs = {"help": help_text + _shown_default(defaults, f.name), **meta}
             if kind is not str:
                 kwargs["type"] = kind
             if is_list:
