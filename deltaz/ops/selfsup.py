@@ -149,9 +149,11 @@ def photometric_loss_map(
 
 
 def photometric_loss(depth_ref: torch.Tensor, image_ref: torch.Tensor, image_src: torch.Tensor, multiview: MultiView,
-                     alpha: float = SSIM_ALPHA, normalise_exposure: bool = True) -> torch.Tensor:
+                     alpha: float = SSIM_ALPHA, normalise_exposure: bool = True,
+                     occlusion_tol_rel: float = 0.02) -> torch.Tensor:
     """Mean of :func:`photometric_loss_map` over the pixels that count (a scalar in image units)."""
-    error, keep = photometric_loss_map(depth_ref, image_ref, image_src, multiview, alpha, normalise_exposure)
+    error, keep = photometric_loss_map(depth_ref, image_ref, image_src, multiview, alpha, normalise_exposure,
+                                       occlusion_tol_rel)
     return _masked_mean(error, keep)
 
 

@@ -16,7 +16,8 @@ drew, so a notebook cell or a test can drive it without a browser and assert::
 the PNG bytes shown, ``viewer.last_figure`` the :class:`matplotlib.figure.Figure` they came from (not
 registered with pyplot, so nothing leaks), ``viewer.refresh()`` redraws. ``views`` may be view dicts, a
 loader ``(scan, view_id) -> dict`` or a :class:`~deltaz.core.batch.MultiViewBatch`.
-Used by the course notebooks 01 (data), 02 (cameras and reprojection) and 03 (losses).
+Used by the course notebooks (01 data, 02 cameras and reprojection, 05 losses, 07 evaluation, 08 extensions, 09
+self-supervision) and the appendix.
 
 Modules: :mod:`~deltaz.course.widgets.viewer` (the box and shared controls),
 :mod:`~deltaz.course.widgets.sources` (where views come from), :mod:`~deltaz.course.widgets.depth`,
