@@ -30,7 +30,8 @@ from deltaz.core.errors import ConfigError, DataError
 from deltaz.ops.mvs.filter import FILTER_DEFAULTS, geometric_filter
 from deltaz.ops.mvs.sweep import SWEEP_DEFAULTS, plane_sweep
 
-__all__ = ["SWEEP_DIR", "SCAN_DEFAULTS", "sweep_scan", "load_sweep", "sweep_settings", "widened_range", "publish", "load_depth_file"]
+__all__ = ["SWEEP_DIR", "SCAN_DEFAULTS", "sweep_scan", "load_sweep", "sweep_settings", "widened_range", "publish",
+           "load_depth_file"]
 
 #: Name of the cache folder inside a scan.
 SWEEP_DIR = "planesweep"
