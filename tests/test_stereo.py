@@ -31,20 +31,21 @@ def _depth(scene, ref, src, **kw):
 # vertical: transposed), 2 diagonal: each orientation must give the plane's depth
 @pytest.mark.parametrize("ref, src", [(0, 1), (1, 0), (0, 3), (3, 0), (0, 2)])
 def test_stereo_recovers_a_slanted_plane_in_every_pair_orientation(scene, ref, src):
-    depth = _depth(scene, ref, src)
+    # the 64x80 image is small for these baselines: clip the search to what leaves half the image matchable
+    depth = _depth(scene, ref, src, clip_range=True)
     truth = scene.depth(ref).numpy()
     assert depth.shape == truth.shape and depth.dtype == np.float32
     valid = depth > 0
-    # SGBM leaves the first min+num disparity columns of its left image unmatched: a third of this small image
-    assert valid.mean() > 0.3, f"SGBM matched only {valid.mean():.0%} of the pixels"
+    # SGBM leaves the first min+num disparity columns of its left image unmatched: up to half of the image
+    assert valid.mean() > 0.25, f"SGBM matched only {valid.mean():.0%} of the pixels"
     error = np.abs(depth[valid] - truth[valid])
-    # measured 1.1-1.7 mm median, 2.9-4.2 mm 90th percentile (a disparity step of 1/16 px is ~0.7 mm here)
+    # measured 1.0-1.8 mm median, 2.8-4.2 mm 90th percentile (a disparity step of 1/16 px is ~0.7 mm here)
     assert np.median(error) < 2.5, f"median error {np.median(error):.2f} mm (plane at ~600 mm)"
     assert np.percentile(error, 90) < 8.0
 
 
 def test_upsampling_changes_the_match_not_the_scale(scene):
-    coarse, fine = _depth(scene, 0, 1, upsample=1), _depth(scene, 0, 1, upsample=2)
+    coarse, fine = _depth(scene, 0, 1, upsample=1, clip_range=True), _depth(scene, 0, 1, upsample=2, clip_range=True)
     both = (coarse > 0) & (fine > 0)
     assert both.mean() > 0.4
     assert abs(np.median(coarse[both] - fine[both])) < 2.0
@@ -54,6 +55,18 @@ def test_a_pair_whose_disparities_do_not_fit_returns_none(scene):
     # a 10 mm depth range at ~1 mm: disparities far wider than the 80 px image
     assert mvs.stereo_depth(scene.image(0).numpy(), scene.K.numpy(), scene.E[0].numpy(), scene.image(1).numpy(),
                             scene.K.numpy(), scene.E[1].numpy(), 1.0, 10.0) is None
+
+
+def test_a_range_too_wide_for_the_image_is_clipped_to_its_far_end_on_request(scene):
+    # 100-720 mm needs disparities of 42-300 px at 2x (160 px wide, half of it to stay matchable): only the far
+    # part fits
+    args = (scene.image(0).numpy(), scene.K.numpy(), scene.E[0].numpy(), scene.image(1).numpy(), scene.K.numpy(),
+            scene.E[1].numpy(), 100.0, 720.0)
+    assert mvs.stereo_depth(*args) is None
+    depth = mvs.stereo_depth(*args, clip_range=True)
+    truth = scene.depth(0).numpy()
+    valid = depth > 0
+    assert valid.mean() > 0.3 and np.median(np.abs(depth[valid] - truth[valid])) < 2.5
 
 
 @pytest.mark.parametrize("change, match", [

@@ -30,6 +30,8 @@ __all__ = ["STEREO_DEFAULTS", "stereo_depth"]
 
 #: Options of :func:`stereo_depth` that change its result.
 STEREO_DEFAULTS: dict[str, Any] = {"upsample": 2}
+#: Share of the rectified width that must stay matchable (right of ``minDisparity + numDisparities``).
+MATCHED_SHARE = 0.5
 
 
 def _cv2() -> Any:
@@ -68,15 +70,19 @@ def _rectify(K1, E1, K2, E2, size, cv2):
     return R1, P1, R2, P2
 
 
-def _match(left: np.ndarray, right: np.ndarray, low_px: float, high_px: float, cv2: Any) -> np.ndarray | None:
-    """SGBM disparity (px, NaN = none) of ``left`` searched over ``[low_px, high_px]``; None when the image is
-    too narrow for that range."""
-    block = SGBM_PARAMS["blockSize"]
+def _match(left: np.ndarray, right: np.ndarray, low_px: float, high_px: float, cv2: Any,
+           clip_range: bool) -> np.ndarray | None:
+    """SGBM disparity (px, NaN = none) of ``left`` searched over ``[low_px, high_px]``.
+
+    SGBM leaves the first ``minDisparity + numDisparities`` columns unmatched, so the search must end by half
+    the width (:data:`MATCHED_SHARE`) for at least half of the image to get a depth. When the range does not
+    fit: None, or with ``clip_range`` the range cut at its large-disparity (near) end."""
     first = int(np.floor(low_px))
     count = int(np.ceil((high_px - first) / 16.0)) * 16
-    count = min(count, (left.shape[1] - first - block) // 16 * 16)
-    if count < 16:
+    room = (int(left.shape[1] * (1 - MATCHED_SHARE)) - first) // 16 * 16
+    if count > room and not clip_range or room < 16:
         return None
+    count = min(count, room)
     params = {**SGBM_PARAMS, "minDisparity": first, "numDisparities": count}
     disparity = cv2.StereoSGBM_create(**params).compute(left, right).astype(np.float32) / 16.0
     disparity[disparity < first] = np.nan
@@ -96,7 +102,7 @@ def _oriented(r1: np.ndarray, r2: np.ndarray, P2: np.ndarray) -> tuple[np.ndarra
 
 
 def stereo_depth(image_ref, K_ref, E_ref, image_src, K_src, E_src, low_mm: float, high_mm: float,
-                 upsample: int = STEREO_DEFAULTS["upsample"]) -> np.ndarray | None:
+                 upsample: int = STEREO_DEFAULTS["upsample"], clip_range: bool = False) -> np.ndarray | None:
     """SGBM depth of the reference view from one source view.
 
     Args:
@@ -104,9 +110,11 @@ def stereo_depth(image_ref, K_ref, E_ref, image_src, K_src, E_src, low_mm: float
         K_ref, K_src: ``(3, 3)`` intrinsics at ``(H, W)``; E_ref, E_src: ``(3, 4)`` world-to-camera, mm.
         low_mm, high_mm: the depth range searched (its disparities, rounded out to OpenCV's multiples of 16).
         upsample: the images are matched at ``upsample``× their size (1–4).
+        clip_range: when the pair's disparities do not fit in the rectified image (a near scene, a wide
+            baseline), search the part that fits — the far depths — instead of returning None.
     Returns:
         ``(H, W)`` float32 z-depth in mm of the reference, 0 = hole; None when the pair's disparity range
-        does not fit in the rectified image (try another source).
+        does not fit in the rectified image and ``clip_range`` is off (try another source).
     """
     if upsample not in (1, 2, 3, 4):
         raise ConfigError(f"upsample: expected 1, 2, 3 or 4, got {upsample!r}")
@@ -122,7 +130,7 @@ def stereo_depth(image_ref, K_ref, E_ref, image_src, K_src, E_src, low_mm: float
                       cv2.INTER_LINEAR) for img, K, R, P in ((image_ref, K1, R1, P1), (image_src, K2, R2, P2))]
     left, right, transposed, mirrored = _oriented(*rect, P2)
     focal_baseline = abs(P2[1, 3] if transposed else P2[0, 3])  # f'·B, px·mm
-    disparity = _match(left, right, focal_baseline / high_mm, focal_baseline / low_mm, cv2)
+    disparity = _match(left, right, focal_baseline / high_mm, focal_baseline / low_mm, cv2, clip_range)
     if disparity is None:
         return None
     if mirrored:

@@ -5,7 +5,8 @@
       settings.json         the options that made it, written last: the completion marker
 
 Each reference view is matched against ``pair.txt``'s best source whose disparity range fits the rectified
-image (up to ``num_src`` are tried; a view none fits is all holes). The depth range searched is the scan's
+image (up to ``num_src`` are tried). When none fits (a near scene), the best source is matched over the part
+of the range that fits, its far end; a view even that fails is all holes. The depth range searched is the scan's
 ``meta.json`` range widened as the plane sweep's (:func:`deltaz.ops.mvs.scan.widened_range`). Built in
 ``<scan>/.tmp-sgbm-<pid>`` and renamed when complete; a call with the same options reuses it.
 """
@@ -30,7 +31,7 @@ __all__ = ["STEREO_DIR", "stereo_scan", "load_stereo"]
 #: Name of the cache folder inside a scan.
 STEREO_DIR = "sgbm"
 #: Version of what :func:`stereo_scan` writes; a change recomputes old caches.
-_VERSION = 1
+_VERSION = 2
 
 
 def _settings(scan_dir: Path, num_src: int, upsample: int) -> dict:
@@ -46,10 +47,11 @@ def _view_depth(scan_dir: Path, view_id: int, sources: list[int], settings: dict
     if "image" not in ref:
         raise DataError(f"{scan_dir / 'images' / f'{view_id:03d}.png'}: missing image; SGBM needs images/")
     low, high = settings["depth_range_mm"]
-    for src_id in sources:
+    tries = [(src_id, False) for src_id in sources] + [(sources[0], True)]
+    for src_id, clip_range in tries:
         src = load_view(scan_dir, src_id, with_image=True, with_initial=False)
         depth = stereo_depth(ref["image"], ref["intrinsics"], ref["extrinsics"], src["image"], src["intrinsics"],
-                             src["extrinsics"], low, high, upsample=settings["upsample"])
+                             src["extrinsics"], low, high, upsample=settings["upsample"], clip_range=clip_range)
         if depth is not None:
             return depth
     return np.zeros_like(ref["depth"])
