@@ -26,10 +26,11 @@ from deltaz.ops.selfsup import photometric_loss_map
 __all__ = ["GATE_MARGIN", "photometric_gate", "gate_correction"]
 
 #: Default margin (photometric error units, ~[0, 1]): 0, any photometric improvement. Chosen on the design data
-#: with the checkpoint of ``make demo`` at commit 6ea4209 (3 lights): synthetic validation scans 9 and 10 of ``make demo`` (raw plane-sweep input: covered
-#: MAE 11.68 -> 11.47 mm ungated and gated, harm 4.5 -> 1.0 %, good pixels 1.18 -> 0.88 mm against the input's
-#: 0.90) and the left half of Middlebury's Motorcycle (SGBM input: harm 14.0 -> 3.3 %, good pixels 3.40 -> 1.26 mm
-#: against 1.00). A margin of 0.01 harmed less (0.3 %, 0.5 %) but gave back half the synthetic gain (11.57 mm).
+#: with the checkpoint of ``make demo`` at commit 6ea4209 (3 lights): the demo's synthetic validation scans 9
+#: and 10 (raw plane-sweep input: covered MAE 11.68 -> 11.47 mm ungated and gated, harm 4.5 -> 1.0 %, good
+#: pixels 1.18 -> 0.88 mm against the input's 0.90) and the left half of Middlebury's Motorcycle (SGBM input:
+#: harm 14.0 -> 3.3 %, good pixels 3.40 -> 1.26 mm against 1.00). A margin of 0.01 harmed less (0.3 %, 0.5 %)
+#: but gave back half the synthetic gain (11.57 mm).
 GATE_MARGIN = 0.0
 
 
