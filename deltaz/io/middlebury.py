@@ -33,6 +33,7 @@ from deltaz.core.errors import DataError
 __all__ = [
     "MOTORCYCLE_CALIBRATION",
     "SGBM_PARAMS",
+    "grey_u8",
     "WLS_PARAMS",
     "disparity_to_depth",
     "resize_nearest",
@@ -162,8 +163,8 @@ def load_motorcycle(size: tuple[int, int] = (125, 185), median_depth_mm: float =
         "E_right": E_right,
         "scale": scale,
         "baseline_mm": baseline,
-        "grey_left_full": _grey(left),
-        "grey_right_full": _grey(right),
+        "grey_left_full": grey_u8(left),
+        "grey_right_full": grey_u8(right),
         "rgb_left_full": np.ascontiguousarray(left),
         "rgb_right_full": np.ascontiguousarray(right),
         "disparity_full": np.asarray(disparity, dtype=np.float32),
@@ -172,8 +173,9 @@ def load_motorcycle(size: tuple[int, int] = (125, 185), median_depth_mm: float =
     }
 
 
-def _grey(rgb: np.ndarray) -> np.ndarray:
-    """Rec. 601 luminance ``0.299 R + 0.587 G + 0.114 B`` as uint8 (OpenCV's RGB2GRAY, up to rounding)."""
+def grey_u8(rgb: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` RGB in 0…255 → Rec. 601 luminance ``0.299 R + 0.587 G + 0.114 B`` as uint8 (OpenCV's
+    RGB2GRAY, up to rounding): what SGBM matches, here and in :mod:`deltaz.ops.mvs.stereo`."""
     luma = np.asarray(rgb, dtype=np.float64) @ np.array([0.299, 0.587, 0.114])
     return np.ascontiguousarray(np.clip(np.round(luma), 0, 255).astype(np.uint8))
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from deltaz.core.errors import ConfigError, DataError
-from deltaz.io.middlebury import SGBM_PARAMS
+from deltaz.io.middlebury import SGBM_PARAMS, grey_u8
 
 __all__ = ["STEREO_DEFAULTS", "stereo_depth"]
 
@@ -43,9 +43,9 @@ def _cv2() -> Any:
 
 
 def _grey_u8(image: np.ndarray, upsample: int, cv2: Any) -> np.ndarray:
-    """``(3, H, W)`` RGB in [0, 1] → ``(H·u, W·u)`` uint8 luminance (Rec. 601), bicubic upsampled."""
-    luma = np.tensordot(np.array([0.299, 0.587, 0.114]), np.asarray(image, dtype=np.float64), axes=1)
-    grey = np.clip(np.round(luma * 255.0), 0, 255).astype(np.uint8)
+    """``(3, H, W)`` RGB in [0, 1] → ``(H·u, W·u)`` uint8 luminance (:func:`deltaz.io.middlebury.grey_u8`),
+    bicubic upsampled."""
+    grey = grey_u8(np.moveaxis(np.asarray(image, dtype=np.float64), 0, -1) * 255.0)
     h, w = grey.shape
     return cv2.resize(grey, (w * upsample, h * upsample), interpolation=cv2.INTER_CUBIC) if upsample > 1 else grey
 
