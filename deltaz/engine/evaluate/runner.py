@@ -58,8 +58,6 @@ def _image_policy(data_root: Path, scans: Mapping[str, Any], refiners: Mapping[s
     """``(baselines kept, use_images)``: without images on every scan the image baselines (and the ``gate``
     row) are skipped with a note, and a refiner that takes images raises :class:`DataError`."""
     needing = {name for name, (model, _) in refiners.items() if needs_images(model)}
-    if gate:
-        needing.add("deltaz+gate")
     needing |= {n for n in names if n in NEEDS_IMAGE}
     all_have_images = all(bool(layout.read_meta(root / s).get("has_images"))
                           for root, group in ((data_root, scans["eval"]), (scans["split_root"], scans["val"]))
@@ -71,7 +69,7 @@ def _image_policy(data_root: Path, scans: Mapping[str, Any], refiners: Mapping[s
         if skipped:
             notes.append(f"skipped {skipped}: the scans have no images")
         names = [n for n in names if n not in NEEDS_IMAGE]
-    return names, all_have_images and bool(needing & (set(refiners) | set(names) | {"deltaz+gate"}))
+    return names, all_have_images and (gate or bool(needing))
 
 
 def _gate_methods(model, dev, train_config, use_images: bool, num_src_views: int) -> dict[str, Method]:
