@@ -113,6 +113,29 @@ def test_visibility_from_source_depths_drops_occluded_pixels():
     assert float(error[keep].mean()) < 0.25 * float(error_blind[keep_blind].mean()) and keep.sum() < keep_blind.sum()
 
 
+def test_visibility_reads_source_depths_coarser_than_the_source_images():
+    """Images at 2× the depth grid (``K_src`` for the image): the source depth is read at the scaled landing point."""
+    pair = _stereo_pair()
+    x = _inputs(pair)
+    occluded = pair["image_src"].clone()
+    occluded[..., 10:20] = 0.0
+    image_src_2x = torch.nn.functional.interpolate(occluded, scale_factor=2, mode="nearest")[:, None]
+    K_src_2x = x.K_src.clone()
+    K_src_2x[..., :2, :] *= 2
+    depth_src = pair["depth"].clone()[None, None]  # on the depth grid, H×W
+    depth_src[..., 10:20] = 300.0
+    blind = MultiView(x.K, x.E, None, K_src_2x, x.E_src)
+    seeing = MultiView(x.K, x.E, depth_src, K_src_2x, x.E_src)
+    args = (pair["depth"][None], x.image, image_src_2x)
+    error_blind, keep_blind = selfsup.photometric_loss_map(*args, blind, normalise_exposure=False)
+    error, keep = selfsup.photometric_loss_map(*args, seeing, normalise_exposure=False)
+    clean = torch.nn.functional.interpolate(pair["image_src"], scale_factor=2, mode="nearest")[:, None]
+    error_clean, _ = selfsup.photometric_loss_map(pair["depth"][None], x.image, clean, blind, normalise_exposure=False)
+    excess_blind = float((error_blind - error_clean)[keep_blind].mean())
+    excess = float((error - error_clean)[keep].mean())  # what the occluder adds to the pixels that still count
+    assert excess_blind > 0.05 and excess < 0.25 * excess_blind and keep.sum() < keep_blind.sum()
+
+
 def test_geometric_zero_on_consistent_depths_positive_with_gradient_otherwise():
     pair = _stereo_pair()
     x = _inputs(pair)

@@ -115,7 +115,8 @@ def photometric_loss_map(
         image_src: ``(B, S, 3, H', W')`` in [0, 1] (may be larger than the depth: ``K_src`` is for ``H'×W'``).
         multiview: :class:`deltaz.core.batch.MultiView`: ``K_ref (B, 3, 3)`` for ``H×W``, ``E_ref (B, 3|4, 4)``,
             ``K_src (B, S, 3, 3)``, ``E_src (B, S, 3|4, 4)`` world-to-camera, and ``depth_src``: None (no
-            visibility test) or ``(B, S, H', W')`` mm, the sources' depths (detached here): a point is occluded in
+            visibility test) or ``(B, S, h, w)`` mm, the sources' depths (detached here; ``h×w`` may be the image's
+            grid or a coarser one, ``K`` scaled by ``w/W'``, ``h/H'``): a point is occluded in
             source ``s`` when the source's depth where it lands is in front of it by more than
             ``occlusion_tol_rel`` of its depth (``d_s < (1 − tol)·z_src``, holes count as visible); an occluded
             source does not count for that pixel. This matters with few sources (a stereo pair has one).
@@ -129,8 +130,11 @@ def photometric_loss_map(
         raise DataError(f"image_src must be (B, S, 3, H', W'), got shape {tuple(image_src.shape)}")
     mv = MultiView.coerce(multiview)
     K_ref, E_ref, K_src, E_src, depth_src = mv.K_ref, mv.E_ref, mv.K_src, mv.E_src, mv.depth_src
-    if depth_src is not None and depth_src.shape[-2:] != image_src.shape[-2:]:
-        depth_src = None  # visibility needs the source depth on the image's grid
+    depth_uv_scale = None
+    if depth_src is not None:  # the sources' depths may be coarser than their images (K' = diag(s)·K)
+        depth_uv_scale = torch.tensor([depth_src.shape[-1] / image_src.shape[-1],
+                                       depth_src.shape[-2] / image_src.shape[-2]],
+                                      dtype=depth_ref.dtype, device=depth_ref.device)
     if normalise_exposure:
         image_ref, image_src = _normalise(image_ref), _normalise(image_src)
     best = None
@@ -138,7 +142,8 @@ def photometric_loss_map(
         uv, z_src, valid = reproject(depth_ref, K_ref, E_ref, K_src[:, s], E_src[:, s], src_hw=image_src.shape[-2:])
         warped = sample_pixels(image_src[:, s], uv)
         if depth_src is not None:
-            d_s = sample_pixels(depth_src[:, s:s + 1].detach().to(depth_ref.dtype), uv, mode="nearest")[:, 0]
+            d_s = sample_pixels(depth_src[:, s:s + 1].detach().to(depth_ref.dtype), uv * depth_uv_scale,
+                                mode="nearest")[:, 0]
             valid = valid & ((d_s <= 0) | (d_s >= (1.0 - occlusion_tol_rel) * z_src.detach()))
         warped = torch.where(valid.unsqueeze(1), warped, image_ref)
         error = photometric_error(image_ref, warped, alpha)
