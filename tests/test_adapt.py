@@ -263,3 +263,13 @@ def test_demo_adapt_stage_off_by_default_and_runs(tiny):
     assert demo_adapt_stage(tiny["ck"], tiny["root"], tiny["out"], 0) is None
     report = demo_adapt_stage(tiny["ck"], tiny["root"], tiny["out"], 0.01, progress=False)
     assert report["scans"][0]["scan"] == "scan1" and (tiny["out"] / "report.md").is_file()
+
+
+def test_report_curve_averages_windows_of_steps():
+    from deltaz.engine.adapt.outputs import _curve
+
+    history = [{"step": i + 1, "t_s": 0.5 * (i + 1), "total": float(i % 2), "anchor": 2.0} for i in range(48)]
+    rows = _curve(history, points=8)
+    assert len(rows) == 8 and rows[-1]["step"] == 48 and rows[-1]["t_s"] == 24.0
+    assert all(r["total"] == 0.5 and r["anchor"] == 2.0 for r in rows)  # alternating views average out
+    assert [r["step"] for r in _curve(history[:3])] == [1, 2, 3] and _curve([]) == []

@@ -198,11 +198,18 @@ def _fmt(value: Any) -> str:
 
 
 def _curve(history: list[dict[str, Any]], points: int = 8) -> list[dict[str, Any]]:
-    """About ``points`` evenly spaced records of a loss history (first and last included)."""
-    if len(history) <= points:
-        return history
-    idx = sorted({int(round(x)) for x in np.linspace(0, len(history) - 1, points)})
-    return [history[i] for i in idx]
+    """A loss history as at most ``points`` consecutive windows: each row is a window's last ``step`` and ``t_s``
+    with the mean of each term over the window. Each step sees other reference views, so single steps jump
+    with the views; window means show the trend."""
+    rows: list[dict[str, Any]] = []
+    for window in np.array_split(np.arange(len(history)), max(1, min(points, len(history)))):
+        if len(window) == 0:
+            continue
+        records = [history[i] for i in window]
+        terms = {k for r in records for k in r} - {"step", "t_s"}
+        rows.append({"step": records[-1]["step"], "t_s": records[-1]["t_s"],
+                     **{k: float(np.mean([r.get(k, np.nan) for r in records])) for k in terms}})
+    return rows
 
 
 def report_markdown(report: dict[str, Any]) -> str:
@@ -227,7 +234,9 @@ def report_markdown(report: dict[str, Any]) -> str:
             lines.append(f"{prefix} {method} | {_fmt(row['mae_covered_mm'])} | {_fmt(row['mae_good_mm'])} | "
                          f"{_fmt(row['harm_pct'])} |")
     for entry in report["scans"]:
-        lines += [f"\n## Loss curve: {entry['scan']}\n", "| step | t (s) | " + " | ".join(SELFSUP_TERMS) + " | total |",
+        lines += [f"\n## Loss curve: {entry['scan']}\n",
+                  "Each row: the mean of each term over a window of consecutive steps (steps see different views).\n",
+                  "| to step | t (s) | " + " | ".join(SELFSUP_TERMS) + " | total |",
                   "|---" * (len(SELFSUP_TERMS) + 3) + "|"]
         for rec in _curve(entry["history"]):
             lines.append(f"| {rec['step']} | {rec['t_s']} | " +
