@@ -59,6 +59,19 @@ def test_holes_of_the_input_keep_the_refined_value_and_unseen_pixels_the_input(p
     assert torch.equal(gated[:, 5:], init[:, 5:])
 
 
+def test_moves_larger_than_trust_rel_stand_unconfirmed(pair):
+    truth, ref, src, mv = pair
+    broken = _bump(truth, 25.0)  # refuted by the sources; 25 mm is ~4 % of the plane's depth
+    block = (slice(None), slice(22, 38), slice(27, 53))
+    rel = float((25.0 / truth[block]).min())
+    kept = gate_correction(truth, broken, ref, src, mv, trust_rel=0.5 * rel)
+    refused = gate_correction(truth, broken, ref, src, mv, trust_rel=2.0 * rel)
+    assert torch.equal(kept[block], broken[block])
+    assert torch.equal(refused, gate_correction(truth, broken, ref, src, mv))  # small moves are still judged
+    with pytest.raises(DataError, match="trust_rel"):
+        gate_correction(truth, broken, ref, src, mv, trust_rel=-0.1)
+
+
 def test_margin_only_removes_corrections(pair):
     truth, ref, src, mv = pair
     wrong = _bump(truth, 25.0)

@@ -1,7 +1,8 @@
 """Which scans are evaluated, and every view of one scan as the methods see it.
 
 :func:`resolve_scans` recovers the checkpoint's train / validation split; :func:`load_scan_views` loads a
-scan's views with their evaluation-mode initial depths and ``pair.txt`` source views (:class:`ScanViews`).
+scan's views with their evaluation-mode initial depths and ``pair.txt`` source views (:class:`ScanViews`);
+:func:`gate_views` puts a method's depths of those views behind the photometric gate.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from deltaz.data.splits import split_scans
 from deltaz.engine.config import TrainConfig
 from deltaz.io.dtu import layout
 from deltaz.io.dtu.splits import scan_list
+from deltaz.ops.gate import GATE_MARGIN, gate_correction
 
-__all__ = ["EVAL_SPLITS", "ScanViews", "chunks", "load_scan_views", "resolve_scans"]
+__all__ = ["EVAL_SPLITS", "ScanViews", "chunks", "gate_views", "load_scan_views", "resolve_scans"]
 
 #: The ``--split`` choices: the checkpoint's validation / training scans, the scans it never saw, or all.
 EVAL_SPLITS = ("val", "test", "all", "train")
@@ -79,6 +81,26 @@ def chunks(indices: Iterable[int], size: int) -> Iterable[list[int]]:
     indices = list(indices)
     for start in range(0, len(indices), size):
         yield indices[start : start + size]
+
+
+@torch.no_grad()
+def gate_views(views: ScanViews, idx: Sequence[int], refined: torch.Tensor, margin: float = GATE_MARGIN,
+               trust_rel: float | None = None, batch_size: int = 8) -> torch.Tensor:
+    """``refined (B, H, W)`` mm of the views ``idx`` behind :func:`deltaz.ops.gate.gate_correction`: checked
+    against the views' inputs with their ``pair.txt`` sources (the sources' input depths for the visibility
+    test; ``trust_rel`` as there). Needs the scan's images and at least one source view; returns ``(B, H, W)`` mm
+    on the CPU."""
+    idx = list(idx)
+    if views.image is None or views.num_src == 0:
+        raise DataError(f"{views.scan}: the photometric gate needs the scan's images and >= 1 source view")
+    refined = refined.detach().float().cpu()
+    out = []
+    for start in range(0, len(idx), batch_size):
+        part = idx[start:start + batch_size]
+        batch = views.batch(part, images=True)
+        out.append(gate_correction(views.depth_init[part], refined[start:start + len(part)], batch.image[:, 0],
+                                   batch.image[:, 1:], batch.multiview("depth_init"), margin, trust_rel))
+    return torch.cat(out)
 
 
 def load_scan_views(

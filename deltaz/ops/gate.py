@@ -11,8 +11,12 @@ the input's by more than ``margin`` and the input's elsewhere::
     depth_gated = where(err(depth_refined) < err(depth_init) − margin, depth_refined, depth_init)
 
 Pixels that no source sees (out of frame) keep the input; holes of the input keep the refiner's value (a fill,
-or a hole). What it cannot do: confirm a correction at a pixel the sources do not see — an occluded
-background pixel next to a foreground edge, where stereo's fattening errors live — so it keeps the input there.
+or a hole). Optionally (``trust_rel``) a correction larger than that fraction of the input depth stands without
+confirmation: where a plane sweep's outliers live — texture-less surfaces — the photometric comparison is blind,
+so a refiner fitted to the scene's own views (``deltaz adapt``) is trusted there for large moves.
+
+What it cannot do: confirm a correction at a pixel the sources do not see — an occluded background pixel next
+to a foreground edge, where stereo's fattening errors live — so it keeps the input there.
 """
 
 from __future__ import annotations
@@ -57,8 +61,13 @@ def photometric_gate(depth_init: torch.Tensor, depth_refined: torch.Tensor, imag
 
 
 def gate_correction(depth_init: torch.Tensor, depth_refined: torch.Tensor, image_ref: torch.Tensor,
-                    image_src: torch.Tensor, multiview: MultiView, margin: float = GATE_MARGIN) -> torch.Tensor:
-    """``(B, H, W)`` mm: ``depth_refined`` where :func:`photometric_gate` confirms it or the input is a hole,
-    ``depth_init`` elsewhere."""
-    keep = photometric_gate(depth_init, depth_refined, image_ref, image_src, multiview, margin)
-    return torch.where(keep | (depth_init <= 0), depth_refined, depth_init)
+                    image_src: torch.Tensor, multiview: MultiView, margin: float = GATE_MARGIN,
+                    trust_rel: float | None = None) -> torch.Tensor:
+    """``(B, H, W)`` mm: ``depth_refined`` where :func:`photometric_gate` confirms it, the input is a hole, or
+    (``trust_rel``, a fraction) ``|depth_refined − depth_init| > trust_rel · depth_init``; ``depth_init`` elsewhere."""
+    if trust_rel is not None and not trust_rel >= 0:
+        raise DataError(f"trust_rel must be >= 0 or None, got {trust_rel}")
+    keep = photometric_gate(depth_init, depth_refined, image_ref, image_src, multiview, margin) | (depth_init <= 0)
+    if trust_rel is not None:
+        keep = keep | ((depth_refined - depth_init).abs() > trust_rel * depth_init)
+    return torch.where(keep, depth_refined, depth_init)

@@ -14,11 +14,11 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from deltaz.core.errors import ConfigError, DataError
-from deltaz.engine.scans import ScanViews, chunks
+from deltaz.engine.scans import ScanViews, chunks, gate_views
 from deltaz.engine.refine import load_refiner  # noqa: F401 (part of the evaluate API)
 from deltaz.model import refine
 from deltaz.ops.baselines import BASELINES, NEEDS_IMAGE, NEEDS_MULTIVIEW
-from deltaz.ops.gate import GATE_MARGIN, gate_correction
+from deltaz.ops.gate import GATE_MARGIN
 
 __all__ = [
     "CLASSICAL_BASELINES",
@@ -92,10 +92,8 @@ def gated_method(model: torch.nn.Module, device: torch.device | str, keep_holes:
         idx = list(idx)
         if views.image is None or views.num_src == 0:
             raise DataError(f"{views.scan}: the photometric gate needs the scan's images and >= 1 source view")
-        refined = _refine_views(model, views, idx, device, keep_holes=keep_holes)["depth_refined"].float().cpu()
-        batch = views.batch(idx, images=True)
-        return gate_correction(views.depth_init[idx], refined, batch.image[:, 0], batch.image[:, 1:],
-                               batch.multiview("depth_init"), margin)
+        refined = _refine_views(model, views, idx, device, keep_holes=keep_holes)["depth_refined"]
+        return gate_views(views, idx, refined, margin, batch_size=len(idx))
 
     return apply
 
