@@ -62,6 +62,7 @@ def test_adapt_end_to_end_writes_checkpoint_refined_and_report(tiny, capsys):
     assert "Loss curve" in (out / "report.md").read_text()
     refined = np.load(out / "scan1" / "refined" / "000.npy")
     assert refined.shape == (32, 40) and refined.dtype == np.float32 and np.isfinite(refined).all()
+    assert "deltaz+adapt ungated" in entry["scores"] and report["config"]["gate"] is True
     view = load_adapted_view(out / "scan1", 0)
     assert view["depth_init"].shape == refined.shape and view["image"].shape == (3, 32, 40)
     model, config, _ = load_refiner(out / "checkpoints" / "scan1.pt")
@@ -273,3 +274,34 @@ def test_report_curve_averages_windows_of_steps():
     assert len(rows) == 8 and rows[-1]["step"] == 48 and rows[-1]["t_s"] == 24.0
     assert all(r["total"] == 0.5 and r["anchor"] == 2.0 for r in rows)  # alternating views average out
     assert [r["step"] for r in _curve(history[:3])] == [1, 2, 3] and _curve([]) == []
+
+
+def test_gate_hands_out_the_input_or_the_adapted_depth(tiny):
+    from deltaz.engine.adapt import gate_adapted, refine_all
+    from deltaz.engine.evaluate import load_refiner, load_scan_views
+
+    model, _, _ = load_refiner(tiny["ck"])
+    views = load_scan_views(tiny["root"], "scan1", 2, use_images=True)
+    raw = refine_all(model, views, True, "cpu")
+    out = gate_adapted(views, raw)
+    init = views.depth_init
+    assert out.shape == raw.shape and ((out == raw) | (out == init)).all()
+    assert torch.equal(gate_adapted(views, raw, gate=False), raw)
+    stood = (out == raw) & (raw != init)
+    reverted = (out == init) & (raw != init)
+    assert reverted.any() and stood.any()  # the random refiner's corrections are judged pixel by pixel
+
+
+def test_bench_adapt_scores_every_row_and_checks_the_target(tiny, tmp_path, capsys):
+    """benchmarks/bench_adapt.py on a tiny scan for one step: every row scored, the target line printed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_adapt", REPO / "benchmarks" / "bench_adapt.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.json"
+    assert bench.main(["--checkpoint", str(tiny["ck"]), "--synth-root", str(tiny["root"]), "--cases", "nogap",
+                       "--threads", "1", "--config", '{"max_steps": 1}', "--json", str(out)]) == 0
+    pooled = json.loads(out.read_text())["nogap"]["pooled"]
+    assert set(pooled) == set(bench.METHODS) and pooled["input"]["harm_pct"] == 0.0
+    assert "target nogap" in capsys.readouterr().out

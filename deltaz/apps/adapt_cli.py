@@ -45,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "every step)")
     parser.add_argument("--confidence", choices=CONFIDENCE_MODES, default=d.confidence,
                         help="anchor weight: the plane sweep's confidence, the inputs' multi-view agreement, or none")
+    parser.add_argument("--no-gate", action="store_true",
+                        help="write the adapted network's depths as they are (default: behind the photometric gate, "
+                        "the adapted depth only where the source views confirm it or it moved more than "
+                        "--gate-trust-rel of the depth, the input elsewhere)")
+    parser.add_argument("--gate-trust-rel", type=float, default=d.gate_trust_rel, metavar="F",
+                        help=f"moves larger than this fraction of the input depth pass the gate unconfirmed "
+                        f"(default {d.gate_trust_rel})")
     for term in w.as_dict():
         parser.add_argument(f"--w-{term}", type=float, default=getattr(w, term),
                             help=f"weight of the {term} term (default {getattr(w, term)})")
@@ -64,6 +71,7 @@ def config_from_args(args: argparse.Namespace):
     return AdaptConfig(minutes=args.minutes, max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size,
                        num_src_views=args.num_src_views, source_mode=args.source_mode, weights=weights,
                        confidence=args.confidence, normalise_exposure=not args.no_exposure_norm,
+                       gate=not args.no_gate, gate_trust_rel=args.gate_trust_rel,
                        preset=args.preset, seed=args.seed, device=args.device, save_every_s=args.save_every,
                        progress=not args.no_progress)
 

@@ -9,13 +9,14 @@ requested scan and writes, under ``out``::
                                     the run's TrainConfig and model_config inside) for `deltaz evaluate`/`refine`
     <out>/<scan>/                   a train-ready copy of the scan (layout of deltaz.io.dtu.layout: depths/ = its ground
                                     truth or 0, images/, initial/ = the input used), plus refined/{vid:03d}.npy
+                                    (the adapted depths behind the photometric gate, gate_adapted)
     <out>/logs/<scan>/              TensorBoard (loss/adapt/<term>)
     <out>/state/<scan>.pt           resumable state while a scan adapts (removed when it is done)
     <out>/report.md, report.json    loss curves and, where ground truth exists, before/after scores
 
 Every reference view takes its turn (shuffled passes), with its ``pair.txt`` source views; the sources' refined
 depths for the geometric term come from the same network: ``source_mode="cached"`` (default: the last refined
-depth of each view, refreshed every pass and whenever the view is a reference — one forward per step),
+depth of each view, updated whenever the view is a reference, so at most one pass old — one forward per step),
 ``"nograd"`` (recomputed each step without gradient) or ``"grad"`` (recomputed with gradient). Ground truth is
 read only to score. Killable: state and outputs are written atomically, a rerun with the same ``out`` skips
 finished scans and resumes the unfinished one. Units: mm, z-depth, 0 = hole; world-to-camera ``E``.
@@ -23,9 +24,11 @@ finished scans and resumes the unfinished one. Units: mm, z-depth, 0 = hole; wor
 
 from deltaz.engine.adapt.fit import (
     CONFIDENCE_MODES,
+    GATE_TRUST_REL,
     SOURCE_MODES,
     AdaptConfig,
     adapt_scan,
+    gate_adapted,
     refine_all,
     refine_views,
     scan_confidence,
@@ -34,6 +37,6 @@ from deltaz.engine.adapt.fit import (
 )
 from deltaz.engine.adapt.outputs import adapt, adapt_method, demo_adapt_stage, load_adapted_view, run_scans, score_depths
 
-__all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "AdaptConfig", "scan_confidence", "scan_inputs", "refine_views",
-           "refine_all", "adapt_scan", "adapt", "state_path", "adapt_method", "demo_adapt_stage", "load_adapted_view",
-           "run_scans", "score_depths"]
+__all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "GATE_TRUST_REL", "AdaptConfig", "scan_confidence", "scan_inputs",
+           "refine_views", "refine_all", "gate_adapted", "adapt_scan", "adapt", "state_path", "adapt_method",
+           "demo_adapt_stage", "load_adapted_view", "run_scans", "score_depths"]

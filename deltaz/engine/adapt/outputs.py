@@ -22,7 +22,7 @@ import torch
 
 from deltaz.core.errors import DataError
 from deltaz.engine import checkpoint as ckpt
-from deltaz.engine.adapt.fit import AdaptConfig, adapt_scan, refine_all, scan_confidence, state_path
+from deltaz.engine.adapt.fit import AdaptConfig, adapt_scan, gate_adapted, refine_all, scan_confidence, state_path
 from deltaz.engine.device import resolve_device
 from deltaz.engine.refine import load_refiner
 from deltaz.engine.scans import load_scan_views
@@ -54,14 +54,19 @@ def score_depths(pred: torch.Tensor, init: torch.Tensor, gt: torch.Tensor,
             "help_pct": harm["help_pct"], "n_covered": int(covered.sum())}
 
 
-def score_scan(views, before: torch.Tensor, after: torch.Tensor) -> dict[str, dict[str, float]] | None:
-    """Rows ``input``, ``deltaz`` (unadapted), ``deltaz+adapt`` for a scan with ground truth, else None."""
+def score_scan(views, before: torch.Tensor, after: torch.Tensor,
+               ungated: torch.Tensor | None = None) -> dict[str, dict[str, float]] | None:
+    """Rows ``input``, ``deltaz`` (unadapted), ``deltaz+adapt`` (what adaptation hands out) and, when given,
+    ``deltaz+adapt ungated`` (the adapted network's own depths) for a scan with ground truth, else None."""
     gt = views.depth
     if not (gt > 0).any():
         return None
     init = views.depth_init
-    return {"input": score_depths(init, init, gt), "deltaz": score_depths(before, init, gt),
+    rows = {"input": score_depths(init, init, gt), "deltaz": score_depths(before, init, gt),
             "deltaz+adapt": score_depths(after, init, gt)}
+    if ungated is not None:
+        rows["deltaz+adapt ungated"] = score_depths(ungated, init, gt)
+    return rows
 
 
 # =========================================================================== files
@@ -143,14 +148,16 @@ def _adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg, devic
         adapted, info = adapt_scan(model, views, confidence, cfg, keep_holes, state_path(out, scan), writer)
     finally:
         writer.close()
-    after = refine_all(adapted, views, keep_holes, device).cpu()
+    ungated = refine_all(adapted, views, keep_holes, device).cpu()
+    after = gate_adapted(views, ungated, cfg.gate, cfg.gate_trust_rel)
     adapt_info = {"scan": scan, "data_root": str(data_root), "steps": info["steps"],
                   "elapsed_s": round(info["elapsed_s"], 2), "config": cfg.to_dict()}
     write_adapted_checkpoint(out / "checkpoints" / f"{scan}.pt", adapted, source_state, adapt_info)
     write_refined_scan(out, data_root, views, after)
     entry = {"scan": scan, "n_views": len(views), "steps": info["steps"], "adapt_s": round(info["elapsed_s"], 2),
              "total_s": round(time.perf_counter() - t0, 2), "stopped_by": info["stopped_by"],
-             "history": info["history"], "scores": score_scan(views, before, after),
+             "history": info["history"],
+             "scores": score_scan(views, before, after, ungated if cfg.gate else None),
              "checkpoint": str(out / "checkpoints" / f"{scan}.pt"), "refined": str(out / scan / "refined")}
     (out / "state" / f"{scan}.pt").unlink(missing_ok=True)
     ckpt_entry = out / "scans" / f"{scan}.json"
@@ -268,7 +275,8 @@ def adapt_method(model: torch.nn.Module, device, keep_holes: bool, data_root: st
                 raise DataError(f"{views.scan}: the adapted views {full.view_ids[:4]}... differ from the evaluated ones")
             confidence = scan_confidence(data_root, views.scan, full, preset, cfg.confidence)
             adapted, _ = adapt_scan(model, full, confidence, cfg, keep_holes)
-            done[views.scan] = refine_all(adapted, full, keep_holes, device).cpu()
+            done[views.scan] = gate_adapted(full, refine_all(adapted, full, keep_holes, device).cpu(), cfg.gate,
+                                            cfg.gate_trust_rel)
         return done[views.scan][list(idx)]
 
     return apply
