@@ -143,10 +143,11 @@ def ablation(model, keep, root: Path, cfg: AdaptConfig) -> list[dict]:
     for drop in (None, *SELFSUP_TERMS):
         weights = cfg.weights if drop is None else replace(cfg.weights, **{drop: 0.0})
         r = run_scan(model, keep, root, scan, replace(cfg, preset="planesweep", weights=weights))
-        s = r["scores"]["all"]["deltaz+adapt"]
-        rows.append({"dropped": drop or "none", **s})
+        s, u = r["scores"]["all"]["deltaz+adapt"], r["scores"]["all"]["adapt ungated"]
+        rows.append({"dropped": drop or "none", **s, "ungated": u})
         print(f"  without {drop or '(nothing)':<12} MAE {s['mae_covered_mm']:.3f} mm, good {s['mae_good_mm']:.3f} mm, "
-              f"harm {s['harm_pct']:.2f} %  (unadapted MAE {r['scores']['all']['deltaz']['mae_covered_mm']:.3f})")
+              f"harm {s['harm_pct']:.2f} %; ungated {u['mae_covered_mm']:.3f} mm, harm {u['harm_pct']:.2f} %  "
+              f"(unadapted MAE {r['scores']['all']['deltaz']['mae_covered_mm']:.3f}, {r['steps']} steps)")
     return rows
 
 
