@@ -103,8 +103,8 @@ def test_source_modes_step(tiny, mode):
 
 def test_resume_after_kill_leaves_no_half_written_file(tiny):
     out = tiny["out"]
-    cmd = [sys.executable, "-m", "deltaz", *_adapt_args(tiny, "--max-steps", "100000", "--save-every", "0",
-                                                        "--threads", "1")]
+    cmd = [sys.executable, "-m", "deltaz", *_adapt_args(tiny, "--max-steps", "100000", "--max-passes", "0",
+                                                        "--save-every", "0", "--threads", "1")]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = out / "state" / "scan1.pt"
     deadline = time.time() + 60
@@ -118,7 +118,7 @@ def test_resume_after_kill_leaves_no_half_written_file(tiny):
     done = int(saved["step"])
     assert done >= 1
     assert not (out / "scan1").exists() and not (out / "checkpoints" / "scan1.pt").exists()
-    assert main(_adapt_args(tiny, "--max-steps", str(done + 2))) == 0  # resumes from the state
+    assert main(_adapt_args(tiny, "--max-steps", str(done + 2), "--max-passes", "0")) == 0  # resumes from the state
     entry = json.loads((out / "report.json").read_text())["scans"][0]
     assert entry["steps"] == done + 2 and entry["history"][0]["step"] == 1
     assert not list(out.rglob(".*.tmp")) and not state.exists()
@@ -128,6 +128,7 @@ def test_resume_after_kill_leaves_no_half_written_file(tiny):
     (["--checkpoint", "missing.pt"], "missing.pt"),
     (["--scans", "scan9"], "scan9"),
     (["--minutes", "-1"], "minutes"),
+    (["--max-passes", "-1"], "max_passes"),
     (["--preset", "bogus"], "preset"),
 ])
 def test_bad_input_one_clear_line(tiny, capsys, args, needle):
@@ -305,3 +306,35 @@ def test_bench_adapt_scores_every_row_and_checks_the_target(tiny, tmp_path, caps
     pooled = json.loads(out.read_text())["nogap"]["pooled"]
     assert set(pooled) == set(bench.METHODS) and pooled["input"]["harm_pct"] == 0.0
     assert "target nogap" in capsys.readouterr().out
+
+
+def test_passes_cap_the_steps_and_cosine_decays_the_rate(tiny):
+    from deltaz.engine.adapt import AdaptConfig, adapt_scan, scan_confidence, step_limit
+    from deltaz.engine.adapt.fit import _lr
+    from deltaz.engine.evaluate import load_refiner, load_scan_views
+
+    assert step_limit(AdaptConfig(max_passes=2.0, batch_size=2), 49) == 50  # 2 passes of 25 steps (49 views, 2 a step)
+    assert step_limit(AdaptConfig(max_passes=1.5, batch_size=2), 2) == 2
+    assert step_limit(AdaptConfig(max_passes=2.0, max_steps=10), 49) == 10
+    assert step_limit(AdaptConfig(max_passes=None), 49) is None
+    cosine = AdaptConfig(lr=1e-3, lr_schedule="cosine", minutes=1.0)
+    rates = [_lr(cosine, 0.0, step, 10) for step in range(11)]
+    assert rates[0] == pytest.approx(1e-3) and rates[5] == pytest.approx(5e-4) and rates[10] == pytest.approx(0.0)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert _lr(cosine, 45.0, 0, None) == pytest.approx(5e-4 * (1 + np.cos(0.75 * np.pi)))  # time used: 3/4
+    assert _lr(AdaptConfig(lr=1e-3), 45.0, 9, 10) == 1e-3
+
+    model, _, _ = load_refiner(tiny["ck"])
+    views = load_scan_views(tiny["root"], "scan1", 2, use_images=True)
+    conf = scan_confidence(tiny["root"], "scan1", views, "mvs", "agreement")
+    _, info = adapt_scan(model, views, conf, AdaptConfig(max_passes=2.0, lr_schedule="cosine", progress=False))
+    assert info["steps"] == 4 and info["stopped_by"] == "max_passes"  # 3 views, 2 a step: 2 steps a pass
+
+
+@pytest.mark.parametrize("field, value", [("max_passes", 0.0), ("lr_schedule", "step")])
+def test_bad_schedule_settings_are_refused(field, value):
+    from deltaz.core.errors import ConfigError
+    from deltaz.engine.adapt import AdaptConfig
+
+    with pytest.raises(ConfigError, match=field):
+        AdaptConfig(**{field: value})

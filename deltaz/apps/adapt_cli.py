@@ -16,7 +16,7 @@ import sys
 import torch
 
 from deltaz.core.errors import DeltaZError
-from deltaz.engine.adapt import CONFIDENCE_MODES, SOURCE_MODES, AdaptConfig, adapt
+from deltaz.engine.adapt import CONFIDENCE_MODES, LR_SCHEDULES, SOURCE_MODES, AdaptConfig, adapt
 from deltaz.ops.corrupt import parse_initial_mix
 from deltaz.ops.selfsup import SelfSupWeights
 
@@ -32,12 +32,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=d.minutes,
                         help=f"adaptation time per scan in minutes (default {d.minutes})")
     parser.add_argument("--max-steps", type=int, default=None, help="also stop after this many steps per scan")
+    parser.add_argument("--max-passes", type=float, default=d.max_passes, metavar="P",
+                        help="also stop after P passes over the scan's views, each view a reference once per pass "
+                        f"(default {d.max_passes}; none: 0)")
     parser.add_argument("--out", required=True, help="output folder: checkpoints/, <scan>/refined/, report.md")
     parser.add_argument("--preset", default=d.preset, metavar="MODEL",
                         help="initial depth of scans without initial/: planesweep (deltaz.ops.mvs on the images), mvs, "
                         f"mde, noise, none (simulated) or a mix (default {d.preset})")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
+                        help=f"constant, or cosine decay to 0 over the minutes/steps/passes budget (default {d.lr_schedule})")
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help="reference views per step")
     parser.add_argument("--num-src-views", type=int, default=d.num_src_views, help="pair.txt sources per reference")
     parser.add_argument("--source-mode", choices=SOURCE_MODES, default=d.source_mode,
@@ -68,7 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace):
     """The :class:`deltaz.engine.adapt.AdaptConfig` of the parsed flags."""
     weights = SelfSupWeights(**{t: getattr(args, f"w_{t}") for t in SelfSupWeights().as_dict()})
-    return AdaptConfig(minutes=args.minutes, max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size,
+    return AdaptConfig(minutes=args.minutes, max_steps=args.max_steps, max_passes=args.max_passes or None,
+                       lr=args.lr, lr_schedule=args.lr_schedule, batch_size=args.batch_size,
                        num_src_views=args.num_src_views, source_mode=args.source_mode, weights=weights,
                        confidence=args.confidence, normalise_exposure=not args.no_exposure_norm,
                        gate=not args.no_gate, gate_trust_rel=args.gate_trust_rel,

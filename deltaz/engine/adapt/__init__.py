@@ -25,6 +25,7 @@ finished scans and resumes the unfinished one. Units: mm, z-depth, 0 = hole; wor
 from deltaz.engine.adapt.fit import (
     CONFIDENCE_MODES,
     GATE_TRUST_REL,
+    LR_SCHEDULES,
     SOURCE_MODES,
     AdaptConfig,
     adapt_scan,
@@ -34,9 +35,10 @@ from deltaz.engine.adapt.fit import (
     scan_confidence,
     scan_inputs,
     state_path,
+    step_limit,
 )
 from deltaz.engine.adapt.outputs import adapt, adapt_method, demo_adapt_stage, load_adapted_view, run_scans, score_depths
 
-__all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "GATE_TRUST_REL", "AdaptConfig", "scan_confidence", "scan_inputs",
+__all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "LR_SCHEDULES", "GATE_TRUST_REL", "step_limit", "AdaptConfig", "scan_confidence", "scan_inputs",
            "refine_views", "refine_all", "gate_adapted", "adapt_scan", "adapt", "state_path", "adapt_method",
            "demo_adapt_stage", "load_adapted_view", "run_scans", "score_depths"]

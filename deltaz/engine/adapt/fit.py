@@ -6,6 +6,7 @@ Units: mm, z-depth, 0 = hole; world-to-camera ``E``. The run over many scans and
 from __future__ import annotations
 
 import copy
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -22,7 +23,7 @@ from deltaz.model import refine
 from deltaz.ops.mvs import load_sweep
 from deltaz.ops.selfsup import SelfSupInputs, SelfSupWeights, input_agreement, selfsup_losses
 
-__all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "GATE_TRUST_REL", "AdaptConfig", "scan_confidence", "scan_inputs",
+__all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "LR_SCHEDULES", "MAX_PASSES", "GATE_TRUST_REL", "step_limit", "AdaptConfig", "scan_confidence", "scan_inputs",
            "refine_views", "refine_all", "gate_adapted", "adapt_scan", "state_path"]
 
 SOURCE_MODES = ("cached", "nograd", "grad")
@@ -33,6 +34,18 @@ SOURCE_MODES = ("cached", "nograd", "grad")
 #: only) 7.2 and 3.1 % below; with 0.02 more gain, but harm 0.53 points above on the ``mvs`` input.
 GATE_TRUST_REL = 0.04
 CONFIDENCE_MODES = ("auto", "sweep", "agreement", "none")
+#: "cosine": the rate decays from ``lr`` to 0 over the budget (minutes, steps or passes, whichever is used up
+#: furthest). Not the default: on the design scans (seed 5, plane-sweep input, 800 steps ≈ 3 minutes on 2 threads)
+#: the gated gain on the unadapted refiner was 11.5 % at a constant 1e-4, 6.1 % cosine from 1e-4 and 12.2 % cosine
+#: from 3e-4, but cosine from 3e-4 drifted on a held-out seed-23 scan (MAE 17.0 -> 19.7 mm; its whole-scan
+#: objective rose from 0.082 to 0.109 as the geometric and smoothness terms grew), as a constant 2e-4 and
+#: cosine from 5e-4 did on a design scan.
+LR_SCHEDULES = ("constant", "cosine")
+#: Default pass cap: a scan of few views gets many passes in its minutes and drifts. Middlebury's 2-view pair
+#: (left half, the design half; gated): 12.87 / 12.80 / 12.78 mm and harm_pct 3.4 / 2.0 / 3.1 % after 20 / 40 / 70
+#: passes, but 13.51 mm and 18.4 % after 3 minutes (about 700 passes). A 49-view scan gets 32–38 passes in 3
+#: minutes on a 2-core CPU, so the cap leaves it alone there.
+MAX_PASSES = 40.0
 
 
 @dataclass
@@ -41,7 +54,9 @@ class AdaptConfig:
 
     minutes: float = 3.0
     max_steps: int | None = None  # also stop after this many steps per scan (tests, benchmarks)
-    lr: float = 1e-4
+    lr: float = 1e-4  # Adam's rate (the peak of a schedule)
+    lr_schedule: str = "constant"  # or "cosine" (see LR_SCHEDULES)
+    max_passes: float | None = MAX_PASSES  # also stop after this many passes over the views (see MAX_PASSES)
     batch_size: int = 2  # reference views per step
     num_src_views: int = 2  # pair.txt sources per reference
     source_mode: str = "cached"
@@ -64,6 +79,8 @@ class AdaptConfig:
             (self.minutes >= 0, "minutes", "must be >= 0 (minutes of adaptation per scan)"),
             (self.max_steps is None or self.max_steps >= 0, "max_steps", "must be >= 0 or None"),
             (self.lr > 0, "lr", "must be > 0"),
+            (self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"must be one of {LR_SCHEDULES}"),
+            (self.max_passes is None or self.max_passes > 0, "max_passes", "must be > 0 or None"),
             (self.batch_size >= 1, "batch_size", "must be >= 1"),
             (self.num_src_views >= 1, "num_src_views", "must be >= 1 (the losses compare views)"),
             (self.source_mode in SOURCE_MODES, "source_mode", f"must be one of {SOURCE_MODES}"),
@@ -179,6 +196,26 @@ def _source_depths(model, views, idx, cache, cfg: AdaptConfig, keep_holes: bool,
     return depth.reshape(*src.shape, *depth.shape[-2:])
 
 
+def step_limit(cfg: AdaptConfig, num_views: int) -> int | None:
+    """The most steps adaptation takes on a scan of ``num_views`` views: ``cfg.max_steps`` and ``cfg.max_passes``
+    passes over the views (a pass: every view a reference once, ``ceil(num_views / batch_size)`` steps), whichever
+    is fewer; None = no limit."""
+    limits = [cfg.max_steps] if cfg.max_steps is not None else []
+    if cfg.max_passes is not None:
+        limits.append(max(1, math.ceil(cfg.max_passes * math.ceil(num_views / cfg.batch_size))))
+    return min(limits) if limits else None
+
+
+def _lr(cfg: AdaptConfig, elapsed_s: float, step: int, limit: int | None) -> float:
+    """The learning rate of the next step: constant, or cosine-decayed over the budget's larger used fraction."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    used = elapsed_s / (cfg.minutes * 60.0) if cfg.minutes > 0 else 1.0
+    if limit:
+        used = max(used, step / limit)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(used, 1.0)))
+
+
 def _step(model, optimizer, views, idx, confidence, cache, cfg, keep_holes, device) -> dict[str, float]:
     """One optimizer step on the references ``idx``; returns the terms (floats)."""
     depth_ref = refine_views(model, views, idx, keep_holes, device)
@@ -245,12 +282,13 @@ def adapt_scan(base_model: torch.nn.Module, views, confidence: torch.Tensor | No
     t0 = time.perf_counter() - counters["elapsed_s"]
     cache = refine_all(model, views, keep_holes, device) if cfg.source_mode == "cached" else None
     budget_s = cfg.minutes * 60.0
-    bar = tqdm(total=None if cfg.max_steps is None else cfg.max_steps, initial=counters["step"],
+    limit = step_limit(cfg, len(views))
+    bar = tqdm(total=limit, initial=counters["step"],
                desc=f"adapt {views.scan}", unit="step", disable=not cfg.progress, leave=False)
     last_save, stopped_by = time.perf_counter(), "minutes"
     while True:
-        if cfg.max_steps is not None and counters["step"] >= cfg.max_steps:
-            stopped_by = "max_steps"
+        if limit is not None and counters["step"] >= limit:
+            stopped_by = "max_steps" if limit == cfg.max_steps else "max_passes"
             break
         if time.perf_counter() - t0 >= budget_s:
             break
@@ -258,6 +296,8 @@ def adapt_scan(base_model: torch.nn.Module, views, confidence: torch.Tensor | No
         if counters["pos"] >= len(batches):
             counters["epoch"], counters["pos"] = counters["epoch"] + 1, 0
             continue  # the cache needs no refresh: each view was a reference in this pass
+        for group in optimizer.param_groups:
+            group["lr"] = _lr(cfg, time.perf_counter() - t0, counters["step"], limit)
         terms = _step(model, optimizer, views, batches[counters["pos"]], confidence, cache, cfg, keep_holes, device)
         counters["pos"] += 1
         counters["step"] += 1

@@ -225,7 +225,8 @@ def report_markdown(report: dict[str, Any]) -> str:
     lines = ["# DeltaZ test-time adaptation\n",
              f"- checkpoint: `{report['checkpoint']}`; data: `{report['data_root']}`; device {report['device']}, "
              f"{report['torch_threads']} torch thread(s)",
-             f"- {cfg['minutes']} min per scan, lr {cfg['lr']}, {cfg['batch_size']} reference(s) per step, "
+             f"- {cfg['minutes']} min per scan (at most {cfg.get('max_passes')} passes over its views), lr {cfg['lr']} "
+             f"({cfg.get('lr_schedule', 'constant')}), {cfg['batch_size']} reference(s) per step, "
              f"{cfg['num_src_views']} source(s), sources `{cfg['source_mode']}`, weights {cfg['weights']}, "
              f"anchor confidence `{cfg['confidence']}`, input preset `{cfg['preset']}`",
              "- scores (ground truth used only here): covered pixels = ground truth and an input depth; mm, %\n",
