@@ -26,6 +26,7 @@ from deltaz.engine.adapt.fit import (
     CONFIDENCE_MODES,
     GATE_TRUST_REL,
     LR_SCHEDULES,
+    MAX_PASSES,
     SOURCE_MODES,
     AdaptConfig,
     adapt_scan,
@@ -39,6 +40,6 @@ from deltaz.engine.adapt.fit import (
 )
 from deltaz.engine.adapt.outputs import adapt, adapt_method, demo_adapt_stage, load_adapted_view, run_scans, score_depths
 
-__all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "LR_SCHEDULES", "GATE_TRUST_REL", "step_limit", "AdaptConfig", "scan_confidence", "scan_inputs",
-           "refine_views", "refine_all", "gate_adapted", "adapt_scan", "adapt", "state_path", "adapt_method",
-           "demo_adapt_stage", "load_adapted_view", "run_scans", "score_depths"]
+__all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "LR_SCHEDULES", "MAX_PASSES", "GATE_TRUST_REL", "AdaptConfig",
+           "scan_confidence", "scan_inputs", "refine_views", "refine_all", "gate_adapted", "step_limit", "adapt_scan",
+           "adapt", "state_path", "adapt_method", "demo_adapt_stage", "load_adapted_view", "run_scans", "score_depths"]

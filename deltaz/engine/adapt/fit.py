@@ -23,8 +23,9 @@ from deltaz.model import refine
 from deltaz.ops.mvs import load_sweep
 from deltaz.ops.selfsup import SelfSupInputs, SelfSupWeights, input_agreement, selfsup_losses
 
-__all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "LR_SCHEDULES", "MAX_PASSES", "GATE_TRUST_REL", "step_limit", "AdaptConfig", "scan_confidence", "scan_inputs",
-           "refine_views", "refine_all", "gate_adapted", "adapt_scan", "state_path"]
+__all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "LR_SCHEDULES", "MAX_PASSES", "GATE_TRUST_REL", "AdaptConfig",
+           "scan_confidence", "scan_inputs", "refine_views", "refine_all", "gate_adapted", "step_limit", "adapt_scan",
+           "state_path"]
 
 SOURCE_MODES = ("cached", "nograd", "grad")
 #: Adaptation's gate: a correction larger than this fraction of the input depth stands unconfirmed
