@@ -39,6 +39,7 @@ import torch
 from deltaz.engine.adapt import AdaptConfig, adapt_scan, gate_adapted, refine_all, scan_confidence
 from deltaz.engine.adapt.outputs import score_depths
 from deltaz.engine.evaluate import load_refiner, load_scan_views
+from deltaz.engine.scans import gate_views
 from deltaz.ops.selfsup import SELFSUP_TERMS
 
 #: Rows of every case: the input, the unadapted refiner (alone and behind the photometric gate, evaluate's
@@ -54,7 +55,7 @@ def run_scan(model, keep_holes: bool, root: Path, scan: str, cfg: AdaptConfig, m
     before = refine_all(model, views, keep_holes, "cpu")
     adapted, info = adapt_scan(model, views, confidence, cfg, keep_holes)
     ungated = refine_all(adapted, views, keep_holes, "cpu")
-    depths = {"input": views.depth_init, "deltaz": before, "deltaz+gate": gate_adapted(views, before, trust_rel=None),
+    depths = {"input": views.depth_init, "deltaz": before, "deltaz+gate": gate_views(views, range(len(views)), before),
               "adapt ungated": ungated, "deltaz+adapt": gate_adapted(views, ungated, cfg.gate, cfg.gate_trust_rel)}
     regions = masks(views) if masks else {"all": None}
     scores = {name: {m: score_depths(d, views.depth_init, views.depth, mask) for m, d in depths.items()}
