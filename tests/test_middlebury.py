@@ -158,3 +158,53 @@ def test_benchmark_refiner_rows_and_scale_check_with_an_identity_refiner(scene):
     check = bench.scale_check(refiner, [0.5, 1.0])
     assert check["ratios"] == {0.5: 1.0, 1.0: 1.0} and check["ratios_gated"] == {0.5: 1.0, 1.0: 1.0}
     assert [goal["met"] for goal in check["targets"]] == [False, True, False, True]
+
+
+def test_simulated_input_is_seeded_and_keeps_the_ground_truth_holes(scene):
+    bench = _benchmark_module()
+    a, b = bench.simulated_input(scene, "noise", 0), bench.simulated_input(scene, "noise", 0)
+    c = bench.simulated_input(scene, "noise", 1)
+    gt = scene["depth_gt"]
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert bool((a[gt <= 0] == 0).all()) and bool((a[gt > 0] > 0).all())
+    # 2 mm Gaussian noise: mean absolute error sqrt(2/pi)·2 ≈ 1.6 mm
+    assert 1.4 < float((a - gt)[gt > 0].abs().mean()) < 1.8
+    mvs = bench.simulated_input(scene, "mvs", 0)
+    covered = (mvs > 0) & (gt > 0)
+    assert bool((mvs[gt <= 0] == 0).all()) and 0.5 < float(covered.float().mean()) < 0.95  # holes added
+    assert float((mvs - gt)[covered].abs().mean()) > 5.0  # outliers and fattened edges: far worse than the noise
+
+
+def test_simulated_rows_average_the_seeds_and_add_the_grey_image_row(scene):
+    """With an identity refiner the refiner rows are the input (so "below the input's" is not met); the table is
+    the mean of the per-seed tables; a refiner that takes images gets the grey-image row, a depth-only one not."""
+    from deltaz.model import DeltaZUnet
+
+    bench = _benchmark_module()
+    refiner = {"model": DeltaZUnet(in_channels=4, base_channel=4, depth=2).eval(), "config": {}, "device": "cpu"}
+    result = bench.run_simulated("noise", scene, refiner, seeds=2)
+    right = {r["method"]: r for r in result["rows"]["right"]}
+    assert {"identity", "median", "deltaz", "deltaz+gate", "deltaz (grey image)"} <= set(right)
+    for name in ("deltaz", "deltaz+gate", "deltaz (grey image)"):
+        assert right[name]["mae_valid_mm"] == pytest.approx(right["identity"]["mae_valid_mm"])
+        assert right[name]["harm_pct"] == 0.0
+    per_seed = [bench.score({"identity": d}, d, scene["depth_gt"])["right"][0]["mae_valid_mm"]
+                for d in (bench.simulated_input(scene, "noise", s) for s in (0, 1))]
+    assert right["identity"]["mae_valid_mm"] == pytest.approx(sum(per_seed) / 2)
+    goals = {g["target"]: g["met"] for g in result["targets"]["deltaz"]}
+    # 2 mm noise: the median filter (which rounds off real edges) is far worse than the input itself
+    assert goals == {"covered MAE >= 10% below the median filter's": True, "covered MAE below the input's": False,
+                     "harm_pct <= 10 %": True}
+    depth_only = {"model": DeltaZUnet(in_channels=1, base_channel=4, depth=2).eval(), "config": {}, "device": "cpu"}
+    rows = bench.run_simulated("noise", scene, depth_only, seeds=1)["rows"]["left"]
+    assert "deltaz (grey image)" not in {r["method"] for r in rows}
+
+
+@pytest.mark.parametrize("argv, word", [(["--sim", "bogus"], "--sim"), (["--sim-seeds", "0"], "--sim-seeds")])
+def test_benchmark_refuses_bad_sim_options_in_one_line(argv, word, capsys):
+    bench = _benchmark_module()
+    with pytest.raises(SystemExit) as exit_info:
+        bench.parse_args(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert word in err[-1] and "Traceback" not in "".join(err)
