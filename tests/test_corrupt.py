@@ -22,6 +22,7 @@ from deltaz.ops.corrupt import (
     outliers,
     quantize,
     sample_seed,
+    shift_edges,
     simulate_initial_depth,
 )
 from deltaz.core.errors import ConfigError
@@ -87,6 +88,19 @@ def test_fatten_edges_pulls_background_towards_the_foreground():
     some = fatten_edges(depth, gen(), fatten_prob=0.5)
     changed = (some[1:, 32:34] != 700).float().mean()
     assert 0.4 < changed < 0.6
+
+
+def test_shift_edges_moves_each_map_s_edges_one_way_by_the_width():
+    depth = _step()
+    fattened, eroded = depth.clone(), depth.clone()
+    fattened[1:, 32:34] = 500.0  # the foreground grows by 2 columns ...
+    eroded[1:, 30:32] = 700.0  # ... or shrinks by 2
+    batch = shift_edges(depth.expand(16, -1, -1), gen(), shift_width_px=2, jump_mm=10.0)
+    kinds = [("out" if torch.equal(m, fattened) else "in" if torch.equal(m, eroded) else "?") for m in batch]
+    assert "?" not in kinds and {"out", "in"} == set(kinds)  # a coin per map, each way exactly
+    assert torch.equal(shift_edges(depth, gen(), shift_width_px=0), depth)
+    with pytest.raises(ConfigError, match="shift_width_px"):
+        shift_edges(depth, gen(), shift_width_px=-1)
 
 
 def test_edge_holes_are_zeros_clustered_at_edges(scene_depths):

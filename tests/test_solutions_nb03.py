@@ -56,6 +56,7 @@ def test_apply_effect_runs_one_effect_with_the_preset_parameters():
     want = corrupt.depth_noise(depth, torch.Generator().manual_seed(5), **idm.effect_params("depth_noise"))
     torch.testing.assert_close(idm.apply_effect(depth, "depth_noise", seed=5), want, rtol=0, atol=0)
     assert idm.effect_preset("mde_distortion") == "mde" and idm.effect_preset("outliers") == "mvs"
+    assert idm.effect_preset("shift_edges") == "edges" and idm.effect_params("shift_edges")["shift_width_px"] == 2
     assert idm.effect_params("quantize") == {"step_mm": 2.65}
     with pytest.raises(ConfigError, match="effect"):
         idm.effect_preset("blur")

@@ -46,11 +46,12 @@ ERROR = "error: initial − gt"
 
 
 def effect_preset(name: str) -> str:
-    """The preset of :data:`deltaz.ops.corrupt.PRESETS` an effect is shown with: ``"mvs"``, or ``"mde"`` for the
-    effects only that preset has (``mde_distortion``). Raises ConfigError for an unknown effect."""
+    """The preset of :data:`deltaz.ops.corrupt.PRESETS` an effect is shown with: ``"mvs"``, else the first preset
+    that has it (``mde_distortion``: ``"mde"``, ``shift_edges``: ``"edges"``). Raises ConfigError for an unknown
+    effect."""
     if name not in corrupt.EFFECTS:
         raise ConfigError(f"effect: expected one of {', '.join(corrupt.EFFECTS)}, got {name!r}")
-    for preset in ("mvs", "mde"):
+    for preset in ("mvs", *corrupt.PRESETS):
         if name in {n for n, _ in corrupt.PRESETS[preset]}:
             return preset
     raise ConfigError(f"effect {name!r} is in no preset")

@@ -10,6 +10,7 @@ effect                     what it mimics
 ``downsample_upsample``    MVS networks infer at ¼ resolution: valid-aware area average, bilinear back
 ``fatten_edges``           foreground fattening: background pixels next to a depth jump take depths
                            between the foreground's and their own (flying pixels)
+``shift_edges``            depth edges displaced outwards or inwards (a coin per map): only the image tells
 ``quantize``               plane sweeping: depths snapped to the hypothesis planes (DTU: 2.65 mm)
 ``depth_noise``            matching noise growing with depth, ``σ = σ₀ + σ₂·(z / 1 m)²``
 ``low_frequency_bias``     a smooth, spatially correlated offset (calibration / regularisation bias)
@@ -19,8 +20,8 @@ effect                     what it mimics
 =========================  ==========================================================================
 
 :func:`simulate_initial_depth` applies a **preset** (:data:`PRESETS`): ``mvs`` (the default, all MVS
-effects in the order listed above), ``mde`` (blur + ``mde_distortion``), ``noise`` (plain Gaussian,
-σ = 2 mm) or ``none`` (a copy). Guarantees: same shape and dtype as the input, never NaN/inf, never
+effects in the order listed above but ``shift_edges``), ``mde`` (blur + ``mde_distortion``), ``noise``
+(plain Gaussian, σ = 2 mm), ``edges`` (``shift_edges`` + 0.5 mm noise) or ``none`` (a copy). Guarantees: same shape and dtype as the input, never NaN/inf, never
 negative, and pixels that are 0 in the ground truth stay 0 (no effect fills them). With the same
 generator state the result is identical; :func:`sample_seed` gives the fixed seed of a (scan, view)
 for validation and test corruption, stable across processes and machines.
@@ -52,6 +53,7 @@ __all__ = [
     "quantize",
     "depth_noise",
     "fatten_edges",
+    "shift_edges",
     "edge_holes",
     "outliers",
     "low_frequency_bias",
@@ -222,6 +224,27 @@ def fatten_edges(
     return _finish(out, valid, shape)
 
 
+def shift_edges(
+    depth: torch.Tensor,
+    generator: torch.Generator | None = None,
+    shift_width_px: int = 2,
+    jump_mm: float = 10.0,
+) -> torch.Tensor:
+    """Depth edges moved ``shift_width_px`` pixels outwards or inwards (a coin flip per map): a pixel with a nearer
+    (outwards) or farther (inwards) valid pixel within the width, by more than ``jump_mm``, takes that depth.
+    The depth alone cannot tell which happened; only the image can. Only valid pixels change; 0 stays 0."""
+    if not (isinstance(shift_width_px, int) and shift_width_px >= 0):
+        raise ConfigError(f"shift_width_px: expected an integer >= 0, got {shift_width_px!r}")
+    d, shape = _batch(depth)
+    valid = d > 0
+    near, far = _local_min(d, shift_width_px), _local_max(d, shift_width_px)
+    outwards = (_rand((d.shape[0], 1, 1), generator, d) < 0.5).expand_as(d)
+    behind = valid & torch.isfinite(near) & (d - near > jump_mm)
+    in_front = valid & (far - d > jump_mm)
+    out = torch.where(outwards & behind, near, torch.where(~outwards & in_front, far, d))
+    return _finish(out, valid, shape)
+
+
 def edge_mask(depth: torch.Tensor, jump_mm: float = 10.0) -> torch.Tensor:
     """Valid pixels with a 3×3 neighbour that is invalid or differs by more than ``jump_mm``: ``(..., H, W)`` bool."""
     d, shape = _batch(depth)
@@ -342,6 +365,7 @@ def mde_distortion(
 EFFECTS = {
     "downsample_upsample": downsample_upsample,
     "fatten_edges": fatten_edges,
+    "shift_edges": shift_edges,
     "quantize": quantize,
     "depth_noise": depth_noise,
     "low_frequency_bias": low_frequency_bias,
@@ -369,6 +393,8 @@ PRESETS: dict[str, tuple[tuple[str, dict], ...]] = {
                             "mde_warp_rel": 0.02, "mde_warp_scale_px": 48.0}),
     ),
     "noise": (("depth_noise", {"sigma0_mm": 2.0, "sigma_quad_mm": 0.0}),),
+    "edges": (("shift_edges", {"shift_width_px": 2, "jump_mm": 10.0}),
+              ("depth_noise", {"sigma0_mm": 0.5, "sigma_quad_mm": 0.0})),
     "none": (),
 }
 
