@@ -21,8 +21,8 @@ grey pair, and the package's plane sweep (:func:`deltaz.ops.mvs.plane_sweep`, le
 
 A second part (``--sim``, default ``mvs noise``) keeps the real images and replaces the real matcher by the
 simulated error models of :mod:`deltaz.ops.corrupt` applied to the ground truth (``--sim-seeds`` draws each,
-rows averaged): real images with simulated errors, as the refiner is judged on real captures it has no
-ground truth for. ``mvs`` is the training simulation; ``noise`` (2 mm Gaussian) is depth that is already
+rows averaged): real images with simulated errors, as refiners are judged on real captures that have ground
+truth but no initial depth of their own. ``mvs`` is the training simulation; ``noise`` (2 mm Gaussian) is depth that is already
 nearly right, where a refiner should do no harm. Its extra row ``deltaz (grey image)`` is the refiner with a
 uniform grey image: how much the image guides it.
 
