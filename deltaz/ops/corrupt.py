@@ -23,8 +23,9 @@ effect                     what it mimics
 effects in the order listed above but ``shift_edges``), ``mde`` (blur + ``mde_distortion``), ``noise``
 (plain Gaussian, σ = 2 mm), ``edges`` (``shift_edges`` + 0.5 mm noise) or ``none`` (a copy). Guarantees:
 same shape and dtype as the input, never NaN/inf, never negative, and pixels that are 0 in the ground
-truth stay 0 (no effect fills them). With the same generator state the result is identical; :func:`sample_seed` gives the fixed seed of a (scan, view)
-for validation and test corruption, stable across processes and machines.
+truth stay 0 (no effect fills them). With the same generator state the result is identical;
+:func:`sample_seed` gives the fixed seed of a (scan, view) for validation and test corruption, stable
+across processes and machines.
 
 On the synthetic DTU-like scenes the ``mvs`` preset's mean absolute error on pixels valid in both maps
 is about 6 mm (median under 2 mm; measured by ``tests/test_corrupt.py``), the size of MVSNet's errors
