@@ -155,20 +155,23 @@ def input_depth_range(depth_init: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def refiner_outputs(refiner: dict[str, Any], depth_init: torch.Tensor, data: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """``deltaz`` (holes as ``deltaz evaluate`` treats them) and the other hole setting, ``(H, W)`` mm."""
+def refined_depth(refiner: dict[str, Any], depth_init: torch.Tensor, image: torch.Tensor, keep_holes: bool
+                  ) -> torch.Tensor:
+    """The refiner on one map: ``image (3, H, W)`` (unused by a depth-only model) → ``(H, W)`` mm, 0 = hole."""
     from deltaz.model import refine
 
     model, device = refiner["model"], refiner["device"]
-    image = data["image_left"][None].to(device) if getattr(model, "in_channels", 1) == 4 else None
-    depth_range = input_depth_range(depth_init).to(device)
+    image = image[None].to(device) if getattr(model, "in_channels", 1) == 4 else None
+    depth = refine(model, depth_init[None].to(device), image=image, depth_range=input_depth_range(depth_init).to(device),
+                   keep_holes=keep_holes)["depth_refined"][0].float().cpu()
+    return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
+
+
+def refiner_outputs(refiner: dict[str, Any], depth_init: torch.Tensor, data: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """``deltaz`` (holes as ``deltaz evaluate`` treats them) and the other hole setting, ``(H, W)`` mm."""
     fills = bool(refiner["config"].get("fill_holes", False))
     variants = {"deltaz": not fills, "deltaz_keep_holes" if fills else "deltaz_fill_holes": fills}
-    out = {}
-    for name, keep_holes in variants.items():
-        depth = refine(model, depth_init[None].to(device), image=image, depth_range=depth_range,
-                       keep_holes=keep_holes)["depth_refined"][0].float().cpu()
-        out[name] = torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
+    out = {name: refined_depth(refiner, depth_init, data["image_left"], keep) for name, keep in variants.items()}
     out["deltaz+gate"] = gated(out["deltaz"], depth_init, data)
     return out
 
@@ -336,8 +339,8 @@ def simulated_input(data: dict[str, Any], preset: str, seed: int) -> torch.Tenso
 
 def grey_image_depth(refiner: dict[str, Any], depth_init: torch.Tensor, data: dict[str, Any]) -> torch.Tensor:
     """``deltaz`` with a uniform mid-grey left image, ``(H, W)`` mm: what the refiner does from depth alone."""
-    grey = {**data, "image_left": torch.full_like(data["image_left"], 0.5)}
-    return refiner_outputs(refiner, depth_init, grey)["deltaz"]
+    keep_holes = not refiner["config"].get("fill_holes", False)
+    return refined_depth(refiner, depth_init, torch.full_like(data["image_left"], 0.5), keep_holes)
 
 
 def sim_targets(rows: list[dict], method: str) -> list[dict[str, Any]]:
