@@ -35,7 +35,7 @@ def perturb_head(model):
     return model
 
 
-@pytest.mark.parametrize("name", ["deltaz_unet", "mvsnet_refine"])
+@pytest.mark.parametrize("name", ["deltaz_unet", "deltaz_select", "mvsnet_refine"])
 @pytest.mark.parametrize("in_channels", [1, 4])
 def test_identity_at_init(name, in_channels):
     torch.manual_seed(0)
@@ -64,7 +64,7 @@ def test_accepts_b1hw_and_bhw():
     assert out["depth_refined"].shape == (2, 1, 12, 14)
 
 
-@pytest.mark.parametrize("name", ["deltaz_unet", "mvsnet_refine"])
+@pytest.mark.parametrize("name", ["deltaz_unet", "deltaz_select", "mvsnet_refine"])
 def test_no_nan_with_holes_all_zero_and_nonfinite(name):
     model = perturb_head(build_model(name, in_channels=1, base_channel=4))
     for depth in (random_depth(2, 12, 14, holes=0.9), torch.zeros(2, 12, 14), torch.full((2, 12, 14), 700.0)):
@@ -117,7 +117,7 @@ def test_image_guidance():
         DeltaZUnet(in_channels=3)
 
 
-@pytest.mark.parametrize("name", ["deltaz_unet", "mvsnet_refine"])
+@pytest.mark.parametrize("name", ["deltaz_unet", "deltaz_select", "mvsnet_refine"])
 def test_confidence_head(name):
     model = build_model(name, in_channels=1, base_channel=4, out_confidence=True)
     depth = random_depth(2, 12, 14)
@@ -136,7 +136,7 @@ def test_confidence_head(name):
     assert (model(depth)[1] >= torch.log(torch.tensor(0.01)) - 1e-6).all()
 
 
-@pytest.mark.parametrize("name", ["deltaz_unet", "mvsnet_refine"])
+@pytest.mark.parametrize("name", ["deltaz_unet", "deltaz_select", "mvsnet_refine"])
 def test_gradients_flow(name):
     torch.manual_seed(0)
     model = build_model(name, in_channels=4, base_channel=4)
@@ -188,7 +188,7 @@ def test_build_model_and_config_round_trip():
         model_config(torch.nn.Conv2d(1, 1, 1))
 
 
-@pytest.mark.parametrize("name", ["deltaz_unet", "mvsnet_refine"])
+@pytest.mark.parametrize("name", ["deltaz_unet", "deltaz_select", "mvsnet_refine"])
 def test_refine_keep_holes(name):
     model = perturb_head(build_model(name, in_channels=1, base_channel=4))
     depth = random_depth(1, 10, 12, holes=0.3)
@@ -200,7 +200,7 @@ def test_refine_keep_holes(name):
     assert torch.equal(kept["depth_refined"][~holes], filled["depth_refined"][~holes])
 
 
-@pytest.mark.parametrize("name", ["deltaz_unet", "mvsnet_refine"])
+@pytest.mark.parametrize("name", ["deltaz_unet", "deltaz_select", "mvsnet_refine"])
 def test_input_options_depth_scale_and_prefill_holes(name):
     """``depth_scale_mm`` fixes the normalisation span; ``prefill_holes`` starts a hole's Δz at its
     neighbours' mean (an untrained model fills holes classically, valid pixels unchanged)."""
@@ -220,7 +220,7 @@ def test_input_options_depth_scale_and_prefill_holes(name):
     filled = refine(perturb_head(build_model(name, prefill_holes=True, **kwargs)), void)["depth_refined"]
     assert (filled[0, :, 20:] == 0).all()
     with torch.no_grad():  # a constant head output of 0.1 is 0.1 x 20 mm
-        model.head.bias.fill_(0.1)
+        model.head.bias[0] = 0.1  # the Δz (residual) channel
     assert torch.allclose(refine(model, depth)["delta_z"][depth > 0], torch.tensor(2.0))
     model.depth_scale_mm = 40.0
     config = model_config(model)
@@ -230,7 +230,7 @@ def test_input_options_depth_scale_and_prefill_holes(name):
         build_model(name, depth_scale_mm=0.0, **kwargs)
 
 
-@pytest.mark.parametrize("name", ["deltaz_unet", "mvsnet_refine"])
+@pytest.mark.parametrize("name", ["deltaz_unet", "deltaz_select", "mvsnet_refine"])
 def test_depth_scale_rel_is_scale_equivariant(name):
     """With ``depth_scale_rel`` the normalisation comes from the input itself: scaling the input depth by s
     (a scene s times larger, errors included) scales Δz by exactly s, holes and image unchanged."""
@@ -288,3 +288,38 @@ def _overfit(steps: int) -> tuple[float, float]:
     with torch.no_grad():
         after = depth_loss(refine(model, depth_init, depth_range=depth_range)["depth_refined"], gt, mask).item()
     return before, after
+
+
+def test_select_unet_copies_from_its_window():
+    """With gain 1 and no residual, the selection model's refined depth is a convex combination of the input
+    depths in its window: never outside their range; a strong position logit copies that neighbour exactly."""
+    from deltaz.model.selection import window_values
+
+    torch.manual_seed(0)
+    model = build_model("deltaz_select", in_channels=4, base_channel=4, depth=2, radius=1)
+    K = 9
+    depth = random_depth(1, 10, 12, holes=0.0)
+    image = torch.rand(1, 3, 10, 12)
+    with torch.no_grad():
+        model.head.bias[1] = 1.0  # gain
+        model.head.bias[2:].normal_(0, 1.0)  # some position preference
+    refined = refine(model, depth, image=image)["depth_refined"]
+    near = window_values(depth[:, None], 1)[:, 0]
+    assert near.shape == (1, K, 10, 12) and torch.equal(near[:, K // 2], depth)
+    assert (refined >= near.min(1).values - 1e-3).all() and (refined <= near.max(1).values + 1e-3).all()
+    assert not torch.allclose(refined, depth)
+    with torch.no_grad():
+        model.head.bias[2:] = 0
+        model.head.bias[2 + 5] = 1e3  # offset (0, +1): the right-hand neighbour (replicated at the border)
+    right = torch.cat([depth[..., 1:], depth[..., -1:]], dim=-1)
+    assert torch.allclose(refine(model, depth, image=image)["depth_refined"], right, atol=1e-2)
+
+
+def test_select_unet_config_and_bad_radius():
+    model = build_model("deltaz_select", in_channels=1, base_channel=4, depth=2, radius=2, out_confidence=True)
+    config = model_config(model)
+    assert config["name"] == "deltaz_select" and config["radius"] == 2
+    clone = build_model(**config)
+    clone.load_state_dict(model.state_dict())
+    with pytest.raises(ConfigError, match="radius"):
+        build_model("deltaz_select", radius=0)

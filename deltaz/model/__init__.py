@@ -1,8 +1,10 @@
 """The refinement networks: ``depth_refined = depth_init + delta_z``.
 
-Two models share one forward signature ``model(depth_init, image=None, depth_range=None)``:
+Three models share one forward signature ``model(depth_init, image=None, depth_range=None)``:
 
 * :class:`DeltaZUnet` — the DeltaZ U-Net (prototype signature ``in_channels, base_channel, depth``);
+* :class:`SelectUnet` — the same U-Net with a selection head (:mod:`deltaz.model.selection`): its correction
+  mostly copies the input depth of a neighbour it picks;
 * :class:`MVSNetRefine` — MVSNet's small refinement net (three 32-channel convs), for comparison.
 
 Input normalisation (both models, :func:`normalise_depth`): with ``depth_range = [min, max]`` (mm) the
@@ -53,6 +55,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from deltaz.core.errors import ConfigError, DataError
+from deltaz.model import selection
 from deltaz.ops.fill import fill_holes
 
 __all__ = [
@@ -64,6 +67,7 @@ __all__ = [
     "median_valid_depth",
     "DeltaZUnet",
     "MVSNetRefine",
+    "SelectUnet",
     "MODELS",
     "INPUT_OPTIONS",
     "build_model",
@@ -303,6 +307,11 @@ class DeltaZUnet(_RefinerBase):
 
     def forward(self, depth_init: torch.Tensor, image: torch.Tensor | None = None, depth_range: torch.Tensor | None = None):
         x, half, offset = self._inputs(depth_init, image, depth_range)
+        return self._outputs(self.head(self._decode(x))[..., : x.shape[-2], : x.shape[-1]], half, offset)
+
+    def _decode(self, x: torch.Tensor) -> torch.Tensor:
+        """The U-Net's full-resolution features of the input stack ``x (B, C, H, W)``: ``(B, base_channel, H', W')``
+        with ``H', W'`` padded up to multiples of ``2^depth`` (the caller crops after its head)."""
         H, W = x.shape[-2:]
         m = 2**self.depth
         pad_h, pad_w = (-H) % m, (-W) % m
@@ -316,8 +325,7 @@ class DeltaZUnet(_RefinerBase):
         skips.pop()
         for up in self.up:
             x = up(x, skips.pop())
-        head = self.head(x)[..., :H, :W]
-        return self._outputs(head, half, offset)
+        return x
 
 
 class MVSNetRefine(_RefinerBase):
@@ -349,8 +357,37 @@ class MVSNetRefine(_RefinerBase):
         return self._outputs(self.head(self.body(x)), half, offset)
 
 
+class SelectUnet(DeltaZUnet):
+    """:class:`DeltaZUnet` whose correction mostly copies depth from a neighbour it selects (the selection head
+    of :mod:`deltaz.model.selection`: window radius ``radius`` px, default 3 = 7×7). Same options, forward
+    signature and outputs as DeltaZUnet; untrained, it is the identity."""
+
+    NAME = "deltaz_select"
+    SHAPE_ARGS = ("in_channels", "base_channel", "depth", "out_confidence", "radius")
+
+    def __init__(self, *args, radius: int = 3, **kwargs):
+        super().__init__(*args, **kwargs)
+        if int(radius) < 1:
+            raise ConfigError(f"radius (px) must be >= 1, got {radius}")
+        self.radius = int(radius)
+        n_out = 2 if self.out_confidence else 1  # residual Δz [, confidence], as DeltaZUnet's head; then gain, K logits
+        self.head = _zero_conv(self.base_channel, n_out + 1 + (2 * self.radius + 1) ** 2)
+        self.embed = nn.Conv2d(self.base_channel, selection.EMBED_DIM, 1)
+        self.colour_weight = nn.Parameter(torch.tensor(selection.COLOUR_WEIGHT_INIT)) if self.in_channels == 4 else None
+
+    def forward(self, depth_init: torch.Tensor, image: torch.Tensor | None = None, depth_range: torch.Tensor | None = None):
+        x, half, offset = self._inputs(depth_init, image, depth_range)
+        H, W = x.shape[-2:]
+        features = self._decode(x)
+        head = self.head(features)[..., :H, :W]
+        prior = selection.selection_prior(x, self.embed(features)[..., :H, :W], self.radius, self.colour_weight)
+        extra = 1 if self.out_confidence else 0
+        delta = selection.select_delta(torch.cat([head[:, :1], head[:, 1 + extra:]], 1), prior, x[:, :1], self.radius)
+        return self._outputs(torch.cat([delta, head[:, 1:1 + extra]], dim=1), half, offset)
+
+
 #: Model registry: the names :func:`build_model` accepts.
-MODELS: dict[str, type[nn.Module]] = {cls.NAME: cls for cls in (DeltaZUnet, MVSNetRefine)}
+MODELS: dict[str, type[nn.Module]] = {cls.NAME: cls for cls in (DeltaZUnet, SelectUnet, MVSNetRefine)}
 #: Input options both refiners take, with their defaults; a checkpoint records only those not at the default
 #: (older checkpoints lack them).
 INPUT_OPTIONS: dict[str, object] = {"depth_scale_mm": None, "prefill_holes": False, "depth_scale_rel": None,

@@ -1,0 +1,70 @@
+"""The selection head of :class:`deltaz.model.SelectUnet`: a correction that copies depth from a neighbour.
+
+A plain Δz head must learn every correction's size from scratch. Most errors of a real initial depth are
+wrong values next to right ones (outliers, fattened or eroded edges, flying pixels), and the fix is a depth
+already present a few pixels away. The selection head predicts, at every pixel, softmax weights ``w_j`` over
+the ``K = (2r + 1)²`` input depths ``d_j`` of its window (radius ``r`` px, replicate padding) and a gain ``a``:
+
+``Δz = (a · (Σ_j w_j d_j − d) + res) · h``   (normalised units × the half span ``h``, mm; ``d`` the input)
+
+with a free residual ``res``. The weights' logits are ``pos_j − |e − e_j|²/E − β·|c − c_j| − 5·(1 − v_j)``:
+learned per-position logits ``pos``, the distance of ``E``-dimensional learned embeddings ``e`` (which pixels
+belong together), the colour distance of the network's image input ``c = 2·image − 1`` (mean |·| over RGB;
+learned ``β ≥ 0``) and a penalty on candidates that are holes (``v_j = 0``). ``res``, ``a`` and ``pos`` come
+from one zero-initialised conv, so an untrained model is the identity (``Δz == 0`` exactly). With ``a = 1``
+and ``res = 0`` the refined depth is a convex combination of the window's input depths: it cannot leave
+their range.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["EMBED_DIM", "HOLE_PENALTY", "COLOUR_WEIGHT_INIT", "window_values", "selection_prior", "select_delta"]
+
+#: Width of the learned pixel embedding that says which neighbours belong to the same surface.
+EMBED_DIM = 8
+#: Logit penalty on a hole of the input as a candidate (its depth is the pre-fill's or 0).
+HOLE_PENALTY = 5.0
+#: Raw colour weight at init: ``β = softplus(7.125) ≈ 7.1`` per unit of mean |Δ| of ``2·image − 1``.
+COLOUR_WEIGHT_INIT = 7.125
+
+
+def window_values(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """The ``K = (2·radius + 1)²`` values around every pixel: ``(B, C, H, W)`` → ``(B, C, K, H, W)``, row-major
+    offsets from ``(−r, −r)`` to ``(r, r)`` (index ``K // 2`` is the pixel itself), replicate padding."""
+    B, C, H, W = x.shape
+    size = 2 * radius + 1
+    cols = F.unfold(F.pad(x, (radius,) * 4, mode="replicate"), size)
+    return cols.view(B, C, size * size, H, W)
+
+
+def selection_prior(inputs: torch.Tensor, embedding: torch.Tensor, radius: int,
+                    colour_weight: torch.Tensor | None) -> torch.Tensor:
+    """The logits ``(B, K, H, W)`` every candidate gets before the learned position logits.
+
+    Args:
+        inputs: the network's input stack ``(B, 2 [+3], H, W)``: normalised depth, validity [, ``2·image − 1``].
+        embedding: ``(B, EMBED_DIM, H, W)``. colour_weight: raw β (softplus is applied), None without an image.
+    """
+    near = window_values(embedding, radius)
+    logits = -((near - embedding[:, :, None]) ** 2).sum(1) / embedding.shape[1]
+    logits = logits - HOLE_PENALTY * (1 - window_values(inputs[:, 1:2], radius)[:, 0])
+    if colour_weight is not None:
+        colour = inputs[:, 2:5]
+        distance = (window_values(colour, radius) - colour[:, :, None]).abs().mean(1)
+        logits = logits - F.softplus(colour_weight) * distance
+    return logits
+
+
+def select_delta(head: torch.Tensor, prior: torch.Tensor, depth: torch.Tensor, radius: int) -> torch.Tensor:
+    """Δz in normalised units ``(B, 1, H, W)``: ``a · (Σ_j w_j d_j − d) + res``.
+
+    Args:
+        head: ``(B, 2 + K, H, W)``: residual, gain, the K position logits.
+        prior: :func:`selection_prior`'s ``(B, K, H, W)``. depth: normalised input depth ``(B, 1, H, W)``.
+    """
+    weights = torch.softmax(head[:, 2:] + prior, dim=1)
+    selected = (weights * window_values(depth, radius)[:, 0]).sum(1, keepdim=True)
+    return head[:, 1:2] * (selected - depth) + head[:, :1]
