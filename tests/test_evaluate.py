@@ -29,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """3 tiny scans (train 2 / val 1 by the data module's seeded split), a 4th held-out root, and
-    DeltaZUnet + MVSNetRefine checkpoints trained for 2 steps."""
+    DeltaZUnet, SelectUnet and MVSNetRefine checkpoints trained for 2 steps."""
     base = tmp_path_factory.mktemp("evaluate")
     root = make_dataset(base / "train_ready", n_scans=3, n_views=4, images=True, initial=True)
     for path in root.glob("scan*/initial/*.npy"):  # a block of holes in every initial depth
@@ -39,17 +39,18 @@ def setup(tmp_path_factory):
     test_root = base / "test_ready"
     make_scan(test_root, "scan9", n_views=4, seed=9, images=True, initial=True)
     checkpoints = {}
-    for model in ("deltaz_unet", "mvsnet_refine"):
+    for model in ("deltaz_unet", "deltaz_select", "mvsnet_refine"):
         cfg = TrainConfig(
             data_root=str(root), batch_size=2, num_views=2, val_split=0.34, max_steps=2, base_channel=4,
-            unet_depth=2, model=model, use_images=model == "mvsnet_refine", device="cpu",
+            unet_depth=2, model=model, use_images=model != "deltaz_unet", device="cpu",
             checkpoint_dir=str(base / model / "ckpt"), log_dir=str(base / model / "logs"),
             progress=False, image_log_every=0,
         )
         checkpoints[model] = train(cfg)["last_checkpoint"]
     scans = ev.resolve_scans(root, "val", TrainConfig(data_root=str(root), val_split=0.34).to_dict())
     return {"root": root, "test_root": test_root, "ckpt": checkpoints["deltaz_unet"],
-            "mvsnet": checkpoints["mvsnet_refine"], "val": scans["val"], "train": scans["train"]}
+            "mvsnet": checkpoints["mvsnet_refine"], "select": checkpoints["deltaz_select"], "val": scans["val"],
+            "train": scans["train"]}
 
 
 def test_metrics_json_schema_rows_and_files(setup, tmp_path):
@@ -180,3 +181,13 @@ def test_cli_prints_the_table_and_writes_files(setup, tmp_path, capsys):
     code = cli_main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--data-root", str(setup["root"]),
                      "--out", str(out)])
     assert code == 1 and "checkpoint not found" in capsys.readouterr().err
+
+
+def test_selection_model_is_evaluated_like_the_unet(setup, tmp_path):
+    """A deltaz_select checkpoint (with images) goes through the same evaluation: every row, finite scores."""
+    rows = ev.evaluate(setup["select"], setup["root"], split="val", out_dir=tmp_path / "eval", num_src_views=2,
+                       baselines="median", progress=False, figures=False, pointclouds=False)
+    methods = {row["method"] for row in rows}
+    assert {"identity", "median", "deltaz", "deltaz+gate"} <= methods
+    deltaz = next(row for row in rows if row["method"] == "deltaz" and row["scan"] == "all")
+    assert np.isfinite(deltaz["mae_valid_mm"]) and np.isfinite(deltaz["harm_pct"])
