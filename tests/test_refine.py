@@ -294,3 +294,15 @@ def test_default_checkpoint_is_the_shipped_file_or_a_clear_error(monkeypatch, tm
     assert weights.default_checkpoint() == tmp_path / "deltaz_refiner.pt"
     depth = _depth()
     np.testing.assert_array_equal(refine_depth(depth), depth)  # identity weights, loaded by default
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path):
+    """A checkpoint whose config names one model and whose weights are another's: one line naming the file."""
+    from deltaz.core.errors import DataError
+    from deltaz.engine.refine import load_refiner
+
+    unet = build_model("deltaz_unet", in_channels=1, base_channel=4, depth=2)
+    config = {**model_config(unet), "name": "deltaz_select", "radius": 1}
+    ckpt.save_checkpoint(tmp_path / "mixed.pt", {"model": unet.state_dict(), "model_config": config, "config": {}})
+    with pytest.raises(DataError, match=r"mixed\.pt: not a DeltaZ refiner checkpoint \(its weights do not fit"):
+        load_refiner(tmp_path / "mixed.pt")

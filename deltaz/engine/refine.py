@@ -48,7 +48,7 @@ def load_refiner(path: str | Path, device: torch.device | str = "cpu") -> tuple[
     """A trained refiner from a checkpoint (a ``.pt`` file, or a folder holding ``best.pt``/``last.pt``).
 
     Returns ``(model in eval mode on device, the run's TrainConfig dict, the file read)``.
-    Raises :class:`DataError` when no checkpoint is there.
+    Raises :class:`DataError` when no checkpoint is there or its weights do not fit the model it names.
     """
     path = ckpt.find_checkpoint(path) or Path(path)
     state = ckpt.load_checkpoint(path, map_location="cpu")
@@ -60,7 +60,11 @@ def load_refiner(path: str | Path, device: torch.device | str = "cpu") -> tuple[
         train_cfg = TrainConfig.from_dict(config)
         name, model_cfg = train_cfg.model, train_cfg.model_kwargs()
     model = build_model(name, **model_cfg)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:  # weights of another architecture than the one the checkpoint names
+        detail = " ".join(str(exc).split())[:200]
+        raise DataError(f"{path}: not a DeltaZ refiner checkpoint (its weights do not fit: {detail})") from None
     model.to(device).eval()
     return model, config, path
 
