@@ -93,6 +93,10 @@ def test_loader_workers_and_amp_reach_the_training_config(tmp_path):
     shorter = train_config(DemoSettings(compare_minutes=1.5), tmp_path, tmp_path, "cpu", "mvsnet_refine")
     assert shorter.max_minutes == 1.5
     assert baseline.checkpoint_dir == str(tmp_path / "run" / "mvsnet_refine" / "checkpoints")
+    select = DemoSettings(train=demo_train_config(model="deltaz_select"))
+    assert train_config(select, tmp_path, tmp_path / "run", "cpu").model == "deltaz_select"
+    assert train_config(select, tmp_path, tmp_path / "run", "cpu").checkpoint_dir == str(tmp_path / "run" / "checkpoints")
+    assert train_config(select, tmp_path, tmp_path / "run", "cpu", "mvsnet_refine").model == "mvsnet_refine"
     with pytest.raises(ConfigError, match="--compare-minutes"):
         DemoSettings(compare_minutes=-1).validate()
     with pytest.raises(ConfigError, match="--num-workers"):
@@ -120,3 +124,16 @@ def test_quality_targets():
     rows.append({**row("deltaz+gate", 4.4, 45.0), "mae_good_mm": 0.9, "harm_pct": 1.0})
     gated = [t for t in quality_targets(rows) if t["target"].startswith("deltaz+gate")]
     assert [t["met"] for t in gated] == [True, True] and "1.0 %" in gated[0]["value"]
+
+
+def test_model_flag_reaches_the_recipe():
+    import argparse
+
+    from deltaz.apps.demo import add_arguments, settings_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert settings_from_args(parser.parse_args([])).train.model == "deltaz_unet"
+    assert settings_from_args(parser.parse_args(["--model", "deltaz_select"])).train.model == "deltaz_select"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--model", "mvsnet_refine"])  # the baseline is trained beside the refiner, not instead

@@ -7,7 +7,8 @@ Stages, each with a progress bar and a wall time in the report:
    ``<data>/test_ready``, the rest in ``<data>/train_ready``; training never sees ``test_ready``), parse
    every light, and run the plane-sweep stereo (:mod:`deltaz.ops.mvs`) on every scan: a real algorithm's
    initial depth.
-4. **train** — DeltaZUnet (:func:`deltaz.engine.train.train`) on ``train_ready`` for ``--minutes`` minutes, on
+4. **train** — the refiner (:func:`deltaz.engine.train.train`; DeltaZUnet, or SelectUnet with ``--model
+   deltaz_select``) on ``train_ready`` for ``--minutes`` minutes, on
    random 64×80 windows (``--crop``), its initial depth drawn per view from ``--preset`` (default: the raw
    plane sweep 60 %, the simulated ``mvs`` model 20 %, already-right depth 20 %); ``--val-scans`` of its
    scans are the validation split, which picks ``best.pt`` and tunes the baselines. Then the MVSNet-style
@@ -135,11 +136,13 @@ class DemoSettings:
 
 
 # =========================================================================== stages
-def train_config(settings: DemoSettings, data: Path, out: Path, device: str, model: str = "deltaz_unet") -> TrainConfig:
-    """The :class:`deltaz.engine.config.TrainConfig` of the demo's refiner (``model="deltaz_unet"``, run folder
-    ``out``) or of its MVSNet-style baseline (``"mvsnet_refine"``, run folder ``out/mvsnet_refine``): same
-    data, split, losses, input options, optimiser and seed; its own width and time budget."""
+def train_config(settings: DemoSettings, data: Path, out: Path, device: str, model: str | None = None) -> TrainConfig:
+    """The :class:`deltaz.engine.config.TrainConfig` of the demo's refiner (``model=None``: the recipe's,
+    ``deltaz_unet`` unless ``--model`` says ``deltaz_select``; run folder ``out``) or of its MVSNet-style baseline
+    (``"mvsnet_refine"``, run folder ``out/mvsnet_refine``): same data, split, losses, input options, optimiser
+    and seed; its own width and time budget."""
     recipe = settings.train
+    model = model or recipe.model
     compare = model == "mvsnet_refine"
     run_dir = out / model if compare else out
     return dataclasses.replace(
@@ -185,13 +188,14 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def stage_train(settings: DemoSettings, data: Path, out: Path, device: str,
-                model: str = "deltaz_unet") -> tuple[float | None, dict[str, Any]]:
+                model: str | None = None) -> tuple[float | None, dict[str, Any]]:
     """Train ``model`` (see :func:`train_config`) unless its run folder's ``train_summary.json`` says a run
     with the same config finished."""
     config = train_config(settings, data, out, device, model)
+    model = config.model
     run_dir = Path(config.checkpoint_dir).parent
     summary_path = run_dir / "train_summary.json"
-    label = "train" if model == "deltaz_unet" else f"train {model} (baseline)"
+    label = f"train {model} (baseline)" if model == "mvsnet_refine" else "train"
     previous = None if settings.force else _finished_run(summary_path, _comparable(config.resolved().to_dict()))
     if previous is not None:
         print(f"[4/6] {label}: reusing {previous['checkpoint']} (finished run with the same settings; --force retrains)")
@@ -408,6 +412,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser, t: TrainConfig) -> Non
     parser.add_argument("--preset", default=t.preset, metavar="MODEL[:W,...]",
                         help=f"training initial depth: {', '.join(INITIAL_MODELS)} or a weighted mix "
                         f"(default {t.preset})")
+    parser.add_argument("--model", choices=("deltaz_unet", "deltaz_select"), default=t.model,
+                        help=f"the refiner: the U-Net with a Δz head, or with the selection head that copies depth from "
+                        f"a neighbour (default {t.model})")
     parser.add_argument("--keep-holes", action="store_true",
                         help="the refiner keeps the input's holes instead of filling them from a classical pre-fill")
 
@@ -433,7 +440,7 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         max_steps=args.max_steps, batch_size=args.batch_size, crop=list(args.crop) if min(args.crop) > 0 else None,
         amp=args.amp, lr=args.lr, base_channel=args.base_channel, unet_depth=args.unet_depth,
         use_images=not args.no_images, depth_scale_mm=args.depth_scale_mm or None,
-        depth_scale_rel=args.depth_scale_rel or None, preset=args.preset,
+        depth_scale_rel=args.depth_scale_rel or None, preset=args.preset, model=args.model,
         fill_holes=not args.keep_holes, prefill_holes=not args.keep_holes,
     )
     return DemoSettings(
