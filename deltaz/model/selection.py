@@ -8,12 +8,12 @@ the ``K = (2r + 1)²`` input depths ``d_j`` of its window (radius ``r`` px, repl
 ``Δz = (a · (Σ_j w_j d_j − d) + res) · h``   (normalised units × the half span ``h``, mm; ``d`` the input)
 
 with a free residual ``res``. The weights' logits are ``pos_j − |e − e_j|²/E − β·|c − c_j| − 5·(1 − v_j)``:
-learned per-position logits ``pos``, the distance of ``E``-dimensional learned embeddings ``e`` (which pixels
-belong together), the colour distance of the network's image input ``c = 2·image − 1`` (mean |·| over RGB;
-learned ``β ≥ 0``) and a penalty on candidates that are holes (``v_j = 0``). ``res``, ``a`` and ``pos`` come
-from one zero-initialised conv, so an untrained model is the identity (``Δz == 0`` exactly). With ``a = 1``
-and ``res = 0`` the refined depth is a convex combination of the window's input depths: it cannot leave
-their range.
+learned per-position logits ``pos``; the distance of ``E``-dimensional learned embeddings ``e`` (which pixels
+belong together); the colour distance of the network's image input ``c = 2·image − 1`` (mean |·| over RGB,
+learned ``β ≥ 0``); a penalty on candidates that are holes (``v_j = 0``). ``res``, ``a`` and ``pos`` come from
+one zero-initialised conv, so an untrained model is the identity (``Δz == 0`` exactly). With ``a = 1`` and
+``res = 0`` the refined depth is a convex combination of the window's input depths: it cannot leave their
+range.
 """
 
 from __future__ import annotations
