@@ -380,10 +380,10 @@ class SelectUnet(DeltaZUnet):
         H, W = x.shape[-2:]
         features = self._decode(x)
         head = self.head(features)[..., :H, :W]
-        prior = selection.selection_prior(x, self.embed(features)[..., :H, :W], self.radius, self.colour_weight)
-        extra = 1 if self.out_confidence else 0
-        delta = selection.select_delta(torch.cat([head[:, :1], head[:, 1 + extra:]], 1), prior, x[:, :1], self.radius)
-        return self._outputs(torch.cat([delta, head[:, 1:1 + extra]], dim=1), half, offset)
+        n_out = 2 if self.out_confidence else 1  # residual Δz [, confidence], then gain, K position logits
+        delta = selection.select_delta(x, self.embed(features)[..., :H, :W], head[:, :1], head[:, n_out:n_out + 1],
+                                       head[:, n_out + 1:], self.radius, self.colour_weight)
+        return self._outputs(torch.cat([delta, head[:, 1:n_out]], dim=1), half, offset)
 
 
 #: Model registry: the names :func:`build_model` accepts.

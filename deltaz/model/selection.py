@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["EMBED_DIM", "HOLE_PENALTY", "COLOUR_WEIGHT_INIT", "window_values", "selection_prior", "select_delta"]
+__all__ = ["EMBED_DIM", "HOLE_PENALTY", "COLOUR_WEIGHT_INIT", "window_values", "select_delta"]
 
 #: Width of the learned pixel embedding that says which neighbours belong to the same surface.
 EMBED_DIM = 8
@@ -40,31 +40,22 @@ def window_values(x: torch.Tensor, radius: int) -> torch.Tensor:
     return cols.view(B, C, size * size, H, W)
 
 
-def selection_prior(inputs: torch.Tensor, embedding: torch.Tensor, radius: int,
-                    colour_weight: torch.Tensor | None) -> torch.Tensor:
-    """The logits ``(B, K, H, W)`` every candidate gets before the learned position logits.
+def select_delta(inputs: torch.Tensor, embedding: torch.Tensor, residual: torch.Tensor, gain: torch.Tensor,
+                 logits: torch.Tensor, radius: int, colour_weight: torch.Tensor | None) -> torch.Tensor:
+    """Δz in normalised units ``(B, 1, H, W)``: ``gain · (Σ_j w_j d_j − d) + residual`` (module docstring).
 
     Args:
         inputs: the network's input stack ``(B, 2 [+3], H, W)``: normalised depth, validity [, ``2·image − 1``].
-        embedding: ``(B, EMBED_DIM, H, W)``. colour_weight: raw β (softplus is applied), None without an image.
+        embedding: ``(B, EMBED_DIM, H, W)``. residual, gain: ``(B, 1, H, W)``. logits: the learned position
+            logits ``(B, K, H, W)``. colour_weight: raw β (softplus is applied), None without an image.
     """
     near = window_values(embedding, radius)
-    logits = -((near - embedding[:, :, None]) ** 2).sum(1) / embedding.shape[1]
+    logits = logits - ((near - embedding[:, :, None]) ** 2).sum(1) / embedding.shape[1]
     logits = logits - HOLE_PENALTY * (1 - window_values(inputs[:, 1:2], radius)[:, 0])
     if colour_weight is not None:
         colour = inputs[:, 2:5]
         distance = (window_values(colour, radius) - colour[:, :, None]).abs().mean(1)
         logits = logits - F.softplus(colour_weight) * distance
-    return logits
-
-
-def select_delta(head: torch.Tensor, prior: torch.Tensor, depth: torch.Tensor, radius: int) -> torch.Tensor:
-    """Δz in normalised units ``(B, 1, H, W)``: ``a · (Σ_j w_j d_j − d) + res``.
-
-    Args:
-        head: ``(B, 2 + K, H, W)``: residual, gain, the K position logits.
-        prior: :func:`selection_prior`'s ``(B, K, H, W)``. depth: normalised input depth ``(B, 1, H, W)``.
-    """
-    weights = torch.softmax(head[:, 2:] + prior, dim=1)
-    selected = (weights * window_values(depth, radius)[:, 0]).sum(1, keepdim=True)
-    return head[:, 1:2] * (selected - depth) + head[:, :1]
+    weights = torch.softmax(logits, dim=1)
+    depth = inputs[:, :1]
+    return gain * ((weights * window_values(depth, radius)[:, 0]).sum(1, keepdim=True) - depth) + residual
