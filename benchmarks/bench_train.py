@@ -158,7 +158,7 @@ def _null():
 
 def _model_kwargs(args) -> dict:
     kwargs = {"in_channels": 1, "base_channel": args.base_channel}
-    if args.model == "deltaz_unet":
+    if args.model in ("deltaz_unet", "deltaz_select"):
         kwargs["depth"] = args.unet_depth
     return kwargs
 
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     parser.add_argument("--num-views", type=int, default=2, help="views per sample (reference + sources)")
     parser.add_argument("--height", type=int, default=128, help="training crop height in pixels")
     parser.add_argument("--width", type=int, default=160, help="training crop width in pixels")
-    parser.add_argument("--model", default="deltaz_unet", choices=["deltaz_unet", "mvsnet_refine"], help="network")
+    parser.add_argument("--model", default="deltaz_unet", choices=["deltaz_unet", "deltaz_select", "mvsnet_refine"], help="network")
     parser.add_argument("--base-channel", type=int, default=32, help="channels of the first level")
     parser.add_argument("--unet-depth", type=int, default=4, help="U-Net downsamplings")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps")
