@@ -315,20 +315,25 @@ def test_select_unet_copies_from_its_window():
     assert torch.allclose(refine(model, depth, image=image)["depth_refined"], right, atol=1e-2)
 
 
-@pytest.mark.parametrize("power", [1, 2])
-def test_window_distance_matches_window_values(power):
-    """The per-neighbour distance (built one offset at a time) equals the channel mean of |x_j − x|^p taken from
-    the full window stack, border pixels included (replicate padding); the pixel's own distance is 0."""
+@pytest.mark.parametrize("squared", [False, True])
+def test_window_distance_matches_window_values(squared):
+    """The window is F.unfold's (row-major offsets, replicate padding); the per-neighbour distance, built one
+    offset at a time, equals the channel mean of |x_j − x| (or its square) over that stack, borders included."""
+    import torch.nn.functional as F
+
     from deltaz.model.selection import window_distance, window_values
 
     torch.manual_seed(1)
     x = torch.randn(2, 3, 7, 9)
-    expected = (window_values(x, 2) - x[:, :, None]).abs().pow(power).mean(1)
-    got = window_distance(x, 2, power)
+    near = window_values(x, 2)
+    assert torch.equal(near, F.unfold(F.pad(x, (2,) * 4, mode="replicate"), 5).view(2, 3, 25, 7, 9))
+    expected = (near - x[:, :, None]).abs().pow(2 if squared else 1).mean(1)
+    got = window_distance(x, 2, squared=squared)
     assert got.shape == (2, 25, 7, 9)
     assert torch.allclose(got, expected, atol=1e-6)
     assert torch.equal(got[:, 12], torch.zeros(2, 7, 9))
     assert got[:, 0, 0, 0].eq(0).all() and not got[:, 0, 3, 4].eq(0).any()  # corner (−2, −2) is replicated
+
 
 def test_select_unet_config_and_bad_radius():
     model = build_model("deltaz_select", in_channels=1, base_channel=4, depth=2, radius=2, out_confidence=True)

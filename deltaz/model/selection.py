@@ -45,11 +45,11 @@ def window_values(x: torch.Tensor, radius: int) -> torch.Tensor:
     return torch.stack(_windows(x, radius), dim=2)
 
 
-def window_distance(x: torch.Tensor, radius: int, power: int) -> torch.Tensor:
-    """Mean over channels of ``|x − x_j|^power`` to each of the ``K`` neighbours: ``(B, C, H, W)`` → ``(B, K, H,
-    W)``. One neighbour at a time, so the ``(B, C, K, H, W)`` stack of :func:`window_values` is never built (4×
-    faster forward and backward on the CPU than unfolding it)."""
-    norm = torch.square if power == 2 else torch.abs
+def window_distance(x: torch.Tensor, radius: int, squared: bool = False) -> torch.Tensor:
+    """Mean over channels of ``|x − x_j|`` (``squared``: ``(x − x_j)²``) to each of the ``K`` neighbours:
+    ``(B, C, H, W)`` → ``(B, K, H, W)``. One neighbour at a time, so the ``(B, C, K, H, W)`` stack of
+    :func:`window_values` is never built (4× faster forward and backward on the CPU than unfolding it)."""
+    norm = torch.square if squared else torch.abs
     return torch.stack([norm(near - x).mean(1) for near in _windows(x, radius)], dim=1)
 
 
@@ -62,10 +62,10 @@ def select_delta(inputs: torch.Tensor, embedding: torch.Tensor, residual: torch.
         embedding: ``(B, EMBED_DIM, H, W)``. residual, gain: ``(B, 1, H, W)``. logits: the learned position
             logits ``(B, K, H, W)``. colour_weight: raw β (softplus is applied), None without an image.
     """
-    logits = logits - window_distance(embedding, radius, 2)
+    logits = logits - window_distance(embedding, radius, squared=True)
     logits = logits - HOLE_PENALTY * (1 - window_values(inputs[:, 1:2], radius)[:, 0])
     if colour_weight is not None:
-        logits = logits - F.softplus(colour_weight) * window_distance(inputs[:, 2:5], radius, 1)
+        logits = logits - F.softplus(colour_weight) * window_distance(inputs[:, 2:5], radius)
     weights = torch.softmax(logits, dim=1)
     depth = inputs[:, :1]
     return gain * ((weights * window_values(depth, radius)[:, 0]).sum(1, keepdim=True) - depth) + residual
