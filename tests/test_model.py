@@ -335,6 +335,23 @@ def test_window_distance_matches_window_values(squared):
     assert got[:, 0, 0, 0].eq(0).all() and not got[:, 0, 3, 4].eq(0).any()  # corner (−2, −2) is replicated
 
 
+def test_select_unet_reads_first_version_colour_weight():
+    """A first-version selection checkpoint stored β as a raw softplus input (``colour_weight``); loading converts
+    it to the log-scale with the same β, so old checkpoints give the same outputs."""
+    import torch.nn.functional as F
+
+    from deltaz.model import selection
+
+    model = build_model("deltaz_select", in_channels=4, base_channel=4, depth=2, radius=1)
+    state = model.state_dict()
+    state["colour_weight"] = torch.tensor(7.125)
+    del state["colour_log_scale"]
+    model.load_state_dict(state)  # strict: the legacy key is renamed, nothing is left over or missing
+    beta = selection.COLOUR_WEIGHT_INIT * torch.exp(model.colour_log_scale.detach())
+    assert torch.isclose(beta, F.softplus(torch.tensor(7.125)), rtol=1e-5)
+    assert "colour_weight" not in model.state_dict() and model.colour_log_scale.requires_grad
+
+
 def test_select_unet_config_and_bad_radius():
     model = build_model("deltaz_select", in_channels=1, base_channel=4, depth=2, radius=2, out_confidence=True)
     config = model_config(model)

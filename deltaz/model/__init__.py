@@ -373,7 +373,13 @@ class SelectUnet(DeltaZUnet):
         n_out = 2 if self.out_confidence else 1  # residual Δz [, confidence], as DeltaZUnet's head; then gain, K logits
         self.head = _zero_conv(self.base_channel, n_out + 1 + (2 * self.radius + 1) ** 2)
         self.embed = nn.Conv2d(self.base_channel, selection.EMBED_DIM, 1)
-        self.colour_weight = nn.Parameter(torch.tensor(selection.COLOUR_WEIGHT_INIT)) if self.in_channels == 4 else None
+        self.colour_log_scale = nn.Parameter(torch.tensor(0.0)) if self.in_channels == 4 else None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        legacy = state_dict.pop(prefix + "colour_weight", None)  # first version: β = softplus(colour_weight)
+        if legacy is not None:
+            state_dict[prefix + "colour_log_scale"] = selection.colour_log_scale_from_legacy(legacy)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, depth_init: torch.Tensor, image: torch.Tensor | None = None, depth_range: torch.Tensor | None = None):
         x, half, offset = self._inputs(depth_init, image, depth_range)
@@ -382,7 +388,7 @@ class SelectUnet(DeltaZUnet):
         head = self.head(features)[..., :H, :W]
         n_out = 2 if self.out_confidence else 1  # residual Δz [, confidence], then gain, K position logits
         delta = selection.select_delta(x, self.embed(features)[..., :H, :W], head[:, :1], head[:, n_out:n_out + 1],
-                                       head[:, n_out + 1:], self.radius, self.colour_weight)
+                                       head[:, n_out + 1:], self.radius, self.colour_log_scale)
         return self._outputs(torch.cat([delta, head[:, 1:n_out]], dim=1), half, offset)
 
 

@@ -10,7 +10,8 @@ the ``K = (2r + 1)²`` input depths ``d_j`` of its window (radius ``r`` px, repl
 with a free residual ``res``. The weights' logits are ``pos_j − |e − e_j|²/E − β·|c − c_j| − 5·(1 − v_j)``:
 learned per-position logits ``pos``; the distance of ``E``-dimensional learned embeddings ``e`` (which pixels
 belong together); the colour distance of the network's image input ``c = 2·image − 1`` (mean |·| over RGB,
-learned ``β ≥ 0``); a penalty on candidates that are holes (``v_j = 0``). ``res``, ``a`` and ``pos`` come from
+weighted by ``β = COLOUR_WEIGHT_INIT · exp(s)`` with a learned log-scale ``s``, 0 at init); a penalty on
+candidates that are holes (``v_j = 0``). ``res``, ``a`` and ``pos`` come from
 one zero-initialised conv, so an untrained model is the identity (``Δz == 0`` exactly). With ``a = 1`` and
 ``res = 0`` the refined depth is a convex combination of the window's input depths: it cannot leave their
 range.
@@ -21,14 +22,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["EMBED_DIM", "HOLE_PENALTY", "COLOUR_WEIGHT_INIT", "window_values", "window_distance", "select_delta"]
+__all__ = ["EMBED_DIM", "HOLE_PENALTY", "COLOUR_WEIGHT_INIT", "colour_log_scale_from_legacy", "window_values",
+           "window_distance", "select_delta"]
 
 #: Width of the learned pixel embedding that says which neighbours belong to the same surface.
 EMBED_DIM = 8
 #: Logit penalty on a hole of the input as a candidate (its depth is the pre-fill's or 0).
 HOLE_PENALTY = 5.0
-#: Raw colour weight at init: ``β = softplus(7.125) ≈ 7.1`` per unit of mean |Δ| of ``2·image − 1``.
-COLOUR_WEIGHT_INIT = 7.125
+#: Colour weight β at init, per unit of mean |Δ| of ``2·image − 1``. β is learned in log space (``β =
+#: COLOUR_WEIGHT_INIT · exp(s)``) so that Adam can move it by a useful factor in a short run; the first version
+#: learned a raw ``softplus`` input, which moved β by under 5 % in 1500 steps. A large β keeps the pixel's own
+#: depth unless a neighbour of the same colour differs. 28.5 was chosen on the design data (synthetic validation
+#: scan, Motorcycle's left half) against 7.1, the first version's value (README, Middlebury section).
+COLOUR_WEIGHT_INIT = 28.5
 
 
 def _windows(x: torch.Tensor, radius: int):
@@ -54,18 +60,24 @@ def window_distance(x: torch.Tensor, radius: int, squared: bool = False) -> torc
 
 
 def select_delta(inputs: torch.Tensor, embedding: torch.Tensor, residual: torch.Tensor, gain: torch.Tensor,
-                 logits: torch.Tensor, radius: int, colour_weight: torch.Tensor | None) -> torch.Tensor:
+                 logits: torch.Tensor, radius: int, colour_log_scale: torch.Tensor | None) -> torch.Tensor:
     """Δz in normalised units ``(B, 1, H, W)``: ``gain · (Σ_j w_j d_j − d) + residual`` (module docstring).
 
     Args:
         inputs: the network's input stack ``(B, 2 [+3], H, W)``: normalised depth, validity [, ``2·image − 1``].
         embedding: ``(B, EMBED_DIM, H, W)``. residual, gain: ``(B, 1, H, W)``. logits: the learned position
-            logits ``(B, K, H, W)``. colour_weight: raw β (softplus is applied), None without an image.
+            logits ``(B, K, H, W)``. colour_log_scale: the learned ``s`` of β (scalar), None without an image.
     """
     logits = logits - window_distance(embedding, radius, squared=True)
     logits = logits - HOLE_PENALTY * (1 - window_values(inputs[:, 1:2], radius)[:, 0])
-    if colour_weight is not None:
-        logits = logits - F.softplus(colour_weight) * window_distance(inputs[:, 2:5], radius)
+    if colour_log_scale is not None:
+        beta = COLOUR_WEIGHT_INIT * torch.exp(colour_log_scale)
+        logits = logits - beta * window_distance(inputs[:, 2:5], radius)
     weights = torch.softmax(logits, dim=1)
     depth = inputs[:, :1]
     return gain * ((weights * window_values(depth, radius)[:, 0]).sum(1, keepdim=True) - depth) + residual
+
+
+def colour_log_scale_from_legacy(raw: torch.Tensor) -> torch.Tensor:
+    """The log-scale ``s`` that gives a first-version checkpoint's ``β = softplus(raw)`` (same outputs)."""
+    return torch.log(F.softplus(raw) / COLOUR_WEIGHT_INIT)
