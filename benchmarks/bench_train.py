@@ -27,7 +27,7 @@ from deltaz.ops.losses import (
     multiview_consistency_loss,
     smoothness_loss,
 )
-from deltaz.model import build_model, refine
+from deltaz.model import MODELS, build_model, refine
 from deltaz.engine.train import _amp_settings, forward_batch
 
 
@@ -158,7 +158,7 @@ def _null():
 
 def _model_kwargs(args) -> dict:
     kwargs = {"in_channels": 1, "base_channel": args.base_channel}
-    if args.model in ("deltaz_unet", "deltaz_select"):
+    if "depth" in MODELS[args.model].SHAPE_ARGS:  # the U-Nets
         kwargs["depth"] = args.unet_depth
     return kwargs
 
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     parser.add_argument("--num-views", type=int, default=2, help="views per sample (reference + sources)")
     parser.add_argument("--height", type=int, default=128, help="training crop height in pixels")
     parser.add_argument("--width", type=int, default=160, help="training crop width in pixels")
-    parser.add_argument("--model", default="deltaz_unet", choices=["deltaz_unet", "deltaz_select", "mvsnet_refine"], help="network")
+    parser.add_argument("--model", default="deltaz_unet", choices=sorted(MODELS), help="network")
     parser.add_argument("--base-channel", type=int, default=32, help="channels of the first level")
     parser.add_argument("--unet-depth", type=int, default=4, help="U-Net downsamplings")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps")

@@ -11,10 +11,9 @@ with a free residual ``res``. The weights' logits are ``pos_j − |e − e_j|²/
 learned per-position logits ``pos``; the distance of ``E``-dimensional learned embeddings ``e`` (which pixels
 belong together); the colour distance of the network's image input ``c = 2·image − 1`` (mean |·| over RGB,
 weighted by ``β = COLOUR_WEIGHT_INIT · exp(s)`` with a learned log-scale ``s``, 0 at init); a penalty on
-candidates that are holes (``v_j = 0``). ``res``, ``a`` and ``pos`` come from
-one zero-initialised conv, so an untrained model is the identity (``Δz == 0`` exactly). With ``a = 1`` and
-``res = 0`` the refined depth is a convex combination of the window's input depths: it cannot leave their
-range.
+candidates that are holes (``v_j = 0``). ``res``, ``a`` and ``pos`` come from one zero-initialised conv, so an
+untrained model is the identity (``Δz == 0`` exactly). With ``a = 1`` and ``res = 0`` the refined depth is a
+convex combination of the window's input depths: it cannot leave their range.
 """
 
 from __future__ import annotations
