@@ -335,6 +335,33 @@ def test_window_distance_matches_window_values(squared):
     assert got[:, 0, 0, 0].eq(0).all() and not got[:, 0, 3, 4].eq(0).any()  # corner (−2, −2) is replicated
 
 
+def test_far_candidates_extend_the_window():
+    """``far`` adds the window's offsets times ``far`` that it lacks, after the dense window (whose order and
+    values are unchanged); a strong logit on a far candidate copies the depth that many pixels away."""
+    from deltaz.model.selection import window_offsets, window_values
+
+    dense = window_offsets(3)
+    far = window_offsets(3, far=3)
+    assert far[:49] == dense and len(far) == 89 and len(set(far)) == 89
+    assert (9, -9) in far and (6, 3) in far and (4, 0) not in far
+    assert window_offsets(2, far=2) == window_offsets(2) + [(2 * a, 2 * b) for a, b in window_offsets(2)
+                                                            if max(abs(a), abs(b)) == 2]
+    x = torch.randn(1, 1, 12, 15)
+    assert torch.equal(window_values(x, 3, far=3)[:, :, :49], window_values(x, 3))
+    torch.manual_seed(0)
+    model = build_model("deltaz_select", in_channels=1, base_channel=4, depth=2, radius=1, far=3)
+    assert model.head.out_channels == 2 + 9 + 8
+    depth = random_depth(1, 10, 12, holes=0.0)
+    assert torch.equal(refine(model, depth)["depth_refined"], depth)  # untrained: the identity
+    with torch.no_grad():
+        model.head.bias[1] = 1.0  # gain
+        model.head.bias[2 + window_offsets(1, far=3).index((0, 3))] = 1e3
+    shifted = torch.cat([depth[..., 3:], depth[..., -1:].expand(-1, -1, 3)], dim=-1)
+    assert torch.allclose(refine(model, depth)["depth_refined"], shifted, atol=1e-2)
+    with pytest.raises(ConfigError, match="far"):
+        build_model("deltaz_select", radius=1, far=1)
+
+
 def test_select_unet_reads_first_version_colour_weight():
     """A first-version selection checkpoint stored β as a raw softplus input (``colour_weight``); loading converts
     it to the log-scale with the same β, so old checkpoints give the same outputs."""

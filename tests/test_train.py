@@ -241,24 +241,28 @@ def test_cli_trains_the_demo_recipe(data_root, tmp_path, capsys):
 
 
 def test_cli_trains_the_selection_model(data_root, tmp_path, capsys):
-    """``--model deltaz_select`` trains through the same loop; its window radius is saved with the model and
-    the checkpoint loads back as that model; a radius below 1 gets one line."""
+    """``--model deltaz_select`` trains through the same loop; its window radius and far factor are saved with
+    the model and the checkpoint loads back as that model; a radius below 1 or a far factor of 1 gets one line."""
     from deltaz.engine.refine import load_refiner
     from deltaz.model import SelectUnet
 
     args = ["train", "--data-root", str(data_root), "--batch-size", "2", "--num-epochs", "1", "--val-split", "0",
             "--base-channel", "4", "--unet-depth", "2", "--max-steps", "2", "--checkpoint-dir", str(tmp_path / "ck"),
             "--log-dir", str(tmp_path / "logs"), "--no-progress", "--model", "deltaz_select"]
-    assert cli_main([*args, "--select-radius", "2"]) == 0
+    assert cli_main([*args, "--select-radius", "2", "--select-far", "2"]) == 0
     state = ckpt.load_checkpoint(tmp_path / "ck" / "last.pt")
     assert state["model_config"]["name"] == "deltaz_select" and state["model_config"]["radius"] == 2
+    assert state["model_config"]["far"] == 2
     model, _, _ = load_refiner(tmp_path / "ck" / "last.pt")
-    assert isinstance(model, SelectUnet) and model.radius == 2
+    assert isinstance(model, SelectUnet) and model.radius == 2 and model.far == 2
     assert not torch.equal(state["model"]["head.weight"], torch.zeros_like(state["model"]["head.weight"]))
     capsys.readouterr()
     assert cli_main([*args, "--select-radius", "0"]) == 1
     err = capsys.readouterr().err
     assert "select_radius" in err and "Traceback" not in err
+    assert cli_main([*args, "--select-far", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "select_far" in err and "Traceback" not in err
 
 
 def test_cli_help_covers_every_flag(capsys):

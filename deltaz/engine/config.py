@@ -28,7 +28,7 @@ from deltaz.ops.corrupt import INITIAL_MODELS, PRESETS as CORRUPT_PRESETS, parse
 MODEL_ARGS = {
     "model": "name", "base_channel": "base_channel", "unet_depth": "depth", "out_confidence": "out_confidence",
     "use_images": "in_channels", "depth_scale_mm": "depth_scale_mm", "prefill_holes": "prefill_holes",
-    "depth_scale_rel": "depth_scale_rel", "select_radius": "radius",
+    "depth_scale_rel": "depth_scale_rel", "select_radius": "radius", "select_far": "far",
 }
 #: Fields that fix the network (shape and input options): a checkpoint is only loadable into a model with equal values.
 MODEL_FIELDS = tuple(MODEL_ARGS)
@@ -128,6 +128,8 @@ class TrainConfig:
     base_channel: int = _f(32, "channels of the network's first level")
     unet_depth: int = _f(4, "number of U-Net downsamplings (deltaz_unet, deltaz_select)")
     select_radius: int = _f(3, "deltaz_select: radius (px) of the window it copies depth from (3: 7x7)")
+    select_far: int = _f(0, "deltaz_select: also copy from the window's offsets times this factor (0: none; 3 with "
+                         "radius 3 reaches 9 px)")
     out_confidence: bool = _f(False, "also predict a per-pixel confidence", flag="--confidence")
     # input options of the model (deltaz.model): a fixed normalisation half span in mm instead of the depth
     # range's (None), and a classical pre-fill of the initial depth's holes that Δz starts from
@@ -200,6 +202,7 @@ class TrainConfig:
         need(self.base_channel >= 1, "base_channel", "must be >= 1")
         need(self.unet_depth >= 1, "unet_depth", "must be >= 1")
         need(self.select_radius >= 1, "select_radius", "must be >= 1 (px)")
+        need(self.select_far == 0 or self.select_far >= 2, "select_far", "must be 0 (none) or >= 2")
         need(self.depth_scale_mm is None or self.depth_scale_mm > 0, "depth_scale_mm", "must be > 0 or None")
         need(self.depth_scale_rel is None or 0 < self.depth_scale_rel < 1, "depth_scale_rel", "must be in (0, 1) or None")
         need(self.multiview_target in MULTIVIEW_TARGETS and not (self.multiview_target == "refined" and self.multiscale),
@@ -235,8 +238,8 @@ class TrainConfig:
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`deltaz.model.build_model` (besides the model name), via :data:`MODEL_ARGS`:
-        the model class's ``SHAPE_ARGS`` (``unet_depth`` only for the U-Nets, ``select_radius`` only for
-        ``deltaz_select``) and the input options not at their default (:data:`deltaz.model.INPUT_OPTIONS`), i.e.
+        the model class's ``SHAPE_ARGS`` (``unet_depth`` only for the U-Nets, ``select_radius`` and
+        ``select_far`` only for ``deltaz_select``) and the input options not at their default (:data:`deltaz.model.INPUT_OPTIONS`), i.e.
         exactly what ``model_config`` records."""
         shape_args = MODEL_REGISTRY[self.model].SHAPE_ARGS
         kwargs: dict[str, Any] = {}

@@ -359,19 +359,23 @@ class MVSNetRefine(_RefinerBase):
 
 class SelectUnet(DeltaZUnet):
     """:class:`DeltaZUnet` whose correction mostly copies depth from a neighbour it selects (the selection head
-    of :mod:`deltaz.model.selection`: window radius ``radius`` px, default 3 = 7×7). Same options, forward
-    signature and outputs as DeltaZUnet; untrained, it is the identity."""
+    of :mod:`deltaz.model.selection`: window radius ``radius`` px, default 3 = 7×7; ``far`` ≥ 2 adds that window's
+    offsets times ``far``, 0 none). Same options, forward signature and outputs as DeltaZUnet; untrained, it is
+    the identity."""
 
     NAME = "deltaz_select"
-    SHAPE_ARGS = ("in_channels", "base_channel", "depth", "out_confidence", "radius")
+    SHAPE_ARGS = ("in_channels", "base_channel", "depth", "out_confidence", "radius", "far")
 
-    def __init__(self, *args, radius: int = 3, **kwargs):
+    def __init__(self, *args, radius: int = 3, far: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         if int(radius) < 1:
             raise ConfigError(f"radius (px) must be >= 1, got {radius}")
-        self.radius = int(radius)
+        if int(far) != 0 and int(far) < 2:
+            raise ConfigError(f"far must be 0 (none) or >= 2, got {far}")
+        self.radius, self.far = int(radius), int(far)
         n_out = 2 if self.out_confidence else 1  # residual Δz [, confidence], as DeltaZUnet's head; then gain, K logits
-        self.head = _zero_conv(self.base_channel, n_out + 1 + (2 * self.radius + 1) ** 2)
+        n_candidates = len(selection.window_offsets(self.radius, self.far))
+        self.head = _zero_conv(self.base_channel, n_out + 1 + n_candidates)
         self.embed = nn.Conv2d(self.base_channel, selection.EMBED_DIM, 1)
         self.colour_log_scale = nn.Parameter(torch.tensor(0.0)) if self.in_channels == 4 else None
 
@@ -388,7 +392,7 @@ class SelectUnet(DeltaZUnet):
         head = self.head(features)[..., :H, :W]
         n_out = 2 if self.out_confidence else 1  # residual Δz [, confidence], then gain, K position logits
         delta = selection.select_delta(x, self.embed(features)[..., :H, :W], head[:, :1], head[:, n_out:n_out + 1],
-                                       head[:, n_out + 1:], self.radius, self.colour_log_scale)
+                                       head[:, n_out + 1:], self.radius, self.colour_log_scale, self.far)
         return self._outputs(torch.cat([delta, head[:, 1:n_out]], dim=1), half, offset)
 
 

@@ -3,7 +3,8 @@
 A plain Δz head must learn every correction's size from scratch. Most errors of a real initial depth are
 wrong values next to right ones (outliers, fattened or eroded edges, flying pixels), and the fix is a depth
 already present a few pixels away. The selection head predicts, at every pixel, softmax weights ``w_j`` over
-the ``K = (2r + 1)²`` input depths ``d_j`` of its window (radius ``r`` px, replicate padding) and a gain ``a``:
+the ``K = (2r + 1)²`` input depths ``d_j`` of its window (radius ``r`` px, replicate padding; with ``far``, also
+the window's offsets times ``far``: :func:`window_offsets`) and a gain ``a``:
 
 ``Δz = (a · (Σ_j w_j d_j − d) + res) · h``   (normalised units × the half span ``h``, mm; ``d`` the input)
 
@@ -21,8 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["EMBED_DIM", "HOLE_PENALTY", "COLOUR_WEIGHT_INIT", "colour_log_scale_from_legacy", "window_values",
-           "window_distance", "select_delta"]
+__all__ = ["EMBED_DIM", "HOLE_PENALTY", "COLOUR_WEIGHT_INIT", "colour_log_scale_from_legacy", "window_offsets",
+           "window_values", "window_distance", "select_delta"]
 
 #: Width of the learned pixel embedding that says which neighbours belong to the same surface.
 EMBED_DIM = 8
@@ -36,45 +37,57 @@ HOLE_PENALTY = 5.0
 COLOUR_WEIGHT_INIT = 28.5
 
 
-def _windows(x: torch.Tensor, radius: int):
-    """The ``K`` shifted views of ``x (B, C, H, W)`` (replicate padding), row-major offsets from ``(−r, −r)``."""
+def window_offsets(radius: int, far: int = 0) -> list[tuple[int, int]]:
+    """The candidates' ``(dy, dx)`` offsets (px): the ``(2r + 1)²`` window, row-major from ``(−r, −r)`` (index
+    ``(2r + 1)² // 2`` is the pixel itself), then, if ``far >= 2``, the same window's offsets times ``far`` that
+    it does not already hold (``r = 3, far = 3``: 40 more, reaching 9 px). ``far = 0``: the window alone."""
+    dense = [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+    if far < 2:
+        return dense
+    return dense + [(far * dy, far * dx) for dy, dx in dense if max(abs(far * dy), abs(far * dx)) > radius]
+
+
+def _windows(x: torch.Tensor, radius: int, far: int = 0):
+    """The shifted views of ``x (B, C, H, W)`` (replicate padding), one per offset of :func:`window_offsets`."""
     H, W = x.shape[-2:]
-    size = 2 * radius + 1
-    padded = F.pad(x, (radius,) * 4, mode="replicate")
-    return [padded[..., dy:dy + H, dx:dx + W] for dy in range(size) for dx in range(size)]
+    offsets = window_offsets(radius, far)
+    reach = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+    padded = F.pad(x, (reach,) * 4, mode="replicate")
+    return [padded[..., reach + dy:reach + dy + H, reach + dx:reach + dx + W] for dy, dx in offsets]
 
 
-def window_values(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """The ``K = (2·radius + 1)²`` values around every pixel: ``(B, C, H, W)`` → ``(B, C, K, H, W)``, row-major
-    offsets from ``(−r, −r)`` to ``(r, r)`` (index ``K // 2`` is the pixel itself), replicate padding."""
-    return torch.stack(_windows(x, radius), dim=2)
+def window_values(x: torch.Tensor, radius: int, far: int = 0) -> torch.Tensor:
+    """The ``K`` values around every pixel, in :func:`window_offsets` order: ``(B, C, H, W)`` →
+    ``(B, C, K, H, W)``, replicate padding (``far = 0``: ``K = (2·radius + 1)²``, ``F.unfold``'s layout)."""
+    return torch.stack(_windows(x, radius, far), dim=2)
 
 
-def window_distance(x: torch.Tensor, radius: int, squared: bool = False) -> torch.Tensor:
+def window_distance(x: torch.Tensor, radius: int, squared: bool = False, far: int = 0) -> torch.Tensor:
     """Mean over channels of ``|x − x_j|`` (``squared``: ``(x − x_j)²``) to each of the ``K`` neighbours:
     ``(B, C, H, W)`` → ``(B, K, H, W)``. One neighbour at a time, so the ``(B, C, K, H, W)`` stack of
     :func:`window_values` is never built (4× faster forward and backward on the CPU than unfolding it)."""
     norm = torch.square if squared else torch.abs
-    return torch.stack([norm(near - x).mean(1) for near in _windows(x, radius)], dim=1)
+    return torch.stack([norm(near - x).mean(1) for near in _windows(x, radius, far)], dim=1)
 
 
 def select_delta(inputs: torch.Tensor, embedding: torch.Tensor, residual: torch.Tensor, gain: torch.Tensor,
-                 logits: torch.Tensor, radius: int, colour_log_scale: torch.Tensor | None) -> torch.Tensor:
+                 logits: torch.Tensor, radius: int, colour_log_scale: torch.Tensor | None, far: int = 0) -> torch.Tensor:
     """Δz in normalised units ``(B, 1, H, W)``: ``gain · (Σ_j w_j d_j − d) + residual`` (module docstring).
 
     Args:
         inputs: the network's input stack ``(B, 2 [+3], H, W)``: normalised depth, validity [, ``2·image − 1``].
         embedding: ``(B, EMBED_DIM, H, W)``. residual, gain: ``(B, 1, H, W)``. logits: the learned position
             logits ``(B, K, H, W)``. colour_log_scale: the learned ``s`` of β (scalar), None without an image.
+        radius, far: the candidates (:func:`window_offsets`).
     """
-    logits = logits - window_distance(embedding, radius, squared=True)
-    logits = logits - HOLE_PENALTY * (1 - window_values(inputs[:, 1:2], radius)[:, 0])
+    logits = logits - window_distance(embedding, radius, squared=True, far=far)
+    logits = logits - HOLE_PENALTY * (1 - window_values(inputs[:, 1:2], radius, far)[:, 0])
     if colour_log_scale is not None:
         beta = COLOUR_WEIGHT_INIT * torch.exp(colour_log_scale)
-        logits = logits - beta * window_distance(inputs[:, 2:5], radius)
+        logits = logits - beta * window_distance(inputs[:, 2:5], radius, far=far)
     weights = torch.softmax(logits, dim=1)
     depth = inputs[:, :1]
-    return gain * ((weights * window_values(depth, radius)[:, 0]).sum(1, keepdim=True) - depth) + residual
+    return gain * ((weights * window_values(depth, radius, far)[:, 0]).sum(1, keepdim=True) - depth) + residual
 
 
 def colour_log_scale_from_legacy(raw: torch.Tensor) -> torch.Tensor:
