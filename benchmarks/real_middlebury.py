@@ -158,12 +158,14 @@ def input_depth_range(depth_init: torch.Tensor) -> torch.Tensor:
 def refined_depth(refiner: dict[str, Any], depth_init: torch.Tensor, image: torch.Tensor, keep_holes: bool
                   ) -> torch.Tensor:
     """The refiner on one map: ``image (3, H, W)`` (unused by a depth-only model) → ``(H, W)`` mm, 0 = hole."""
-    from deltaz.model import refine
+    from deltaz.model import colour_scaled, refine
 
     model, device = refiner["model"], refiner["device"]
     image = image[None].to(device) if getattr(model, "in_channels", 1) == 4 else None
-    depth = refine(model, depth_init[None].to(device), image=image, depth_range=input_depth_range(depth_init).to(device),
-                   keep_holes=keep_holes)["depth_refined"][0].float().cpu()
+    with colour_scaled(model, refiner.get("colour_scale", 1.0)):
+        depth = refine(model, depth_init[None].to(device), image=image,
+                       depth_range=input_depth_range(depth_init).to(device), keep_holes=keep_holes)["depth_refined"]
+    depth = depth[0].float().cpu()
     return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
 
 
@@ -391,6 +393,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply the scene (depths and baseline) by this; 1 = 680 mm median depth")
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
+    parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
+                        help="a selection refiner's colour weight times K (deltaz refine --colour-scale; default 1)")
     parser.add_argument("--scales", type=float, nargs="*", default=[0.5, 1.0, 3.0], metavar="S",
                         help="scale check: the refiner's covered-MAE ratio on the SGBM input at each scene scale "
                         "(default 0.5 1 3; none to skip)")
@@ -411,6 +415,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--scales must be positive numbers, got {args.scales}")
     if not (math.isfinite(args.scale) and args.scale > 0):
         parser.error(f"--scale must be a positive number, got {args.scale}")
+    if not (math.isfinite(args.colour_scale) and args.colour_scale > 0):
+        parser.error(f"--colour-scale must be a positive number, got {args.colour_scale}")
     return args
 
 
@@ -420,6 +426,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = load_scene(args.scale)
         refiner, refiner_note = load_refiner_or_none(args.checkpoint, args.device)
+        if refiner is not None and args.colour_scale != 1.0:
+            from deltaz.model import colour_scaled
+
+            with colour_scaled(refiner["model"], args.colour_scale):  # refused here, in one line, if it has none
+                refiner["colour_scale"] = args.colour_scale
+            refiner_note += f", colour weight x {args.colour_scale:g}"
         inputs = input_depths(data)
     except DeltaZError as error:
         print(f"real_middlebury: error: {error}", file=sys.stderr)

@@ -160,6 +160,26 @@ def test_benchmark_refiner_rows_and_scale_check_with_an_identity_refiner(scene):
     assert [goal["met"] for goal in check["targets"]] == [False, True, False, True]
 
 
+def test_benchmark_colour_scale_reaches_the_selection_model(scene):
+    """The refiner's colour_scale is applied to its rows (a larger colour weight moves less depth)."""
+    from deltaz.io.middlebury import sgbm_depth
+    from deltaz.model import SelectUnet
+
+    bench = _benchmark_module()
+    torch.manual_seed(0)
+    model = SelectUnet(in_channels=4, base_channel=4, depth=2, radius=2).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.head.weight, std=0.05)
+        model.head.bias[1] = 1.0  # gain: the selection moves depth
+        model.colour_log_scale.fill_(-3.0)
+    init = sgbm_depth(scene)
+    moved = {}
+    for k in (1.0, 64.0):
+        refiner = {"model": model, "config": {}, "device": "cpu", "colour_scale": k}
+        moved[k] = float((bench.refiner_outputs(refiner, init, scene)["deltaz"] - init).abs().mean())
+    assert moved[1.0] > moved[64.0] > 0
+
+
 def test_simulated_input_is_seeded_and_keeps_the_ground_truth_holes(scene):
     bench = _benchmark_module()
     a, b = bench.simulated_input(scene, "noise", 0), bench.simulated_input(scene, "noise", 0)
@@ -200,7 +220,8 @@ def test_simulated_rows_average_the_seeds_and_add_the_grey_image_row(scene):
     assert "deltaz (grey image)" not in {r["method"] for r in rows}
 
 
-@pytest.mark.parametrize("argv, word", [(["--sim", "bogus"], "--sim"), (["--sim-seeds", "0"], "--sim-seeds")])
+@pytest.mark.parametrize("argv, word", [(["--sim", "bogus"], "--sim"), (["--sim-seeds", "0"], "--sim-seeds"),
+                                        (["--colour-scale", "0"], "--colour-scale")])
 def test_benchmark_refuses_bad_sim_options_in_one_line(argv, word, capsys):
     bench = _benchmark_module()
     with pytest.raises(SystemExit) as exit_info:

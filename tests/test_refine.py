@@ -306,3 +306,42 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     ckpt.save_checkpoint(tmp_path / "mixed.pt", {"model": unet.state_dict(), "model_config": config, "config": {}})
     with pytest.raises(DataError, match=r"mixed\.pt: not a DeltaZ refiner checkpoint \(its weights do not fit"):
         load_refiner(tmp_path / "mixed.pt")
+
+
+def _save_select(path: Path) -> Path:
+    """A tiny selection checkpoint with image input whose selection moves depth (gain 1, random logits)."""
+    torch.manual_seed(3)
+    model = build_model("deltaz_select", in_channels=4, base_channel=4, depth=2, radius=2, depth_scale_mm=20.0)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.head.weight, std=0.05)
+        model.head.bias[1] = 1.0  # gain
+        model.colour_log_scale.fill_(-2.0)  # a small colour weight: the image steers it only a little
+    ckpt.save_checkpoint(path, {"model": model.state_dict(), "model_config": model_config(model), "config": {}})
+    return path
+
+
+def test_colour_scale_dial_of_a_selection_model(ckpts, tmp_path, capsys):
+    """--colour-scale K multiplies a selection model's colour weight for that call only: a larger K moves less
+    depth; the CLI writes what refine_depth returns; models without a colour weight refuse K != 1 in one line."""
+    from deltaz.model import colour_scaled
+
+    select = _save_select(tmp_path / "select.pt")
+    depth, image = _depth(), _image()
+    moved = {k: np.abs(refine_depth(depth, image, select, colour_scale=k) - depth).mean() for k in (0.25, 1.0, 16.0)}
+    assert moved[0.25] > moved[1.0] > moved[16.0]
+    model = load_model(select)
+    trained = model.colour_log_scale.detach().item()
+    with colour_scaled(model, 4.0):
+        assert abs(model.colour_log_scale.detach().item() - trained - np.log(4.0)) < 1e-6
+    assert model.colour_log_scale.detach().item() == trained  # restored: the cached model is shared
+    src, img, out = tmp_path / "d.npy", tmp_path / "i.png", tmp_path / "r.npy"
+    np.save(src, depth)
+    iio.imwrite(img, image)
+    assert _cli("--depth", src, "--image", img, "--out", out, "--checkpoint", select, "--colour-scale", 16) == 0
+    np.testing.assert_allclose(np.load(out), refine_depth(depth, image, select, colour_scale=16.0), atol=1e-4)
+    assert "colour weight" in _bad(capsys, tmp_path, "--depth", src, "--image", img, "--out", tmp_path / "x.npy",
+                                   "--checkpoint", ckpts["rgb"], "--colour-scale", 2, out=tmp_path / "x.npy")
+    assert "--colour-scale" in _bad(capsys, tmp_path, "--depth", src, "--image", img, "--out", tmp_path / "x.npy",
+                                    "--checkpoint", select, "--colour-scale", 0, out=tmp_path / "x.npy")
+    with colour_scaled(load_model(ckpts["depth"]), 1.0):  # 1 = as trained: any model
+        pass

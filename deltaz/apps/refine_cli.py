@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bf16", action="store_true",
                         help="bfloat16 convolutions: ~1.3-1.5x faster on CPUs with AVX512-BF16 and on GPUs, "
                              "delta z within ~0.01 mm")
+    parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
+                        help="selection models (deltaz_select with images): multiply the colour weight by K; "
+                             "K > 1 leaves more of the input alone, K < 1 corrects more (default 1: as trained)")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
 
 
@@ -73,6 +76,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError("--focal/--baseline: only used with --disparity (the input is disparity in px)")
     if args.max_pixels is not None and args.max_pixels < 256 * 256:
         raise ConfigError(f"--max-pixels: expected at least {256 * 256} pixels per tile, got {args.max_pixels}")
+    if not (np.isfinite(args.colour_scale) and args.colour_scale > 0):
+        raise ConfigError(f"--colour-scale: expected a positive number, got {args.colour_scale}")
     if args.depth_range is not None and not 0 <= args.depth_range[0] < args.depth_range[1]:
         raise ConfigError(f"--depth-range: expected 0 <= MIN < MAX in mm, got {args.depth_range}")
 

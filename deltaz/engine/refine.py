@@ -28,7 +28,7 @@ from deltaz.core.errors import ConfigError, DataError
 from deltaz.engine.device import resolve_device
 from deltaz.engine import checkpoint as ckpt
 from deltaz.engine.config import TrainConfig
-from deltaz.model import build_model, refine
+from deltaz.model import build_model, colour_scaled, refine
 from deltaz.weights import default_checkpoint
 
 __all__ = ["load_refiner", "DEFAULT_MAX_PIXELS", "TILE_OVERLAP", "resolve_device", "for_inference", "load_model", "prepare_image",
@@ -260,8 +260,9 @@ def _predict(model, depth_mm, image, fill_holes, depth_range_mm, max_pixels, til
 def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, device: str | None = "auto",
                  fill_holes: bool = False, resize_image: bool = False,
                  depth_range_mm: tuple[float, float] | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 tile_overlap: int = TILE_OVERLAP, bf16: bool = False, on_note: Callable[[str], None] | None = None,
-                 depth_name: str = "depth", image_name: str = "image") -> np.ndarray:
+                 tile_overlap: int = TILE_OVERLAP, bf16: bool = False, colour_scale: float = 1.0,
+                 on_note: Callable[[str], None] | None = None, depth_name: str = "depth", image_name: str = "image"
+                 ) -> np.ndarray:
     """Refine one depth map: ``depth_refined = depth + Δz`` (mm, ``(H, W)`` float32).
 
     Args:
@@ -273,6 +274,8 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
         resize_image: resize an image of any other size to the depth map's.
         depth_range_mm: ``(min, max)`` mm for the model's normalisation (default: the map's valid min/max).
         max_pixels, tile_overlap: tiling of large maps (None = never tile). bf16: bfloat16 convolutions.
+        colour_scale: a selection model's colour weight times this (:func:`deltaz.model.colour_scaled`; > 1
+            leaves more of the input alone); 1 = as trained, the only value other models accept.
         on_note: called with each note (e.g. the image was downsampled); default: :func:`warnings.warn`.
         depth_name, image_name: how errors and notes name the inputs (the CLI passes file names).
     Returns:
@@ -292,7 +295,8 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
         image_chw, note = prepare_image(image, clean.shape, resize_image, image_name, depth_name)
         if note:
             (on_note or (lambda text: warnings.warn(text, stacklevel=3)))(note)
-    delta_z = predict_delta_z(model, clean, image_chw, fill_holes, depth_range_mm, max_pixels, tile_overlap, bf16)
+    with colour_scaled(model, colour_scale):
+        delta_z = predict_delta_z(model, clean, image_chw, fill_holes, depth_range_mm, max_pixels, tile_overlap, bf16)
     refined = clean + delta_z
     good = np.isfinite(refined) & (refined > 0)
     original = np.asarray(depth, dtype=np.float32)

@@ -48,6 +48,7 @@ for display.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -72,6 +73,7 @@ __all__ = [
     "INPUT_OPTIONS",
     "build_model",
     "model_config",
+    "colour_scaled",
     "refine",
 ]
 
@@ -394,6 +396,33 @@ class SelectUnet(DeltaZUnet):
         delta = selection.select_delta(x, self.embed(features)[..., :H, :W], head[:, :1], head[:, n_out:n_out + 1],
                                        head[:, n_out + 1:], self.radius, self.colour_log_scale, self.far)
         return self._outputs(torch.cat([delta, head[:, 1:n_out]], dim=1), half, offset)
+
+
+@contextlib.contextmanager
+def colour_scaled(model: nn.Module, scale: float = 1.0):
+    """Within the block, a selection model's colour weight β is ``scale`` times its trained value (restored on
+    exit; 1 = as trained, and then any model passes). A larger β keeps the pixel's own depth unless a neighbour
+    of the same colour differs: a dial from fixing (< 1) to leaving the input alone (> 1) without retraining
+    (README, Middlebury section). Raises :class:`ConfigError` for a non-positive scale, or a scale ≠ 1 for a
+    model without a colour weight (not a :class:`SelectUnet` with image input)."""
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+        raise ConfigError(f"colour_scale (--colour-scale): expected a positive number, got {scale!r}")
+    if scale == 1.0:
+        yield model
+        return
+    if getattr(model, "colour_log_scale", None) is None:
+        raise ConfigError(f"colour_scale (--colour-scale): only a selection model with image input (deltaz_select "
+                          f"trained with --images) has a colour weight; this checkpoint's model is "
+                          f"{getattr(type(model), 'NAME', type(model).__name__)} with in_channels "
+                          f"{getattr(model, 'in_channels', '?')}")
+    trained = model.colour_log_scale.detach().clone()
+    with torch.no_grad():
+        model.colour_log_scale.add_(math.log(scale))
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            model.colour_log_scale.copy_(trained)
 
 
 #: Model registry: the names :func:`build_model` accepts.
