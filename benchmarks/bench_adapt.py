@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["weights"] = {**AdaptConfig().weights.as_dict(), **overrides["weights"]}
     cfg = AdaptConfig.from_dict({**AdaptConfig(minutes=args.minutes, progress=False).to_dict(), **overrides})
     print(f"bench_adapt: {args.checkpoint}, {args.minutes} min per scan, {args.threads} torch thread(s), "
-          f"weights {cfg.weights.as_dict()}, lr {cfg.lr}, sources {cfg.source_mode}, gate {cfg.gate} (trust_rel {cfg.gate_trust_rel})")
+          f"weights {cfg.weights.as_dict()}, anchor to {cfg.anchor_to}, lr {cfg.lr}, sources {cfg.source_mode}, "
+          f"gate {cfg.gate} (trust_rel {cfg.gate_trust_rel})")
     out: dict = {"settings": {**vars(args), "config": cfg.to_dict()}}
     root = Path(args.synth_root)
     if "gap" in args.cases:

@@ -331,7 +331,28 @@ def test_passes_cap_the_steps_and_cosine_decays_the_rate(tiny):
     assert info["steps"] == 4 and info["stopped_by"] == "max_passes"  # 3 views, 2 a step: 2 steps a pass
 
 
-@pytest.mark.parametrize("field, value", [("max_passes", 0.0), ("lr_schedule", "step")])
+def test_anchor_to_the_unadapted_output_starts_at_zero(tiny):
+    """anchor_to="unadapted": the anchor pulls towards the base refiner's own depths (weight 1), so at the first
+    step (the copy is still the base) the term is exactly 0; towards the input it is not, since the refiner moves
+    the input."""
+    from deltaz.engine.adapt import AdaptConfig, adapt_scan, refine_all, scan_confidence, scan_inputs
+    from deltaz.engine.evaluate import load_refiner, load_scan_views
+
+    model, _, _ = load_refiner(tiny["ck"])
+    views = load_scan_views(tiny["root"], "scan1", 2, use_images=True)
+    conf = scan_confidence(tiny["root"], "scan1", views, "mvs", "agreement")
+    first = {}
+    for target in ("input", "unadapted"):
+        _, info = adapt_scan(model, views, conf, AdaptConfig(max_steps=2, anchor_to=target, progress=False))
+        first[target] = info["history"][0]["anchor"]
+    assert first["unadapted"] == 0.0 and first["input"] > 0
+    unadapted = refine_all(model, views, True, "cpu")
+    x = scan_inputs(views, [1], conf, unadapted)
+    assert torch.equal(x.depth_init, unadapted[[1]]) and torch.equal(scan_inputs(views, [1], conf).depth_init,
+                                                                       views.depth_init[[1]])
+
+
+@pytest.mark.parametrize("field, value", [("max_passes", 0.0), ("lr_schedule", "step"), ("anchor_to", "gt")])
 def test_bad_schedule_settings_are_refused(field, value):
     from deltaz.core.errors import ConfigError
     from deltaz.engine.adapt import AdaptConfig

@@ -16,7 +16,7 @@ import sys
 import torch
 
 from deltaz.core.errors import DeltaZError
-from deltaz.engine.adapt import CONFIDENCE_MODES, LR_SCHEDULES, SOURCE_MODES, AdaptConfig, adapt
+from deltaz.engine.adapt import ANCHOR_TARGETS, CONFIDENCE_MODES, LR_SCHEDULES, SOURCE_MODES, AdaptConfig, adapt
 from deltaz.ops.corrupt import parse_initial_mix
 from deltaz.ops.selfsup import SelfSupWeights
 
@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "every step)")
     parser.add_argument("--confidence", choices=CONFIDENCE_MODES, default=d.confidence,
                         help="anchor weight: the plane sweep's confidence, the inputs' multi-view agreement, or none")
+    parser.add_argument("--anchor-to", choices=ANCHOR_TARGETS, default=d.anchor_to,
+                        help="what the anchor term pulls towards: the input depth (weighted by --confidence) or the "
+                        f"unadapted refiner's output (weight 1) (default {d.anchor_to})")
     parser.add_argument("--no-gate", action="store_true",
                         help="write the adapted network's depths as they are (default: behind the photometric gate, "
                         "the adapted depth only where the source views confirm it or it moved more than "
@@ -76,8 +79,8 @@ def config_from_args(args: argparse.Namespace):
     return AdaptConfig(minutes=args.minutes, max_steps=args.max_steps, max_passes=args.max_passes or None,
                        lr=args.lr, lr_schedule=args.lr_schedule, batch_size=args.batch_size,
                        num_src_views=args.num_src_views, source_mode=args.source_mode, weights=weights,
-                       confidence=args.confidence, normalise_exposure=not args.no_exposure_norm,
-                       gate=not args.no_gate, gate_trust_rel=args.gate_trust_rel,
+                       confidence=args.confidence, anchor_to=args.anchor_to,
+                       normalise_exposure=not args.no_exposure_norm, gate=not args.no_gate, gate_trust_rel=args.gate_trust_rel,
                        preset=args.preset, seed=args.seed, device=args.device, save_every_s=args.save_every,
                        progress=not args.no_progress)
 

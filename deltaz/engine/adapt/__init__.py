@@ -23,6 +23,7 @@ finished scans and resumes the unfinished one. Units: mm, z-depth, 0 = hole; wor
 """
 
 from deltaz.engine.adapt.fit import (
+    ANCHOR_TARGETS,
     CONFIDENCE_MODES,
     GATE_TRUST_REL,
     LR_SCHEDULES,
@@ -40,6 +41,6 @@ from deltaz.engine.adapt.fit import (
 )
 from deltaz.engine.adapt.outputs import adapt, adapt_method, demo_adapt_stage, load_adapted_view, run_scans, score_depths
 
-__all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "LR_SCHEDULES", "MAX_PASSES", "GATE_TRUST_REL", "AdaptConfig",
+__all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "ANCHOR_TARGETS", "LR_SCHEDULES", "MAX_PASSES", "GATE_TRUST_REL", "AdaptConfig",
            "scan_confidence", "scan_inputs", "refine_views", "refine_all", "gate_adapted", "step_limit", "adapt_scan",
            "adapt", "state_path", "adapt_method", "demo_adapt_stage", "load_adapted_view", "run_scans", "score_depths"]
