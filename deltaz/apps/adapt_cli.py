@@ -80,7 +80,8 @@ def config_from_args(args: argparse.Namespace):
                        lr=args.lr, lr_schedule=args.lr_schedule, batch_size=args.batch_size,
                        num_src_views=args.num_src_views, source_mode=args.source_mode, weights=weights,
                        confidence=args.confidence, anchor_to=args.anchor_to,
-                       normalise_exposure=not args.no_exposure_norm, gate=not args.no_gate, gate_trust_rel=args.gate_trust_rel,
+                       normalise_exposure=not args.no_exposure_norm, gate=not args.no_gate,
+                       gate_trust_rel=args.gate_trust_rel,
                        preset=args.preset, seed=args.seed, device=args.device, save_every_s=args.save_every,
                        progress=not args.no_progress)
 

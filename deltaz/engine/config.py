@@ -239,8 +239,8 @@ class TrainConfig:
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`deltaz.model.build_model` (besides the model name), via :data:`MODEL_ARGS`:
         the model class's ``SHAPE_ARGS`` (``unet_depth`` only for the U-Nets, ``select_radius`` and
-        ``select_far`` only for ``deltaz_select``) and the input options not at their default (:data:`deltaz.model.INPUT_OPTIONS`), i.e.
-        exactly what ``model_config`` records."""
+        ``select_far`` only for ``deltaz_select``) and the input options not at their default
+        (:data:`deltaz.model.INPUT_OPTIONS`), i.e. exactly what ``model_config`` records."""
         shape_args = MODEL_REGISTRY[self.model].SHAPE_ARGS
         kwargs: dict[str, Any] = {}
         for name, arg in MODEL_ARGS.items():

@@ -71,7 +71,8 @@ def window_distance(x: torch.Tensor, radius: int, squared: bool = False, far: in
 
 
 def select_delta(inputs: torch.Tensor, embedding: torch.Tensor, residual: torch.Tensor, gain: torch.Tensor,
-                 logits: torch.Tensor, radius: int, colour_log_scale: torch.Tensor | None, far: int = 0) -> torch.Tensor:
+                 logits: torch.Tensor, radius: int, colour_log_scale: torch.Tensor | None, far: int = 0
+                 ) -> torch.Tensor:
     """Δz in normalised units ``(B, 1, H, W)``: ``gain · (Σ_j w_j d_j − d) + residual`` (module docstring).
 
     Args:

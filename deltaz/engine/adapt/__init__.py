@@ -41,6 +41,6 @@ from deltaz.engine.adapt.fit import (
 )
 from deltaz.engine.adapt.outputs import adapt, adapt_method, demo_adapt_stage, load_adapted_view, run_scans, score_depths
 
-__all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "ANCHOR_TARGETS", "LR_SCHEDULES", "MAX_PASSES", "GATE_TRUST_REL", "AdaptConfig",
-           "scan_confidence", "scan_inputs", "refine_views", "refine_all", "gate_adapted", "step_limit", "adapt_scan",
-           "adapt", "state_path", "adapt_method", "demo_adapt_stage", "load_adapted_view", "run_scans", "score_depths"]
+__all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "ANCHOR_TARGETS", "LR_SCHEDULES", "MAX_PASSES", "GATE_TRUST_REL",
+           "AdaptConfig", "scan_confidence", "scan_inputs", "refine_views", "refine_all", "gate_adapted", "step_limit",
+           "adapt_scan", "adapt", "state_path", "adapt_method", "demo_adapt_stage", "load_adapted_view", "run_scans", "score_depths"]
