@@ -300,7 +300,10 @@ def adapt_scan(base_model: torch.nn.Module, views, confidence: torch.Tensor | No
     if cfg.anchor_to == "unadapted":  # the base model's depths, also on resume; the inputs' confidence is not theirs
         anchor, confidence = refine_all(base_model, views, keep_holes, device), None
     t0 = time.perf_counter() - counters["elapsed_s"]
-    cache = refine_all(model, views, keep_holes, device) if cfg.source_mode == "cached" else None
+    cache = None
+    if cfg.source_mode == "cached":  # a fresh copy's depths are the anchor's: computed once
+        fresh = anchor is not None and counters["step"] == 0
+        cache = anchor.clone() if fresh else refine_all(model, views, keep_holes, device)
     budget_s = cfg.minutes * 60.0
     limit = step_limit(cfg, len(views))
     bar = tqdm(total=limit, initial=counters["step"],
