@@ -263,6 +263,16 @@ def _save_state(path: Path, model, optimizer, counters: dict[str, Any], cfg: Ada
                                 "rng": ckpt.capture_rng_state(), "adapt_config": cfg.to_dict(), **counters})
 
 
+def _start_depths(base_model, model, views, cfg: AdaptConfig, keep_holes: bool, device, fresh: bool):
+    """``(anchor, cache)``, each ``(N, H, W)`` mm or None: the unadapted refiner's depths when the anchor pulls
+    towards them (also on resume), and the sources' cached refined depths (``source_mode="cached"``) — the
+    anchor's for a fresh copy, so every view is refined once."""
+    anchor = refine_all(base_model, views, keep_holes, device) if cfg.anchor_to == "unadapted" else None
+    if cfg.source_mode != "cached":
+        return anchor, None
+    return anchor, anchor.clone() if anchor is not None and fresh else refine_all(model, views, keep_holes, device)
+
+
 def adapt_scan(base_model: torch.nn.Module, views, confidence: torch.Tensor | None, cfg: AdaptConfig,
                keep_holes: bool = True, state_file: str | Path | None = None, writer=None,
                on_step: Callable[[int, dict], None] | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -296,14 +306,10 @@ def adapt_scan(base_model: torch.nn.Module, views, confidence: torch.Tensor | No
     if state_file is not None and state_file.is_file():
         counters = _load_state(state_file, model, optimizer)
     confidence = None if confidence is None else confidence.to(device)
-    anchor = None
-    if cfg.anchor_to == "unadapted":  # the base model's depths, also on resume; the inputs' confidence is not theirs
-        anchor, confidence = refine_all(base_model, views, keep_holes, device), None
+    anchor, cache = _start_depths(base_model, model, views, cfg, keep_holes, device, counters["step"] == 0)
+    if anchor is not None:  # the inputs' confidence is not the unadapted depths'
+        confidence = None
     t0 = time.perf_counter() - counters["elapsed_s"]
-    cache = None
-    if cfg.source_mode == "cached":  # a fresh copy's depths are the anchor's: computed once
-        fresh = anchor is not None and counters["step"] == 0
-        cache = anchor.clone() if fresh else refine_all(model, views, keep_holes, device)
     budget_s = cfg.minutes * 60.0
     limit = step_limit(cfg, len(views))
     bar = tqdm(total=limit, initial=counters["step"],
