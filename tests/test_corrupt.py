@@ -235,8 +235,8 @@ def test_overrides_and_errors():
     coarse = simulate_initial_depth(depth, "mvs", gen(), step_mm=10.0, depth_noise=False, low_frequency_bias=False,
                                     outliers=False, edge_holes=False, depth_range_mm=(400.0, 900.0))
     assert torch.allclose(coarse, torch.full_like(depth, 600.0))  # 400 + 20·10
-    with pytest.raises(ConfigError, match="mde, mvs, noise, none"):
-        simulate_initial_depth(depth, "stereo")
+    with pytest.raises(ConfigError, match="mde, mvs, noise, none, stereo"):
+        simulate_initial_depth(depth, "lidar")
     with pytest.raises(ConfigError, match="outlier_fractoin"):
         simulate_initial_depth(depth, "mvs", outlier_fractoin=0.1)
     with pytest.raises(ConfigError):

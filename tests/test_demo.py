@@ -133,7 +133,7 @@ def test_model_flag_reaches_the_recipe():
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    assert settings_from_args(parser.parse_args([])).train.model == "deltaz_unet"
-    assert settings_from_args(parser.parse_args(["--model", "deltaz_select"])).train.model == "deltaz_select"
+    assert settings_from_args(parser.parse_args([])).train.model == "deltaz_select"
+    assert settings_from_args(parser.parse_args(["--model", "deltaz_unet"])).train.model == "deltaz_unet"
     with pytest.raises(SystemExit):
         parser.parse_args(["--model", "mvsnet_refine"])  # the baseline is trained beside the refiner, not instead

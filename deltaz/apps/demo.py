@@ -7,10 +7,10 @@ Stages, each with a progress bar and a wall time in the report:
    ``<data>/test_ready``, the rest in ``<data>/train_ready``; training never sees ``test_ready``), parse
    every light, and run the plane-sweep stereo (:mod:`deltaz.ops.mvs`) on every scan: a real algorithm's
    initial depth.
-4. **train** — the refiner (:func:`deltaz.engine.train.train`; DeltaZUnet, or SelectUnet with ``--model
-   deltaz_select``) on ``train_ready`` for ``--minutes`` minutes, on
-   random 64×80 windows (``--crop``), its initial depth drawn per view from ``--preset`` (default: the raw
-   plane sweep 60 %, the simulated ``mvs`` model 20 %, already-right depth 20 %); ``--val-scans`` of its
+4. **train** — the refiner (:func:`deltaz.engine.train.train`; SelectUnet, the U-Net with the selection head, or
+   DeltaZUnet with ``--model deltaz_unet``) on ``train_ready`` for ``--minutes`` minutes, on
+   random 64×80 windows (``--crop``), its initial depth drawn per view from ``--preset`` (default: the simulated
+   ``stereo`` model 60 %, the raw plane sweep 10 %, 2 mm noise 10 %, already-right depth 20 %); ``--val-scans`` of its
    scans are the validation split, which picks ``best.pt`` and tunes the baselines. Then the MVSNet-style
    refinement network (:class:`deltaz.model.MVSNetRefine`, 32 channels as in MVSNet) is trained the same
    way for ``--compare-minutes`` (default: the same budget; 0 skips it): the learned baseline.
@@ -22,7 +22,7 @@ Stages, each with a progress bar and a wall time in the report:
    the wall time of each stage.
 
 ``--force`` redoes everything. The defaults are sized for a 2-core laptop CPU: 12 scans of 49 views at
-160×128, a 16-channel U-Net with image guidance, 4 minutes (and 4 for the MVSNet-style baseline). The
+160×128, a 16-channel U-Net with image guidance and the selection head, 4 minutes (and 4 for the MVSNet-style baseline). The
 refiner fills the input's holes starting from a classical fill (``prefill_holes``) and normalises depth by
 3 % of the input's own median depth (``depth_scale_rel``), so it works at any scene scale.
 """
@@ -86,7 +86,7 @@ class DemoSettings:
     eval_preset: str = "planesweep_raw"
     num_workers: int | None = None  # data-loader processes; None = auto (0 on CPU, up to 8 on CUDA)
     # the MVSNet-style refinement network, trained by the same pipeline as a baseline (0 = skip it)
-    compare_minutes: float | None = None  # None = the same budget as DeltaZUnet (--minutes)
+    compare_minutes: float | None = None  # None = the same budget as the refiner (--minutes)
     compare_base_channel: int = 32  # MVSNet's width
     # evaluation
     num_src_views: int = 4
@@ -95,7 +95,7 @@ class DemoSettings:
     train: TrainConfig = field(default_factory=demo_train_config)
 
     def budget_minutes(self, model: str) -> float:
-        """Training budget of ``model`` ("deltaz_unet" or the baseline "mvsnet_refine") in minutes."""
+        """Training budget of ``model`` (the refiner, or the baseline "mvsnet_refine") in minutes."""
         if model == "mvsnet_refine" and self.compare_minutes is not None:
             return self.compare_minutes
         return self.minutes
@@ -138,7 +138,7 @@ class DemoSettings:
 # =========================================================================== stages
 def train_config(settings: DemoSettings, data: Path, out: Path, device: str, model: str | None = None) -> TrainConfig:
     """The :class:`deltaz.engine.config.TrainConfig` of the demo's refiner (``model=None``: the recipe's,
-    ``deltaz_unet`` unless ``--model`` says ``deltaz_select``; run folder ``out``) or of its MVSNet-style baseline
+    ``deltaz_select`` unless ``--model`` says ``deltaz_unet``; run folder ``out``) or of its MVSNet-style baseline
     (``"mvsnet_refine"``, run folder ``out/mvsnet_refine``): same data, split, losses, input options, optimiser
     and seed; its own width and time budget."""
     recipe = settings.train

@@ -17,11 +17,13 @@ effect                     what it mimics
 ``edge_holes``             holes (0) where matching fails, clustered in blobs along depth edges
 ``outliers``               sparse wrong matches, uniform inside the depth range
 ``mde_distortion``         a monocular estimate: global scale and shift plus a smooth relative warp
+``occlusion_fill``         a stereo matcher's half-occluded bands (:mod:`deltaz.ops.occlusion`)
 =========================  ==========================================================================
 
 :func:`simulate_initial_depth` applies a **preset** (:data:`PRESETS`): ``mvs`` (the default, all MVS
 effects in the order listed above but ``shift_edges``), ``mde`` (blur + ``mde_distortion``), ``noise``
-(plain Gaussian, σ = 2 mm), ``edges`` (``shift_edges`` + 0.5 mm noise) or ``none`` (a copy). Guarantees:
+(plain Gaussian, σ = 2 mm), ``edges`` (``shift_edges`` + 0.5 mm noise), ``stereo`` (``occlusion_fill``, a
+little fattening, noise and holes) or ``none`` (a copy). Guarantees:
 same shape and dtype as the input, never NaN/inf, never negative, and pixels that are 0 in the ground
 truth stay 0 (no effect fills them). With the same generator state the result is identical;
 :func:`sample_seed` gives the fixed seed of a (scan, view) for validation and test corruption, stable
@@ -44,23 +46,12 @@ import torch.nn.functional as F
 
 from deltaz.core.errors import ConfigError, DataError
 from deltaz.core.geometry import sample_pixels
+from deltaz.ops.occlusion import STEREO_PRESET, occlusion_fill
 
 __all__ = [
-    "INITIAL_MODELS",
-    "parse_initial_mix",
-    "PRESETS",
-    "EFFECTS",
-    "downsample_upsample",
-    "quantize",
-    "depth_noise",
-    "fatten_edges",
-    "shift_edges",
-    "edge_holes",
-    "outliers",
-    "low_frequency_bias",
-    "mde_distortion",
-    "simulate_initial_depth",
-    "sample_seed",
+    "INITIAL_MODELS", "parse_initial_mix", "PRESETS", "EFFECTS", "downsample_upsample", "quantize", "depth_noise",
+    "fatten_edges", "shift_edges", "edge_holes", "outliers", "low_frequency_bias", "mde_distortion",
+    "occlusion_fill", "simulate_initial_depth", "sample_seed",
 ]
 
 
@@ -373,6 +364,7 @@ EFFECTS = {
     "edge_holes": edge_holes,
     "outliers": outliers,
     "mde_distortion": mde_distortion,
+    "occlusion_fill": occlusion_fill,
 }
 
 #: Preset name → the effects it applies, in order, with their parameters. ``depth_min_mm`` (quantize)
@@ -396,6 +388,7 @@ PRESETS: dict[str, tuple[tuple[str, dict], ...]] = {
     "noise": (("depth_noise", {"sigma0_mm": 2.0, "sigma_quad_mm": 0.0}),),
     "edges": (("shift_edges", {"shift_width_px": 2, "jump_mm": 10.0}),
               ("depth_noise", {"sigma0_mm": 0.5, "sigma_quad_mm": 0.0})),
+    "stereo": STEREO_PRESET,
     "none": (),
 }
 
