@@ -77,8 +77,8 @@ def occlusion_fill(
         raise DataError(f"occlusion_fill: depth must be (B, H, W), got shape {tuple(depth.shape)}")
     lo, hi = (float(v) for v in disparity_px)
     if not 0 <= lo <= hi or not 0 <= fill_prob <= 1 or int(max_band_px) < 1:
-        raise ConfigError(f"occlusion_fill: expected 0 <= disparity_px[0] <= [1], 0 <= fill_prob <= 1 and "
-                          f"max_band_px >= 1, got {disparity_px!r}, {fill_prob!r}, {max_band_px!r}")
+        raise ConfigError(f"occlusion_fill: expected 0 <= disparity_px[0] <= disparity_px[1], 0 <= fill_prob <= 1 "
+                          f"and max_band_px >= 1, got {disparity_px!r}, {fill_prob!r}, {max_band_px!r}")
     B = depth.shape[0]
     draws = [_uniform(B, generator, depth) for _ in range(3)]
     valid = depth > 0
