@@ -12,17 +12,21 @@ grey pair, and the package's plane sweep (:func:`deltaz.ops.mvs.plane_sweep`, le
 * the classical filters of :mod:`deltaz.ops.baselines` (median, bilateral, joint_bilateral, guided), each with
   parameters chosen from :data:`deltaz.ops.baselines.PARAM_GRIDS` by MAE on the **left half only**;
 * ``wls`` — OpenCV's WLS disparity post-filter (SGBM input only; :func:`deltaz.io.middlebury.wls_depth`);
+* ``search`` — the two-view candidate search (SGBM input only; :func:`deltaz.ops.mvs.search.search_depth`):
+  each pixel keeps a neighbour's SGBM disparity where the right image matches it better;
 * ``deltaz`` — the refiner (:func:`deltaz.model.refine`, holes kept or filled as ``deltaz evaluate`` does:
   filled when the checkpoint was trained with ``fill_holes``), and the other hole setting as
   ``deltaz_fill_holes`` / ``deltaz_keep_holes``. Its ``depth_range`` is the input's own 1st–99th percentile
   of valid depth (nothing from the ground truth);
 * ``deltaz+gate`` — ``deltaz`` behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its
-  correction kept where the right view confirms it (the pair's own images and cameras, no ground truth).
+  correction kept where the right view confirms it (the pair's own images and cameras, no ground truth);
+* ``search+deltaz`` — the refiner run on ``search``'s output (SGBM input only); its harm and good-pixel columns
+  compare with SGBM's depth, like every row.
 
 A second part (``--sim``, default ``mvs noise``) keeps the real images and replaces the real matcher by the
 simulated error models of :mod:`deltaz.ops.corrupt` applied to the ground truth (``--sim-seeds`` draws each,
 rows averaged): real images with simulated errors, as refiners are judged on real captures that have ground
-truth but no initial depth of their own. ``mvs`` is the training simulation; ``noise`` (2 mm Gaussian) is depth that is already
+truth but no initial depth of their own. ``mvs`` is the MVS simulation; ``noise`` (2 mm Gaussian) is depth that is already
 nearly right, where a refiner should do no harm. Its extra row ``deltaz (grey image)`` is the refiner with a
 uniform grey image: how much the image guides it.
 
@@ -50,6 +54,9 @@ from deltaz.ops.metrics import depth_metrics, harm_metrics
 
 #: The classical single-view filters compared (deltaz.ops.baselines).
 FILTERS = ("median", "bilateral", "joint_bilateral", "guided")
+#: The classical methods the refiner is held against: the filters, OpenCV's WLS post-filter and the two-view
+#: candidate search (SGBM input only; :mod:`deltaz.ops.mvs.search`).
+CLASSICAL = (*FILTERS, "wls", "search")
 #: Table columns (mm, %).
 COLUMNS = ("mae_mm", "mae_valid_mm", "mae_good_mm", "harm_pct", "hole_pct")
 REGIONS = ("whole", "left", "right")
@@ -193,14 +200,19 @@ def method_outputs(input_name: str, depth_init: torch.Tensor, data: dict[str, An
                    refiner: dict[str, Any] | None) -> tuple[dict[str, torch.Tensor], dict[str, dict]]:
     """Every row's depth ``(H, W)`` mm for one input, and the filters' chosen parameters."""
     from deltaz.io.middlebury import wls_depth
+    from deltaz.ops.mvs.search import search_depth
 
     outputs = {"identity": depth_init.clone()}
     filters = tuned_filters(depth_init, data)
     outputs.update({name: depth for name, (depth, _) in filters.items()})
     if input_name == "sgbm":
         outputs["wls"] = wls_depth(data)
+        outputs["search"] = search_depth(data)
     if refiner is not None:
         outputs.update(refiner_outputs(refiner, depth_init, data))
+        if "search" in outputs:  # the refiner on the searched depth: a two-view pipeline
+            keep = not bool(refiner["config"].get("fill_holes", False))
+            outputs["search+deltaz"] = refined_depth(refiner, outputs["search"], data["image_left"], keep)
     return outputs, {name: params for name, (_, params) in filters.items()}
 
 
@@ -230,7 +242,7 @@ def targets(rows: list[dict], method: str = "deltaz") -> list[dict[str, Any]]:
     if method not in by:
         return []
     dz, init = by[method], by["identity"]
-    filters = [r for r in rows if r["method"] in (*FILTERS, "wls")]
+    filters = [r for r in rows if r["method"] in CLASSICAL]
     best_cov = min(filters, key=lambda r: r["mae_valid_mm"])
     best_all = min(filters, key=lambda r: r["mae_mm"])
     return [
@@ -280,7 +292,7 @@ def run_input(name: str, depth_init: torch.Tensor, data: dict[str, Any], refiner
     """Rows per region, the targets of the refiner rows on the right half, and the filters' parameters."""
     outputs, params = method_outputs(name, depth_init, data, refiner)
     table = score(outputs, depth_init, data["depth_gt"])
-    goals = {m: targets(table["right"], m) for m in outputs if m.startswith("deltaz")}
+    goals = {m: targets(table["right"], m) for m in outputs if "deltaz" in m}
     return {"rows": table, "targets": goals, "filter_params": params}
 
 

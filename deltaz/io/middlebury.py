@@ -41,6 +41,7 @@ __all__ = [
     "sgbm_disparity",
     "sgbm_depth",
     "wls_depth",
+    "nearest_index",
 ]
 
 #: Calibration of ``skimage.data.stereo_motorcycle()`` (valid for its 741×500 images): pixels and mm.
@@ -87,7 +88,7 @@ def disparity_to_depth(disparity: np.ndarray, f_px: float, baseline_mm: float, d
     return depth.astype(np.float32)
 
 
-def _nearest_index(n_in: int, n_out: int) -> np.ndarray:
+def nearest_index(n_in: int, n_out: int) -> np.ndarray:
     """Input index read by each output index: ``round(i · n_in / n_out)``, clipped (no half-pixel shift)."""
     return np.clip(np.round(np.arange(n_out) * (n_in / n_out)).astype(np.int64), 0, n_in - 1)
 
@@ -99,7 +100,7 @@ def resize_nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     with ``K`` scaled by ``(W'/W, H'/H)`` (DESIGN.md §1).
     """
     H, W = array.shape[:2]
-    rows, cols = _nearest_index(H, size[0]), _nearest_index(W, size[1])
+    rows, cols = nearest_index(H, size[0]), nearest_index(W, size[1])
     return array[rows][:, cols]
 
 
