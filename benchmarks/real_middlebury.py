@@ -176,9 +176,14 @@ def refined_depth(refiner: dict[str, Any], depth_init: torch.Tensor, image: torc
     return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
 
 
+def fills_holes(refiner: dict[str, Any]) -> bool:
+    """Whether the checkpoint was trained to fill holes (``deltaz evaluate`` then fills them too)."""
+    return bool(refiner["config"].get("fill_holes", False))
+
+
 def refiner_outputs(refiner: dict[str, Any], depth_init: torch.Tensor, data: dict[str, Any]) -> dict[str, torch.Tensor]:
     """``deltaz`` (holes as ``deltaz evaluate`` treats them) and the other hole setting, ``(H, W)`` mm."""
-    fills = bool(refiner["config"].get("fill_holes", False))
+    fills = fills_holes(refiner)
     variants = {"deltaz": not fills, "deltaz_keep_holes" if fills else "deltaz_fill_holes": fills}
     out = {name: refined_depth(refiner, depth_init, data["image_left"], keep) for name, keep in variants.items()}
     out["deltaz+gate"] = gated(out["deltaz"], depth_init, data)
@@ -211,8 +216,8 @@ def method_outputs(input_name: str, depth_init: torch.Tensor, data: dict[str, An
     if refiner is not None:
         outputs.update(refiner_outputs(refiner, depth_init, data))
         if "search" in outputs:  # the refiner on the searched depth: a two-view pipeline
-            keep = not bool(refiner["config"].get("fill_holes", False))
-            outputs["search+deltaz"] = refined_depth(refiner, outputs["search"], data["image_left"], keep)
+            outputs["search+deltaz"] = refined_depth(refiner, outputs["search"], data["image_left"],
+                                                     keep_holes=not fills_holes(refiner))
     return outputs, {name: params for name, (_, params) in filters.items()}
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "sgbm_depth",
     "wls_depth",
     "nearest_index",
+    "fixed_point_to_disparity",
 ]
 
 #: Calibration of ``skimage.data.stereo_motorcycle()`` (valid for its 741×500 images): pixels and mm.
@@ -196,13 +197,18 @@ def _check_data(data: Any) -> None:
         raise DataError(f"expected the dict of load_motorcycle() (keys {list(keys)}), got {type(data).__name__}")
 
 
-def _fixed_point_to_depth(disparity16: np.ndarray, data: dict[str, Any]) -> torch.Tensor:
-    """OpenCV's 16× fixed-point disparity (full size) → ``(H, W)`` depth in mm at ``data["size"]``, 0 = hole.
-
-    Values below ``minDisparity`` (OpenCV's "invalid", ``(minDisparity − 1)·16``) are holes.
-    """
+def fixed_point_to_disparity(disparity16: np.ndarray) -> np.ndarray:
+    """OpenCV's 16× fixed-point disparity → float32 px, NaN below ``minDisparity`` (OpenCV's "invalid",
+    ``(minDisparity − 1)·16``)."""
     disparity = disparity16.astype(np.float32) / 16.0
     disparity[disparity < SGBM_PARAMS["minDisparity"]] = np.nan
+    return disparity
+
+
+def _fixed_point_to_depth(disparity16: np.ndarray, data: dict[str, Any]) -> torch.Tensor:
+    """OpenCV's 16× fixed-point disparity (full size) → ``(H, W)`` depth in mm at ``data["size"]``, 0 = hole
+    (:func:`fixed_point_to_disparity`'s NaN)."""
+    disparity = fixed_point_to_disparity(disparity16)
     cal = data["calibration"]
     depth = disparity_to_depth(disparity, cal["f_px"], cal["baseline_mm"], cal["doffs_px"])
     return torch.from_numpy(np.ascontiguousarray(resize_nearest(depth, data["size"])))

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from deltaz.core.errors import DataError
-from deltaz.io.middlebury import SGBM_PARAMS, disparity_to_depth, nearest_index, sgbm_disparity
+from deltaz.io.middlebury import (SGBM_PARAMS, disparity_to_depth, fixed_point_to_disparity, nearest_index,
+                                  sgbm_disparity)
 
 __all__ = ["SEARCH_DEFAULTS", "sad_cost_volume", "candidate_search", "search_depth"]
 
@@ -105,8 +106,7 @@ def search_depth(data: dict[str, Any]) -> torch.Tensor:
     The search runs on the nearest-resized grid (the pixels :func:`deltaz.io.middlebury.sgbm_depth` keeps), each
     candidate's cost read at the pixel's full-size position; depth as in ``sgbm_depth``.
     """
-    disparity = sgbm_disparity(data).astype(np.float32) / 16.0
-    disparity[disparity < SGBM_PARAMS["minDisparity"]] = np.nan
+    disparity = fixed_point_to_disparity(sgbm_disparity(data))
     full_h, full_w = disparity.shape
     rows, cols = nearest_index(full_h, data["size"][0]), nearest_index(full_w, data["size"][1])
     left, right = (torch.from_numpy(data[k].astype(np.float32) / 255.0).permute(2, 0, 1) for k in
