@@ -167,6 +167,39 @@ def test_disparity_becomes_depth_in_mm(ckpts, tmp_path):
     np.testing.assert_allclose(depth[5, -1], 1000 * 100 / (20 + 10), rtol=1e-6)
 
 
+def test_right_image_runs_the_stereo_search_before_refining(ckpts, tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    left = (rng.random((H, W + 8, 3)) * 255).astype(np.uint8)
+    right = left[:, 6:W + 6].copy()  # a fronto-parallel scene at 6 px: x_right = x - 6
+    left = left[:, :W].copy()
+    right[:, W - 6:] = 0
+    disparity = np.full((H, W), 6.0, np.float32)
+    disparity[8:14, 12:18] = 9.0  # a wrong patch the right image refutes
+    write_depth_file(tmp_path / "disp.pfm", disparity, "pfm")
+    iio.imwrite(tmp_path / "l.png", left)
+    iio.imwrite(tmp_path / "r.png", right)
+    stereo = ["--disparity", "--focal", 1000, "--baseline", 100, "--checkpoint", ckpts["identity"]]
+    assert _cli("--depth", tmp_path / "disp.pfm", "--image", tmp_path / "l.png", "--right-image", tmp_path / "r.png",
+                "--out", tmp_path / "z.npy", *stereo) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "z.npy")[8:14, 12:18], 1000 * 100 / 6, rtol=1e-6)
+    assert _cli("--depth", tmp_path / "disp.pfm", "--image", tmp_path / "l.png", "--out", tmp_path / "y.npy",
+                *stereo) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy")[8:14, 12:18], 1000 * 100 / 9, rtol=1e-6)  # no search
+    iio.imwrite(tmp_path / "small.png", right[:, :-2])
+    capsys.readouterr()
+    out = ["--out", tmp_path / "o" / "z.npy"]
+    assert "needs --disparity" in _bad(capsys, tmp_path, "--depth", tmp_path / "disp.pfm", "--image", tmp_path / "l.png",
+                                       "--right-image", tmp_path / "r.png", "--checkpoint", ckpts["identity"], *out)
+    assert "disparity map's size" in _bad(capsys, tmp_path, "--depth", tmp_path / "disp.pfm", "--image",
+                                          tmp_path / "l.png", "--right-image", tmp_path / "small.png", *stereo, *out)
+    assert "single-file mode" in _bad(capsys, tmp_path, "--depth", tmp_path / "disp.pfm", "--image", tmp_path / "l.png",
+                                      "--right-image", tmp_path, *stereo, *out)
+    (tmp_path / "maps").mkdir()
+    write_depth_file(tmp_path / "maps" / "l.pfm", disparity, "pfm")
+    assert "single-file mode" in _bad(capsys, tmp_path, "--depth", tmp_path / "maps", "--image", tmp_path,
+                                      "--right-image", tmp_path / "r.png", *stereo, "--out", tmp_path / "o")
+
+
 # ------------------------------------------------------------------------------------------- images
 def test_image_a_whole_multiple_larger_is_area_averaged(ckpts, tmp_path, capsys):
     big = _image(scale=4)

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from deltaz.core.errors import DataError
-from deltaz.ops.mvs.search import candidate_search, sad_cost_volume
+import numpy as np
+
+from deltaz.ops.mvs.search import candidate_search, sad_cost_volume, search_disparity
 
 
 def _pair(true_disparity: int = 6, size=(40, 64)):
@@ -63,3 +65,28 @@ def test_bad_arguments_are_named():
         sad_cost_volume(left, right[:, :10], 4)
     with pytest.raises(DataError, match="odd window"):
         sad_cost_volume(left, right, 4, window=4)
+
+
+def test_search_disparity_fixes_a_wrong_patch_in_strips_as_in_one_piece():
+    left, right = _pair(size=(48, 64))
+    left_u8, right_u8 = ((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for x in (left, right))
+    disparity = np.full((48, 64), 6.0, np.float32)
+    disparity[20:26, 30:36] = 9.0
+    disparity[0, 0] = np.nan
+    whole = search_disparity(disparity, left_u8, right_u8, radius=6, stride=3)
+    assert (whole[20:26, 30:36] == 6.0).all() and np.isnan(whole[0, 0])
+    strips = search_disparity(disparity, left_u8, right_u8, budget_bytes=4 * 10 * 64 * 5, radius=6, stride=3)
+    np.testing.assert_array_equal(strips, whole)  # 5-row strips (10 disparities), the same result
+
+
+def test_search_disparity_names_bad_input():
+    left, right = _pair()
+    image = (left.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    with pytest.raises(DataError, match="must have one size"):
+        search_disparity(np.zeros((40, 60), np.float32), image, image)
+    with pytest.raises(DataError, match=">= 0 px"):
+        search_disparity(np.full((40, 64), -1.0, np.float32), image, image)
+    with pytest.raises(DataError, match="RGB image"):
+        search_disparity(np.zeros((40, 64), np.float32), image[..., 0], image)
+    nothing = np.full((40, 64), np.nan, np.float32)
+    assert np.isnan(search_disparity(nothing, image, image)).all()

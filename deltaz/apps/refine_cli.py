@@ -3,7 +3,8 @@
 Units: ``depth_mm = stored value × --depth-scale`` (default 1: the file holds mm); the output is written back in
 the same units (PNG rounded to integers) and in the input's format unless ``--out``'s ending (or ``--out-format``
 in folder mode) says otherwise. With ``--disparity`` the input holds disparity ``d = stored × --depth-scale``
-(px, 0/NaN/inf = unknown) and the output is z-depth ``f·B / (d + doffs)`` in mm. Holes keep their marker
+(px, 0/NaN/inf = unknown) and the output is z-depth ``f·B / (d + doffs)`` in mm; ``--right-image`` (single file)
+first runs the two-view candidate search on the disparity (:func:`deltaz.ops.mvs.search.search_disparity`). Holes keep their marker
 (0, NaN or inf) unless ``--fill-holes``. Bad input ends with one ``deltaz refine: error: …`` line on stderr and
 exit status 1; nothing is half-written (every file goes to a temporary name in its folder, then is renamed).
 """
@@ -41,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", type=float, default=None, help="with --disparity: baseline B in mm")
     parser.add_argument("--doffs", type=float, default=0.0,
                         help="with --disparity: principal-point offset in px (default 0)")
+    parser.add_argument("--right-image", default=None, metavar="IMG",
+                        help="with --disparity and --image (one file): the right image of the rectified pair; each "
+                             "pixel first tries its neighbours' disparities against it (a two-view search)")
     parser.add_argument("--fill-holes", action="store_true",
                         help="let the model fill holes (default: holes stay holes)")
     parser.add_argument("--resize-image", action="store_true",
@@ -74,6 +78,11 @@ def _check_args(args: argparse.Namespace) -> None:
                 raise ConfigError(f"{flag}: --disparity needs a positive {flag} (f in px, B in mm), got {value}")
     elif args.focal is not None or args.baseline is not None:
         raise ConfigError("--focal/--baseline: only used with --disparity (the input is disparity in px)")
+    if args.right_image is not None:
+        if not args.disparity or args.image is None:
+            raise ConfigError("--right-image: needs --disparity and --image (the left image of the rectified pair)")
+        if not Path(args.right_image).is_file():
+            raise FormatError(args.right_image, "--right-image: expected an image file (single-file mode only)")
     if args.max_pixels is not None and args.max_pixels < 256 * 256:
         raise ConfigError(f"--max-pixels: expected at least {256 * 256} pixels per tile, got {args.max_pixels}")
     if not (np.isfinite(args.colour_scale) and args.colour_scale > 0):

@@ -2,7 +2,8 @@
 
 Shared by the single-file and the folder mode (:mod:`deltaz.apps.refine_cli`, :mod:`deltaz.apps.refine_folder`).
 Units: ``depth_mm = stored value × --depth-scale``; ``--disparity`` input is converted to z-depth ``f·B / (d + doffs)``
-mm. The output goes to a temporary name, then is renamed.
+mm, after the two-view candidate search (:func:`deltaz.ops.mvs.search.search_disparity`) when ``--right-image``
+is given. The output goes to a temporary name, then is renamed.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from deltaz.engine.refine import refine_depth
 from deltaz.io.depth_io import DepthFile, format_of, read_depth_file, write_depth_file
 from deltaz.io.dtu.formats import read_png
 from deltaz.io.middlebury import disparity_to_depth
+from deltaz.ops.mvs.search import search_disparity
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 OUT_SUFFIX = {"pfm": ".pfm", "npy": ".npy", "png": ".png", "tiff": ".tif", "colmap": ".geometric.bin"}
 
 
 
-def to_mm(stored: DepthFile, args: argparse.Namespace, path: Path) -> np.ndarray:
-    """Stored values → depth in mm (holes keep their marker); disparity → z-depth (holes 0)."""
+def to_mm(stored: DepthFile, args: argparse.Namespace, path: Path, stereo: tuple | None = None) -> np.ndarray:
+    """Stored values → depth in mm (holes keep their marker); disparity → z-depth (holes 0), searched first
+    against the right image when ``stereo = (left, right)`` images are given."""
     if stored.format == "png" and stored.bits == 8 and args.depth_scale is None:
         raise FormatError(path, "8-bit PNG depth map: its units are ambiguous; "
                                 "pass --depth-scale S (depth_mm = stored x S)")
@@ -35,6 +38,8 @@ def to_mm(stored: DepthFile, args: argparse.Namespace, path: Path) -> np.ndarray
     if not args.disparity:
         return values
     disparity = np.where(values == 0, np.float32(np.nan), values)  # 0 = unknown disparity (KITTI-style)
+    if stereo is not None:
+        disparity = search_disparity(np.where(np.isfinite(disparity), disparity, np.nan), *stereo)
     return disparity_to_depth(disparity, args.focal, args.baseline, args.doffs)
 
 
@@ -64,6 +69,19 @@ def _read_image(path: Path | None):
     return read_png(path)
 
 
+def _stereo_pair(args: argparse.Namespace, image, depth_shape: tuple[int, ...]) -> tuple | None:
+    """``(left, right)`` RGB images for ``--right-image``'s search, or None; both must be the disparity map's size."""
+    if getattr(args, "right_image", None) is None:
+        return None
+    right = read_png(Path(args.right_image))
+    for name, array in (("--image", image), ("--right-image", right)):
+        if array.shape[:2] != tuple(depth_shape):
+            raise FormatError(Path(args.right_image if name == "--right-image" else args.image),
+                              f"{name}: the stereo search needs the disparity map's size {tuple(depth_shape)}, "
+                              f"got {array.shape[:2]}")
+    return image, right
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
@@ -78,8 +96,8 @@ def refine_file(args: argparse.Namespace, depth_path: Path, image_path: Path | N
         raise ConfigError(f"--out: {out_path} is the input depth map; choose another path or pass --overwrite")
     stored = read_depth_file(depth_path)
     fmt, bits = _out_format(out_path, stored, args.out_format)
-    depth_mm = to_mm(stored, args, depth_path)
     image = _read_image(image_path)
+    depth_mm = to_mm(stored, args, depth_path, _stereo_pair(args, image, stored.values.shape))
     refined = refine_depth(depth_mm, image, args.checkpoint, device=args.device, fill_holes=args.fill_holes,
                            resize_image=args.resize_image, depth_range_mm=args.depth_range, max_pixels=args.max_pixels,
                            bf16=args.bf16, colour_scale=args.colour_scale, on_note=note, depth_name=str(depth_path),

@@ -52,6 +52,8 @@ def run_folder(args: argparse.Namespace, model) -> int:
     """Refine every depth map of ``--depth``; print the summary; 1 if any failed, else 0."""
     depth_dir, out_dir = Path(args.depth), Path(args.out)
     image_dir = None if args.image is None else Path(args.image)
+    if getattr(args, "right_image", None) is not None:
+        raise ConfigError("--right-image: single-file mode only; refine a folder's stereo pairs one file at a time")
     if image_dir is not None and not image_dir.is_dir():
         raise ConfigError(f"--image: {image_dir} is not a folder; with a --depth folder give an image folder")
     if out_dir.exists() and not out_dir.is_dir():
