@@ -88,5 +88,7 @@ def test_search_disparity_names_bad_input():
         search_disparity(np.full((40, 64), -1.0, np.float32), image, image)
     with pytest.raises(DataError, match="RGB image"):
         search_disparity(np.zeros((40, 64), np.float32), image[..., 0], image)
+    too_far = np.full((40, 64), 70.0, np.float32)  # beyond the image's width: no cost, kept
+    np.testing.assert_array_equal(search_disparity(too_far, image, image), too_far)
     nothing = np.full((40, 64), np.nan, np.float32)
     assert np.isnan(search_disparity(nothing, image, image)).all()

@@ -4,9 +4,10 @@ Units: ``depth_mm = stored value × --depth-scale`` (default 1: the file holds m
 the same units (PNG rounded to integers) and in the input's format unless ``--out``'s ending (or ``--out-format``
 in folder mode) says otherwise. With ``--disparity`` the input holds disparity ``d = stored × --depth-scale``
 (px, 0/NaN/inf = unknown) and the output is z-depth ``f·B / (d + doffs)`` in mm; ``--right-image`` (single file)
-first runs the two-view candidate search on the disparity (:func:`deltaz.ops.mvs.search.search_disparity`). Holes keep their marker
-(0, NaN or inf) unless ``--fill-holes``. Bad input ends with one ``deltaz refine: error: …`` line on stderr and
-exit status 1; nothing is half-written (every file goes to a temporary name in its folder, then is renamed).
+first runs the two-view candidate search on the disparity (:func:`deltaz.ops.mvs.search.search_disparity`).
+Holes keep their marker (0, NaN or inf) unless ``--fill-holes``. Bad input ends with one ``deltaz refine: error: …``
+line on stderr and exit status 1; nothing is half-written (every file goes to a temporary name in its folder, then
+is renamed).
 """
 
 from __future__ import annotations

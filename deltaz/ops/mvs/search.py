@@ -131,8 +131,8 @@ def search_disparity(disparity: np.ndarray, left: np.ndarray, right: np.ndarray,
     if (finite < 0).any():
         raise DataError("search_disparity: disparities must be >= 0 px (x_right = x - d)")
     opts = {**SEARCH_DEFAULTS, **options}
-    num = int(math.ceil(float(finite.max()))) + 1
     H, W = disp.shape
+    num = min(W, int(math.ceil(float(finite.max()))) + 1)  # a disparity >= W has no cost: the pixel keeps it
     step = max(1, budget_bytes // (4 * num * W))
     out = disp.clone()
     for r0 in range(0, H, step):
@@ -157,8 +157,7 @@ def search_depth(data: dict[str, Any]) -> torch.Tensor:
     disparity = fixed_point_to_disparity(sgbm_disparity(data))
     full_h, full_w = disparity.shape
     rows, cols = nearest_index(full_h, data["size"][0]), nearest_index(full_w, data["size"][1])
-    left, right = (torch.from_numpy(data[k].astype(np.float32) / 255.0).permute(2, 0, 1) for k in
-                   ("rgb_left_full", "rgb_right_full"))
+    left, right = (_as_image(data[k], k) for k in ("rgb_left_full", "rgb_right_full"))
     cost = sad_cost_volume(left, right, SGBM_PARAMS["minDisparity"] + SGBM_PARAMS["numDisparities"], window=5)
     grid = torch.from_numpy(np.ascontiguousarray(disparity[np.ix_(rows, cols)]))
     searched = candidate_search(grid, cost, torch.from_numpy(rows), torch.from_numpy(cols)).numpy()
