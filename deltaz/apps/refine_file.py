@@ -39,7 +39,7 @@ def to_mm(stored: DepthFile, args: argparse.Namespace, path: Path, stereo: tuple
         return values
     disparity = np.where(values == 0, np.float32(np.nan), values)  # 0 = unknown disparity (KITTI-style)
     if stereo is not None:
-        disparity = search_disparity(np.where(np.isfinite(disparity), disparity, np.nan), *stereo)
+        disparity = search_disparity(disparity, *stereo)
     return disparity_to_depth(disparity, args.focal, args.baseline, args.doffs)
 
 

@@ -9,7 +9,8 @@
 * :func:`stereo_depth` — two-view OpenCV SGBM on an unrectified calibrated pair (rectified on the fly);
   :func:`stereo_scan` / :func:`load_stereo` cache it per scan in ``scan_dir/sgbm/`` (``--preset sgbm``).
 * :func:`candidate_search` — a rectified pair's disparity post-step: each pixel keeps a neighbour's disparity
-  where the right image matches it better (:func:`search_depth` runs it on Middlebury's SGBM input).
+  where the right image matches it better (:func:`search_disparity` at any size, ``deltaz refine --right-image``;
+  :func:`search_depth` on Middlebury's SGBM input).
 
 Its errors (texture-less regions, occlusion edges, specular highlights) are the ones a refiner learns
 to fix; its holes and confidence come from the algorithm itself. Explained in
@@ -18,7 +19,7 @@ notebooks/04_multiview_stereo.ipynb.
 
 from deltaz.ops.mvs.filter import geometric_filter
 from deltaz.ops.mvs.scan import SWEEP_DIR, load_sweep, sweep_scan
-from deltaz.ops.mvs.search import candidate_search, sad_cost_volume, search_depth
+from deltaz.ops.mvs.search import candidate_search, sad_cost_volume, search_depth, search_disparity
 from deltaz.ops.mvs.stereo import stereo_depth
 from deltaz.ops.mvs.stereo_cache import STEREO_DIR, load_stereo, stereo_scan
 from deltaz.ops.mvs.sweep import SweepResult, plane_depths, plane_sweep
@@ -35,6 +36,7 @@ __all__ = [
     "plane_sweep",
     "sad_cost_volume",
     "search_depth",
+    "search_disparity",
     "stereo_depth",
     "stereo_scan",
     "sweep_scan",

@@ -115,19 +115,20 @@ def search_disparity(disparity: np.ndarray, left: np.ndarray, right: np.ndarray,
     """:func:`candidate_search` on a rectified pair at the disparity map's own size: ``(H, W)`` px → ``(H, W)`` px.
 
     Args:
-        disparity: ``(H, W)`` px of the left view (``x_right = x − d``), NaN = none (kept).
+        disparity: ``(H, W)`` px of the left view (``x_right = x − d``), NaN/inf = none (returned as NaN).
         left, right: ``(H, W, 3)`` RGB, uint8/uint16 or float in [0, 1], the disparity map's size.
         window: the SAD patch (odd). budget_bytes: the cost volume's memory; above it, strips of rows (the
             same result). options: ``radius``, ``stride``, ``margin`` (:data:`SEARCH_DEFAULTS`).
     """
     left_t, right_t = _as_image(left, "left image"), _as_image(right, "right image")
     disp = torch.from_numpy(np.ascontiguousarray(disparity, dtype=np.float32))
+    disp = torch.where(torch.isfinite(disp), disp, torch.full_like(disp, math.nan))
     if disp.dim() != 2 or left_t.shape[1:] != disp.shape or right_t.shape != left_t.shape:
         raise DataError(f"search_disparity: the disparity map ({tuple(disp.shape)}) and both images "
                         f"({tuple(left_t.shape[1:])}, {tuple(right_t.shape[1:])}) must have one size")
     finite = disp[torch.isfinite(disp)]
     if finite.numel() == 0:
-        return disparity.astype(np.float32)
+        return disp.numpy()
     if (finite < 0).any():
         raise DataError("search_disparity: disparities must be >= 0 px (x_right = x - d)")
     opts = {**SEARCH_DEFAULTS, **options}
