@@ -12,16 +12,16 @@ grey pair, and the package's plane sweep (:func:`deltaz.ops.mvs.plane_sweep`, le
 * the classical filters of :mod:`deltaz.ops.baselines` (median, bilateral, joint_bilateral, guided), each with
   parameters chosen from :data:`deltaz.ops.baselines.PARAM_GRIDS` by MAE on the **left half only**;
 * ``wls`` — OpenCV's WLS disparity post-filter (SGBM input only; :func:`deltaz.io.middlebury.wls_depth`);
-* ``search`` — the two-view candidate search (SGBM input only; :func:`deltaz.ops.mvs.search.search_depth`):
-  each pixel keeps a neighbour's SGBM disparity where the right image matches it better;
+* ``search`` — the two-view candidate search (SGBM and plane-sweep input; :func:`deltaz.ops.mvs.search.search_depth`):
+  each pixel keeps a neighbour's disparity where the right image matches it better;
 * ``deltaz`` — the refiner (:func:`deltaz.model.refine`, holes kept or filled as ``deltaz evaluate`` does:
   filled when the checkpoint was trained with ``fill_holes``), and the other hole setting as
   ``deltaz_fill_holes`` / ``deltaz_keep_holes``. Its ``depth_range`` is the input's own 1st–99th percentile
   of valid depth (nothing from the ground truth);
 * ``deltaz+gate`` — ``deltaz`` behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its
   correction kept where the right view confirms it (the pair's own images and cameras, no ground truth);
-* ``search+deltaz`` — the refiner run on ``search``'s output (SGBM input only); its harm and good-pixel columns
-  compare with SGBM's depth, like every row.
+* ``search+deltaz`` — the refiner run on ``search``'s output; its harm and good-pixel columns compare with the
+  input's depth, like every row.
 
 A second part (``--sim``, default ``mvs noise``) keeps the real images and replaces the real matcher by the
 simulated error models of :mod:`deltaz.ops.corrupt` applied to the ground truth (``--sim-seeds`` draws each,
@@ -55,7 +55,7 @@ from deltaz.ops.metrics import depth_metrics, harm_metrics
 #: The classical single-view filters compared (deltaz.ops.baselines).
 FILTERS = ("median", "bilateral", "joint_bilateral", "guided")
 #: The classical methods the refiner is held against: the filters, OpenCV's WLS post-filter and the two-view
-#: candidate search (SGBM input only; :mod:`deltaz.ops.mvs.search`).
+#: candidate search (SGBM and plane-sweep input; :mod:`deltaz.ops.mvs.search`).
 CLASSICAL = (*FILTERS, "wls", "search")
 #: Table columns (mm, %).
 COLUMNS = ("mae_mm", "mae_valid_mm", "mae_good_mm", "harm_pct", "hole_pct")
@@ -212,7 +212,8 @@ def method_outputs(input_name: str, depth_init: torch.Tensor, data: dict[str, An
     outputs.update({name: depth for name, (depth, _) in filters.items()})
     if input_name == "sgbm":
         outputs["wls"] = wls_depth(data)
-        outputs["search"] = search_depth(data)
+    if input_name in ("sgbm", "planesweep"):  # the real matchers' inputs; the simulated ones have no pair search
+        outputs["search"] = search_depth(data, None if input_name == "sgbm" else depth_init)  # SGBM: its own px
     if refiner is not None:
         outputs.update(refiner_outputs(refiner, depth_init, data))
         if "search" in outputs:  # the refiner on the searched depth: a two-view pipeline

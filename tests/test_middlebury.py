@@ -139,6 +139,20 @@ def test_search_depth_fixes_part_of_sgbm_on_the_left_half(scene):
     assert depth_metrics(searched, gt, covered)["mae_mm"] < depth_metrics(sgbm, gt, covered)["mae_mm"] - 0.2
 
 
+def test_search_depth_from_another_initial_depth(scene):
+    """From a given depth (the plane sweep's input path): SGBM's own depth gives SGBM's search back, holes stay
+    holes, and a depth of the wrong size is refused with both sizes named."""
+    from deltaz.core.errors import DataError
+    from deltaz.ops.mvs.search import search_depth
+
+    sgbm = sgbm_depth(scene)
+    from_depth, default = search_depth(scene, sgbm), search_depth(scene)
+    assert torch.equal(from_depth > 0, sgbm > 0)
+    assert float(torch.isclose(from_depth, default, rtol=1e-4).float().mean()) > 0.99
+    with pytest.raises(DataError, match=r"\(10, 10\).*\(125, 185\)"):
+        search_depth(scene, torch.ones(10, 10))
+
+
 def test_benchmark_rows_of_the_search_and_the_refiner_after_it(scene):
     from deltaz.model import DeltaZUnet
 
@@ -149,7 +163,9 @@ def test_benchmark_rows_of_the_search_and_the_refiner_after_it(scene):
     outputs, _ = bench.method_outputs("sgbm", sgbm_depth(scene), scene, refiner)
     assert {"wls", "search", "search+deltaz"} <= set(outputs)
     assert torch.equal(outputs["search+deltaz"], outputs["search"])  # an untrained refiner is the identity
-    assert "search" not in bench.method_outputs("planesweep", sgbm_depth(scene), scene, None)[0]
+    swept, _ = bench.plane_sweep_depth(scene)
+    rows = bench.method_outputs("planesweep", swept, scene, None)[0]  # the plane sweep gets the search, not WLS
+    assert "search" in rows and "wls" not in rows and torch.equal(rows["search"] > 0, swept > 0)
 
 
 def test_benchmark_tunes_filters_on_the_left_half_only(scene, monkeypatch):

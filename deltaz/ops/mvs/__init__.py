@@ -10,7 +10,7 @@
   :func:`stereo_scan` / :func:`load_stereo` cache it per scan in ``scan_dir/sgbm/`` (``--preset sgbm``).
 * :func:`candidate_search` — a rectified pair's disparity post-step: each pixel keeps a neighbour's disparity
   where the right image matches it better (:func:`search_disparity` at any size, ``deltaz refine --right-image``;
-  :func:`search_depth` on Middlebury's SGBM input).
+  :func:`search_depth` on Middlebury's SGBM or plane-sweep input).
 
 Its errors (texture-less regions, occlusion edges, specular highlights) are the ones a refiner learns
 to fix; its holes and confidence come from the algorithm itself. Explained in

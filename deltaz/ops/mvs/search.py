@@ -147,20 +147,28 @@ def search_disparity(disparity: np.ndarray, left: np.ndarray, right: np.ndarray,
     return out.numpy()
 
 
-def search_depth(data: dict[str, Any]) -> torch.Tensor:
-    """Middlebury's SGBM disparity (:func:`deltaz.io.middlebury.sgbm_disparity`) after :func:`candidate_search`
-    with its defaults and a 5×5 colour SAD on the full-size pair: ``(H, W)`` float32 mm at ``data["size"]``,
-    0 = hole. ``data``: :func:`deltaz.io.middlebury.load_motorcycle`'s dict.
+def search_depth(data: dict[str, Any], depth: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`candidate_search` with its defaults and a 5×5 colour SAD on Middlebury's full-size pair, from the left
+    view's ``depth`` (``(H, W)`` mm at ``data["size"]``, 0 = hole; default: SGBM's disparity,
+    :func:`deltaz.io.middlebury.sgbm_disparity`): ``(H, W)`` float32 mm, 0 = hole.
+    ``data``: :func:`deltaz.io.middlebury.load_motorcycle`'s dict.
 
-    The search runs on the nearest-resized grid (the pixels :func:`deltaz.io.middlebury.sgbm_depth` keeps), each
-    candidate's cost read at the pixel's full-size position; depth as in ``sgbm_depth``.
+    The search runs on the nearest-resized grid (the full-size pixels that ``data["size"]`` keeps), each
+    candidate's cost read at the pixel's full-size position; depth and disparity convert with the scene's
+    calibration (``Z = f·B·s / (d + doffs)``), holes stay holes.
     """
-    disparity = fixed_point_to_disparity(sgbm_disparity(data))
-    full_h, full_w = disparity.shape
+    cal = data["calibration"]
+    full_h, full_w = data["grey_left_full"].shape
     rows, cols = nearest_index(full_h, data["size"][0]), nearest_index(full_w, data["size"][1])
+    if depth is None:
+        grid = torch.from_numpy(np.ascontiguousarray(fixed_point_to_disparity(sgbm_disparity(data))[np.ix_(rows, cols)]))
+    else:
+        if tuple(depth.shape) != tuple(data["size"]):
+            raise DataError(f"search_depth: depth is {tuple(depth.shape)}, expected the scene's size {data['size']}")
+        z = depth.float()
+        grid = torch.where(z > 0, cal["f_px"] * cal["baseline_mm"] / z.clamp_min(1e-6) - cal["doffs_px"],
+                           torch.full_like(z, math.nan))
     left, right = (_as_image(data[k], k) for k in ("rgb_left_full", "rgb_right_full"))
     cost = sad_cost_volume(left, right, SGBM_PARAMS["minDisparity"] + SGBM_PARAMS["numDisparities"], window=5)
-    grid = torch.from_numpy(np.ascontiguousarray(disparity[np.ix_(rows, cols)]))
     searched = candidate_search(grid, cost, torch.from_numpy(rows), torch.from_numpy(cols)).numpy()
-    cal = data["calibration"]
     return torch.from_numpy(disparity_to_depth(searched, cal["f_px"], cal["baseline_mm"], cal["doffs_px"]))
