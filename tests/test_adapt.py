@@ -130,6 +130,7 @@ def test_resume_after_kill_leaves_no_half_written_file(tiny):
     (["--minutes", "-1"], "minutes"),
     (["--max-passes", "-1"], "max_passes"),
     (["--preset", "bogus"], "preset"),
+    (["--blend", "2"], "blend"),
 ])
 def test_bad_input_one_clear_line(tiny, capsys, args, needle):
     argv = _adapt_args(tiny)
@@ -352,7 +353,41 @@ def test_anchor_to_the_unadapted_output_starts_at_zero(tiny):
                                                                        views.depth_init[[1]])
 
 
-@pytest.mark.parametrize("field, value", [("max_passes", 0.0), ("lr_schedule", "step"), ("anchor_to", "gt")])
+def test_blend_mixes_the_two_corrections_and_its_checkpoint_round_trips(tiny, tmp_path):
+    """blend A: refined = (1 − A)·unadapted + A·adapted; the checkpoint holds both networks and reads back the same;
+    a malformed blend is refused naming the file; a blended checkpoint is not adapted again."""
+    from deltaz.core.errors import ConfigError, DataError
+    from deltaz.engine.adapt import AdaptConfig, adapt_scan, refine_all, scan_confidence
+    from deltaz.engine.adapt.outputs import write_adapted_checkpoint
+    from deltaz.engine.evaluate import load_refiner, load_scan_views
+    from deltaz.engine.refine import load_model
+    from deltaz.model.blend import BlendedRefiner
+
+    model, _, _ = load_refiner(tiny["ck"])
+    views = load_scan_views(tiny["root"], "scan1", 2, use_images=True)
+    conf = scan_confidence(tiny["root"], "scan1", views, "mvs", "agreement")
+    plain, _ = adapt_scan(model, views, conf, AdaptConfig(max_steps=3, lr=1e-2, progress=False))
+    assert not isinstance(plain, BlendedRefiner)  # blend 1 (AdaptConfig(blend=1.0)): one network
+    mixed, _ = adapt_scan(model, views, conf, AdaptConfig(max_steps=3, lr=1e-2, blend=0.25, progress=False))
+    assert isinstance(mixed, BlendedRefiner) and mixed.alpha == 0.25
+    before, adapted, out = (refine_all(m, views, True, "cpu") for m in (model, mixed.adapted, mixed))
+    assert (adapted - before).abs().max() > 0.05  # the adaptation moved something
+    assert torch.allclose(out, 0.75 * before + 0.25 * adapted, atol=1e-3)
+    path = write_adapted_checkpoint(tmp_path / "blend.pt", mixed, ckpt.load_checkpoint(tiny["ck"]), {"steps": 3})
+    loaded, _, _ = load_refiner(path)
+    assert isinstance(loaded, BlendedRefiner) and torch.allclose(refine_all(loaded, views, True, "cpu"), out, atol=1e-4)
+    assert isinstance(load_model(path, device="cpu"), BlendedRefiner)  # deltaz refine --checkpoint reads it too
+    state = ckpt.load_checkpoint(path)
+    state["blend"]["alpha"] = 1.5
+    ckpt.save_checkpoint(tmp_path / "bad.pt", state)
+    with pytest.raises(DataError, match="bad.pt.*blend"):
+        load_refiner(tmp_path / "bad.pt")
+    with pytest.raises(ConfigError, match="already adapted"):
+        adapt_scan(loaded, views, conf, AdaptConfig(max_steps=1, progress=False))
+
+
+@pytest.mark.parametrize("field, value", [("max_passes", 0.0), ("lr_schedule", "step"), ("anchor_to", "gt"),
+                                          ("blend", 1.5), ("blend", -0.1)])
 def test_bad_schedule_settings_are_refused(field, value):
     from deltaz.core.errors import ConfigError
     from deltaz.engine.adapt import AdaptConfig

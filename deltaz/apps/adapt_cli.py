@@ -53,10 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--anchor-to", choices=ANCHOR_TARGETS, default=d.anchor_to,
                         help="what the anchor term pulls towards: the input depth (weighted by --confidence) or the "
                         f"unadapted refiner's output (weight 1) (default {d.anchor_to})")
-    parser.add_argument("--no-gate", action="store_true",
-                        help="write the adapted network's depths as they are (default: behind the photometric gate, "
-                        "the adapted depth only where the source views confirm it or it moved more than "
-                        "--gate-trust-rel of the depth, the input elsewhere)")
+    parser.add_argument("--blend", type=float, default=d.blend, metavar="A",
+                        help="the adapted network's share of the correction: refined = unadapted + A x (adapted - "
+                        f"unadapted), both networks in the adapted checkpoint; 1 = the adapted network alone "
+                        f"(default {d.blend})")
+    parser.add_argument("--gate", action=argparse.BooleanOptionalAction, default=d.gate,
+                        help="put the refined depths behind the photometric gate: the refined depth only where the "
+                        "source views confirm it or it moved more than --gate-trust-rel of the depth, the input "
+                        f"elsewhere (default {'on' if d.gate else 'off'})")
     parser.add_argument("--gate-trust-rel", type=float, default=d.gate_trust_rel, metavar="F",
                         help=f"moves larger than this fraction of the input depth pass the gate unconfirmed "
                         f"(default {d.gate_trust_rel})")
@@ -80,7 +84,7 @@ def config_from_args(args: argparse.Namespace):
                        lr=args.lr, lr_schedule=args.lr_schedule, batch_size=args.batch_size,
                        num_src_views=args.num_src_views, source_mode=args.source_mode, weights=weights,
                        confidence=args.confidence, anchor_to=args.anchor_to,
-                       normalise_exposure=not args.no_exposure_norm, gate=not args.no_gate,
+                       normalise_exposure=not args.no_exposure_norm, gate=args.gate, blend=args.blend,
                        gate_trust_rel=args.gate_trust_rel,
                        preset=args.preset, seed=args.seed, device=args.device, save_every_s=args.save_every,
                        progress=not args.no_progress)

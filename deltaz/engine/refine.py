@@ -29,6 +29,7 @@ from deltaz.engine.device import resolve_device
 from deltaz.engine import checkpoint as ckpt
 from deltaz.engine.config import TrainConfig
 from deltaz.model import build_model, colour_scaled, refine
+from deltaz.model.blend import BlendedRefiner
 from deltaz.weights import default_checkpoint
 
 __all__ = ["load_refiner", "DEFAULT_MAX_PIXELS", "TILE_OVERLAP", "resolve_device", "for_inference", "load_model", "prepare_image",
@@ -59,14 +60,30 @@ def load_refiner(path: str | Path, device: torch.device | str = "cpu") -> tuple[
     else:
         train_cfg = TrainConfig.from_dict(config)
         name, model_cfg = train_cfg.model, train_cfg.model_kwargs()
-    model = build_model(name, **model_cfg)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:  # weights of another architecture than the one the checkpoint names
-        detail = " ".join(str(exc).split())[:200]
-        raise DataError(f"{path}: not a DeltaZ refiner checkpoint (its weights do not fit: {detail})") from None
+    model = _built(path, name, model_cfg, state["model"])
+    blend = state.get("blend")
+    if blend is not None:  # an adapted checkpoint that mixes the adapted network with the original (deltaz adapt)
+        base = _built(path, name, model_cfg, blend.get("base") if isinstance(blend, dict) else None)
+        try:
+            model = BlendedRefiner(base, model, float(blend.get("alpha", -1)))
+        except (ConfigError, TypeError, ValueError) as error:
+            raise DataError(f"{path}: its blend of two networks is malformed ({error})") from None
     model.to(device).eval()
     return model, config, path
+
+
+def _built(path: Path, name: str, model_cfg: dict[str, Any], weights: Any) -> torch.nn.Module:
+    """``build_model(name, **model_cfg)`` with ``weights`` loaded; a :class:`DataError` naming ``path`` when they
+    do not fit (another architecture than the one the checkpoint names, or none)."""
+    model = build_model(name, **model_cfg)
+    try:
+        if not isinstance(weights, dict):
+            raise RuntimeError("no weights")
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise DataError(f"{path}: not a DeltaZ refiner checkpoint (its weights do not fit: {detail})") from None
+    return model
 
 
 def for_inference(model: torch.nn.Module) -> torch.nn.Module:

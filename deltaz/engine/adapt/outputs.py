@@ -30,6 +30,7 @@ from deltaz.engine.report import machine_info, write_json
 from deltaz.core.atomic import atomic_write_text
 from deltaz.io.dtu.layout import ScanWriter, is_complete_scan, list_scans, load_view, read_meta, read_scan_pairs
 from deltaz.model import model_config
+from deltaz.model.blend import BlendedRefiner
 from deltaz.ops.metrics import harm_metrics
 from deltaz.ops.selfsup import SELFSUP_TERMS
 
@@ -73,9 +74,15 @@ def score_scan(views, before: torch.Tensor, after: torch.Tensor,
 def write_adapted_checkpoint(path: Path, model: torch.nn.Module, source_state: dict[str, Any],
                              adapt_info: dict[str, Any]) -> Path:
     """An ordinary DeltaZ checkpoint (:mod:`deltaz.engine.checkpoint` keys; the source run's ``config`` with
-    ``extra["adapt"]``, this model's ``model_config``) that :func:`deltaz.engine.evaluate.load_refiner` reads."""
+    ``extra["adapt"]``, this model's ``model_config``) that :func:`deltaz.engine.evaluate.load_refiner` reads.
+    A :class:`~deltaz.model.blend.BlendedRefiner` is written as its adapted network plus
+    ``"blend": {"alpha", "base": the original's weights}``."""
     config = dict(source_state.get("config") or {})
     config["extra"] = {**dict(config.get("extra") or {}), "adapt": adapt_info}
+    blend = None
+    if isinstance(model, BlendedRefiner):  # the adapted weights as "model", the original's beside them
+        blend = {"alpha": model.alpha, "base": model.base.state_dict()}
+        model = model.adapted
     optimizer = torch.optim.Adam(model.parameters(), lr=float(config.get("lr", 1e-4)))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=int(config.get("scheduler_t0", 10)))
     return ckpt.save_checkpoint(path, {
@@ -84,6 +91,7 @@ def write_adapted_checkpoint(path: Path, model: torch.nn.Module, source_state: d
         "epoch": int(source_state.get("epoch", 0)), "batch_in_epoch": 0,
         "step": int(source_state.get("step", 0)) + int(adapt_info.get("steps", 0)), "best_val_mae": None,
         "config": config, "model_config": model_config(model), "rng": ckpt.capture_rng_state(),
+        **({"blend": blend} if blend else {}),
     })
 
 
