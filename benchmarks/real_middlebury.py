@@ -165,11 +165,12 @@ def input_depth_range(depth_init: torch.Tensor) -> torch.Tensor:
 def refined_depth(refiner: dict[str, Any], depth_init: torch.Tensor, image: torch.Tensor, keep_holes: bool
                   ) -> torch.Tensor:
     """The refiner on one map: ``image (3, H, W)`` (unused by a depth-only model) → ``(H, W)`` mm, 0 = hole."""
-    from deltaz.model import colour_scaled, refine
+    from deltaz.engine.refine import colour_scaled_parts
+    from deltaz.model import refine
 
     model, device = refiner["model"], refiner["device"]
     image = image[None].to(device) if getattr(model, "in_channels", 1) == 4 else None
-    with colour_scaled(model, refiner.get("colour_scale", 1.0)):
+    with colour_scaled_parts(model, refiner.get("colour_scale", 1.0)):
         depth = refine(model, depth_init[None].to(device), image=image,
                        depth_range=input_depth_range(depth_init).to(device), keep_holes=keep_holes)["depth_refined"]
     depth = depth[0].float().cpu()
@@ -445,9 +446,9 @@ def main(argv: list[str] | None = None) -> int:
         data = load_scene(args.scale)
         refiner, refiner_note = load_refiner_or_none(args.checkpoint, args.device)
         if refiner is not None and args.colour_scale != 1.0:
-            from deltaz.model import colour_scaled
+            from deltaz.engine.refine import colour_scaled_parts
 
-            with colour_scaled(refiner["model"], args.colour_scale):  # refused here, in one line, if it has none
+            with colour_scaled_parts(refiner["model"], args.colour_scale):  # refused here, in one line, if it has none
                 refiner["colour_scale"] = args.colour_scale
             refiner_note += f", colour weight x {args.colour_scale:g}"
         inputs = input_depths(data)

@@ -386,6 +386,24 @@ def test_blend_mixes_the_two_corrections_and_its_checkpoint_round_trips(tiny, tm
         adapt_scan(loaded, views, conf, AdaptConfig(max_steps=1, progress=False))
 
 
+def test_colour_scale_reaches_both_networks_of_a_blend():
+    """--colour-scale on a blended checkpoint scales (and restores) the colour weight of both selection networks."""
+    import math
+
+    from deltaz.engine.refine import colour_scaled_parts
+    from deltaz.model import build_model
+    from deltaz.model.blend import BlendedRefiner
+
+    torch.manual_seed(0)
+    nets = [build_model("deltaz_select", in_channels=4, base_channel=4, depth=2) for _ in range(2)]
+    blend = BlendedRefiner(nets[0], nets[1], 0.5)
+    before = [p.colour_log_scale.item() for p in (blend.base, blend.adapted)]
+    with colour_scaled_parts(blend, 3.0):
+        inside = [p.colour_log_scale.item() for p in (blend.base, blend.adapted)]
+    assert inside == pytest.approx([b + math.log(3.0) for b in before])
+    assert [p.colour_log_scale.item() for p in (blend.base, blend.adapted)] == before
+
+
 @pytest.mark.parametrize("field, value", [("max_passes", 0.0), ("lr_schedule", "step"), ("anchor_to", "gt"),
                                           ("blend", 1.5), ("blend", -0.1)])
 def test_bad_schedule_settings_are_refused(field, value):

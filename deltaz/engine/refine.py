@@ -16,6 +16,7 @@ GroupNorm statistics see the tile. The loaded model is cached per (checkpoint fi
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +71,17 @@ def load_refiner(path: str | Path, device: torch.device | str = "cpu") -> tuple[
             raise DataError(f"{path}: its blend of two networks is malformed ({error})") from None
     model.to(device).eval()
     return model, config, path
+
+
+@contextlib.contextmanager
+def colour_scaled_parts(model: torch.nn.Module, scale: float = 1.0):
+    """:func:`deltaz.model.colour_scaled` for one refiner, or for both networks of a
+    :class:`~deltaz.model.blend.BlendedRefiner` (an adapted checkpoint with ``--blend``)."""
+    parts = (model.base, model.adapted) if isinstance(model, BlendedRefiner) else (model,)
+    with contextlib.ExitStack() as stack:
+        for part in parts:
+            stack.enter_context(colour_scaled(part, scale))
+        yield model
 
 
 def _built(path: Path, name: str, model_cfg: dict[str, Any], weights: Any) -> torch.nn.Module:
@@ -312,7 +324,7 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
         image_chw, note = prepare_image(image, clean.shape, resize_image, image_name, depth_name)
         if note:
             (on_note or (lambda text: warnings.warn(text, stacklevel=3)))(note)
-    with colour_scaled(model, colour_scale):
+    with colour_scaled_parts(model, colour_scale):
         delta_z = predict_delta_z(model, clean, image_chw, fill_holes, depth_range_mm, max_pixels, tile_overlap, bf16)
     refined = clean + delta_z
     good = np.isfinite(refined) & (refined > 0)
