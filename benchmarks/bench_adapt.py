@@ -55,13 +55,17 @@ def run_scan(model, keep_holes: bool, root: Path, scan: str, cfg: AdaptConfig, m
     before = refine_all(model, views, keep_holes, "cpu")
     adapted, info = adapt_scan(model, views, confidence, cfg, keep_holes)
     ungated = refine_all(adapted, views, keep_holes, "cpu")
+    run = info["config"]  # as run ("auto" resolved per scan)
     depths = {"input": views.depth_init, "deltaz": before, "deltaz+gate": gate_views(views, range(len(views)), before),
-              "adapt ungated": ungated, "deltaz+adapt": gate_adapted(views, ungated, cfg.gate, cfg.gate_trust_rel)}
+              "adapt ungated": ungated, "deltaz+adapt": gate_adapted(views, ungated, run.gate, run.gate_trust_rel)}
     regions = masks(views) if masks else {"all": None}
     scores = {name: {m: score_depths(d, views.depth_init, views.depth, mask) for m, d in depths.items()}
               for name, mask in regions.items()}
+    recipe = f"anchor to {run.anchor_to}, gate {run.gate}, blend {run.blend}"
+    if info["agreement_gain"] is not None:
+        recipe += f" (auto: agreement gain {info['agreement_gain']:.3f})"
     return {"scan": scan, "steps": info["steps"], "adapt_s": info["elapsed_s"], "total_s": time.perf_counter() - t0,
-            "scores": scores, "first": info["history"][0] if info["history"] else {},
+            "recipe": recipe, "scores": scores, "first": info["history"][0] if info["history"] else {},
             "last": info["history"][-1] if info["history"] else {}}
 
 
@@ -105,7 +109,7 @@ def case_synthetic(model, keep, root: Path, cfg: AdaptConfig, preset: str, name:
     for scan in scans:
         r = run_scan(model, keep, root, scan, replace(cfg, preset=preset))
         results.append(r)
-        print(f"  {scan}: {r['steps']} steps, adapt {r['adapt_s']:.0f} s, total {r['total_s']:.0f} s per scan")
+        print(f"  {scan}: {r['steps']} steps, adapt {r['adapt_s']:.0f} s, total {r['total_s']:.0f} s per scan; {r['recipe']}")
         print_rows(scan, r["scores"]["all"])
     total = pooled(results)
     print_rows("all scans", total)
@@ -130,7 +134,7 @@ def case_middlebury(model, keep, cfg: AdaptConfig) -> dict:
     write_motorcycle_scan(root)
     print(f"\n## middlebury: Motorcycle 185x125, 2 views, SGBM input, {cfg.minutes} min")
     r = run_scan(model, keep, root, "motorcycle", replace(cfg, num_src_views=1), masks=halves)
-    print(f"  {r['steps']} steps, adapt {r['adapt_s']:.0f} s, total {r['total_s']:.0f} s")
+    print(f"  {r['steps']} steps, adapt {r['adapt_s']:.0f} s, total {r['total_s']:.0f} s; {r['recipe']}")
     for region in ("whole", "left", "right"):
         print_rows(region, r["scores"][region])
     targets = [check(f"middlebury {region}", r["scores"][region], 0.05) for region in ("left", "right")]

@@ -17,6 +17,7 @@ import torch
 
 from deltaz.core.errors import DeltaZError
 from deltaz.engine.adapt import ANCHOR_TARGETS, CONFIDENCE_MODES, LR_SCHEDULES, SOURCE_MODES, AdaptConfig, adapt
+from deltaz.engine.adapt.recipe import AUTO_BLEND
 from deltaz.ops.corrupt import parse_initial_mix
 from deltaz.ops.selfsup import SelfSupWeights
 
@@ -51,8 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--confidence", choices=CONFIDENCE_MODES, default=d.confidence,
                         help="anchor weight: the plane sweep's confidence, the inputs' multi-view agreement, or none")
     parser.add_argument("--anchor-to", choices=ANCHOR_TARGETS, default=d.anchor_to,
-                        help="what the anchor term pulls towards: the input depth (weighted by --confidence) or the "
-                        f"unadapted refiner's output (weight 1) (default {d.anchor_to})")
+                        help="what the anchor term pulls towards: the input depth (weighted by --confidence), the "
+                        "unadapted refiner's output (weight 1), or auto: per scan, the unadapted output (with no gate "
+                        f"and blend {AUTO_BLEND}) where it agrees across views much better than the input, else the input "
+                        f"(default {d.anchor_to})")
     parser.add_argument("--blend", type=float, default=d.blend, metavar="A",
                         help="the adapted network's share of the correction: refined = unadapted + A x (adapted - "
                         f"unadapted), both networks in the adapted checkpoint; 1 = the adapted network alone "

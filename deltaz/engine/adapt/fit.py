@@ -18,6 +18,7 @@ import torch
 
 from deltaz.core.errors import ConfigError, DataError
 from deltaz.engine import checkpoint as ckpt
+from deltaz.engine.adapt.recipe import resolve_recipe
 from deltaz.engine.scans import gate_views
 from deltaz.model import refine
 from deltaz.model.blend import BlendedRefiner
@@ -42,7 +43,9 @@ CONFIDENCE_MODES = ("auto", "sweep", "agreement", "none")
 #: gated): "unadapted" (with ``gate_trust_rel`` 0.01) keeps the gain across the gap (−15.0 %, "input": −14.9 %)
 #: and cuts the damage without a gap (+6.9 % against +26.7 %), but on Middlebury, where the refiner starts worse
 #: than SGBM's input, it stays near that refiner (right half 18.21 mm against 16.85; input 15.75). Not the default.
-ANCHOR_TARGETS = ("input", "unadapted")
+#: "auto" picks per scan between the input and the unadapted output, with the gate and blend that suit each
+#: (:func:`deltaz.engine.adapt.recipe.resolve_recipe`).
+ANCHOR_TARGETS = ("input", "unadapted", "auto")
 #: "cosine": the rate decays from ``lr`` to 0 over the budget (minutes, steps or passes, whichever is used up
 #: furthest). Not the default: on the design scans (seed 5, plane-sweep input, 800 steps ≈ 3 minutes on 2 threads)
 #: the gated gain on the unadapted refiner was 11.5 % at a constant 1e-4, 6.1 % cosine from 1e-4 and 12.2 % cosine
@@ -78,7 +81,7 @@ class AdaptConfig:
     source_mode: str = "cached"
     weights: SelfSupWeights = field(default_factory=SelfSupWeights)
     confidence: str = "auto"  # anchor weight: auto = agreement (the inputs' multi-view agreement), sweep, none
-    anchor_to: str = "input"  # the anchor's target: the input (weighted by confidence) or "unadapted" (ANCHOR_TARGETS)
+    anchor_to: str = "input"  # the anchor's target: the input, "unadapted" or "auto" (ANCHOR_TARGETS)
     normalise_exposure: bool = True
     blend: float = BLEND  # the adapted network's share of the correction handed out (BLEND)
     gate: bool = True  # the refined depths handed out pass the photometric gate (gate_adapted)
@@ -273,11 +276,14 @@ def _save_state(path: Path, model, optimizer, counters: dict[str, Any], cfg: Ada
                                 "rng": ckpt.capture_rng_state(), "adapt_config": cfg.to_dict(), **counters})
 
 
-def _start_depths(base_model, model, views, cfg: AdaptConfig, keep_holes: bool, device, fresh: bool):
+def _start_depths(base_model, model, views, cfg: AdaptConfig, keep_holes: bool, device, fresh: bool,
+                  unadapted: torch.Tensor | None = None):
     """``(anchor, cache)``, each ``(N, H, W)`` mm or None: the unadapted refiner's depths when the anchor pulls
-    towards them (also on resume), and the sources' cached refined depths (``source_mode="cached"``) — the
-    anchor's for a fresh copy, so every view is refined once."""
-    anchor = refine_all(base_model, views, keep_holes, device) if cfg.anchor_to == "unadapted" else None
+    towards them (``unadapted`` when already computed; also on resume), and the sources' cached refined depths
+    (``source_mode="cached"``) — the anchor's for a fresh copy, so every view is refined once."""
+    anchor = None
+    if cfg.anchor_to == "unadapted":
+        anchor = unadapted.to(device) if unadapted is not None else refine_all(base_model, views, keep_holes, device)
     if cfg.source_mode != "cached":
         return anchor, None
     return anchor, anchor.clone() if anchor is not None and fresh else refine_all(model, views, keep_holes, device)
@@ -305,14 +311,19 @@ def adapt_scan(base_model: torch.nn.Module, views, confidence: torch.Tensor | No
     at the end (atomic). ``writer``: a TensorBoard ``SummaryWriter`` (``loss/adapt/<term>``). ``confidence``:
     the anchor's weight of each view's input, ``(N, H, W)`` or None; unused with ``cfg.anchor_to="unadapted"``
     (then the anchor pulls towards ``base_model``'s own depths with weight 1).
-    Returns the adapted model (eval mode; with ``cfg.blend < 1`` a :class:`deltaz.model.blend.BlendedRefiner` of
+    ``cfg.anchor_to="auto"`` first picks this scan's recipe (:func:`deltaz.engine.adapt.recipe.resolve_recipe`).
+    Returns the adapted model (eval mode; with a blend below 1 a :class:`deltaz.model.blend.BlendedRefiner` of
     ``base_model`` and the adapted copy) and ``{"steps", "elapsed_s", "history": [{step, t_s, terms…}],
-    "stopped_by", "source_mode"}``.
+    "stopped_by", "source_mode", "config", "agreement_gain"}``: ``config`` is the AdaptConfig as run (its
+    ``gate`` says how to hand out the depths, :func:`gate_adapted`), ``agreement_gain`` what "auto" decided on
+    (None otherwise).
     """
     from tqdm.auto import tqdm
 
     _check_adaptable(base_model, views)
     device = next(base_model.parameters()).device
+    unadapted = refine_all(base_model, views, keep_holes, device) if cfg.anchor_to == "auto" else None
+    cfg, gain = resolve_recipe(cfg, views, unadapted)
     model = copy.deepcopy(base_model).eval()  # eval: BatchNorm (mvsnet_refine) keeps its statistics
     for p in model.parameters():
         p.requires_grad_(True)
@@ -325,7 +336,7 @@ def adapt_scan(base_model: torch.nn.Module, views, confidence: torch.Tensor | No
     if state_file is not None and state_file.is_file():
         counters = _load_state(state_file, model, optimizer)
     confidence = None if confidence is None else confidence.to(device)
-    anchor, cache = _start_depths(base_model, model, views, cfg, keep_holes, device, counters["step"] == 0)
+    anchor, cache = _start_depths(base_model, model, views, cfg, keep_holes, device, counters["step"] == 0, unadapted)
     if anchor is not None:  # the inputs' confidence is not the unadapted depths'
         confidence = None
     t0 = time.perf_counter() - counters["elapsed_s"]
@@ -370,4 +381,4 @@ def adapt_scan(base_model: torch.nn.Module, views, confidence: torch.Tensor | No
         _save_state(state_file, model, optimizer, counters, cfg)
     model = model.eval() if cfg.blend == 1 else BlendedRefiner(base_model, model, cfg.blend).eval()
     return model, {"steps": counters["step"], "elapsed_s": counters["elapsed_s"], "history": counters["history"],
-                   "stopped_by": stopped_by, "source_mode": cfg.source_mode}
+                   "stopped_by": stopped_by, "source_mode": cfg.source_mode, "config": cfg, "agreement_gain": gain}

@@ -156,16 +156,19 @@ def _adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg, devic
         adapted, info = adapt_scan(model, views, confidence, cfg, keep_holes, state_path(out, scan), writer)
     finally:
         writer.close()
+    run = info["config"]  # as run on this scan ("auto" resolved)
     ungated = refine_all(adapted, views, keep_holes, device).cpu()
-    after = gate_adapted(views, ungated, cfg.gate, cfg.gate_trust_rel)
+    after = gate_adapted(views, ungated, run.gate, run.gate_trust_rel)
     adapt_info = {"scan": scan, "data_root": str(data_root), "steps": info["steps"],
-                  "elapsed_s": round(info["elapsed_s"], 2), "config": cfg.to_dict()}
+                  "elapsed_s": round(info["elapsed_s"], 2), "config": run.to_dict(),
+                  "requested_anchor_to": cfg.anchor_to, "agreement_gain": info["agreement_gain"]}
     write_adapted_checkpoint(out / "checkpoints" / f"{scan}.pt", adapted, source_state, adapt_info)
     write_refined_scan(out, data_root, views, after)
     entry = {"scan": scan, "n_views": len(views), "steps": info["steps"], "adapt_s": round(info["elapsed_s"], 2),
              "total_s": round(time.perf_counter() - t0, 2), "stopped_by": info["stopped_by"],
+             "anchor_to": run.anchor_to, "gate": run.gate, "blend": run.blend, "agreement_gain": info["agreement_gain"],
              "history": info["history"],
-             "scores": score_scan(views, before, after, ungated if cfg.gate else None),
+             "scores": score_scan(views, before, after, ungated if run.gate else None),
              "checkpoint": str(out / "checkpoints" / f"{scan}.pt"), "refined": str(out / scan / "refined")}
     (out / "state" / f"{scan}.pt").unlink(missing_ok=True)
     ckpt_entry = out / "scans" / f"{scan}.json"
@@ -227,6 +230,13 @@ def _curve(history: list[dict[str, Any]], points: int = 8) -> list[dict[str, Any
     return rows
 
 
+def _recipe_line(entry: dict[str, Any]) -> str:
+    """How the scan was adapted: the anchor's target, gate and blend (and what ``anchor_to="auto"`` decided on)."""
+    line = f"Anchor to `{entry.get('anchor_to')}`, gate {entry.get('gate')}, blend {entry.get('blend')}"
+    gain = entry.get("agreement_gain")
+    return line + (f" (auto: agreement gain {gain:.3f}).\n" if gain is not None else ".\n")
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """``report.md``: settings, per-scan time, before/after scores, and each scan's loss curve."""
     cfg = report["config"]
@@ -250,7 +260,7 @@ def report_markdown(report: dict[str, Any]) -> str:
             lines.append(f"{prefix} {method} | {_fmt(row['mae_covered_mm'])} | {_fmt(row['mae_good_mm'])} | "
                          f"{_fmt(row['harm_pct'])} |")
     for entry in report["scans"]:
-        lines += [f"\n## Loss curve: {entry['scan']}\n",
+        lines += [f"\n## Loss curve: {entry['scan']}\n", _recipe_line(entry),
                   "Each row: the mean of each term over a window of consecutive steps (steps see different views).\n",
                   "| to step | t (s) | " + " | ".join(SELFSUP_TERMS) + " | total |",
                   "|---" * (len(SELFSUP_TERMS) + 3) + "|"]
@@ -283,9 +293,10 @@ def adapt_method(model: torch.nn.Module, device, keep_holes: bool, data_root: st
             if full.view_ids != views.view_ids:
                 raise DataError(f"{views.scan}: the adapted views {full.view_ids[:4]}... differ from the evaluated ones")
             confidence = scan_confidence(data_root, views.scan, full, preset, cfg.confidence)
-            adapted, _ = adapt_scan(model, full, confidence, cfg, keep_holes)
-            done[views.scan] = gate_adapted(full, refine_all(adapted, full, keep_holes, device).cpu(), cfg.gate,
-                                            cfg.gate_trust_rel)
+            adapted, info = adapt_scan(model, full, confidence, cfg, keep_holes)
+            run = info["config"]
+            done[views.scan] = gate_adapted(full, refine_all(adapted, full, keep_holes, device).cpu(), run.gate,
+                                            run.gate_trust_rel)
         return done[views.scan][list(idx)]
 
     return apply
