@@ -19,7 +19,9 @@ depths for the geometric term come from the same network: ``source_mode="cached"
 depth of each view, updated whenever the view is a reference, so at most one pass old — one forward per step),
 ``"nograd"`` (recomputed each step without gradient) or ``"grad"`` (recomputed with gradient). Ground truth is
 read only to score. Killable: state and outputs are written atomically, a rerun with the same ``out`` skips
-finished scans and resumes the unfinished one. Units: mm, z-depth, 0 = hole; world-to-camera ``E``.
+finished scans and resumes the unfinished one. ``AdaptConfig(anchor_to="auto")`` picks each scan's recipe (anchor
+to the input, or trust the refiner) without ground truth: :mod:`deltaz.engine.adapt.recipe`. Units: mm, z-depth,
+0 = hole; world-to-camera ``E``.
 """
 
 from deltaz.engine.adapt.fit import (
