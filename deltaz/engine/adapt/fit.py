@@ -311,12 +311,11 @@ def adapt_scan(base_model: torch.nn.Module, views, confidence: torch.Tensor | No
     at the end (atomic). ``writer``: a TensorBoard ``SummaryWriter`` (``loss/adapt/<term>``). ``confidence``:
     the anchor's weight of each view's input, ``(N, H, W)`` or None; unused with ``cfg.anchor_to="unadapted"``
     (then the anchor pulls towards ``base_model``'s own depths with weight 1).
-    ``cfg.anchor_to="auto"`` first picks this scan's recipe (:func:`deltaz.engine.adapt.recipe.resolve_recipe`).
-    Returns the adapted model (eval mode; with a blend below 1 a :class:`deltaz.model.blend.BlendedRefiner` of
-    ``base_model`` and the adapted copy) and ``{"steps", "elapsed_s", "history": [{step, t_s, terms…}],
-    "stopped_by", "source_mode", "config", "agreement_gain"}``: ``config`` is the AdaptConfig as run (its
-    ``gate`` says how to hand out the depths, :func:`gate_adapted`), ``agreement_gain`` what "auto" decided on
-    (None otherwise).
+    ``anchor_to="auto"`` first picks the scan's recipe (:func:`deltaz.engine.adapt.recipe.resolve_recipe`).
+    Returns the adapted model (eval mode; with a blend below 1 a :class:`deltaz.model.blend.BlendedRefiner`) and
+    ``{"steps", "elapsed_s", "history": [{step, t_s, terms…}], "stopped_by", "source_mode", "config",
+    "agreement_gain"}``: ``config`` the AdaptConfig as run (its ``gate`` for :func:`gate_adapted`),
+    ``agreement_gain`` what "auto" decided on (None otherwise).
     """
     from tqdm.auto import tqdm
 
