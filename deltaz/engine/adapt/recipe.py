@@ -31,7 +31,8 @@ __all__ = ["AUTO_GAIN", "AUTO_BLEND", "mean_agreement", "agreement_gain", "resol
 AUTO_GAIN = 0.095
 #: The blend of the trust-the-refiner recipe (anchor weight 0.3, no gate), chosen for the case it serves: on the
 #: design no-gap scans, the A in {0.5, …, 0.8} meeting both no-gap targets with the largest MAE gain (0.6: −5.0 %,
-#: harm −0.12 points). Held out (seeds 53, 59): −6.8 / −5.2 % MAE, harm +1.3 / +0.9 points (0.8: −6.7 %, +2.8). README.
+#: harm −0.12 points). Held out (seeds 53, 59): −6.8 / −5.2 % MAE, harm +1.3 / +0.9 points (0.8 on seed 53: −6.7 %,
+#: +2.8). README.
 AUTO_BLEND = 0.6
 
 
