@@ -53,7 +53,7 @@ def run_scan(model, keep_holes: bool, root: Path, scan: str, cfg: AdaptConfig, m
     views = load_scan_views(root, scan, cfg.num_src_views, cfg.preset, use_images=True)
     confidence = scan_confidence(root, scan, views, cfg.preset, cfg.confidence)
     before = refine_all(model, views, keep_holes, "cpu")
-    adapted, info = adapt_scan(model, views, confidence, cfg, keep_holes)
+    adapted, info = adapt_scan(model, views, confidence, cfg, keep_holes, unadapted=before)
     ungated = refine_all(adapted, views, keep_holes, "cpu")
     run = info["config"]  # as run ("auto" resolved per scan)
     depths = {"input": views.depth_init, "deltaz": before, "deltaz+gate": gate_views(views, range(len(views)), before),

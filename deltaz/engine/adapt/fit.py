@@ -279,14 +279,24 @@ def _save_state(path: Path, model, optimizer, counters: dict[str, Any], cfg: Ada
 def _start_depths(base_model, model, views, cfg: AdaptConfig, keep_holes: bool, device, fresh: bool,
                   unadapted: torch.Tensor | None = None):
     """``(anchor, cache)``, each ``(N, H, W)`` mm or None: the unadapted refiner's depths when the anchor pulls
-    towards them (``unadapted`` when already computed; also on resume), and the sources' cached refined depths
-    (``source_mode="cached"``) — the anchor's for a fresh copy, so every view is refined once."""
-    anchor = None
-    if cfg.anchor_to == "unadapted":
-        anchor = unadapted.to(device) if unadapted is not None else refine_all(base_model, views, keep_holes, device)
+    towards them (also on resume), and the sources' cached refined depths (``source_mode="cached"``) — the
+    unadapted ones for a fresh copy. ``unadapted``: those depths when already computed, so every view is refined
+    once."""
+    if unadapted is None and (cfg.anchor_to == "unadapted" or (fresh and cfg.source_mode == "cached")):
+        unadapted = refine_all(base_model, views, keep_holes, device)
+    anchor = unadapted.to(device) if cfg.anchor_to == "unadapted" else None
     if cfg.source_mode != "cached":
         return anchor, None
-    return anchor, anchor.clone() if anchor is not None and fresh else refine_all(model, views, keep_holes, device)
+    return anchor, unadapted.to(device).clone() if fresh else refine_all(model, views, keep_holes, device)
+
+
+def _recipe(base_model, views, cfg: AdaptConfig, keep_holes: bool, device, unadapted: torch.Tensor | None):
+    """``(cfg, gain, unadapted)``: :func:`deltaz.engine.adapt.recipe.resolve_recipe`, the unadapted depths
+    computed first when "auto" needs them and the caller gave none."""
+    if unadapted is None and cfg.anchor_to == "auto":
+        unadapted = refine_all(base_model, views, keep_holes, device)
+    cfg, gain = resolve_recipe(cfg, views, unadapted)
+    return cfg, gain, unadapted
 
 
 def _check_adaptable(base_model: torch.nn.Module, views) -> None:
@@ -303,8 +313,10 @@ def _check_adaptable(base_model: torch.nn.Module, views) -> None:
 
 def adapt_scan(base_model: torch.nn.Module, views, confidence: torch.Tensor | None, cfg: AdaptConfig,
                keep_holes: bool = True, state_file: str | Path | None = None, writer=None,
-               on_step: Callable[[int, dict], None] | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+               on_step: Callable[[int, dict], None] | None = None, unadapted: torch.Tensor | None = None
+               ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Fine-tune a copy of ``base_model`` on one scan (:class:`deltaz.engine.evaluate.ScanViews` with images).
+    ``unadapted``: ``base_model``'s depths of every view ``(N, H, W)`` mm when the caller has them (else computed).
 
     Stops after ``cfg.minutes`` of adaptation (checked every step; a resumed run counts the time already
     spent) or ``cfg.max_steps`` steps. ``state_file``: resumable state, saved every ``cfg.save_every_s`` s and
@@ -312,17 +324,15 @@ def adapt_scan(base_model: torch.nn.Module, views, confidence: torch.Tensor | No
     the anchor's weight of each view's input, ``(N, H, W)`` or None; unused with ``cfg.anchor_to="unadapted"``
     (then the anchor pulls towards ``base_model``'s own depths with weight 1).
     ``anchor_to="auto"`` first picks the scan's recipe (:func:`deltaz.engine.adapt.recipe.resolve_recipe`).
-    Returns the adapted model (eval mode; with a blend below 1 a :class:`deltaz.model.blend.BlendedRefiner`) and
-    ``{"steps", "elapsed_s", "history": [{step, t_s, terms…}], "stopped_by", "source_mode", "config",
-    "agreement_gain"}``: ``config`` the AdaptConfig as run (its ``gate`` for :func:`gate_adapted`),
-    ``agreement_gain`` what "auto" decided on (None otherwise).
+    Returns the adapted model (eval mode; a :class:`deltaz.model.blend.BlendedRefiner` with a blend below 1) and
+    ``{"steps", "elapsed_s", "history", "stopped_by", "source_mode", "config", "agreement_gain"}``: ``config``
+    as run (its ``gate`` for :func:`gate_adapted`), ``agreement_gain`` what "auto" decided on (else None).
     """
     from tqdm.auto import tqdm
 
     _check_adaptable(base_model, views)
     device = next(base_model.parameters()).device
-    unadapted = refine_all(base_model, views, keep_holes, device) if cfg.anchor_to == "auto" else None
-    cfg, gain = resolve_recipe(cfg, views, unadapted)
+    cfg, gain, unadapted = _recipe(base_model, views, cfg, keep_holes, device, unadapted)
     model = copy.deepcopy(base_model).eval()  # eval: BatchNorm (mvsnet_refine) keeps its statistics
     for p in model.parameters():
         p.requires_grad_(True)

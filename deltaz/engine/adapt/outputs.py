@@ -153,7 +153,8 @@ def _adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg, devic
     before = refine_all(model, views, keep_holes, device).cpu()
     writer = SummaryWriter(log_dir=str(out / "logs" / scan))
     try:
-        adapted, info = adapt_scan(model, views, confidence, cfg, keep_holes, state_path(out, scan), writer)
+        adapted, info = adapt_scan(model, views, confidence, cfg, keep_holes, state_path(out, scan), writer,
+                                   unadapted=before)
     finally:
         writer.close()
     run = info["config"]  # as run on this scan ("auto" resolved)
