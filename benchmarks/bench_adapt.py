@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from deltaz.engine.adapt import AdaptConfig, adapt_scan, gate_adapted, refine_all, scan_confidence
+from deltaz.engine.adapt import AdaptConfig, adapt_scan, hand_out, refine_all, scan_confidence
 from deltaz.engine.adapt.outputs import score_depths
 from deltaz.engine.evaluate import load_refiner, load_scan_views
 from deltaz.engine.scans import gate_views
@@ -57,11 +57,11 @@ def run_scan(model, keep_holes: bool, root: Path, scan: str, cfg: AdaptConfig, m
     ungated = refine_all(adapted, views, keep_holes, "cpu")
     run = info["config"]  # as run ("auto" resolved per scan)
     depths = {"input": views.depth_init, "deltaz": before, "deltaz+gate": gate_views(views, range(len(views)), before),
-              "adapt ungated": ungated, "deltaz+adapt": gate_adapted(views, ungated, run.gate, run.gate_trust_rel)}
+              "adapt ungated": ungated, "deltaz+adapt": hand_out(views, ungated, run, before)}
     regions = masks(views) if masks else {"all": None}
     scores = {name: {m: score_depths(d, views.depth_init, views.depth, mask) for m, d in depths.items()}
               for name, mask in regions.items()}
-    recipe = f"anchor to {run.anchor_to}, gate {run.gate}, blend {run.blend}"
+    recipe = f"anchor to {run.anchor_to}, gate {run.gate} (against the {run.gate_against}), blend {run.blend}"
     if info["agreement_gain"] is not None:
         recipe += f" (auto: agreement gain {info['agreement_gain']:.3f})"
     return {"scan": scan, "steps": info["steps"], "adapt_s": info["elapsed_s"], "total_s": time.perf_counter() - t0,

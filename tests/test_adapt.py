@@ -405,7 +405,7 @@ def test_colour_scale_reaches_both_networks_of_a_blend():
 
 
 @pytest.mark.parametrize("field, value", [("max_passes", 0.0), ("lr_schedule", "step"), ("anchor_to", "gt"),
-                                          ("blend", 1.5), ("blend", -0.1)])
+                                          ("blend", 1.5), ("blend", -0.1), ("gate_against", "truth")])
 def test_bad_schedule_settings_are_refused(field, value):
     from deltaz.core.errors import ConfigError
     from deltaz.engine.adapt import AdaptConfig

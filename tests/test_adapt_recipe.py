@@ -8,9 +8,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from deltaz.engine.adapt import AdaptConfig, adapt_scan, scan_confidence
+from deltaz.engine.adapt import AdaptConfig, adapt_scan, gate_adapted, hand_out, scan_confidence
 from deltaz.engine.adapt.recipe import AUTO_BLEND, AUTO_GAIN, agreement_gain, mean_agreement, resolve_recipe
 from deltaz.engine.evaluate import load_refiner, load_scan_views
+from deltaz.ops.gate import gate_correction
 from tests._tiny_scans import make_dataset
 from tests.test_adapt import tiny_checkpoint
 
@@ -43,9 +44,10 @@ def test_resolve_recipe_picks_per_scan_and_leaves_other_targets_alone(scan):
     truth = torch.where(covered, views.depth, torch.zeros_like(views.depth))
     cfg = AdaptConfig(anchor_to="auto", blend=0.9, gate=True, progress=False)
     trusted, gain = resolve_recipe(cfg, views, truth)
-    assert gain > AUTO_GAIN and (trusted.anchor_to, trusted.gate, trusted.blend) == ("unadapted", False, AUTO_BLEND)
+    assert gain > AUTO_GAIN and (trusted.anchor_to, trusted.blend) == ("unadapted", AUTO_BLEND)
+    assert (trusted.gate, trusted.gate_against, trusted.gate_trust_rel) == (True, "unadapted", None)
     kept, gain = resolve_recipe(cfg, views, views.depth_init.clone())
-    assert gain <= AUTO_GAIN and (kept.anchor_to, kept.gate, kept.blend) == ("input", True, 0.9)
+    assert gain <= AUTO_GAIN and (kept.anchor_to, kept.gate, kept.gate_against, kept.blend) == ("input", True, "input", 0.9)
     plain = AdaptConfig(anchor_to="unadapted", progress=False)
     assert resolve_recipe(plain, views, None) == (plain, None)
     assert cfg.anchor_to == "auto"  # resolving returns a copy
@@ -78,3 +80,27 @@ def test_cli_auto_writes_the_recipe_into_report_and_checkpoint(tmp_path):
     _, config, _ = load_refiner(out / "checkpoints" / "scan1.pt")
     adapt = config["extra"]["adapt"]
     assert adapt["requested_anchor_to"] == "auto" and adapt["config"]["anchor_to"] == entry["anchor_to"]
+
+
+def test_the_gate_against_the_unadapted_depths_hands_them_back_where_the_sources_refute(scan):
+    """gate_against="unadapted": the gate checks the adapted depths against the unadapted refiner's (the
+    trust-the-refiner recipe's guard), with the sources' unadapted depths for visibility, and hands those back.
+    Whether the gate prefers the right depth is tests/test_gate.py's."""
+    _, views = scan
+    covered = views.depth_init > 0
+    unadapted = torch.where(covered, views.depth, torch.zeros_like(views.depth))
+    moves = 4.0 * torch.randn(unadapted.shape, generator=torch.Generator().manual_seed(1))  # mm
+    adapted = unadapted + torch.where(covered, moves, 0.0)
+    cfg = AdaptConfig(gate_against="unadapted", gate_trust_rel=None, progress=False)
+    out = hand_out(views, adapted, cfg, unadapted)
+    assert ((out == adapted) | (out == unadapted)).all()  # never the input
+    assert (out == adapted)[covered].any() and (out == unadapted)[covered & (adapted != unadapted)].any()
+    for i in range(len(views)):  # the photometric gate of view i against its unadapted depth
+        b = views.batch([i], images=True)
+        expected = gate_correction(unadapted[[i]], adapted[[i]], b.image[:, 0], b.image[:, 1:],
+                                   views.multiview([i], unadapted))
+        assert torch.equal(out[[i]], expected)
+    default = hand_out(views, adapted, AdaptConfig(progress=False), unadapted)  # against the input
+    assert torch.equal(default, gate_adapted(views, adapted))
+    assert torch.equal(gate_adapted(views, adapted, against=views.depth_init), default)
+    assert torch.equal(hand_out(views, adapted, replace(cfg, gate=False), unadapted), adapted)

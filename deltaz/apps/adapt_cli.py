@@ -16,7 +16,8 @@ import sys
 import torch
 
 from deltaz.core.errors import DeltaZError
-from deltaz.engine.adapt import ANCHOR_TARGETS, CONFIDENCE_MODES, LR_SCHEDULES, SOURCE_MODES, AdaptConfig, adapt
+from deltaz.engine.adapt import (ANCHOR_TARGETS, CONFIDENCE_MODES, GATE_TARGETS, LR_SCHEDULES, SOURCE_MODES,
+                                 AdaptConfig, adapt)
 from deltaz.engine.adapt.recipe import AUTO_BLEND
 from deltaz.ops.corrupt import parse_initial_mix
 from deltaz.ops.selfsup import SelfSupWeights
@@ -53,9 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="anchor weight: the plane sweep's confidence, the inputs' multi-view agreement, or none")
     parser.add_argument("--anchor-to", choices=ANCHOR_TARGETS, default=d.anchor_to,
                         help="what the anchor term pulls towards: the input depth (weighted by --confidence), the "
-                        "unadapted refiner's output (weight 1), or auto: per scan, the unadapted output (with no gate "
-                        f"and blend {AUTO_BLEND}) where it agrees across views much better than the input, else the input "
-                        f"(default {d.anchor_to})")
+                        "unadapted refiner's output (weight 1), or auto: per scan, the unadapted output (blend "
+                        f"{AUTO_BLEND}, gated against the unadapted depths) where it agrees across views much better "
+                        f"than the input, else the input (default {d.anchor_to})")
     parser.add_argument("--blend", type=float, default=d.blend, metavar="A",
                         help="the adapted network's share of the correction: refined = unadapted + A x (adapted - "
                         f"unadapted), both networks in the adapted checkpoint; 1 = the adapted network alone "
@@ -67,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gate-trust-rel", type=float, default=d.gate_trust_rel, metavar="F",
                         help=f"moves larger than this fraction of the input depth pass the gate unconfirmed "
                         f"(default {d.gate_trust_rel})")
+    parser.add_argument("--gate-against", choices=GATE_TARGETS, default=d.gate_against,
+                        help="what the gate checks the adapted depths against and hands back where the sources refute "
+                        f"them: the input or the unadapted refiner's depths (default {d.gate_against})")
     for term in w.as_dict():
         parser.add_argument(f"--w-{term}", type=float, default=getattr(w, term),
                             help=f"weight of the {term} term (default {getattr(w, term)})")
@@ -88,7 +92,7 @@ def config_from_args(args: argparse.Namespace):
                        num_src_views=args.num_src_views, source_mode=args.source_mode, weights=weights,
                        confidence=args.confidence, anchor_to=args.anchor_to,
                        normalise_exposure=not args.no_exposure_norm, gate=args.gate, blend=args.blend,
-                       gate_trust_rel=args.gate_trust_rel,
+                       gate_trust_rel=args.gate_trust_rel, gate_against=args.gate_against,
                        preset=args.preset, seed=args.seed, device=args.device, save_every_s=args.save_every,
                        progress=not args.no_progress)
 

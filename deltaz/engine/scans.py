@@ -85,21 +85,25 @@ def chunks(indices: Iterable[int], size: int) -> Iterable[list[int]]:
 
 @torch.no_grad()
 def gate_views(views: ScanViews, idx: Sequence[int], refined: torch.Tensor, margin: float = GATE_MARGIN,
-               trust_rel: float | None = None, batch_size: int = 8) -> torch.Tensor:
+               trust_rel: float | None = None, batch_size: int = 8, against: torch.Tensor | None = None
+               ) -> torch.Tensor:
     """``refined (B, H, W)`` mm of the views ``idx`` behind :func:`deltaz.ops.gate.gate_correction`: checked
     against the views' inputs with their ``pair.txt`` sources (the sources' input depths for the visibility
-    test; ``trust_rel`` as there). Needs the scan's images and at least one source view; returns ``(B, H, W)`` mm
-    on the CPU."""
+    test; ``trust_rel`` as there), or against ``against (N, H, W)`` mm, depths of every view of the scan (each
+    source's own for its visibility test). Needs the scan's images and at least one source view; returns
+    ``(B, H, W)`` mm on the CPU."""
     idx = list(idx)
     if views.image is None or views.num_src == 0:
         raise DataError(f"{views.scan}: the photometric gate needs the scan's images and >= 1 source view")
     refined = refined.detach().float().cpu()
+    base = views.depth_init if against is None else against.detach().float().cpu()
     out = []
     for start in range(0, len(idx), batch_size):
         part = idx[start:start + batch_size]
         batch = views.batch(part, images=True)
-        out.append(gate_correction(views.depth_init[part], refined[start:start + len(part)], batch.image[:, 0],
-                                   batch.image[:, 1:], batch.multiview("depth_init"), margin, trust_rel))
+        multiview = batch.multiview("depth_init") if against is None else views.multiview(part, base)
+        out.append(gate_correction(base[part], refined[start:start + len(part)], batch.image[:, 0],
+                                   batch.image[:, 1:], multiview, margin, trust_rel))
     return torch.cat(out)
 
 

@@ -9,7 +9,7 @@ requested scan and writes, under ``out``::
                                     the run's TrainConfig and model_config inside) for `deltaz evaluate`/`refine`
     <out>/<scan>/                   a train-ready copy of the scan (layout of deltaz.io.dtu.layout: depths/ = its ground
                                     truth or 0, images/, initial/ = the input used), plus refined/{vid:03d}.npy
-                                    (the adapted depths behind the photometric gate, gate_adapted)
+                                    (the adapted depths behind the photometric gate, hand_out)
     <out>/logs/<scan>/              TensorBoard (loss/adapt/<term>)
     <out>/state/<scan>.pt           resumable state while a scan adapts (removed when it is done)
     <out>/report.md, report.json    loss curves and, where ground truth exists, before/after scores
@@ -27,6 +27,7 @@ to the input, or trust the refiner) without ground truth: :mod:`deltaz.engine.ad
 from deltaz.engine.adapt.fit import (
     ANCHOR_TARGETS,
     CONFIDENCE_MODES,
+    GATE_TARGETS,
     GATE_TRUST_REL,
     LR_SCHEDULES,
     MAX_PASSES,
@@ -34,6 +35,7 @@ from deltaz.engine.adapt.fit import (
     AdaptConfig,
     adapt_scan,
     gate_adapted,
+    hand_out,
     refine_all,
     refine_views,
     scan_confidence,
@@ -44,5 +46,6 @@ from deltaz.engine.adapt.fit import (
 from deltaz.engine.adapt.outputs import adapt, adapt_method, demo_adapt_stage, load_adapted_view, run_scans, score_depths
 
 __all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "ANCHOR_TARGETS", "LR_SCHEDULES", "MAX_PASSES", "GATE_TRUST_REL",
-           "AdaptConfig", "scan_confidence", "scan_inputs", "refine_views", "refine_all", "gate_adapted", "step_limit",
+           "GATE_TARGETS", "AdaptConfig", "scan_confidence", "scan_inputs", "refine_views", "refine_all", "gate_adapted",
+           "hand_out", "step_limit",
            "adapt_scan", "adapt", "state_path", "adapt_method", "demo_adapt_stage", "load_adapted_view", "run_scans", "score_depths"]

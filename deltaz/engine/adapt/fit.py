@@ -26,8 +26,8 @@ from deltaz.ops.mvs import load_sweep
 from deltaz.ops.selfsup import SelfSupInputs, SelfSupWeights, input_agreement, selfsup_losses
 
 __all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "ANCHOR_TARGETS", "LR_SCHEDULES", "MAX_PASSES", "GATE_TRUST_REL",
-           "AdaptConfig", "scan_confidence", "scan_inputs", "refine_views", "refine_all", "gate_adapted", "step_limit",
-           "adapt_scan", "state_path"]
+           "GATE_TARGETS", "AdaptConfig", "scan_confidence", "scan_inputs", "refine_views", "refine_all", "gate_adapted",
+           "hand_out", "step_limit", "adapt_scan", "state_path"]
 
 SOURCE_MODES = ("cached", "nograd", "grad")
 #: Adaptation's gate: a correction larger than this fraction of the input depth stands unconfirmed
@@ -36,6 +36,9 @@ SOURCE_MODES = ("cached", "nograd", "grad")
 #: refiner's and harm_pct 1.45 points below and 0.17 above it; with no threshold (photometric confirmation
 #: only) 7.2 and 3.1 % below; with 0.02 more gain, but harm 0.53 points above on the ``mvs`` input.
 GATE_TRUST_REL = 0.04
+#: What the gate checks the adapted depths against, and hands back where the sources refute them: the input
+#: (the default) or the unadapted refiner's depths (``anchor_to="auto"``'s trust-the-refiner recipe).
+GATE_TARGETS = ("input", "unadapted")
 CONFIDENCE_MODES = ("auto", "sweep", "agreement", "none")
 #: What the anchor term pulls towards: the input depth (weighted by ``confidence``; the default) or the unadapted
 #: refiner's output (weight 1 everywhere); see :func:`adapt_scan`. Measured with the selection refiner of the
@@ -86,6 +89,7 @@ class AdaptConfig:
     blend: float = BLEND  # the adapted network's share of the correction handed out (BLEND)
     gate: bool = True  # the refined depths handed out pass the photometric gate (gate_adapted)
     gate_trust_rel: float | None = GATE_TRUST_REL  # ... where moves larger than this fraction of the depth stand
+    gate_against: str = "input"  # ... checked against the input or the unadapted refiner's depths (GATE_TARGETS)
     grad_clip: float = 1.0
     preset: str = "mvs"  # initial depth of scans without initial/ (as in deltaz evaluate)
     seed: int = 0
@@ -110,6 +114,7 @@ class AdaptConfig:
             (all(v >= 0 for v in self.weights.as_dict().values()), "weights", "must all be >= 0"),
             (0 <= self.blend <= 1, "blend", "must be in [0, 1] (the adapted network's share of the correction)"),
             (self.gate_trust_rel is None or self.gate_trust_rel >= 0, "gate_trust_rel", "must be >= 0 or None"),
+            (self.gate_against in GATE_TARGETS, "gate_against", f"must be one of {GATE_TARGETS}"),
         ]
         for ok, name, message in checks:
             if not ok:
@@ -185,21 +190,30 @@ def refine_all(model: torch.nn.Module, views, keep_holes: bool, device, batch_si
     return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
 
 
-def gate_adapted(views, refined: torch.Tensor, gate: bool = True, trust_rel: float | None = GATE_TRUST_REL
-                 ) -> torch.Tensor:
+def gate_adapted(views, refined: torch.Tensor, gate: bool = True, trust_rel: float | None = GATE_TRUST_REL,
+                 against: torch.Tensor | None = None) -> torch.Tensor:
     """The adapted network's depths of every view, ``refined (N, H, W)`` mm, as adaptation hands them out: behind
     the photometric gate (``gate``; :func:`deltaz.engine.scans.gate_views`, :mod:`deltaz.ops.gate`) — a pixel keeps
     the adapted depth where the scan's source views confirm it or where it moved more than ``trust_rel`` of the
-    input depth, the input elsewhere — or as they are (``gate=False``).
+    input depth, the input elsewhere — or as they are (``gate=False``). ``against (N, H, W)`` mm: check against
+    these depths (the unadapted refiner's) instead of the input, and hand them back where the sources refute.
 
     Why: adaptation's gain comes with harm (pixels the input had right moved by more than 1 mm), and the gate
     removes most of it; large moves stand because they are where the gain is (the input's outliers, often on
     surfaces too plain for the photometric check). Chosen on the design scans of ``benchmarks/bench_adapt.py``.
     """
-    return gate_views(views, range(len(views)), refined, trust_rel=trust_rel).to(refined.device) if gate else refined
+    if not gate:
+        return refined
+    return gate_views(views, range(len(views)), refined, trust_rel=trust_rel, against=against).to(refined.device)
 
 
-# =========================================================================== the loop
+def hand_out(views, refined: torch.Tensor, cfg: AdaptConfig, unadapted: torch.Tensor) -> torch.Tensor:
+    """:func:`gate_adapted` with the gate of ``cfg`` as run on the scan (``info["config"]`` of :func:`adapt_scan`);
+    ``unadapted (N, H, W)`` mm: the unadapted refiner's depths, the gate's target with ``gate_against="unadapted"``."""
+    against = unadapted if cfg.gate_against == "unadapted" else None
+    return gate_adapted(views, refined, cfg.gate, cfg.gate_trust_rel, against)
+
+
 def state_path(out: str | Path, scan: str) -> Path:
     """Where the resumable state of ``scan``'s adaptation lives while it runs."""
     return Path(out) / "state" / f"{scan}.pt"

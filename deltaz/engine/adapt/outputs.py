@@ -22,7 +22,7 @@ import torch
 
 from deltaz.core.errors import DataError
 from deltaz.engine import checkpoint as ckpt
-from deltaz.engine.adapt.fit import AdaptConfig, adapt_scan, gate_adapted, refine_all, scan_confidence, state_path
+from deltaz.engine.adapt.fit import AdaptConfig, adapt_scan, hand_out, refine_all, scan_confidence, state_path
 from deltaz.engine.device import resolve_device
 from deltaz.engine.refine import load_refiner
 from deltaz.engine.scans import load_scan_views
@@ -159,7 +159,7 @@ def _adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg, devic
         writer.close()
     run = info["config"]  # as run on this scan ("auto" resolved)
     ungated = refine_all(adapted, views, keep_holes, device).cpu()
-    after = gate_adapted(views, ungated, run.gate, run.gate_trust_rel)
+    after = hand_out(views, ungated, run, before)
     adapt_info = {"scan": scan, "data_root": str(data_root), "steps": info["steps"],
                   "elapsed_s": round(info["elapsed_s"], 2), "config": run.to_dict(),
                   "requested_anchor_to": cfg.anchor_to, "agreement_gain": info["agreement_gain"]}
@@ -167,7 +167,8 @@ def _adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg, devic
     write_refined_scan(out, data_root, views, after)
     entry = {"scan": scan, "n_views": len(views), "steps": info["steps"], "adapt_s": round(info["elapsed_s"], 2),
              "total_s": round(time.perf_counter() - t0, 2), "stopped_by": info["stopped_by"],
-             "anchor_to": run.anchor_to, "gate": run.gate, "blend": run.blend, "agreement_gain": info["agreement_gain"],
+             "anchor_to": run.anchor_to, "gate": run.gate, "gate_against": run.gate_against, "blend": run.blend,
+             "agreement_gain": info["agreement_gain"],
              "history": info["history"],
              "scores": score_scan(views, before, after, ungated if run.gate else None),
              "checkpoint": str(out / "checkpoints" / f"{scan}.pt"), "refined": str(out / scan / "refined")}
@@ -233,7 +234,9 @@ def _curve(history: list[dict[str, Any]], points: int = 8) -> list[dict[str, Any
 
 def _recipe_line(entry: dict[str, Any]) -> str:
     """How the scan was adapted: the anchor's target, gate and blend (and what ``anchor_to="auto"`` decided on)."""
-    line = f"Anchor to `{entry.get('anchor_to')}`, gate {entry.get('gate')}, blend {entry.get('blend')}"
+    against = entry.get("gate_against", "input")
+    line = (f"Anchor to `{entry.get('anchor_to')}`, gate {entry.get('gate')} (against the {against}), "
+            f"blend {entry.get('blend')}")
     gain = entry.get("agreement_gain")
     return line + (f" (auto: agreement gain {gain:.3f}).\n" if gain is not None else ".\n")
 
@@ -294,10 +297,10 @@ def adapt_method(model: torch.nn.Module, device, keep_holes: bool, data_root: st
             if full.view_ids != views.view_ids:
                 raise DataError(f"{views.scan}: the adapted views {full.view_ids[:4]}... differ from the evaluated ones")
             confidence = scan_confidence(data_root, views.scan, full, preset, cfg.confidence)
-            adapted, info = adapt_scan(model, full, confidence, cfg, keep_holes)
-            run = info["config"]
-            done[views.scan] = gate_adapted(full, refine_all(adapted, full, keep_holes, device).cpu(), run.gate,
-                                            run.gate_trust_rel)
+            before = refine_all(model, full, keep_holes, device).cpu()
+            adapted, info = adapt_scan(model, full, confidence, cfg, keep_holes, unadapted=before)
+            after = refine_all(adapted, full, keep_holes, device).cpu()
+            done[views.scan] = hand_out(full, after, info["config"], before)
         return done[views.scan][list(idx)]
 
     return apply
