@@ -97,7 +97,7 @@ def check(name: str, s: dict, mae_gain: float, harm_slack: float = 0.5) -> dict:
     ok_mae = after["mae_covered_mm"] <= (1 - mae_gain) * before["mae_covered_mm"]
     ok_harm = after["harm_pct"] <= before["harm_pct"] + harm_slack
     want = f"≥ {100 * mae_gain:.1f} % lower" if mae_gain >= 0 else f"no more than {-100 * mae_gain:.1f} % higher"
-    print(f"  target {name}: MAE {want}: {100 * gain:+.1f} % {tick(ok_mae)};  harm_pct ≤ unadapted + {harm_slack}: "
+    print(f"  target {name}: MAE {want}: change {-100 * gain:+.1f} % {tick(ok_mae)};  harm_pct ≤ unadapted + {harm_slack}: "
           f"{after['harm_pct']:.2f} vs {before['harm_pct']:.2f} {tick(ok_harm)}")
     return {"case": name, "mae_gain_pct": 100 * gain, "ok_mae": ok_mae, "ok_harm": ok_harm}
 

@@ -57,12 +57,13 @@ def test_adapt_scan_with_auto_reports_the_recipe_it_ran(scan, tmp_path):
     root, views = scan
     model, _, _ = load_refiner(tiny_checkpoint(tmp_path / "ck.pt", root))
     conf = scan_confidence(root, "scan1", views, "mvs", "agreement")
-    _, info = adapt_scan(model, views, conf, AdaptConfig(anchor_to="auto", max_steps=1, progress=False))
+    _, info = adapt_scan(model, views, conf, AdaptConfig(max_steps=1, progress=False))  # auto: the default
     run = info["config"]
     assert isinstance(info["agreement_gain"], float) and run.anchor_to in ("input", "unadapted")
     assert run.anchor_to == ("unadapted" if info["agreement_gain"] > AUTO_GAIN else "input")
-    _, info = adapt_scan(model, views, conf, AdaptConfig(max_steps=1, progress=False))
+    _, info = adapt_scan(model, views, conf, AdaptConfig(max_steps=1, anchor_to="input", progress=False))
     assert info["agreement_gain"] is None and info["config"].anchor_to == "input"
+    assert AdaptConfig().anchor_to == "auto"  # the default
 
 
 def test_cli_auto_writes_the_recipe_into_report_and_checkpoint(tmp_path):
@@ -104,3 +105,22 @@ def test_the_gate_against_the_unadapted_depths_hands_them_back_where_the_sources
     assert torch.equal(default, gate_adapted(views, adapted))
     assert torch.equal(gate_adapted(views, adapted, against=views.depth_init), default)
     assert torch.equal(hand_out(views, adapted, replace(cfg, gate=False), unadapted), adapted)
+
+
+def test_cli_gate_against_reaches_the_report_and_a_bad_target_is_one_line(tmp_path, capsys):
+    import json
+
+    from deltaz.apps.cli import main
+
+    root = make_dataset(tmp_path / "ready", n_scans=1, n_views=3, H=32, W=40, images=True, initial=True)
+    ck, out = tiny_checkpoint(tmp_path / "ck.pt", root), tmp_path / "adapt"
+    args = ["adapt", "--checkpoint", str(ck), "--data-root", str(root), "--out", str(out), "--minutes", "1",
+            "--max-steps", "1", "--anchor-to", "input", "--no-progress"]
+    assert main([*args, "--gate-against", "unadapted"]) == 0
+    entry = json.loads((out / "report.json").read_text())["scans"][0]
+    assert (entry["anchor_to"], entry["gate_against"]) == ("input", "unadapted")
+    assert "gate True (against the unadapted)" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert main([*args, "--gate-against", "truth"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("deltaz adapt: error:") and "--gate-against" in err[0]

@@ -45,9 +45,9 @@ CONFIDENCE_MODES = ("auto", "sweep", "agreement", "none")
 #: README's adapt table (held-out seed-23 scans, 3 minutes per scan; covered MAE against the unadapted refiner's,
 #: gated): "unadapted" (with ``gate_trust_rel`` 0.01) keeps the gain across the gap (−15.0 %, "input": −14.9 %)
 #: and cuts the damage without a gap (+6.9 % against +26.7 %), but on Middlebury, where the refiner starts worse
-#: than SGBM's input, it stays near that refiner (right half 18.21 mm against 16.85; input 15.75). Not the default.
-#: "auto" picks per scan between the input and the unadapted output, with the gate and blend that suit each
-#: (:func:`deltaz.engine.adapt.recipe.resolve_recipe`).
+#: than SGBM's input, it stays near that refiner (right half 18.21 mm against 16.85; input 15.75). "auto" (the
+#: default) picks per scan between the input and the unadapted output, with the gate and blend that suit each
+#: (:func:`deltaz.engine.adapt.recipe.resolve_recipe`); held out it met the gap, no-gap and Middlebury targets.
 ANCHOR_TARGETS = ("input", "unadapted", "auto")
 #: "cosine": the rate decays from ``lr`` to 0 over the budget (minutes, steps or passes, whichever is used up
 #: furthest). Not the default: on the design scans (seed 5, plane-sweep input, 800 steps ≈ 3 minutes on 2 threads)
@@ -84,7 +84,7 @@ class AdaptConfig:
     source_mode: str = "cached"
     weights: SelfSupWeights = field(default_factory=SelfSupWeights)
     confidence: str = "auto"  # anchor weight: auto = agreement (the inputs' multi-view agreement), sweep, none
-    anchor_to: str = "input"  # the anchor's target: the input, "unadapted" or "auto" (ANCHOR_TARGETS)
+    anchor_to: str = "auto"  # the anchor's target: "auto" (per scan), the input or "unadapted" (ANCHOR_TARGETS)
     normalise_exposure: bool = True
     blend: float = BLEND  # the adapted network's share of the correction handed out (BLEND)
     gate: bool = True  # the refined depths handed out pass the photometric gate (gate_adapted)
