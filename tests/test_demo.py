@@ -66,6 +66,10 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
     assert "| sweep | cached |" in (out / "report.md").read_text()
     assert "evaluation: `planesweep_raw`" in (out / "report.md").read_text()
 
+    assert cli_main([*args, "--adapt-minutes", "0.01"]) == 0  # adaptation on the held-out scan: one more row
+    rows = json.loads((out / "metrics.json").read_text())["rows"]
+    assert "deltaz+adapt" in {r["method"] for r in rows} and "deltaz+adapt" in (out / "report.md").read_text()
+
 
 def test_split_is_seeded_and_disjoint():
     settings = DemoSettings(scans=12, test_scans=3, val_scans=2, seed=0)
@@ -101,6 +105,8 @@ def test_loader_workers_and_amp_reach_the_training_config(tmp_path):
         DemoSettings(compare_minutes=-1).validate()
     with pytest.raises(ConfigError, match="--num-workers"):
         DemoSettings(num_workers=-1).validate()
+    with pytest.raises(ConfigError, match="--adapt-minutes"):
+        DemoSettings(adapt_minutes=-1).validate()
 
 
 def test_quality_targets():

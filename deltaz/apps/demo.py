@@ -17,7 +17,8 @@ Stages, each with a progress bar and a wall time in the report:
 5. **evaluate** — :func:`deltaz.engine.evaluate.run_evaluation` on every scan of ``test_ready``, input
    ``--eval-preset`` (default: the raw plane sweep), against the input, every classical baseline (tuned on
    the validation scans only) and the MVSNet-style network: ``metrics.json`` (with the do-no-harm columns
-   ``mae_good_mm`` and ``harm_pct``), ``metrics.md``, figures, point clouds.
+   ``mae_good_mm`` and ``harm_pct``), ``metrics.md``, figures, point clouds. ``--adapt-minutes M`` adds the row
+   ``deltaz+adapt``: the refiner adapted to each test scan (:mod:`deltaz.engine.adapt`, no ground truth).
 6. **report** — ``<out>/report.md``: the table, the quality targets, figures, settings, the machine and
    the wall time of each stage.
 
@@ -91,6 +92,7 @@ class DemoSettings:
     # evaluation
     num_src_views: int = 4
     pointclouds: bool = True
+    adapt_minutes: float = 0.0  # > 0: the row deltaz+adapt, `deltaz adapt` on each test scan (minutes per scan)
     progress: bool = True
     train: TrainConfig = field(default_factory=demo_train_config)
 
@@ -109,6 +111,7 @@ class DemoSettings:
         need(self.minutes > 0, "--minutes", f"must be > 0, got {self.minutes}")
         need(self.compare_minutes is None or self.compare_minutes >= 0, "--compare-minutes",
              f"must be >= 0 (0 skips it), got {self.compare_minutes}")
+        need(self.adapt_minutes >= 0, "--adapt-minutes", f"must be >= 0 (0 skips it), got {self.adapt_minutes}")
         need(self.test_scans >= 1, "--test-scans", f"must be >= 1, got {self.test_scans}")
         need(self.val_scans >= 1, "--val-scans", f"must be >= 1, got {self.val_scans}")
         need(
@@ -333,7 +336,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         train_summary["checkpoint"], data / "test_ready", split="test", preset=settings.eval_preset, out_dir=out,
         baselines="all", device=device, num_src_views=settings.num_src_views,
         compare_checkpoint=compare_summary["checkpoint"] if compare_summary else None,
-        pointclouds=settings.pointclouds, progress=settings.progress,
+        pointclouds=settings.pointclouds, progress=settings.progress, adapt_minutes=settings.adapt_minutes,
     )
     timings["evaluate"] = time.perf_counter() - start
 
@@ -430,6 +433,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare-minutes", type=float, default=d.compare_minutes,
                         help="training budget in minutes of the MVSNet-style refinement baseline (default: the same "
                         "as --minutes; 0 skips it)")
+    parser.add_argument("--adapt-minutes", type=float, default=d.adapt_minutes, metavar="M",
+                        help="also adapt the refiner to each held-out test scan for M minutes (deltaz adapt, no ground "
+                        "truth; the row deltaz+adapt); default 0: skipped, to keep make demo within 15 minutes")
     parser.add_argument("--no-pointclouds", action="store_true", help="skip point-cloud fusion and scoring")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -449,6 +455,7 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         image_size=tuple(args.image_size), resolution=None if args.resolution is None else tuple(args.resolution),
         num_workers=args.num_workers, pointclouds=not args.no_pointclouds, eval_preset=args.eval_preset,
         lights=args.lights, compare_minutes=args.compare_minutes, progress=not args.no_progress, train=recipe,
+        adapt_minutes=args.adapt_minutes,
     )
 
 
