@@ -1,7 +1,7 @@
 """Benchmark of test-time adaptation (``deltaz adapt``): does self-supervision on the target scene help?
 
     .venv/bin/python benchmarks/bench_adapt.py --checkpoint CK --synth-root DIR [--minutes 3] [--threads 2]
-        [--cases gap nogap middlebury] [--ablation] [--json out.json]
+        [--cases gap nogap middlebury] [--ablation] [--device cpu|cuda] [--json out.json]
 
 ``CK`` is a refiner trained on ``mvs``-simulated input (the README's recipe); ``DIR`` holds held-out synthetic
 train-ready scans (``deltaz synth`` + ``deltaz parse``, never trained on). Cases:
@@ -38,6 +38,7 @@ import torch
 
 from deltaz.engine.adapt import AdaptConfig, adapt_scan, hand_out, refine_all, scan_confidence
 from deltaz.engine.adapt.outputs import score_depths
+from deltaz.engine.device import resolve_device
 from deltaz.engine.evaluate import load_refiner, load_scan_views
 from deltaz.engine.scans import gate_views
 from deltaz.ops.selfsup import SELFSUP_TERMS
@@ -52,9 +53,10 @@ def run_scan(model, keep_holes: bool, root: Path, scan: str, cfg: AdaptConfig, m
     t0 = time.perf_counter()
     views = load_scan_views(root, scan, cfg.num_src_views, cfg.preset, use_images=True)
     confidence = scan_confidence(root, scan, views, cfg.preset, cfg.confidence)
-    before = refine_all(model, views, keep_holes, "cpu")
+    device = next(model.parameters()).device
+    before = refine_all(model, views, keep_holes, device).cpu()
     adapted, info = adapt_scan(model, views, confidence, cfg, keep_holes, unadapted=before)
-    ungated = refine_all(adapted, views, keep_holes, "cpu")
+    ungated = refine_all(adapted, views, keep_holes, device).cpu()
     run = info["config"]  # as run ("auto" resolved per scan)
     depths = {"input": views.depth_init, "deltaz": before, "deltaz+gate": gate_views(views, range(len(views)), before),
               "adapt ungated": ungated, "deltaz+adapt": hand_out(views, ungated, run, before)}
@@ -167,18 +169,21 @@ def main(argv: list[str] | None = None) -> int:
                         choices=["gap", "nogap", "middlebury"], help="which cases to run")
     parser.add_argument("--ablation", action="store_true", help="drop each term in turn on the first gap scan")
     parser.add_argument("--ablation-minutes", type=float, default=None, help="minutes per ablation run (default --minutes)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (the targets' setting), cuda or auto: where the refiner adapts (the time per scan)")
     parser.add_argument("--json", default=None, help="write every number here")
     parser.add_argument("--config", default="{}", metavar="JSON",
                         help='AdaptConfig overrides, e.g. \'{"lr": 3e-4, "weights": {"anchor": 1.0}}\'')
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model, config, _ = load_refiner(args.checkpoint)
+    model, config, _ = load_refiner(args.checkpoint, resolve_device(args.device))
     keep = not config.get("fill_holes", False)
     overrides = json.loads(args.config)
     if "weights" in overrides:
         overrides["weights"] = {**AdaptConfig().weights.as_dict(), **overrides["weights"]}
     cfg = AdaptConfig.from_dict({**AdaptConfig(minutes=args.minutes, progress=False).to_dict(), **overrides})
-    print(f"bench_adapt: {args.checkpoint}, {args.minutes} min per scan, {args.threads} torch thread(s), "
+    print(f"bench_adapt: {args.checkpoint} on {next(model.parameters()).device}, {args.minutes} min per scan, "
+          f"{args.threads} torch thread(s), "
           f"weights {cfg.weights.as_dict()}, anchor to {cfg.anchor_to}, lr {cfg.lr}, sources {cfg.source_mode}, "
           f"gate {cfg.gate} (trust_rel {cfg.gate_trust_rel})")
     out: dict = {"settings": {**vars(args), "config": cfg.to_dict()}}
