@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from deltaz.engine.adapt import AdaptConfig, adapt_scan, hand_out, refine_all, scan_confidence
+from deltaz.engine.adapt import AdaptConfig, adapt_and_refine, scan_confidence
 from deltaz.engine.adapt.outputs import score_depths
 from deltaz.engine.device import resolve_device
 from deltaz.engine.evaluate import load_refiner, load_scan_views
@@ -53,13 +53,10 @@ def run_scan(model, keep_holes: bool, root: Path, scan: str, cfg: AdaptConfig, m
     t0 = time.perf_counter()
     views = load_scan_views(root, scan, cfg.num_src_views, cfg.preset, use_images=True)
     confidence = scan_confidence(root, scan, views, cfg.preset, cfg.confidence)
-    device = next(model.parameters()).device
-    before = refine_all(model, views, keep_holes, device).cpu()
-    adapted, info = adapt_scan(model, views, confidence, cfg, keep_holes, unadapted=before)
-    ungated = refine_all(adapted, views, keep_holes, device).cpu()
-    run = info["config"]  # as run ("auto" resolved per scan)
+    done = adapt_and_refine(model, views, confidence, cfg, keep_holes)
+    info, before, run = done["info"], done["unadapted"], done["info"]["config"]  # run: "auto" resolved per scan
     depths = {"input": views.depth_init, "deltaz": before, "deltaz+gate": gate_views(views, range(len(views)), before),
-              "adapt ungated": ungated, "deltaz+adapt": hand_out(views, ungated, run, before)}
+              "adapt ungated": done["ungated"], "deltaz+adapt": done["refined"]}
     regions = masks(views) if masks else {"all": None}
     scores = {name: {m: score_depths(d, views.depth_init, views.depth, mask) for m, d in depths.items()}
               for name, mask in regions.items()}

@@ -101,9 +101,8 @@ def gate_views(views: ScanViews, idx: Sequence[int], refined: torch.Tensor, marg
     for start in range(0, len(idx), batch_size):
         part = idx[start:start + batch_size]
         batch = views.batch(part, images=True)
-        multiview = batch.multiview("depth_init") if against is None else views.multiview(part, base)
         out.append(gate_correction(base[part], refined[start:start + len(part)], batch.image[:, 0],
-                                   batch.image[:, 1:], multiview, margin, trust_rel))
+                                   batch.image[:, 1:], views.multiview(part, base), margin, trust_rel))
     return torch.cat(out)
 
 

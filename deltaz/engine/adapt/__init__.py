@@ -33,6 +33,7 @@ from deltaz.engine.adapt.fit import (
     MAX_PASSES,
     SOURCE_MODES,
     AdaptConfig,
+    adapt_and_refine,
     adapt_scan,
     gate_adapted,
     hand_out,
@@ -47,5 +48,5 @@ from deltaz.engine.adapt.outputs import adapt, adapt_method, demo_adapt_stage, l
 
 __all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "ANCHOR_TARGETS", "LR_SCHEDULES", "MAX_PASSES", "GATE_TRUST_REL",
            "GATE_TARGETS", "AdaptConfig", "scan_confidence", "scan_inputs", "refine_views", "refine_all", "gate_adapted",
-           "hand_out", "step_limit",
+           "hand_out", "step_limit", "adapt_and_refine",
            "adapt_scan", "adapt", "state_path", "adapt_method", "demo_adapt_stage", "load_adapted_view", "run_scans", "score_depths"]

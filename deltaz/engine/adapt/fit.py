@@ -18,16 +18,16 @@ import torch
 
 from deltaz.core.errors import ConfigError, DataError
 from deltaz.engine import checkpoint as ckpt
-from deltaz.engine.adapt.recipe import resolve_recipe
+from deltaz.engine.adapt.recipe import resolve_recipe, view_agreement
 from deltaz.engine.scans import gate_views
 from deltaz.model import refine
 from deltaz.model.blend import BlendedRefiner
 from deltaz.ops.mvs import load_sweep
-from deltaz.ops.selfsup import SelfSupInputs, SelfSupWeights, input_agreement, selfsup_losses
+from deltaz.ops.selfsup import SelfSupInputs, SelfSupWeights, selfsup_losses
 
 __all__ = ["SOURCE_MODES", "CONFIDENCE_MODES", "ANCHOR_TARGETS", "LR_SCHEDULES", "MAX_PASSES", "GATE_TRUST_REL",
            "GATE_TARGETS", "AdaptConfig", "scan_confidence", "scan_inputs", "refine_views", "refine_all", "gate_adapted",
-           "hand_out", "step_limit", "adapt_scan", "state_path"]
+           "hand_out", "step_limit", "adapt_scan", "adapt_and_refine", "state_path"]
 
 SOURCE_MODES = ("cached", "nograd", "grad")
 #: Adaptation's gate: a correction larger than this fraction of the input depth stands unconfirmed
@@ -152,7 +152,7 @@ def scan_confidence(data_root: str | Path, scan: str, views, preset: str, mode: 
             raise ConfigError(f"confidence='sweep' needs the plane sweep's input (--preset planesweep, no initial/ in "
                               f"{scan_dir}); use --confidence agreement")
         return torch.stack([torch.from_numpy(load_sweep(scan_dir, vid)[1]) for vid in views.view_ids]).clamp(0, 1)
-    return torch.cat([input_agreement(views.depth_init[[i]], views.multiview([i])) for i in range(len(views))])
+    return view_agreement(views, views.depth_init)
 
 
 def scan_inputs(views, idx: list[int], confidence: torch.Tensor | None, anchor: torch.Tensor | None = None
@@ -340,7 +340,7 @@ def adapt_scan(base_model: torch.nn.Module, views, confidence: torch.Tensor | No
     ``anchor_to="auto"`` first picks the scan's recipe (:func:`deltaz.engine.adapt.recipe.resolve_recipe`).
     Returns the adapted model (eval mode; a :class:`deltaz.model.blend.BlendedRefiner` with a blend below 1) and
     ``{"steps", "elapsed_s", "history", "stopped_by", "source_mode", "config", "agreement_gain"}``: ``config``
-    as run (its ``gate`` for :func:`gate_adapted`), ``agreement_gain`` what "auto" decided on (else None).
+    as run (its gate for :func:`hand_out`), ``agreement_gain`` what "auto" decided on (else None).
     """
     from tqdm.auto import tqdm
 
@@ -405,3 +405,16 @@ def adapt_scan(base_model: torch.nn.Module, views, confidence: torch.Tensor | No
     model = model.eval() if cfg.blend == 1 else BlendedRefiner(base_model, model, cfg.blend).eval()
     return model, {"steps": counters["step"], "elapsed_s": counters["elapsed_s"], "history": counters["history"],
                    "stopped_by": stopped_by, "source_mode": cfg.source_mode, "config": cfg, "agreement_gain": gain}
+
+
+def adapt_and_refine(base_model: torch.nn.Module, views, confidence: torch.Tensor | None, cfg: AdaptConfig,
+                     keep_holes: bool = True, **adapt_kwargs) -> dict[str, Any]:
+    """:func:`adapt_scan` (``adapt_kwargs``: its ``state_file``, ``writer``, ``on_step``) with the unadapted pass
+    shared, then every view refined and handed out as the run's recipe says (:func:`hand_out`). Returns
+    ``{"adapted", "info", "unadapted", "ungated", "refined"}``, the depths ``(N, H, W)`` mm on the CPU."""
+    device = next(base_model.parameters()).device
+    unadapted = refine_all(base_model, views, keep_holes, device).cpu()
+    adapted, info = adapt_scan(base_model, views, confidence, cfg, keep_holes, unadapted=unadapted, **adapt_kwargs)
+    ungated = refine_all(adapted, views, keep_holes, device).cpu()
+    return {"adapted": adapted, "info": info, "unadapted": unadapted, "ungated": ungated,
+            "refined": hand_out(views, ungated, info["config"], unadapted)}

@@ -22,7 +22,7 @@ import torch
 
 from deltaz.core.errors import DataError
 from deltaz.engine import checkpoint as ckpt
-from deltaz.engine.adapt.fit import AdaptConfig, adapt_scan, hand_out, refine_all, scan_confidence, state_path
+from deltaz.engine.adapt.fit import AdaptConfig, adapt_and_refine, scan_confidence, state_path
 from deltaz.engine.device import resolve_device
 from deltaz.engine.refine import load_refiner
 from deltaz.engine.scans import load_scan_views
@@ -143,23 +143,21 @@ def _clean_stale(out: Path) -> None:
                 tmp.unlink(missing_ok=True)
 
 
-def _adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg, device) -> dict[str, Any]:
+def _adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg) -> dict[str, Any]:
     """Load, adapt, refine, write and score one scan; returns its report entry."""
     from torch.utils.tensorboard import SummaryWriter
 
     t0 = time.perf_counter()
     views = load_scan_views(data_root, scan, cfg.num_src_views, cfg.preset, use_images=True)
     confidence = scan_confidence(data_root, scan, views, cfg.preset, cfg.confidence)
-    before = refine_all(model, views, keep_holes, device).cpu()
     writer = SummaryWriter(log_dir=str(out / "logs" / scan))
     try:
-        adapted, info = adapt_scan(model, views, confidence, cfg, keep_holes, state_path(out, scan), writer,
-                                   unadapted=before)
+        done = adapt_and_refine(model, views, confidence, cfg, keep_holes, state_file=state_path(out, scan),
+                                writer=writer)
     finally:
         writer.close()
+    adapted, info, before, ungated, after = (done[k] for k in ("adapted", "info", "unadapted", "ungated", "refined"))
     run = info["config"]  # as run on this scan ("auto" resolved)
-    ungated = refine_all(adapted, views, keep_holes, device).cpu()
-    after = hand_out(views, ungated, run, before)
     adapt_info = {"scan": scan, "data_root": str(data_root), "steps": info["steps"],
                   "elapsed_s": round(info["elapsed_s"], 2), "config": run.to_dict(),
                   "requested_anchor_to": cfg.anchor_to, "agreement_gain": info["agreement_gain"]}
@@ -200,7 +198,7 @@ def run_scans(checkpoint, data_root, out, scans, cfg) -> dict[str, Any]:
             entries.append(json.loads(done_file.read_text()))
             print(f"deltaz adapt: {scan} already adapted in {out}; skipped", file=sys.stderr)
             continue
-        entries.append(_adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg, device))
+        entries.append(_adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg))
     report = {"checkpoint": str(path), "data_root": str(data_root), "out": str(out), "config": cfg.to_dict(),
               "device": str(device), "machine": machine_info(), "torch_threads": torch.get_num_threads(),
               "scans": entries}
@@ -282,11 +280,11 @@ def adapt(checkpoint: str | Path, data_root: str | Path, out: str | Path, scans:
 
 
 
-def adapt_method(model: torch.nn.Module, device, keep_holes: bool, data_root: str | Path, preset: str,
+def adapt_method(model: torch.nn.Module, keep_holes: bool, data_root: str | Path, preset: str,
                  minutes: float, progress: bool = False, config: AdaptConfig | None = None):
     """An evaluation method (:mod:`deltaz.engine.evaluate`'s ``(views, idx) -> (B, H, W)``) for the row ``deltaz+adapt``:
-    on the first call for a scan it adapts a copy of ``model`` to that scan (``minutes``, no ground truth, its
-    images reloaded from ``data_root``), refines every view, and serves the views asked for."""
+    on the first call for a scan it adapts a copy of ``model`` (on its device) to that scan (``minutes``, no ground
+    truth, its images reloaded from ``data_root``), refines every view, and serves the views asked for."""
     cfg = replace(config or AdaptConfig(), minutes=float(minutes), preset=preset, progress=progress)
     done: dict[str, torch.Tensor] = {}
 
@@ -297,10 +295,7 @@ def adapt_method(model: torch.nn.Module, device, keep_holes: bool, data_root: st
             if full.view_ids != views.view_ids:
                 raise DataError(f"{views.scan}: the adapted views {full.view_ids[:4]}... differ from the evaluated ones")
             confidence = scan_confidence(data_root, views.scan, full, preset, cfg.confidence)
-            before = refine_all(model, full, keep_holes, device).cpu()
-            adapted, info = adapt_scan(model, full, confidence, cfg, keep_holes, unadapted=before)
-            after = refine_all(adapted, full, keep_holes, device).cpu()
-            done[views.scan] = hand_out(full, after, info["config"], before)
+            done[views.scan] = adapt_and_refine(model, full, confidence, cfg, keep_holes)["refined"]
         return done[views.scan][list(idx)]
 
     return apply

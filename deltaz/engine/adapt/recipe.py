@@ -24,7 +24,7 @@ import torch
 
 from deltaz.ops.selfsup import input_agreement
 
-__all__ = ["AUTO_GAIN", "AUTO_BLEND", "mean_agreement", "agreement_gain", "resolve_recipe"]
+__all__ = ["AUTO_GAIN", "AUTO_BLEND", "view_agreement", "mean_agreement", "agreement_gain", "resolve_recipe"]
 
 #: ``agreement_gain`` above which "auto" trusts the refiner. Pre-registered rule on the design scans (selection
 #: refiner of the README's adapt tables, seeds 5 and 31, scans 1–2 each): the midpoint between the largest gain
@@ -41,12 +41,17 @@ AUTO_BLEND = 0.5
 
 
 @torch.no_grad()
-def mean_agreement(views, depth: torch.Tensor, covered: torch.Tensor) -> float:
-    """Mean over the ``covered (N, H, W)`` pixels of the share of each view's ``pair.txt`` sources whose depth in
+def view_agreement(views, depth: torch.Tensor) -> torch.Tensor:
+    """``(N, H, W)`` in [0, 1]: per pixel of every view, the share of its ``pair.txt`` sources whose depth in
     ``depth (N, H, W)`` mm passes MVSNet's geometric check with the view's own
     (:func:`deltaz.ops.selfsup.input_agreement`; 0 where ``depth`` has a hole); ``views``: a
     :class:`deltaz.engine.scans.ScanViews`."""
-    shares = torch.cat([input_agreement(depth[[i]], views.multiview([i], depth)) for i in range(len(views))])
+    return torch.cat([input_agreement(depth[[i]], views.multiview([i], depth)) for i in range(len(views))])
+
+
+def mean_agreement(views, depth: torch.Tensor, covered: torch.Tensor) -> float:
+    """:func:`view_agreement` of ``depth (N, H, W)`` mm averaged over the ``covered (N, H, W)`` pixels."""
+    shares = view_agreement(views, depth)
     return float(shares[covered].mean()) if covered.any() else 0.0
 
 
@@ -62,7 +67,8 @@ def resolve_recipe(cfg, views, unadapted: torch.Tensor | None) -> tuple[Any, flo
     """``(cfg, gain)``: ``cfg`` (an :class:`deltaz.engine.adapt.AdaptConfig`) as run on this scan, and the
     agreement gain it was decided on (None unless ``cfg.anchor_to == "auto"``). With "auto": gain above
     :data:`AUTO_GAIN` → anchor to the unadapted output, blend :data:`AUTO_BLEND`, the gate against the unadapted
-    depths without a size rule; else anchor to the input with ``cfg``'s own gate and blend. ``unadapted``: the unadapted refiner's depths of every view (mm)."""
+    depths without a size rule; else anchor to the input with ``cfg``'s own gate and blend. ``unadapted``: the
+    unadapted refiner's depths of every view (mm)."""
     if cfg.anchor_to != "auto":
         return cfg, None
     gain = agreement_gain(views, unadapted)

@@ -79,11 +79,11 @@ def _gate_methods(model, dev, train_config, use_images: bool, num_src_views: int
     return {"deltaz+gate": gated_method(model, dev, keep_holes=not train_config.get("fill_holes", False))}
 
 
-def _adapt_methods(model, dev, train_config, data_root, preset, adapt_minutes, progress) -> dict[str, Method]:
+def _adapt_methods(model, train_config, data_root, preset, adapt_minutes, progress) -> dict[str, Method]:
     if adapt_minutes <= 0:
         return {}
     keep_holes = not train_config.get("fill_holes", False)
-    return {"deltaz+adapt": adapt_method(model, dev, keep_holes, data_root, preset, adapt_minutes, progress)}
+    return {"deltaz+adapt": adapt_method(model, keep_holes, data_root, preset, adapt_minutes, progress)}
 
 
 def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all", compare_checkpoint=None,
@@ -110,7 +110,7 @@ def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all",
     if names and not scans["val"]:
         notes.append("no validation scans: baselines use their default parameters")
     extra = {**_gate_methods(model, dev, train_config, use_images, num_src_views),
-             **_adapt_methods(model, dev, train_config, Path(data_root), preset, adapt_minutes, progress)}
+             **_adapt_methods(model, train_config, Path(data_root), preset, adapt_minutes, progress)}
     confidence = confidence_method(model, dev) if getattr(model, "out_confidence", False) else None
     return Evaluation(model, train_config, checkpoint_path, compare_path, scans,
                       build_methods(params, refiners, dev, extra), params, use_images, dev, confidence, notes)
