@@ -1,0 +1,168 @@
+"""Where Motorcycle's covered error lies: each method's covered MAE split by the kind of pixel that carries it.
+
+    .venv/bin/python benchmarks/middlebury_budget.py                 # demo checkpoint, SGBM input, CPU
+    .venv/bin/python benchmarks/middlebury_budget.py --input planesweep --checkpoint CK --json out.json
+
+The scene and the rows are those of ``benchmarks/real_middlebury.py`` (185×125, 680 mm median depth). Each
+covered pixel (an input depth and a ground truth) falls in one of four kinds, decided from the ground truth:
+
+* ``edge`` — sub-resolution: the ground truth over the full-size block the pixel stands for (4×4 px) spans
+  more than :data:`EDGE_SPAN_MM` (at 680 mm median depth). Which side of the edge this one full-size pixel lies
+  on is below the 185×125 grid's resolution;
+* ``occluded`` — not ``edge``, and hidden from the right camera (the ground truth's own z-buffer,
+  :func:`deltaz.ops.occlusion.half_occlusion` at full size): no second-view evidence exists;
+* ``wrong`` — neither, and the input is off by more than :data:`WRONG_MM`: wrong matches the right image sees;
+* ``rest`` — everything else.
+
+A row's cell is ``Σ |error| over the kind's pixels / number of covered pixels`` (mm), so a row's cells add up to
+its covered MAE (``mae_valid_mm`` of the other benchmark); the header gives each kind's share of the pixels.
+Printed for the LEFT half (design) and the RIGHT half (held out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from deltaz.core.errors import DeltaZError
+from deltaz.io.middlebury import disparity_to_depth, nearest_index
+from deltaz.ops.occlusion import half_occlusion
+
+#: Kinds of covered pixel, in table order.
+KINDS = ("edge", "occluded", "wrong", "rest")
+#: A full-size block spanning more than this (mm, at 680 mm median depth × the scene's scale) is a depth edge.
+EDGE_SPAN_MM = 30.0
+#: An input error above this (mm, same scaling) is a wrong match.
+WRONG_MM = 20.0
+#: The median depth (mm) the thresholds are given at.
+MEDIAN_DEPTH_MM = 680.0
+#: The rows, when the run has them.
+METHODS = ("identity", "search", "deltaz", "deltaz+gate", "search+deltaz")
+
+
+def _benchmark():
+    """``benchmarks/real_middlebury.py`` as a module (the scene, the rows and the refiner loading)."""
+    path = Path(__file__).resolve().parent / "real_middlebury.py"
+    spec = importlib.util.spec_from_file_location("real_middlebury", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def full_size_depth(data: dict[str, Any]) -> torch.Tensor:
+    """The ground truth at full size: ``(500, 741)`` float32 mm in the scene's scale, 0 = unknown."""
+    cal = data["calibration"]
+    depth = disparity_to_depth(data["disparity_full"], cal["f_px"], cal["baseline_mm"], cal["doffs_px"])
+    return torch.from_numpy(np.nan_to_num(np.asarray(depth, dtype=np.float32), nan=0.0))
+
+
+def _grid(full: torch.Tensor, data: dict[str, Any]) -> torch.Tensor:
+    """A full-size map sampled at the grid's pixels (the nearest-resize of :func:`load_motorcycle`)."""
+    rows = torch.from_numpy(nearest_index(full.shape[0], data["size"][0]))
+    cols = torch.from_numpy(nearest_index(full.shape[1], data["size"][1]))
+    return full[rows][:, cols]
+
+
+def block_span(data: dict[str, Any]) -> torch.Tensor:
+    """``(H, W)`` mm: max − min of the ground truth over the full-size block each grid pixel stands for
+    (unknown pixels left out; 0 where the block has fewer than two known pixels)."""
+    depth = full_size_depth(data)
+    k = max(1, round(depth.shape[0] / data["size"][0]))
+    known = depth > 0
+    high = torch.where(known, depth, torch.full_like(depth, -float("inf")))
+    low = torch.where(known, -depth, torch.full_like(depth, -float("inf")))
+    pad = (k // 2, (k - 1) // 2, k // 2, (k - 1) // 2)  # the block ends at the sampled pixel's k//2 - 1 side
+    top = F.max_pool2d(F.pad(high[None, None], pad, value=-float("inf")), k, 1)[0, 0]
+    bottom = -F.max_pool2d(F.pad(low[None, None], pad, value=-float("inf")), k, 1)[0, 0]
+    span = _grid(top - bottom, data)
+    return torch.where(torch.isfinite(span), span, torch.zeros_like(span))
+
+
+def pixel_kinds(data: dict[str, Any], depth_init: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{kind: (H, W) bool}`` over the covered pixels (module docstring); the kinds partition them."""
+    gt = data["depth_gt"]
+    covered = (depth_init > 0) & (gt > 0)
+    unit = float(gt[gt > 0].median()) / MEDIAN_DEPTH_MM  # the thresholds scale with the scene
+    depth = full_size_depth(data)
+    disparity = torch.from_numpy(np.nan_to_num(data["disparity_full"], nan=0.0))
+    hidden, _ = half_occlusion(depth[None], disparity[None], max_band_px=64)
+    edge = covered & (block_span(data) > EDGE_SPAN_MM * unit)
+    occluded = covered & ~edge & _grid(hidden[0], data)
+    wrong = covered & ~edge & ~occluded & ((depth_init - gt).abs() > WRONG_MM * unit)
+    return {"edge": edge, "occluded": occluded, "wrong": wrong, "rest": covered & ~edge & ~occluded & ~wrong}
+
+
+def budget(outputs: dict[str, torch.Tensor], kinds: dict[str, torch.Tensor], gt: torch.Tensor, region: torch.Tensor
+           ) -> dict[str, Any]:
+    """``{"share_pct": {kind: %}, "rows": [{"method", "mae_valid_mm", kind: mm, ...}]}`` over ``region``'s
+    covered pixels; a row's kind cells add up to its ``mae_valid_mm``."""
+    parts = {kind: mask & region for kind, mask in kinds.items()}
+    n = max(1, sum(int(m.sum()) for m in parts.values()))
+    rows = []
+    for method in [m for m in METHODS if m in outputs]:
+        error = (outputs[method] - gt).abs()
+        cells = {kind: float(error[mask].sum()) / n for kind, mask in parts.items()}
+        rows.append({"method": method, "mae_valid_mm": sum(cells.values()), **cells})
+    return {"share_pct": {kind: 100.0 * int(m.sum()) / n for kind, m in parts.items()}, "rows": rows}
+
+
+def format_budget(result: dict[str, Any]) -> str:
+    """The table of :func:`budget`: one row per method, the kinds' shares in the header."""
+    share = result["share_pct"]
+    head = f"{'method':16s}{'covered MAE':>13s}" + "".join(f"{f'{k} ({share[k]:.1f} %)':>18s}" for k in KINDS)
+    lines = [head] + [f"{row['method']:16s}{row['mae_valid_mm']:13.2f}" + "".join(f"{row[k]:18.2f}" for k in KINDS)
+                      for row in result["rows"]]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", default=None,
+                        help="refiner checkpoint (.pt or a folder with best.pt/last.pt); default: the demo's; "
+                        "without one only the classical rows")
+    parser.add_argument("--input", choices=("sgbm", "planesweep"), default="sgbm", help="the initial depth")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--json", default=None, help="also write every number to this JSON file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench = _benchmark()
+    try:
+        data = bench.load_scene(1.0)
+        refiner, note = bench.load_refiner_or_none(args.checkpoint, args.device)
+        depth_init, input_note = bench.input_depths(data)[args.input]
+        if depth_init is None:
+            raise DeltaZError(f"--input {args.input}: {input_note}")
+        outputs, _ = bench.method_outputs(args.input, depth_init, data, refiner)
+    except DeltaZError as error:
+        print(f"middlebury_budget: error: {error}", file=sys.stderr)
+        return 1
+    kinds = pixel_kinds(data, depth_init)
+    left = bench.left_mask(depth_init.shape)
+    print(f"Motorcycle, {args.input} input ({input_note}); refiner: {note}")
+    print(f"covered MAE (mm) split by kind of pixel: edge = a full-size block spanning > {EDGE_SPAN_MM:g} mm, "
+          f"occluded = hidden from the right camera, wrong = input off by > {WRONG_MM:g} mm, rest = the others")
+    report = {"input": args.input, "refiner": refiner and refiner["path"]}
+    for region, mask in (("left", left), ("right", ~left)):
+        report[region] = budget(outputs, kinds, data["depth_gt"], mask)
+        label = "LEFT half (design)" if region == "left" else "RIGHT half (held out)"
+        print(f"\n{label}\n{format_budget(report[region])}")
+    if args.json:
+        from deltaz.engine.report import write_json
+
+        write_json(args.json, report)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

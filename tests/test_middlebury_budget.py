@@ -1,0 +1,95 @@
+"""benchmarks/middlebury_budget.py: the kinds of covered pixel and the split of the covered MAE."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("skimage", reason="scikit-image is not installed (the Motorcycle pair comes from skimage.data)")
+pytest.importorskip("cv2", reason="OpenCV is not installed (opencv-contrib-python-headless)")
+
+from deltaz.core.errors import DataError  # noqa: E402
+from deltaz.io.middlebury import load_motorcycle, sgbm_depth  # noqa: E402
+from deltaz.ops.metrics import depth_metrics  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+BUDGET = Path(__file__).resolve().parent.parent / "benchmarks" / "middlebury_budget.py"
+
+
+@pytest.fixture(scope="module")
+def budget_module():
+    spec = importlib.util.spec_from_file_location("middlebury_budget", BUDGET)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def scene():
+    try:
+        data = load_motorcycle()
+    except DataError as error:  # e.g. the pair is not in skimage's cache and there is no network
+        pytest.skip(f"Motorcycle pair unavailable: {error}")
+    return data, sgbm_depth(data)
+
+
+def test_kinds_partition_the_covered_pixels(budget_module, scene):
+    data, depth_init = scene
+    kinds = budget_module.pixel_kinds(data, depth_init)
+    assert list(kinds) == list(budget_module.KINDS)
+    count = sum(mask.int() for mask in kinds.values())
+    covered = (depth_init > 0) & (data["depth_gt"] > 0)
+    assert torch.equal(count, covered.int())  # each covered pixel in exactly one kind, nothing else
+    assert all(mask.any() for mask in kinds.values())
+
+
+def test_kinds_sit_where_their_definitions_say(budget_module, scene):
+    data, depth_init = scene
+    kinds = budget_module.pixel_kinds(data, depth_init)
+    span = budget_module.block_span(data)
+    assert (span[kinds["edge"]] > budget_module.EDGE_SPAN_MM).all()
+    assert (span[kinds["rest"]] <= budget_module.EDGE_SPAN_MM).all()
+    error = (depth_init - data["depth_gt"]).abs()
+    assert (error[kinds["wrong"]] > budget_module.WRONG_MM).all()
+    assert (error[kinds["rest"]] <= budget_module.WRONG_MM).all()
+    # SGBM fills what the right camera cannot see with the foreground: its error there is far above the rest's
+    assert error[kinds["occluded"]].mean() > 5 * error[kinds["rest"]].mean()
+
+
+def test_a_rows_cells_add_up_to_its_covered_mae(budget_module, scene):
+    data, depth_init = scene
+    gt = data["depth_gt"]
+    left = torch.zeros_like(gt, dtype=torch.bool)
+    left[:, : gt.shape[1] // 2] = True
+    outputs = {"identity": depth_init, "deltaz": torch.where(depth_init > 0, depth_init + 3.0, depth_init)}
+    result = budget_module.budget(outputs, budget_module.pixel_kinds(data, depth_init), gt, left)
+    covered = left & (depth_init > 0)
+    assert abs(sum(result["share_pct"].values()) - 100.0) < 1e-6
+    for row in result["rows"]:
+        expected = depth_metrics(outputs[row["method"]], gt, covered)["mae_mm"]
+        assert row["mae_valid_mm"] == pytest.approx(expected, rel=1e-4)
+        assert sum(row[k] for k in budget_module.KINDS) == pytest.approx(row["mae_valid_mm"], rel=1e-9)
+    table = budget_module.format_budget(result).splitlines()
+    assert len(table) == 1 + len(outputs) and all(f"{k} (" in table[0] for k in budget_module.KINDS)
+
+
+def test_cli_writes_both_halves(budget_module, scene, tmp_path, capsys):
+    out = tmp_path / "budget.json"
+    assert budget_module.main(["--input", "planesweep", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["input"] == "planesweep"
+    for region in ("left", "right"):
+        methods = [row["method"] for row in report[region]["rows"]]
+        assert methods[:2] == ["identity", "search"]
+    printed = capsys.readouterr().out
+    assert "LEFT half (design)" in printed and "RIGHT half (held out)" in printed
+
+
+def test_cli_refuses_a_missing_checkpoint_in_one_line(budget_module, scene, tmp_path, capsys):
+    assert budget_module.main(["--checkpoint", str(tmp_path / "none.pt")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("middlebury_budget: error:") and "none.pt" in err[0]
