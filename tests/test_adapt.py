@@ -70,7 +70,7 @@ def test_adapt_end_to_end_writes_checkpoint_refined_and_report(tiny, capsys):
     load_model(out / "checkpoints" / "scan1.pt", device="cpu")  # deltaz refine --checkpoint reads it
     rows = run_evaluation(out / "checkpoints" / "scan1.pt", tiny["root"], "all", baselines="none", figures=False,
                           pointclouds=False, progress=False, num_src_views=2)["rows"]
-    assert {r["method"] for r in rows} == {"identity", "deltaz", "deltaz+gate"}
+    assert {r["method"] for r in rows} == {"identity", "deltaz", "deltaz+gate", "search", "search+deltaz"}
     assert not list(out.rglob(".*.tmp")) and not (out / "state" / "scan1.pt").exists()
     # a second run finds the scan done and skips it
     assert main(_adapt_args(tiny, "--max-steps", "3")) == 0
@@ -81,7 +81,7 @@ def test_evaluate_adds_the_adapted_row(tiny):
     from deltaz.engine.evaluate import run_evaluation
 
     result = run_evaluation(tiny["ck"], tiny["root"], "all", baselines="none", figures=False, pointclouds=False,
-                            progress=False, num_src_views=2, adapt_minutes=0.02)
+                            progress=False, num_src_views=2, adapt_minutes=0.02, search=False)
     methods = [r["method"] for r in result["rows"] if r["scan"] == "all"]
     assert methods == ["identity", "deltaz", "deltaz+gate", "deltaz+adapt"] and result["settings"]["adapt_minutes"] == 0.02
 

@@ -39,7 +39,7 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     methods = {r["method"] for r in metrics["rows"]}
     assert methods == {"identity", "median", "bilateral", "joint_bilateral", "guided", "geometric_averaging",
-                       "mvsnet_refine", "deltaz", "deltaz+gate"}
+                       "mvsnet_refine", "deltaz", "deltaz+gate", "search", "search+deltaz"}
     assert all(all(k in r for k in ("method", "scan", *METRIC_COLUMNS, *HARM_COLUMNS)) for r in metrics["rows"])
     assert "harm_pct <= 5 %" in report and "mae_good_mm no higher than the input's" in report
     split = json.loads((data / "split.json").read_text())
@@ -130,6 +130,12 @@ def test_quality_targets():
     rows.append({**row("deltaz+gate", 4.4, 45.0), "mae_good_mm": 0.9, "harm_pct": 1.0})
     gated = [t for t in quality_targets(rows) if t["target"].startswith("deltaz+gate")]
     assert [t["met"] for t in gated] == [True, True] and "1.0 %" in gated[0]["value"]
+    # the refiner after the multi-view search: below the search alone, 20 % below the best filter, no harm
+    rows.append({**row("search", 4.2, 45.0), "mae_good_mm": 1.5, "harm_pct": 3.0})
+    rows.append({**row("search+deltaz", 3.9, 45.0), "mae_good_mm": 0.9, "harm_pct": 6.0})
+    searched = [t for t in quality_targets(rows) if t["target"].startswith("search+deltaz")]
+    assert [t["met"] for t in searched] == [True, True, False, True]
+    assert "3.90 vs 0.8 x 5.00 (guided)" in searched[1]["value"]
 
 
 def test_model_flag_reaches_the_recipe():

@@ -60,7 +60,7 @@ def test_metrics_json_schema_rows_and_files(setup, tmp_path):
     data = json.loads((out / "metrics.json").read_text())
     assert data["rows"] == json.loads(json.dumps(rows).replace("NaN", "null"))
     methods = {"identity", "median", "bilateral", "joint_bilateral", "guided", "geometric_averaging",
-               "mvsnet_refine", "deltaz", "deltaz+gate"}
+               "mvsnet_refine", "deltaz", "deltaz+gate", "search", "search+deltaz"}
     assert {r["method"] for r in rows} == methods
     assert {r["scan"] for r in rows} == {"all", *setup["val"]}
     assert len(rows) == len(methods) * (1 + len(setup["val"]))
@@ -91,7 +91,7 @@ def test_metrics_json_schema_rows_and_files(setup, tmp_path):
 
 def test_identity_row_is_the_initial_depth(setup):
     rows = ev.evaluate(setup["ckpt"], setup["root"], split="val", baselines="none", num_src_views=2,
-                       figures=False, pointclouds=False, progress=False)
+                       figures=False, pointclouds=False, progress=False, search=False)
     # the scans have images and sources: the refiner is also scored behind the photometric gate
     assert [r["method"] for r in rows if r["scan"] == "all"] == ["identity", "deltaz", "deltaz+gate"]
     views = [ev.load_scan_views(setup["root"], scan, 2) for scan in setup["val"]]
@@ -125,6 +125,28 @@ def test_the_gated_row_takes_each_pixel_from_the_input_or_the_refiner(setup):
     assert {r["method"] for r in no_gate} == {"identity", "deltaz"}  # no source views: no gate row
 
 
+def test_the_search_rows_are_the_search_and_the_refiner_after_it(setup):
+    from deltaz.model import refine
+    from deltaz.ops.mvs import propagate_depth
+
+    model, config, _ = ev.load_refiner(setup["ckpt"], "cpu")
+    views = ev.load_scan_views(setup["root"], setup["val"][0], 2, use_images=True)
+    rows = ev.search_methods(model, "cpu")
+    searched = ev.apply_method(rows["search"], views)
+    batch = views.batch(range(len(views)), images=True)
+    expected = propagate_depth(views.depth_init, batch.image[:, 0], batch.image[:, 1:],
+                               views.multiview(range(len(views))))
+    assert torch.allclose(searched, expected)
+    depth_range = views.depth_range.reshape(1, 2).expand(len(views), 2)
+    with torch.no_grad():
+        refined = refine(model, expected, image=None, depth_range=depth_range, keep_holes=True)["depth_refined"]
+    refined = torch.where(torch.isfinite(refined) & (refined > 0), refined, torch.zeros_like(refined))
+    assert torch.allclose(ev.apply_method(rows["search+deltaz"], views), refined, atol=1e-4)
+    without_images = ev.load_scan_views(setup["root"], setup["val"][0], 2)
+    with pytest.raises(DataError, match="search needs the scan's images"):
+        ev.apply_method(rows["search"], without_images)
+
+
 def test_same_initial_depth_for_every_method_and_source(setup):
     """A view's initial depth is fixed per (scan, view): equal as a reference and as a source."""
     view = ev.load_scan_views(setup["root"], setup["val"][0], num_src_views=2)
@@ -152,7 +174,8 @@ def test_baselines_are_tuned_on_validation_scans_only(setup, tmp_path, monkeypat
     assert seen and set(seen) == set(setup["val"])
     assert not set(seen) & ({"scan9"} | set(setup["train"]))
     assert result["val_scans"] == setup["val"] and Path(result["tune_root"]) == setup["root"]
-    assert {r["method"] for r in result["rows"]} == {"identity", "median", "geometric_averaging", "deltaz", "deltaz+gate"}
+    assert {r["method"] for r in result["rows"]} == {"identity", "median", "geometric_averaging", "deltaz", "deltaz+gate",
+                                                     "search", "search+deltaz"}
 
 
 def test_split_resolution(setup):

@@ -226,7 +226,9 @@ def quality_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     * refined consistency above the initial depth's;
     * do no harm (when the rows have the do-no-harm figures, :data:`deltaz.engine.report.HARM_COLUMNS`):
       ``harm_pct`` ≤ 5 % and ``mae_good_mm`` no higher than the input's; the same two for the row
-      ``deltaz+gate`` (the refiner behind the photometric gate) when it was scored.
+      ``deltaz+gate`` (the refiner behind the photometric gate) when it was scored;
+    * for ``search+deltaz`` (the refiner after the multi-view candidate search) when it was scored: ≥ 20 % below
+      the best classical baseline, below ``search`` alone, and the two do-no-harm targets.
     """
     overall = {r["method"]: r for r in rows if r["scan"] == "all"}
     if "deltaz" not in overall or "identity" not in overall:
@@ -260,7 +262,24 @@ def quality_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     })
     gated = [{**t, "target": f"deltaz+gate: {t['target']}"} for t in
              (_harm_targets(overall["deltaz+gate"], init) if "deltaz+gate" in overall else [])]
-    return targets + _harm_targets(dz, init) + gated
+    return targets + _harm_targets(dz, init) + gated + _search_targets(overall, classical)
+
+
+def _search_targets(overall: dict[str, dict[str, Any]], classical: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The targets of the row ``search+deltaz`` (none when it was not scored)."""
+    if "search+deltaz" not in overall or "search" not in overall:
+        return []
+    sd, search = overall["search+deltaz"], overall["search"]
+    targets = [{"target": "search+deltaz: refined MAE below the search alone",
+                "value": f"{sd['mae_mm']:.2f} vs {search['mae_mm']:.2f} mm", "met": sd["mae_mm"] < search["mae_mm"]}]
+    if classical:
+        best = min(classical, key=lambda r: r["mae_mm"])
+        targets.append({"target": "search+deltaz: refined MAE >= 20 % below the best classical baseline",
+                        "value": f"{sd['mae_mm']:.2f} vs 0.8 x {best['mae_mm']:.2f} ({best['method']}) "
+                                 f"= {0.8 * best['mae_mm']:.2f} mm",
+                        "met": sd["mae_mm"] <= 0.8 * best["mae_mm"]})
+    harm = _harm_targets(sd, overall["identity"])
+    return targets + [{**t, "target": f"search+deltaz: {t['target']}"} for t in harm]
 
 
 def _harm_targets(dz: dict[str, Any], init: dict[str, Any]) -> list[dict[str, Any]]:

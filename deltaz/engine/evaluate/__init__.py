@@ -7,7 +7,10 @@ What is compared (one row per method and scan, plus ``scan = "all"``):
   ``guided`` — the last two need images — and ``geometric_averaging``, MVSNet's multi-view averaging),
   with parameters **tuned on the validation scans only** (:func:`deltaz.ops.baselines.tune_baseline`);
 * ``mvsnet_refine`` — a trained :class:`deltaz.model.MVSNetRefine` when ``compare_checkpoint`` is given;
-* ``deltaz`` — the checkpoint being evaluated.
+* ``deltaz`` — the checkpoint being evaluated;
+* with images and source views: ``deltaz+gate`` (the refiner behind the photometric gate), ``search`` (the
+  multi-view candidate search, :func:`deltaz.ops.mvs.propagate_depth`: a classical post-step) and
+  ``search+deltaz`` (the refiner on the search's output); ``search=False`` (``--no-search``) skips the last two.
 
 Which scans (:mod:`~deltaz.engine.scans`): the checkpoint's saved :class:`deltaz.engine.config.TrainConfig` says how
 its training root was split; :func:`deltaz.data.splits.split_scans` is called again with the same root,
@@ -75,6 +78,7 @@ from deltaz.engine.evaluate.methods import (
     load_refiner,
     model_method,
     gated_method,
+    search_methods,
 )
 from deltaz.engine.evaluate.runner import Evaluation, evaluate, prepare_evaluation, run_evaluation
 from deltaz.engine.scans import EVAL_SPLITS, ScanViews, load_scan_views, resolve_scans
@@ -107,6 +111,7 @@ __all__ = [
     "baseline_method",
     "model_method",
     "gated_method",
+    "search_methods",
     "confidence_method",
     "apply_method",
     "baseline_names",

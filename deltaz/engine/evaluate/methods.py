@@ -3,7 +3,8 @@
 A *method* maps the references ``idx`` of a :class:`~deltaz.engine.scans.ScanViews` to depth maps.
 ``identity`` is the initial depth, the classical baselines come from :data:`deltaz.ops.baselines.BASELINES`,
 ``mvsnet_refine`` / ``deltaz`` are trained refiners (:func:`model_method`), ``deltaz+gate`` the refiner behind
-the photometric gate (:func:`gated_method`). To add a row, give it a
+the photometric gate (:func:`gated_method`), ``search`` the multi-view candidate search and ``search+deltaz`` the
+refiner after it (:func:`search_methods`). To add a row, give it a
 place in :data:`METHOD_ORDER` and a builder in :func:`build_methods`.
 """
 
@@ -19,6 +20,7 @@ from deltaz.engine.refine import load_refiner  # noqa: F401 (part of the evaluat
 from deltaz.model import refine
 from deltaz.ops.baselines import BASELINES, NEEDS_IMAGE, NEEDS_MULTIVIEW
 from deltaz.ops.gate import GATE_MARGIN
+from deltaz.ops.mvs.propagate import propagate_depth
 
 __all__ = [
     "CLASSICAL_BASELINES",
@@ -28,6 +30,7 @@ __all__ = [
     "baseline_method",
     "model_method",
     "gated_method",
+    "search_methods",
     "confidence_method",
     "apply_method",
     "baseline_names",
@@ -37,7 +40,8 @@ __all__ = [
 #: Baselines evaluated by ``--baselines all`` (identity is always evaluated: it is the input).
 CLASSICAL_BASELINES = tuple(name for name in BASELINES if name != "identity")
 #: Row order of the tables.
-METHOD_ORDER = ("identity", *CLASSICAL_BASELINES, "mvsnet_refine", "deltaz", "deltaz+gate", "deltaz+adapt")
+METHOD_ORDER = ("identity", *CLASSICAL_BASELINES, "search", "mvsnet_refine", "deltaz", "deltaz+gate", "search+deltaz",
+                "deltaz+adapt")
 
 Method = Callable[[ScanViews, Sequence[int]], torch.Tensor]
 
@@ -94,6 +98,40 @@ def gated_method(model: torch.nn.Module, device: torch.device | str, keep_holes:
         return gate_views(views, idx, refined, margin, batch_size=len(idx))  # says so when images or sources lack
 
     return apply
+
+
+def search_methods(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True
+                   ) -> dict[str, Method]:
+    """``search``: :func:`deltaz.ops.mvs.propagate.propagate_depth` on the input depths (each view against its
+    pair.txt sources, their input depths for visibility); ``search+deltaz``: the refiner on that. The two share
+    one search per view. Needs the scan's images and at least one source view."""
+    cache: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
+
+    def searched(views: ScanViews, idx: list[int]) -> torch.Tensor:
+        if views.image is None or views.num_src == 0:
+            raise DataError(f"{views.scan}: the candidate search needs the scan's images and >= 1 source view")
+        if not any(key[0] == views.scan for key in cache):
+            cache.clear()  # one scan at a time
+        key = (views.scan, tuple(idx))
+        if key not in cache:
+            batch = views.batch(idx, images=True)
+            cache[key] = propagate_depth(views.depth_init[idx], batch.image[:, 0], batch.image[:, 1:],
+                                         views.multiview(idx)).cpu()
+        return cache[key]
+
+    def search(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
+        return searched(views, list(idx))
+
+    @torch.no_grad()
+    def search_then_refine(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
+        idx = list(idx)
+        image = views.image[idx].to(device) if getattr(model, "in_channels", 1) == 4 else None
+        depth_range = views.depth_range.reshape(1, 2).expand(len(idx), 2).to(device)
+        out = refine(model, searched(views, idx).to(device), image=image, depth_range=depth_range,
+                     keep_holes=keep_holes)
+        return out["depth_refined"].float().cpu()
+
+    return {"search": search, "search+deltaz": search_then_refine}
 
 
 def confidence_method(model: torch.nn.Module, device: torch.device | str) -> Method:

@@ -19,6 +19,7 @@ from deltaz.engine.adapt import adapt_method
 from deltaz.engine.device import resolve_device
 from deltaz.engine.evaluate.methods import (
     Method, apply_method, baseline_names, build_methods, confidence_method, gated_method, load_refiner, needs_images,
+    search_methods,
 )
 from deltaz.engine.scans import ScanViews, load_scan_views, resolve_scans
 from deltaz.engine.evaluate.scores import CONSISTENCY_SETTINGS, EvaluationScores, confidence_summary
@@ -65,18 +66,22 @@ def _image_policy(data_root: Path, scans: Mapping[str, Any], refiners: Mapping[s
     if not all_have_images:
         for method in sorted(needing & set(refiners)):
             raise DataError(f"{method} takes RGB images but some scans have no images/; parse the data with images")
-        skipped = [n for n in names if n in NEEDS_IMAGE] + (["deltaz+gate"] if gate else [])
+        skipped = [n for n in names if n in NEEDS_IMAGE] + (["deltaz+gate", "search", "search+deltaz"] if gate else [])
         if skipped:
             notes.append(f"skipped {skipped}: the scans have no images")
         names = [n for n in names if n not in NEEDS_IMAGE]
     return names, all_have_images and (gate or bool(needing))
 
 
-def _gate_methods(model, dev, train_config, use_images: bool, num_src_views: int) -> dict[str, Method]:
-    """The ``deltaz+gate`` row, when the scans have images (``use_images``) and sources (``num_src_views``)."""
+def _multiview_methods(model, dev, train_config, use_images: bool, num_src_views: int, search: bool
+                       ) -> dict[str, Method]:
+    """The rows that read the source views — ``deltaz+gate``, and (``search``) ``search`` and ``search+deltaz`` —
+    when the scans have images (``use_images``) and sources (``num_src_views``)."""
     if not use_images or num_src_views < 1:
         return {}
-    return {"deltaz+gate": gated_method(model, dev, keep_holes=not train_config.get("fill_holes", False))}
+    keep_holes = not train_config.get("fill_holes", False)
+    rows = {"deltaz+gate": gated_method(model, dev, keep_holes=keep_holes)}
+    return {**rows, **(search_methods(model, dev, keep_holes) if search else {})}
 
 
 def _adapt_methods(model, train_config, data_root, preset, adapt_minutes, progress) -> dict[str, Method]:
@@ -88,7 +93,7 @@ def _adapt_methods(model, train_config, data_root, preset, adapt_minutes, progre
 
 def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all", compare_checkpoint=None,
                        device=None, num_src_views=4, batch_size=8, tune_max_views=16, progress=True,
-                       fusion_conf_thresh=None, adapt_minutes=0.0) -> Evaluation:
+                       fusion_conf_thresh=None, adapt_minutes=0.0, search=True) -> Evaluation:
     """Load the refiners, resolve the scans, tune the baselines on the validation scans, build the methods
     (arguments as in :func:`run_evaluation`)."""
     dev = resolve_device(device)
@@ -109,7 +114,7 @@ def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all",
                             tune_max_views, batch_size, progress)
     if names and not scans["val"]:
         notes.append("no validation scans: baselines use their default parameters")
-    extra = {**_gate_methods(model, dev, train_config, use_images, num_src_views),
+    extra = {**_multiview_methods(model, dev, train_config, use_images, num_src_views, search),
              **_adapt_methods(model, train_config, Path(data_root), preset, adapt_minutes, progress)}
     confidence = confidence_method(model, dev) if getattr(model, "out_confidence", False) else None
     return Evaluation(model, train_config, checkpoint_path, compare_path, scans,
@@ -179,6 +184,7 @@ def run_evaluation(
     progress: bool = True,
     fusion_conf_thresh: float | None = None,
     adapt_minutes: float = 0.0,
+    search: bool = True,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the ``split`` scans of ``data_root``; see :mod:`deltaz.engine.evaluate`.
 
@@ -189,13 +195,14 @@ def run_evaluation(
     With a confidence head also ``confidence`` (sparsification curves and ``ause_mm``);
     ``fusion_conf_thresh`` needs one. ``adapt_minutes > 0`` adds the row ``deltaz+adapt``: the checkpoint
     adapted to each evaluated scan itself for that many minutes, without its ground truth
-    (:func:`deltaz.engine.adapt.adapt_method`).
+    (:func:`deltaz.engine.adapt.adapt_method`). With images and source views the rows ``deltaz+gate`` and (unless
+    ``search=False``) ``search`` and ``search+deltaz`` (:func:`deltaz.engine.evaluate.methods.search_methods`).
     """
     t_start = time.perf_counter()
     ev = prepare_evaluation(checkpoint, data_root, split, preset, baselines=baselines,
                             compare_checkpoint=compare_checkpoint, device=device, num_src_views=num_src_views,
                             batch_size=batch_size, tune_max_views=tune_max_views, progress=progress,
-                            fusion_conf_thresh=fusion_conf_thresh, adapt_minutes=adapt_minutes)
+                            fusion_conf_thresh=fusion_conf_thresh, adapt_minutes=adapt_minutes, search=search)
     eval_scans = ev.scans["eval"]
     files = _Files(out_dir, figures, pointclouds, ply_scan or eval_scans[0], n_figure_views)
     scores = EvaluationScores(ev.order, len(eval_scans))
@@ -216,7 +223,7 @@ def run_evaluation(
         "preset": preset, "num_src_views": num_src_used, "consistency": dict(CONSISTENCY_SETTINGS),
         "tune_max_views_per_scan": tune_max_views, "device": str(ev.device), "n_views_evaluated": scores.n_views,
         "use_images": ev.use_images, "deltaz_fills_holes": bool(ev.train_config.get("fill_holes", False)),
-        "fusion_conf_thresh": fusion_conf_thresh, "adapt_minutes": adapt_minutes,
+        "fusion_conf_thresh": fusion_conf_thresh, "adapt_minutes": adapt_minutes, "search": search,
     }
     result = _result(ev, data_root, split, scores.rows(eval_scans), pc_rows, settings, confidence_summary(spars), files)
     result["elapsed_s"] = time.perf_counter() - t_start

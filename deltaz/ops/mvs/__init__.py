@@ -11,6 +11,8 @@
 * :func:`candidate_search` — a rectified pair's disparity post-step: each pixel keeps a neighbour's disparity
   where the right image matches it better (:func:`search_disparity` at any size, ``deltaz refine --right-image``;
   :func:`search_depth` on Middlebury's SGBM or plane-sweep input).
+* :func:`propagate_depth` — the same search for calibrated views: each pixel keeps a neighbour's depth where the
+  source views match it better (``deltaz evaluate``'s rows ``search`` and ``search+deltaz``).
 
 Its errors (texture-less regions, occlusion edges, specular highlights) are the ones a refiner learns
 to fix; its holes and confidence come from the algorithm itself. Explained in
@@ -18,6 +20,7 @@ notebooks/04_multiview_stereo.ipynb.
 """
 
 from deltaz.ops.mvs.filter import geometric_filter
+from deltaz.ops.mvs.propagate import PROPAGATE_DEFAULTS, propagate_depth
 from deltaz.ops.mvs.scan import SWEEP_DIR, load_sweep, sweep_scan
 from deltaz.ops.mvs.search import candidate_search, sad_cost_volume, search_depth, search_disparity
 from deltaz.ops.mvs.stereo import stereo_depth
@@ -25,6 +28,7 @@ from deltaz.ops.mvs.stereo_cache import STEREO_DIR, load_stereo, stereo_scan
 from deltaz.ops.mvs.sweep import SweepResult, plane_depths, plane_sweep
 
 __all__ = [
+    "PROPAGATE_DEFAULTS",
     "STEREO_DIR",
     "SWEEP_DIR",
     "SweepResult",
@@ -34,6 +38,7 @@ __all__ = [
     "load_sweep",
     "plane_depths",
     "plane_sweep",
+    "propagate_depth",
     "sad_cost_volume",
     "search_depth",
     "search_disparity",
