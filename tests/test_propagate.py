@@ -9,21 +9,19 @@ import torch
 from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
 from deltaz.ops.mvs import PROPAGATE_DEFAULTS, propagate_depth
+from test_gate import pair as gate_pair  # noqa: F401 (a fixture)
 from test_mvs import PlaneScene
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def pair():
-    """View 0 of the textured slanted plane with views 1–3 as sources (their true depths): truth, images, cameras."""
-    scene = PlaneScene()
-    truth = scene.depth(0).float()[None]
-    images = torch.stack([scene.image(v) for v in range(4)])
-    depth_src = torch.stack([scene.depth(v).float() for v in range(1, 4)])[None]
-    multiview = MultiView(scene.K.float()[None], scene.E[0].float()[None], depth_src,
-                          scene.K.float().expand(1, 3, 3, 3), scene.E[1:].float()[None])
-    return truth, images[0][None], images[1:][None], multiview
+def pair(gate_pair):
+    """The photometric gate's scene (view 0 of the textured slanted plane, views 1–3 as sources) with the sources'
+    true depths, which the search's visibility test and geometric guard read: truth, images, cameras."""
+    truth, ref, src, mv = gate_pair
+    depth_src = torch.stack([PlaneScene().depth(v).float() for v in range(1, 4)])[None]
+    return truth, ref, src, MultiView(mv.K_ref, mv.E_ref, depth_src, mv.K_src, mv.E_src)
 
 
 BLOCK = (slice(None), slice(30, 34), slice(40, 44))  # 4×4: each pixel has a right neighbour within radius 3
