@@ -9,7 +9,8 @@
 3. two-view SGBM (:func:`deltaz.ops.mvs.stereo_depth`, the ``sgbm`` initial depth) at 160×128, matched
    at 2× (OpenCV; CPU only): seconds per view.
 4. the multi-view candidate search (:func:`deltaz.ops.mvs.propagate_depth`, its defaults, ``deltaz evaluate``'s
-   row ``search``) at 160×128 with 4 sources, on the plane sweep of case 1: seconds per view.
+   row ``search``) at 160×128 with 4 sources, on the plane sweep of case 1: seconds per view, one view at a
+   time and in batches of 8 (as ``deltaz evaluate`` runs it).
 
 The scene is a random texture on a slanted plane seen by five cameras (made with ``deltaz.core.geometry``);
 the benchmark also prints the median depth error there, as a sanity check.
@@ -119,8 +120,9 @@ def stereo_case(repeats: int) -> dict:
             "valid": float(valid.mean())}
 
 
-def propagate_case(device: str, repeats: int, threads: int) -> dict:
-    """Time :func:`deltaz.ops.mvs.propagate_depth` on view 0's plane sweep (160×128, 48 planes, 4 sources)."""
+def propagate_case(device: str, repeats: int, threads: int, batch: int = 1) -> dict:
+    """Time :func:`deltaz.ops.mvs.propagate_depth` on view 0's plane sweep (160×128, 48 planes, 4 sources),
+    ``batch`` copies at once; seconds per view."""
     import torch
 
     from deltaz.core.batch import MultiView
@@ -129,8 +131,11 @@ def propagate_case(device: str, repeats: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     images, K, E, depth = (t.to(device) for t in make_views(128, 160, 5))
     swept = plane_sweep(images[0], K[0], E[0], images[1:], K[1:], E[1:], DEPTH_MIN_MM, DEPTH_MAX_MM, 48).depth
-    multiview = MultiView(K[:1], E[:1], depth[None, 1:], K[None, 1:], E[None, 1:])
-    args = (swept[None], images[:1], images[None, 1:], multiview)
+    def rep(t: torch.Tensor) -> torch.Tensor:
+        return t.expand(batch, *t.shape[1:]).contiguous()
+
+    multiview = MultiView(rep(K[:1]), rep(E[:1]), rep(depth[None, 1:]), rep(K[None, 1:]), rep(E[None, 1:]))
+    args = (rep(swept[None]), rep(images[:1]), rep(images[None, 1:]), multiview)
     times = []
     for _ in range(repeats + 1):  # the first is a warm-up
         start = time.perf_counter()
@@ -139,7 +144,7 @@ def propagate_case(device: str, repeats: int, threads: int) -> dict:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     valid = swept > 0
-    return {"seconds": min(times[1:]), "changed": float((out[0] != swept)[valid].float().mean())}
+    return {"seconds": min(times[1:]) / batch, "changed": float((out[0] != swept)[valid].float().mean())}
 
 
 def in_child(case: dict) -> dict:
@@ -177,9 +182,9 @@ def main() -> None:
     stereo = stereo_case(args.repeats)
     print(f"SGBM 160x128 (matched at 320x256), 1 source: {1000 * stereo['seconds']:.0f} ms/view   median error "
           f"{stereo['median_error_mm']:.2f} mm, {100 * stereo['valid']:.0f}% valid")
-    search = propagate_case(args.device, args.repeats, args.threads)
-    print(f"multi-view candidate search 160x128, 4 sources: {search['seconds']:.2f} s/view "
-          f"({100 * search['changed']:.1f} % of the sweep's pixels changed)")
+    one, eight = (propagate_case(args.device, args.repeats, args.threads, batch) for batch in (1, 8))
+    print(f"multi-view candidate search 160x128, 4 sources: {one['seconds']:.2f} s/view one at a time, "
+          f"{eight['seconds']:.2f} s/view in batches of 8 ({100 * one['changed']:.1f} % of the sweep's pixels changed)")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"(load average {load:.1f} on {os.cpu_count()} CPUs: other processes slow the CPU timings down)")
 

@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also score deltaz+adapt: the checkpoint adapted to each evaluated scan for this many "
                         "minutes without its ground truth (deltaz adapt; default 0 = off)")
     parser.add_argument("--no-search", action="store_true",
-                        help="skip the rows search and search+deltaz (the multi-view candidate search, ~0.4 s per "
+                        help="skip the rows search and search+deltaz (the multi-view candidate search, ~0.5 s per "
                         "160x128 view on a 2-core CPU)")
 
 
