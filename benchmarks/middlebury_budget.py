@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from deltaz.core.errors import DeltaZError
-from deltaz.io.middlebury import disparity_to_depth, nearest_index
+from deltaz.io.middlebury import disparity_to_depth, resize_nearest
 from deltaz.ops.occlusion import half_occlusion
 
 #: Kinds of covered pixel, in table order.
@@ -63,13 +63,6 @@ def full_size_depth(data: dict[str, Any]) -> torch.Tensor:
     return torch.from_numpy(np.nan_to_num(np.asarray(depth, dtype=np.float32), nan=0.0))
 
 
-def _grid(full: torch.Tensor, data: dict[str, Any]) -> torch.Tensor:
-    """A full-size map sampled at the grid's pixels (the nearest-resize of :func:`load_motorcycle`)."""
-    rows = torch.from_numpy(nearest_index(full.shape[0], data["size"][0]))
-    cols = torch.from_numpy(nearest_index(full.shape[1], data["size"][1]))
-    return full[rows][:, cols]
-
-
 def block_span(data: dict[str, Any]) -> torch.Tensor:
     """``(H, W)`` mm: max − min of the ground truth over the full-size block each grid pixel stands for
     (unknown pixels left out; 0 where the block has fewer than two known pixels)."""
@@ -81,7 +74,7 @@ def block_span(data: dict[str, Any]) -> torch.Tensor:
     pad = (k // 2, (k - 1) // 2, k // 2, (k - 1) // 2)  # the block ends at the sampled pixel's k//2 - 1 side
     top = F.max_pool2d(F.pad(high[None, None], pad, value=-float("inf")), k, 1)[0, 0]
     bottom = -F.max_pool2d(F.pad(low[None, None], pad, value=-float("inf")), k, 1)[0, 0]
-    span = _grid(top - bottom, data)
+    span = resize_nearest(top - bottom, data["size"])
     return torch.where(torch.isfinite(span), span, torch.zeros_like(span))
 
 
@@ -94,7 +87,7 @@ def pixel_kinds(data: dict[str, Any], depth_init: torch.Tensor) -> dict[str, tor
     disparity = torch.from_numpy(np.nan_to_num(data["disparity_full"], nan=0.0))
     hidden, _ = half_occlusion(depth[None], disparity[None], max_band_px=64)
     edge = covered & (block_span(data) > EDGE_SPAN_MM * unit)
-    occluded = covered & ~edge & _grid(hidden[0], data)
+    occluded = covered & ~edge & resize_nearest(hidden[0], data["size"])
     wrong = covered & ~edge & ~occluded & ((depth_init - gt).abs() > WRONG_MM * unit)
     return {"edge": edge, "occluded": occluded, "wrong": wrong, "rest": covered & ~edge & ~occluded & ~wrong}
 

@@ -59,15 +59,18 @@ def baseline_method(name: str, params: Mapping[str, Any]) -> Method:
     return apply
 
 
-def _refine_views(model: torch.nn.Module, views: ScanViews, idx: list[int], device, **kwargs) -> dict[str, torch.Tensor]:
-    """:func:`deltaz.model.refine` on the references ``idx`` (with their images when the model takes them)."""
+def _refine_views(model: torch.nn.Module, views: ScanViews, idx: list[int], device, depth: torch.Tensor | None = None,
+                  **kwargs) -> dict[str, torch.Tensor]:
+    """:func:`deltaz.model.refine` on the references ``idx`` (with their images when the model takes them), from
+    their initial depths or from ``depth (B, H, W)`` mm."""
     image = None
     if getattr(model, "in_channels", 1) == 4:
         if views.image is None:
             raise DataError(f"{views.scan}: the model takes images (use_images) but the scan has no images/")
         image = views.image[idx].to(device)
     depth_range = views.depth_range.reshape(1, 2).expand(len(idx), 2).to(device)
-    return refine(model, views.depth_init[idx].to(device), image=image, depth_range=depth_range, **kwargs)
+    depth = views.depth_init[idx] if depth is None else depth
+    return refine(model, depth.to(device), image=image, depth_range=depth_range, **kwargs)
 
 
 def model_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True) -> Method:
@@ -125,10 +128,7 @@ def search_methods(model: torch.nn.Module, device: torch.device | str, keep_hole
     @torch.no_grad()
     def search_then_refine(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
         idx = list(idx)
-        image = views.image[idx].to(device) if getattr(model, "in_channels", 1) == 4 else None
-        depth_range = views.depth_range.reshape(1, 2).expand(len(idx), 2).to(device)
-        out = refine(model, searched(views, idx).to(device), image=image, depth_range=depth_range,
-                     keep_holes=keep_holes)
+        out = _refine_views(model, views, idx, device, depth=searched(views, idx), keep_holes=keep_holes)
         return out["depth_refined"].float().cpu()
 
     return {"search": search, "search+deltaz": search_then_refine}
