@@ -8,8 +8,8 @@
    is the child process's peak resident set size (``ru_maxrss``), which sees torch's allocations.
 3. two-view SGBM (:func:`deltaz.ops.mvs.stereo_depth`, the ``sgbm`` initial depth) at 160×128, matched
    at 2× (OpenCV; CPU only): seconds per view.
-4. the multi-view candidate search (:func:`deltaz.ops.mvs.propagate_depth`, its defaults, ``deltaz evaluate``'s
-   row ``search``) at 160×128 with 4 sources, on the plane sweep of case 1: seconds per view, one view at a
+4. the multi-view candidate search (``deltaz evaluate``'s row ``search``: :func:`deltaz.ops.mvs.consensus_depth`,
+   then :func:`deltaz.ops.mvs.propagate_depth` with its defaults) at 160×128 with 4 sources, on the plane sweep of case 1: seconds per view, one view at a
    time and in batches of 8 (as ``deltaz evaluate`` runs it).
 
 The scene is a random texture on a slanted plane seen by five cameras (made with ``deltaz.core.geometry``);
@@ -121,12 +121,13 @@ def stereo_case(repeats: int) -> dict:
 
 
 def propagate_case(device: str, repeats: int, threads: int, batch: int = 1) -> dict:
-    """Time :func:`deltaz.ops.mvs.propagate_depth` on view 0's plane sweep (160×128, 48 planes, 4 sources),
+    """Time the search (:func:`deltaz.ops.mvs.consensus_depth`, then :func:`deltaz.ops.mvs.propagate_depth`) on
+    view 0's plane sweep (160×128, 48 planes, 4 sources),
     ``batch`` copies at once; seconds per view."""
     import torch
 
     from deltaz.core.batch import MultiView
-    from deltaz.ops.mvs import plane_sweep, propagate_depth
+    from deltaz.ops.mvs import consensus_depth, plane_sweep, propagate_depth
 
     torch.set_num_threads(threads)
     images, K, E, depth = (t.to(device) for t in make_views(128, 160, 5))
@@ -135,11 +136,12 @@ def propagate_case(device: str, repeats: int, threads: int, batch: int = 1) -> d
         return t.expand(batch, *t.shape[1:]).contiguous()
 
     multiview = MultiView(rep(K[:1]), rep(E[:1]), rep(depth[None, 1:]), rep(K[None, 1:]), rep(E[None, 1:]))
-    args = (rep(swept[None]), rep(images[:1]), rep(images[None, 1:]), multiview)
+    swept_b, image_ref, image_src = rep(swept[None]), rep(images[:1]), rep(images[None, 1:])
     times = []
     for _ in range(repeats + 1):  # the first is a warm-up
         start = time.perf_counter()
-        out = propagate_depth(*args)
+        agreed = consensus_depth(swept_b, image_ref, image_src, multiview, fill_holes=True)
+        out = propagate_depth(agreed, image_ref, image_src, multiview)
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)

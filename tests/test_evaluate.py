@@ -127,15 +127,18 @@ def test_the_gated_row_takes_each_pixel_from_the_input_or_the_refiner(setup):
 
 def test_the_search_rows_are_the_search_and_the_refiner_after_it(setup):
     from deltaz.model import refine
-    from deltaz.ops.mvs import propagate_depth
+    from deltaz.ops.mvs import consensus_depth, propagate_depth
 
     model, config, _ = ev.load_refiner(setup["ckpt"], "cpu")
     views = ev.load_scan_views(setup["root"], setup["val"][0], 2, use_images=True)
     rows = ev.search_methods(model, "cpu")
     searched = ev.apply_method(rows["search"], views)
-    batch = views.batch(range(len(views)), images=True)
-    expected = propagate_depth(views.depth_init, batch.image[:, 0], batch.image[:, 1:],
-                               views.multiview(range(len(views))))
+    every = range(len(views))
+    batch = views.batch(every, images=True)
+    agreed = consensus_depth(views.depth_init, batch.image[:, 0], batch.image[:, 1:], views.multiview(every),
+                             fill_holes=True)
+    assert torch.equal(ev.consensus_views(views), agreed)
+    expected = propagate_depth(agreed, batch.image[:, 0], batch.image[:, 1:], views.multiview(every, agreed))
     assert torch.allclose(searched, expected)
     depth_range = views.depth_range.reshape(1, 2).expand(len(views), 2)
     with torch.no_grad():

@@ -78,6 +78,7 @@ from deltaz.engine.evaluate.methods import (
     load_refiner,
     model_method,
     gated_method,
+    consensus_views,
     search_methods,
 )
 from deltaz.engine.evaluate.runner import Evaluation, evaluate, prepare_evaluation, run_evaluation
@@ -111,6 +112,7 @@ __all__ = [
     "baseline_method",
     "model_method",
     "gated_method",
+    "consensus_views",
     "search_methods",
     "confidence_method",
     "apply_method",

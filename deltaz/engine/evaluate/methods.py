@@ -20,6 +20,7 @@ from deltaz.engine.refine import load_refiner  # noqa: F401 (part of the evaluat
 from deltaz.model import refine
 from deltaz.ops.baselines import BASELINES, NEEDS_IMAGE, NEEDS_MULTIVIEW
 from deltaz.ops.gate import GATE_MARGIN
+from deltaz.ops.mvs.consensus import consensus_depth
 from deltaz.ops.mvs.propagate import propagate_depth
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "baseline_method",
     "model_method",
     "gated_method",
+    "consensus_views",
     "search_methods",
     "confidence_method",
     "apply_method",
@@ -103,11 +105,26 @@ def gated_method(model: torch.nn.Module, device: torch.device | str, keep_holes:
     return apply
 
 
+@torch.no_grad()
+def consensus_views(views: ScanViews, batch_size: int = 8) -> torch.Tensor:
+    """:func:`deltaz.ops.mvs.consensus.consensus_depth` on every view of the scan against its pair.txt sources
+    (their input depths, images for the photometric check; holes two sources agree on are filled):
+    ``(N, H, W)`` mm on the CPU."""
+    out = []
+    for idx in chunks(range(len(views)), batch_size):
+        batch = views.batch(idx, images=True)
+        out.append(consensus_depth(views.depth_init[idx], batch.image[:, 0], batch.image[:, 1:],
+                                   views.multiview(idx), fill_holes=True).cpu())
+    return torch.cat(out)
+
+
 def search_methods(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True
                    ) -> dict[str, Method]:
-    """``search``: :func:`deltaz.ops.mvs.propagate.propagate_depth` on the input depths (each view against its
-    pair.txt sources, their input depths for visibility); ``search+deltaz``: the refiner on that. The two share
-    one search per view. Needs the scan's images and at least one source view."""
+    """``search``: the multi-view candidate search — first the sources' depths
+    (:func:`consensus_views`: a pixel no source agrees with takes theirs), then the neighbours'
+    (:func:`deltaz.ops.mvs.propagate.propagate_depth`, the sources' consensus depths deciding visibility and
+    agreement); ``search+deltaz``: the refiner on that. The two share one search per view. Needs the scan's
+    images and at least one source view."""
     cache: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
 
     def searched(views: ScanViews, idx: list[int]) -> torch.Tensor:
@@ -115,11 +132,13 @@ def search_methods(model: torch.nn.Module, device: torch.device | str, keep_hole
             raise DataError(f"{views.scan}: the candidate search needs the scan's images and >= 1 source view")
         if not any(key[0] == views.scan for key in cache):
             cache.clear()  # one scan at a time
+            cache[(views.scan, ())] = consensus_views(views)
         key = (views.scan, tuple(idx))
         if key not in cache:
+            agreed = cache[(views.scan, ())]
             batch = views.batch(idx, images=True)
-            cache[key] = propagate_depth(views.depth_init[idx], batch.image[:, 0], batch.image[:, 1:],
-                                         views.multiview(idx)).cpu()
+            cache[key] = propagate_depth(agreed[idx], batch.image[:, 0], batch.image[:, 1:],
+                                         views.multiview(idx, agreed)).cpu()
         return cache[key]
 
     def search(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:

@@ -11,6 +11,8 @@
 * :func:`candidate_search` — a rectified pair's disparity post-step: each pixel keeps a neighbour's disparity
   where the right image matches it better (:func:`search_disparity` at any size, ``deltaz refine --right-image``;
   :func:`search_depth` on Middlebury's SGBM or plane-sweep input).
+* :func:`consensus_depth` — a pixel no source view agrees with takes the depth the sources see there
+  (:func:`splat_sources`); ``deltaz evaluate``'s ``search`` runs it before :func:`propagate_depth`.
 * :func:`propagate_depth` — the same search for calibrated views: each pixel keeps a neighbour's depth where the
   source views match it better (``deltaz evaluate``'s rows ``search`` and ``search+deltaz``).
 
@@ -19,6 +21,7 @@ to fix; its holes and confidence come from the algorithm itself. Explained in
 notebooks/04_multiview_stereo.ipynb.
 """
 
+from deltaz.ops.mvs.consensus import CONSENSUS_REL, consensus_depth, splat_sources
 from deltaz.ops.mvs.filter import geometric_filter
 from deltaz.ops.mvs.propagate import PROPAGATE_DEFAULTS, propagate_depth
 from deltaz.ops.mvs.scan import SWEEP_DIR, load_sweep, sweep_scan
@@ -28,11 +31,13 @@ from deltaz.ops.mvs.stereo_cache import STEREO_DIR, load_stereo, stereo_scan
 from deltaz.ops.mvs.sweep import SweepResult, plane_depths, plane_sweep
 
 __all__ = [
+    "CONSENSUS_REL",
     "PROPAGATE_DEFAULTS",
     "STEREO_DIR",
     "SWEEP_DIR",
     "SweepResult",
     "candidate_search",
+    "consensus_depth",
     "geometric_filter",
     "load_stereo",
     "load_sweep",
@@ -42,6 +47,7 @@ __all__ = [
     "sad_cost_volume",
     "search_depth",
     "search_disparity",
+    "splat_sources",
     "stereo_depth",
     "stereo_scan",
     "sweep_scan",
