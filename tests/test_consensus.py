@@ -66,6 +66,16 @@ def test_holes_stay_unless_filled_where_two_sources_agree(pair):
     assert (hole - truth[:, 30:40, 30:40]).abs()[hole > 0].max() < 1.0
 
 
+def test_a_hole_needs_two_sources_that_agree(pair):
+    truth, ref, src, mv = pair
+    holed = truth.clone()
+    holed[:, 30:40, 30:40] = 0
+    one = mv.depth_src.clone()
+    one[:, 1:] = 0  # only the first source has depths
+    filled = consensus_depth(holed, ref, src, MultiView(mv.K_ref, mv.E_ref, one, mv.K_src, mv.E_src), fill_holes=True)
+    assert torch.equal(filled[:, 30:40, 30:40], holed[:, 30:40, 30:40])
+
+
 def test_bad_arguments_are_one_data_error(pair):
     truth, ref, src, mv = pair
     with pytest.raises(DataError, match="depth"):
@@ -76,3 +86,8 @@ def test_bad_arguments_are_one_data_error(pair):
         consensus_depth(truth, ref, None, mv)
     with pytest.raises(DataError):
         consensus_depth(truth, ref, src, MultiView(mv.K_ref, mv.E_ref, None, mv.K_src, mv.E_src))
+    with pytest.raises(DataError, match="size"):
+        consensus_depth(truth, ref[..., ::2, ::2], src, mv)
+    with pytest.raises(DataError, match="source"):
+        consensus_depth(truth, None, None, MultiView(mv.K_ref, mv.E_ref, mv.depth_src[:, :0], mv.K_src[:, :0],
+                                                     mv.E_src[:, :0]))

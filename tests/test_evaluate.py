@@ -138,6 +138,7 @@ def test_the_search_rows_are_the_search_and_the_refiner_after_it(setup):
     agreed = consensus_depth(views.depth_init, batch.image[:, 0], batch.image[:, 1:], views.multiview(every),
                              fill_holes=True)
     assert torch.equal(ev.consensus_views(views), agreed)
+    assert torch.equal(ev.consensus_views(views, batch_size=1), agreed)  # batches do not change it
     expected = propagate_depth(agreed, batch.image[:, 0], batch.image[:, 1:], views.multiview(every, agreed))
     assert torch.allclose(searched, expected)
     depth_range = views.depth_range.reshape(1, 2).expand(len(views), 2)

@@ -65,13 +65,14 @@ def _most_agreed(splatted: torch.Tensor, rel: float) -> tuple[torch.Tensor, torc
 @torch.no_grad()
 def consensus_depth(depth: torch.Tensor, image_ref: torch.Tensor | None, image_src: torch.Tensor | None,
                     multiview: MultiView, rel: float = CONSENSUS_REL, fill_holes: bool = False) -> torch.Tensor:
-    """Outliers of their own take the sources' depth (module docstring): ``(B, H, W)`` mm → the same.
+    """Outliers of their own take the sources' depth (module docstring): ``(B, H, W)`` mm → ``(B, H, W)`` float32 mm.
 
     Args:
         depth: ``(B, H, W)`` reference z-depth, mm, 0 = hole.
         image_ref: ``(B, 3, H, W)`` in [0, 1]; image_src: ``(B, S, 3, H', W')`` in [0, 1]. Both None: no
             photometric check (the geometry alone decides).
-        multiview: the reference's and sources' cameras with the sources' depths (``depth_src``).
+        multiview: the reference's and sources' cameras with the sources' depths (``depth_src (B, S, H', W')``,
+            each at its image's size: one ``K_src`` serves both).
         rel: the agreement of two splatted depths, a fraction of the depth (> 0).
         fill_holes: also give a hole the splatted depth two or more sources agree on.
     """
@@ -81,6 +82,15 @@ def consensus_depth(depth: torch.Tensor, image_ref: torch.Tensor | None, image_s
         raise DataError(f"consensus_depth: rel > 0 (a fraction of the depth) expected, got {rel}")
     if (image_ref is None) != (image_src is None):
         raise DataError("consensus_depth: give both image_ref and image_src, or neither")
+    depth_src = multiview.require_depths("consensus_depth")
+    if depth.shape[0] == 0 or depth_src.dim() != 4 or depth_src.shape[1] == 0:
+        raise DataError(f"consensus_depth: at least one view and one source expected, got depth "
+                        f"{tuple(depth.shape)} and source depths {tuple(depth_src.shape)}")
+    if image_ref is not None and (image_ref.shape[-2:] != depth.shape[-2:]
+                                  or image_src.shape[-2:] != depth_src.shape[-2:]):
+        raise DataError(f"consensus_depth: each image must have its depth map's size (one K per view), got "
+                        f"image_ref {tuple(image_ref.shape)} for depth {tuple(depth.shape)} and image_src "
+                        f"{tuple(image_src.shape)} for source depths {tuple(depth_src.shape)}")
     depth = depth.float()
     candidate, support = _most_agreed(splat_sources(multiview, *depth.shape[-2:]), rel)
     adopt = (depth > 0) & (support >= 1) & (multiview_consistency(depth, multiview).n_consistent == 0)
