@@ -19,7 +19,7 @@ import torch
 
 from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
-from deltaz.core.geometry import Z_EPS, backproject_depth, camera_to_world, project_points, world_to_camera
+from deltaz.core.geometry import reproject
 from deltaz.ops.metrics import multiview_consistency
 from deltaz.ops.selfsup import photometric_loss_map
 
@@ -38,13 +38,12 @@ def splat_sources(multiview: MultiView, height: int, width: int) -> torch.Tensor
     """
     depth_src = multiview.require_depths("splat_sources")
     B, S = depth_src.shape[:2]
-    points = camera_to_world(backproject_depth(depth_src.flatten(0, 1).float(), multiview.K_src.flatten(0, 1)),
-                             multiview.E_src.flatten(0, 1))  # (B*S, H', W', 3) world
-    E_ref = multiview.E_ref.repeat_interleave(S, dim=0)
-    K_ref = multiview.K_ref.repeat_interleave(S, dim=0)
-    uv, z = project_points(world_to_camera(points, E_ref), K_ref)
+    # each source pixel's point seen from the reference camera: the reference plays reproject's "source"
+    uv, z, ok = reproject(depth_src.flatten(0, 1).float(), multiview.K_src.flatten(0, 1),
+                          multiview.E_src.flatten(0, 1), multiview.K_ref.repeat_interleave(S, dim=0),
+                          multiview.E_ref.repeat_interleave(S, dim=0), src_hw=(height, width))
     u, v = uv[..., 0].round().long(), uv[..., 1].round().long()
-    ok = (depth_src.flatten(0, 1) > 0) & (z > Z_EPS) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    ok = ok & (u >= 0) & (u < width) & (v >= 0) & (v < height)
     image = torch.arange(B * S, device=z.device).view(-1, 1, 1).expand_as(u)
     index = ((image * height + v) * width + u)[ok]
     buffer = torch.full((B * S * height * width,), float("inf"), device=z.device)
