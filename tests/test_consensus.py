@@ -8,6 +8,7 @@ import torch
 from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
 from deltaz.ops.mvs import consensus_depth, splat_sources
+from deltaz.ops.mvs.consensus import _most_agreed
 from test_propagate import BLOCK
 from test_propagate import pair as search_pair  # noqa: F401 (a fixture)
 from test_gate import pair as gate_pair  # noqa: F401 (a fixture the one above needs)
@@ -74,6 +75,23 @@ def test_a_hole_needs_two_sources_that_agree(pair):
     one[:, 1:] = 0  # only the first source has depths
     filled = consensus_depth(holed, ref, src, MultiView(mv.K_ref, mv.E_ref, one, mv.K_src, mv.E_src), fill_holes=True)
     assert torch.equal(filled[:, 30:40, 30:40], holed[:, 30:40, 30:40])
+
+
+def test_the_most_agreed_depth_is_the_one_most_sources_are_within_rel_of():
+    """Against a count by hand: per pixel, the splatted depth with the most others within 1 % of it (itself
+    included; the first source wins a tie) and that count; 0 where no source reaches the pixel."""
+    g = torch.Generator().manual_seed(0)
+    splatted = 600.0 + 4.0 * torch.randint(0, 4, (2, 5, 6, 7), generator=g).float()  # 600, 604, 608, 612 mm
+    splatted[torch.rand(splatted.shape, generator=g) < 0.3] = 0
+    splatted[0, :, 0, 0] = 0  # no source reaches this pixel
+    depth, support = _most_agreed(splatted, 0.01)
+    for b, y, x in zip(*[t.flatten() for t in torch.meshgrid(torch.arange(2), torch.arange(6), torch.arange(7),
+                                                                indexing="ij")]):
+        seen = [d for d in splatted[b, :, y, x].tolist() if d > 0]
+        counts = [sum(abs(o - d) < 0.01 * d for o in seen) for d in seen]
+        want = (seen[counts.index(max(counts))], max(counts)) if seen else (0.0, 0)
+        assert (depth[b, y, x].item(), support[b, y, x].item()) == want
+    assert support[0, 0, 0] == 0 and support.max() >= 3
 
 
 def test_bad_arguments_are_one_data_error(pair):

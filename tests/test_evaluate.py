@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -149,6 +150,10 @@ def test_the_search_rows_are_the_search_and_the_refiner_after_it(setup):
     without_images = ev.load_scan_views(setup["root"], setup["val"][0], 2)
     with pytest.raises(DataError, match="search needs the scan's images"):
         ev.apply_method(rows["search"], without_images)
+    # the rows' cache follows the views object, not the scan's name: another scan1 (another root) is searched anew
+    shifted = dataclasses.replace(views, depth_init=torch.where(views.depth_init > 0, views.depth_init + 7.0,
+                                                                views.depth_init))
+    assert not torch.allclose(ev.apply_method(rows["search"], shifted), searched)
 
 
 def test_same_initial_depth_for_every_method_and_source(setup):

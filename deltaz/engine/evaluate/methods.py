@@ -125,17 +125,17 @@ def search_methods(model: torch.nn.Module, device: torch.device | str, keep_hole
     (:func:`deltaz.ops.mvs.propagate.propagate_depth`, the sources' consensus depths deciding visibility and
     agreement); ``search+deltaz``: the refiner on that. The two share one search per view. Needs the scan's
     images and at least one source view."""
-    cache: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
+    cache: dict[Any, Any] = {}  # one scan at a time: "views" (the very object), "agreed", then one entry per batch
 
     def searched(views: ScanViews, idx: list[int]) -> torch.Tensor:
         if views.image is None or views.num_src == 0:
             raise DataError(f"{views.scan}: the candidate search needs the scan's images and >= 1 source view")
-        if not any(key[0] == views.scan for key in cache):
-            cache.clear()  # one scan at a time
-            cache[(views.scan, ())] = consensus_views(views)
-        key = (views.scan, tuple(idx))
+        if cache.get("views") is not views:  # identity, not the scan's name: another root may reuse a name
+            cache.clear()
+            cache.update(views=views, agreed=consensus_views(views))
+        key = tuple(idx)
         if key not in cache:
-            agreed = cache[(views.scan, ())]
+            agreed = cache["agreed"]
             batch = views.batch(idx, images=True)
             cache[key] = propagate_depth(agreed[idx], batch.image[:, 0], batch.image[:, 1:],
                                          views.multiview(idx, agreed)).cpu()
