@@ -18,6 +18,7 @@ import torch
 from deltaz.engine import checkpoint as ckpt
 from deltaz.apps.cli import main
 from tests._tiny_scans import make_dataset, make_scan
+from _benchmarks import load_benchmark
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = Path(__file__).resolve().parents[1]
@@ -296,11 +297,7 @@ def test_gate_hands_out_the_input_or_the_adapted_depth(tiny):
 
 def test_bench_adapt_scores_every_row_and_checks_the_target(tiny, tmp_path, capsys):
     """benchmarks/bench_adapt.py on a tiny scan for one step: every row scored, the target line printed."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_adapt", REPO / "benchmarks" / "bench_adapt.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("bench_adapt")
     out = tmp_path / "bench.json"
     assert bench.main(["--checkpoint", str(tiny["ck"]), "--synth-root", str(tiny["root"]), "--cases", "nogap",
                        "--threads", "1", "--config", '{"max_steps": 1}', "--json", str(out)]) == 0

@@ -1,19 +1,15 @@
 """benchmarks/bench_train.py runs for every model it names (figures are printed, never asserted)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from _benchmarks import load_benchmark
 
 
 @pytest.mark.parametrize("model", ["deltaz_unet", "deltaz_select", "mvsnet_refine"])
 def test_bench_train_times_each_model(model, capsys):
-    spec = importlib.util.spec_from_file_location("bench_train", REPO / "benchmarks" / "bench_train.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("bench_train")
     assert bench.main(["--model", model, "--base-channel", "4", "--unet-depth", "2", "--height", "32", "--width", "48",
                        "--steps", "1", "--warmup", "0", "--infer-runs", "1", "--threads", "1", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
+from _benchmarks import load_benchmark
 from deltaz.ops.metrics import depth_metrics, harm_metrics
-
-BUDGET = Path(__file__).resolve().parent.parent / "benchmarks" / "good_pixel_budget.py"
 
 
 @pytest.fixture(scope="module")
 def budget():
-    spec = importlib.util.spec_from_file_location("good_pixel_budget", BUDGET)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("good_pixel_budget")
 
 
 def step_with_hole() -> torch.Tensor:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ import torch
 pytest.importorskip("skimage", reason="scikit-image is not installed (the Motorcycle pair comes from skimage.data)")
 cv2 = pytest.importorskip("cv2", reason="OpenCV is not installed (opencv-contrib-python-headless)")
 
+from _benchmarks import load_benchmark  # noqa: E402
 from deltaz.core.errors import DataError  # noqa: E402
 from deltaz.core.geometry import warp  # noqa: E402
 from deltaz.ops.metrics import depth_metrics  # noqa: E402
@@ -24,7 +23,6 @@ from deltaz.io.middlebury import (  # noqa: E402
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "real_middlebury.py"
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +34,7 @@ def scene():
 
 
 def _benchmark_module():
-    spec = importlib.util.spec_from_file_location("real_middlebury", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("real_middlebury")
 
 
 def test_shapes_units_and_cameras(scene):

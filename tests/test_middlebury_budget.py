@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,20 +10,17 @@ import torch
 pytest.importorskip("skimage", reason="scikit-image is not installed (the Motorcycle pair comes from skimage.data)")
 pytest.importorskip("cv2", reason="OpenCV is not installed (opencv-contrib-python-headless)")
 
+from _benchmarks import load_benchmark  # noqa: E402
 from deltaz.core.errors import DataError  # noqa: E402
 from deltaz.io.middlebury import load_motorcycle, sgbm_depth  # noqa: E402
 from deltaz.ops.metrics import depth_metrics  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-BUDGET = Path(__file__).resolve().parent.parent / "benchmarks" / "middlebury_budget.py"
 
 
 @pytest.fixture(scope="module")
 def budget_module():
-    spec = importlib.util.spec_from_file_location("middlebury_budget", BUDGET)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("middlebury_budget")
 
 
 @pytest.fixture(scope="module")
