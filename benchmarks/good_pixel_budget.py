@@ -23,11 +23,11 @@ import argparse
 import sys
 
 import torch
-import torch.nn.functional as F
 
 from deltaz.core.errors import DeltaZError
 from deltaz.engine.evaluate import apply_method, baseline_method, load_refiner, model_method, search_methods
 from deltaz.engine.scans import load_scan_views
+from deltaz.ops.corrupt import local_max, local_min
 from deltaz.ops.metrics import GOOD_MM  # mae_good_mm's threshold
 
 #: Kinds of covered pixel, in table order.
@@ -38,15 +38,12 @@ EDGE_SPAN_REL = 0.02
 
 def pixel_kinds(depth_init: torch.Tensor) -> dict[str, torch.Tensor]:
     """``(B, H, W)`` input depth, mm, 0 = hole → ``{kind: (B, H, W) bool}``, a partition of its pixels > 0."""
-    d = depth_init[:, None].float()
+    d = depth_init.float()
     present = d > 0
-    high = F.max_pool2d(d, 5, 1, 2)
-    low = -F.max_pool2d(torch.where(present, -d, torch.full_like(d, -torch.inf)), 5, 1, 2)
-    edge = present & (high - low > EDGE_SPAN_REL * d)
-    near_hole = F.max_pool2d((~present).float(), 5, 1, 2) > 0  # the border counts as no hole (zero padding)
+    edge = present & (local_max(d, 2) - local_min(d, 2) > EDGE_SPAN_REL * d)
+    near_hole = local_max((~present).float(), 2) > 0  # the border counts as no hole
     hole = present & ~edge & near_hole
-    rest = present & ~edge & ~hole
-    return {name: mask[:, 0] for name, mask in zip(KINDS, (edge, hole, rest))}
+    return dict(zip(KINDS, (edge, hole, present & ~edge & ~hole)))
 
 
 def split(depth: torch.Tensor, depth_init: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -86,7 +83,8 @@ def budget(args: argparse.Namespace) -> dict[str, dict]:
 def format_table(total: dict[str, dict]) -> str:
     """A markdown table: per row, the gain per kind (mm over covered pixels) and the added error on good pixels;
     the header gives each kind's share of the covered and of the good pixels."""
-    shares = next(iter(total.values()))["sums"][:, 2:] / next(iter(total.values()))["sums"][:, 2:].sum(0)
+    counts = next(iter(total.values()))["sums"][:, 2:]  # the same pixels for every row
+    shares = counts / counts.sum(0)
     head = ("| row | " + " | ".join(f"gain: {k} ({100 * c:.1f} %)" for k, c in zip(KINDS, shares[:, 0])) + " | "
             + " | ".join(f"good +: {k} ({100 * c:.1f} %)" for k, c in zip(KINDS, shares[:, 1])))
     lines = [head + " |", "|" + " --- |" * (1 + 2 * len(KINDS))]
@@ -110,7 +108,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     try:
         total = budget(args)
     except DeltaZError as exc:

@@ -51,7 +51,7 @@ from deltaz.ops.occlusion import STEREO_PRESET, occlusion_fill
 __all__ = [
     "INITIAL_MODELS", "parse_initial_mix", "PRESETS", "EFFECTS", "downsample_upsample", "quantize", "depth_noise",
     "fatten_edges", "shift_edges", "edge_holes", "outliers", "low_frequency_bias", "mde_distortion",
-    "occlusion_fill", "simulate_initial_depth", "sample_seed",
+    "occlusion_fill", "simulate_initial_depth", "sample_seed", "edge_mask", "local_min", "local_max",
 ]
 
 
@@ -83,13 +83,15 @@ def _randn(shape, generator: torch.Generator | None, like: torch.Tensor) -> torc
     return torch.randn(shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
 
 
-def _local_min(depth: torch.Tensor, radius: int) -> torch.Tensor:
-    """Smallest valid depth in the ``(2r+1)²`` window around each pixel (``inf`` where none)."""
+def local_min(depth: torch.Tensor, radius: int) -> torch.Tensor:
+    """``(B, H, W)`` mm → the smallest valid (> 0) depth in the ``(2r+1)²`` window around each pixel (``inf``
+    where none)."""
     filled = torch.where(depth > 0, depth, torch.full_like(depth, math.inf))
     return -F.max_pool2d(-filled[:, None], 2 * radius + 1, 1, radius)[:, 0]
 
 
-def _local_max(depth: torch.Tensor, radius: int) -> torch.Tensor:
+def local_max(depth: torch.Tensor, radius: int) -> torch.Tensor:
+    """``(B, H, W)`` mm → the largest depth in the ``(2r+1)²`` window around each pixel (0 where all are holes)."""
     return F.max_pool2d(depth[:, None], 2 * radius + 1, 1, radius)[:, 0]
 
 
@@ -208,7 +210,7 @@ def fatten_edges(
     valid = d > 0
     if fatten_width_px == 0:
         return depth.clone()
-    foreground = _local_min(d, int(fatten_width_px))
+    foreground = local_min(d, int(fatten_width_px))
     behind = valid & torch.isfinite(foreground) & (d - foreground > jump_mm)
     chosen = behind & (_rand(d.shape, generator, d) < fatten_prob)
     alpha = _rand(d.shape, generator, d) ** 2
@@ -229,7 +231,7 @@ def shift_edges(
         raise ConfigError(f"shift_width_px: expected an integer >= 0, got {shift_width_px!r}")
     d, shape = _batch(depth)
     valid = d > 0
-    near, far = _local_min(d, shift_width_px), _local_max(d, shift_width_px)
+    near, far = local_min(d, shift_width_px), local_max(d, shift_width_px)
     outwards = (_rand((d.shape[0], 1, 1), generator, d) < 0.5).expand_as(d)
     behind = valid & torch.isfinite(near) & (d - near > jump_mm)
     in_front = valid & (far - d > jump_mm)
@@ -241,8 +243,8 @@ def edge_mask(depth: torch.Tensor, jump_mm: float = 10.0) -> torch.Tensor:
     """Valid pixels with a 3×3 neighbour that is invalid or differs by more than ``jump_mm``: ``(..., H, W)`` bool."""
     d, shape = _batch(depth)
     valid = d > 0
-    near = _local_min(d, 1)
-    far = _local_max(d, 1)
+    near = local_min(d, 1)
+    far = local_max(d, 1)
     any_invalid = F.max_pool2d((~valid).to(d.dtype)[:, None], 3, 1, 1)[:, 0] > 0
     return (valid & ((far - near > jump_mm) | any_invalid)).reshape(shape)
 

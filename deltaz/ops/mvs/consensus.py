@@ -54,9 +54,8 @@ def splat_sources(multiview: MultiView, height: int, width: int) -> torch.Tensor
 def _most_agreed(splatted: torch.Tensor, rel: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(B, S, H, W)`` splatted depths → the one most of them agree with ``(B, H, W)`` and how many do (≥ 1
     where any exists, itself included; 0 where none). One source at a time: memory ``O(B·S·H·W)``."""
-    present = splatted > 0
-    support = torch.stack([(present & present[:, s:s + 1]
-                            & ((splatted - splatted[:, s:s + 1]).abs() < rel * splatted[:, s:s + 1])).sum(dim=1)
+    present = splatted > 0  # an absent source s agrees with none: |d - 0| < rel · 0 never holds
+    support = torch.stack([(present & ((splatted - splatted[:, s:s + 1]).abs() < rel * splatted[:, s:s + 1])).sum(1)
                            for s in range(splatted.shape[1])], dim=1)  # (B, S, H, W): who agrees with source s
     pick = support.argmax(dim=1, keepdim=True)
     return splatted.gather(1, pick)[:, 0], support.gather(1, pick)[:, 0]
