@@ -10,7 +10,8 @@ Stages, each with a progress bar and a wall time in the report:
 4. **train** — the refiner (:func:`deltaz.engine.train.train`; SelectUnet, the U-Net with the selection head, or
    DeltaZUnet with ``--model deltaz_unet``) on ``train_ready`` for ``--minutes`` minutes, on
    random 64×80 windows (``--crop``), its initial depth drawn per view from ``--preset`` (default: the simulated
-   ``stereo`` model 60 %, the raw plane sweep 10 %, 2 mm noise 10 %, already-right depth 20 %); ``--val-scans`` of its
+   ``stereo`` model 55 %, the simulated ``mvs`` model 15 %, the raw plane sweep 10 %, already-right depth 20 %);
+   ``--val-scans`` of its
    scans are the validation split, which picks ``best.pt`` and tunes the baselines. Then the MVSNet-style
    refinement network (:class:`deltaz.model.MVSNetRefine`, 32 channels as in MVSNet) is trained the same
    way for ``--compare-minutes`` (default: the same budget; 0 skips it): the learned baseline.

@@ -288,7 +288,7 @@ def _loss_attr(name: str) -> str:
 
 
 #: The demo's training mix of initial depths (:func:`demo_train_config`).
-DEMO_PRESET = "stereo:0.6,planesweep_raw:0.1,noise:0.1,none:0.2"
+DEMO_PRESET = "stereo:0.55,mvs:0.15,planesweep_raw:0.1,none:0.2"
 
 
 def demo_train_config(**overrides: Any) -> TrainConfig:
@@ -296,8 +296,9 @@ def demo_train_config(**overrides: Any) -> TrainConfig:
     16-channel U-Net with image guidance and the selection head (``deltaz_select``, a 7×7 window plus its offsets
     ×3), trained on random 64x80 windows at lr 1e-3 until a time budget stops it (``num_epochs`` 1000), holes
     filled from a classical pre-fill, depth normalised by 3 % of the input's median depth, the do-no-harm loss
-    weights (improvement 1, magnitude 0.1); initial depths: the simulated ``stereo`` model 60 % (half-occluded
-    bands filled with the foreground), the raw plane sweep 10 %, 2 mm noise 10 %, already-right depth 20 %.
+    weights (improvement 1, magnitude 0.1); initial depths: the simulated ``stereo`` model 55 % (half-occluded
+    bands filled with the foreground), the simulated ``mvs`` model 15 %, the raw plane sweep 10 %, already-right
+    depth 20 %.
     ``overrides`` replace fields (a new object each call)."""
     recipe: dict[str, Any] = dict(
         batch_size=4, num_views=2, crop=[64, 80], split="random", preset=DEMO_PRESET,
