@@ -11,10 +11,9 @@ Stages, each with a progress bar and a wall time in the report:
    DeltaZUnet with ``--model deltaz_unet``) on ``train_ready`` for ``--minutes`` minutes, on
    random 64×80 windows (``--crop``), its initial depth drawn per view from ``--preset`` (default: the simulated
    ``stereo`` model 55 %, the simulated ``mvs`` model 15 %, the raw plane sweep 10 %, already-right depth 20 %);
-   ``--val-scans`` of its
-   scans are the validation split, which picks ``best.pt`` and tunes the baselines. Then the MVSNet-style
-   refinement network (:class:`deltaz.model.MVSNetRefine`, 32 channels as in MVSNet) is trained the same
-   way for ``--compare-minutes`` (default: the same budget; 0 skips it): the learned baseline.
+   ``--val-scans`` of its scans are the validation split, which picks ``best.pt`` and tunes the baselines. Then
+   the MVSNet-style refinement network (:class:`deltaz.model.MVSNetRefine`, 32 channels as in MVSNet) is
+   trained the same way for ``--compare-minutes`` (default: the same budget; 0 skips it): the learned baseline.
 5. **evaluate** — :func:`deltaz.engine.evaluate.run_evaluation` on every scan of ``test_ready``, input
    ``--eval-preset`` (default: the raw plane sweep), against the input, every classical baseline (tuned on
    the validation scans only) and the MVSNet-style network: ``metrics.json`` (with the do-no-harm columns
