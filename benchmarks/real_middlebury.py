@@ -17,7 +17,8 @@ grey pair, and the package's plane sweep (:func:`deltaz.ops.mvs.plane_sweep`, le
 * ``deltaz`` — the refiner (:func:`deltaz.model.refine`, holes kept or filled as ``deltaz evaluate`` does:
   filled when the checkpoint was trained with ``fill_holes``), and the other hole setting as
   ``deltaz_fill_holes`` / ``deltaz_keep_holes``. Its ``depth_range`` is the input's own 1st–99th percentile
-  of valid depth (nothing from the ground truth);
+  of valid depth (nothing from the ground truth); its corrections pass the dead zone of
+  :mod:`deltaz.ops.dead_zone` (``--dead-zone``, as in ``deltaz evaluate``), in every refiner row;
 * ``deltaz+gate`` — ``deltaz`` behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its
   correction kept where the right view confirms it (the pair's own images and cameras, no ground truth);
 * ``search+deltaz`` — the refiner run on ``search``'s output; its harm and good-pixel columns compare with the
@@ -48,7 +49,9 @@ from typing import Any
 
 import torch
 
+from deltaz.core.options import parse_dead_zone
 from deltaz.ops.baselines import BASELINES, NEEDS_IMAGE, PARAM_GRIDS, tune_baseline
+from deltaz.ops.dead_zone import DEAD_ZONE, DEAD_ZONE_HELP
 from deltaz.core.errors import DeltaZError
 from deltaz.ops.metrics import depth_metrics, harm_metrics
 
@@ -171,8 +174,8 @@ def refined_depth(refiner: dict[str, Any], depth_init: torch.Tensor, image: torc
     model, device = refiner["model"], refiner["device"]
     image = image[None].to(device) if getattr(model, "in_channels", 1) == 4 else None
     with colour_scaled_parts(model, refiner.get("colour_scale", 1.0)):
-        depth = refine(model, depth_init[None].to(device), image=image,
-                       depth_range=input_depth_range(depth_init).to(device), keep_holes=keep_holes)["depth_refined"]
+        depth = refine(model, depth_init[None].to(device), image=image, depth_range=input_depth_range(depth_init).to(device),
+                       keep_holes=keep_holes, dead_zone=refiner.get("dead_zone", DEAD_ZONE))["depth_refined"]
     depth = depth[0].float().cpu()
     return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
 
@@ -412,6 +415,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply the scene (depths and baseline) by this; 1 = 680 mm median depth")
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
+    parser.add_argument("--dead-zone", type=parse_dead_zone, default=DEAD_ZONE, metavar="F,N", help=DEAD_ZONE_HELP)
     parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
                         help="a selection refiner's colour weight times K (deltaz refine --colour-scale; default 1)")
     parser.add_argument("--scales", type=float, nargs="*", default=[0.5, 1.0, 3.0], metavar="S",
@@ -445,6 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = load_scene(args.scale)
         refiner, refiner_note = load_refiner_or_none(args.checkpoint, args.device)
+        if refiner is not None:
+            refiner["dead_zone"] = args.dead_zone
+            refiner_note += (f", dead zone {args.dead_zone[0]:g},{args.dead_zone[1]:g}" if args.dead_zone
+                             else ", no dead zone")
         if refiner is not None and args.colour_scale != 1.0:
             from deltaz.engine.refine import colour_scaled_parts
 

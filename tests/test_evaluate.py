@@ -14,6 +14,7 @@ import torch
 import deltaz.engine.evaluate as ev
 from _tiny_scans import make_dataset, make_scan
 from deltaz.ops.baselines import PARAM_GRIDS
+from deltaz.ops.dead_zone import DEAD_ZONE
 from deltaz.apps.cli import main as cli_main
 from deltaz.engine.config import TrainConfig
 from deltaz.core.errors import ConfigError, DataError
@@ -144,7 +145,8 @@ def test_the_search_rows_are_the_search_and_the_refiner_after_it(setup):
     assert torch.allclose(searched, expected)
     depth_range = views.depth_range.reshape(1, 2).expand(len(views), 2)
     with torch.no_grad():
-        refined = refine(model, expected, image=None, depth_range=depth_range, keep_holes=True)["depth_refined"]
+        refined = refine(model, expected, image=None, depth_range=depth_range, keep_holes=True,
+                         dead_zone=DEAD_ZONE)["depth_refined"]  # inference drops the smallest corrections
     refined = torch.where(torch.isfinite(refined) & (refined > 0), refined, torch.zeros_like(refined))
     assert torch.allclose(ev.apply_method(rows["search+deltaz"], views), refined, atol=1e-4)
     without_images = ev.load_scan_views(setup["root"], setup["val"][0], 2)

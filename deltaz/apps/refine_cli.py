@@ -22,8 +22,10 @@ import numpy as np
 from deltaz.apps.refine_file import refine_file
 from deltaz.apps.refine_folder import run_folder
 from deltaz.core.errors import ConfigError, DeltaZError, FormatError
+from deltaz.core.options import parse_dead_zone
 from deltaz.engine.refine import DEFAULT_MAX_PIXELS, load_model
 from deltaz.io.depth_io import FORMATS, format_of
+from deltaz.ops.dead_zone import DEAD_ZONE, DEAD_ZONE_HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
                         help="selection models (deltaz_select with images): multiply the colour weight by K; "
                              "K > 1 leaves more of the input alone, K < 1 corrects more (default 1: as trained)")
+    parser.add_argument("--dead-zone", type=parse_dead_zone, default=DEAD_ZONE, metavar="F,N", help=DEAD_ZONE_HELP)
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
 
 

@@ -57,24 +57,13 @@ import torch.nn.functional as F
 
 from deltaz.core.errors import ConfigError, DataError
 from deltaz.model import selection
+from deltaz.ops.dead_zone import apply_dead_zone
 from deltaz.ops.fill import fill_holes
 
 __all__ = [
-    "MIN_HALF_SPAN_MM",
-    "LOG_B_MIN",
-    "LOG_B_INIT",
-    "CONFIDENCE_INIT_MM",
-    "normalise_depth",
-    "median_valid_depth",
-    "DeltaZUnet",
-    "MVSNetRefine",
-    "SelectUnet",
-    "MODELS",
-    "INPUT_OPTIONS",
-    "build_model",
-    "model_config",
-    "colour_scaled",
-    "refine",
+    "MIN_HALF_SPAN_MM", "LOG_B_MIN", "LOG_B_INIT", "CONFIDENCE_INIT_MM", "normalise_depth", "median_valid_depth",
+    "DeltaZUnet", "MVSNetRefine", "SelectUnet", "MODELS", "INPUT_OPTIONS", "build_model", "model_config",
+    "colour_scaled", "refine",
 ]
 
 #: Smallest half span (mm) used to normalise depth, so a flat or empty range never divides by ~0.
@@ -465,6 +454,7 @@ def refine(
     image: torch.Tensor | None = None,
     depth_range: torch.Tensor | None = None,
     keep_holes: bool = False,
+    dead_zone: tuple[float, float] | None = None,
 ) -> dict[str, torch.Tensor | None]:
     """Run a refiner and add its correction: the ONE place that applies prototype fix E.
 
@@ -477,6 +467,8 @@ def refine(
         image: ``(B, 3, H, W)`` in [0, 1] when the model takes one.
         depth_range: ``(B, 2)`` mm ``[min, max]`` or None.
         keep_holes: when True, Δz is zeroed where ``depth_init <= 0`` so holes stay holes.
+        dead_zone: ``(farther, nearer)`` fractions of the depth (:mod:`deltaz.ops.dead_zone`; inference passes
+            its ``DEAD_ZONE``, training None).
     Returns:
         ``{"depth_refined", "delta_z"}`` shaped like ``depth_init`` (mm); ``"log_b"`` (natural log of the
         Laplacian scale in mm) and ``"confidence" = 1/(1 + b/1 mm)`` in (0, 1], both shaped like
@@ -490,6 +482,7 @@ def refine(
         log_b = None if log_b is None else log_b.squeeze(1)
     if keep_holes:
         delta_z = torch.where(depth_init > 0, delta_z, torch.zeros_like(delta_z))
+    delta_z = apply_dead_zone(delta_z, depth_init, dead_zone)
     confidence = None if log_b is None else torch.sigmoid(-log_b)  # = 1 / (1 + b)
     return {
         "depth_refined": depth_init + delta_z,

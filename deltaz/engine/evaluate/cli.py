@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 
 from deltaz.core.errors import DeltaZError
+from deltaz.core.options import parse_dead_zone
 from deltaz.engine.evaluate.methods import CLASSICAL_BASELINES
 from deltaz.engine.evaluate.runner import run_evaluation
 from deltaz.engine.scans import EVAL_SPLITS
 from deltaz.engine.report import summary_table
 from deltaz.model import MODELS
 from deltaz.ops.corrupt import INITIAL_MODELS
+from deltaz.ops.dead_zone import DEAD_ZONE, DEAD_ZONE_HELP
 
 __all__ = ["add_arguments", "run"]
 
@@ -55,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-search", action="store_true",
                         help="skip the rows search and search+deltaz (the multi-view candidate search, ~0.5 s per "
                         "160x128 view on a 2-core CPU)")
+    parser.add_argument("--dead-zone", type=parse_dead_zone, default=DEAD_ZONE, metavar="F,N", help=DEAD_ZONE_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             tune_max_views=args.tune_max_views or None, figures=not args.no_figures,
             pointclouds=not args.no_pointclouds, progress=not args.no_progress,
             fusion_conf_thresh=args.fusion_conf_thresh, adapt_minutes=args.adapt_minutes, search=not args.no_search,
+            dead_zone=args.dead_zone,
         )
     except DeltaZError as error:
         print(f"deltaz evaluate: error: {error}", file=sys.stderr)

@@ -19,6 +19,7 @@ from deltaz.engine.scans import ScanViews, chunks, gate_views
 from deltaz.engine.refine import load_refiner  # noqa: F401 (part of the evaluate API)
 from deltaz.model import refine
 from deltaz.ops.baselines import BASELINES, NEEDS_IMAGE, NEEDS_MULTIVIEW
+from deltaz.ops.dead_zone import DEAD_ZONE
 from deltaz.ops.gate import GATE_MARGIN
 from deltaz.ops.mvs.consensus import consensus_depth
 from deltaz.ops.mvs.propagate import propagate_depth
@@ -75,23 +76,25 @@ def _refine_views(model: torch.nn.Module, views: ScanViews, idx: list[int], devi
     return refine(model, depth.to(device), image=image, depth_range=depth_range, **kwargs)
 
 
-def model_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True) -> Method:
+def model_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
+                 dead_zone: tuple[float, float] | None = DEAD_ZONE) -> Method:
     """A refiner as a method: ``depth_refined = depth_init + Δz`` via :func:`deltaz.model.refine`.
 
     ``keep_holes`` as in training (``not TrainConfig.fill_holes``): holes of the initial depth stay holes
-    unless the model was trained to fill them.
+    unless the model was trained to fill them. ``dead_zone``: :mod:`deltaz.ops.dead_zone` (None = off), here and
+    in the other refiner rows.
     """
 
     @torch.no_grad()
     def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
-        out = _refine_views(model, views, list(idx), device, keep_holes=keep_holes)
+        out = _refine_views(model, views, list(idx), device, keep_holes=keep_holes, dead_zone=dead_zone)
         return out["depth_refined"].float().cpu()
 
     return apply
 
 
 def gated_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
-                 margin: float = GATE_MARGIN) -> Method:
+                 margin: float = GATE_MARGIN, dead_zone: tuple[float, float] | None = DEAD_ZONE) -> Method:
     """The refiner behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its correction is kept
     where the scan's source views (pair.txt's, with their input depths for the visibility test) confirm it
     photometrically, the input elsewhere. Needs the scan's images and at least one source view."""
@@ -99,7 +102,7 @@ def gated_method(model: torch.nn.Module, device: torch.device | str, keep_holes:
     @torch.no_grad()
     def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
         idx = list(idx)
-        refined = _refine_views(model, views, idx, device, keep_holes=keep_holes)["depth_refined"]
+        refined = _refine_views(model, views, idx, device, keep_holes=keep_holes, dead_zone=dead_zone)["depth_refined"]
         return gate_views(views, idx, refined, margin, batch_size=len(idx))  # says so when images or sources lack
 
     return apply
@@ -118,8 +121,8 @@ def consensus_views(views: ScanViews, batch_size: int = 8) -> torch.Tensor:
     return torch.cat(out)
 
 
-def search_methods(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True
-                   ) -> dict[str, Method]:
+def search_methods(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
+                   dead_zone: tuple[float, float] | None = DEAD_ZONE) -> dict[str, Method]:
     """``search``: the multi-view candidate search — first the sources' depths
     (:func:`consensus_views`: a pixel no source agrees with takes theirs), then the neighbours'
     (:func:`deltaz.ops.mvs.propagate.propagate_depth`, the sources' consensus depths deciding visibility and
@@ -147,7 +150,8 @@ def search_methods(model: torch.nn.Module, device: torch.device | str, keep_hole
     @torch.no_grad()
     def search_then_refine(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
         idx = list(idx)
-        out = _refine_views(model, views, idx, device, depth=searched(views, idx), keep_holes=keep_holes)
+        out = _refine_views(model, views, idx, device, depth=searched(views, idx), keep_holes=keep_holes,
+                            dead_zone=dead_zone)
         return out["depth_refined"].float().cpu()
 
     return {"search": search, "search+deltaz": search_then_refine}
@@ -196,15 +200,18 @@ def build_methods(
     refiners: Mapping[str, tuple[torch.nn.Module, Mapping[str, Any]]],
     device: torch.device | str,
     extra: Mapping[str, Method] | None = None,
+    dead_zone: tuple[float, float] | None = DEAD_ZONE,
 ) -> dict[str, Method]:
     """Every row to evaluate, in :data:`METHOD_ORDER`: ``identity``, the baselines with their chosen
     ``{"params": ...}``, the ``refiners`` (``{"deltaz": (model, train_config), ...}``, holes kept unless
-    trained with ``fill_holes``) and ``extra`` methods (e.g. ``deltaz+adapt``)."""
+    trained with ``fill_holes``; ``dead_zone`` as in :func:`model_method`) and ``extra`` methods (e.g.
+    ``deltaz+adapt``)."""
     methods: dict[str, Method] = {"identity": baseline_method("identity", {})}
     for name, info in baseline_params.items():
         methods[name] = baseline_method(name, info["params"])
     for name, (model, config) in refiners.items():
-        methods[name] = model_method(model, device, keep_holes=not config.get("fill_holes", False))
+        methods[name] = model_method(model, device, keep_holes=not config.get("fill_holes", False),
+                                     dead_zone=dead_zone)
     methods.update(extra or {})
     unknown = [m for m in methods if m not in METHOD_ORDER]
     if unknown:

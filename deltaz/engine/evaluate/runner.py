@@ -27,6 +27,7 @@ from deltaz.engine.evaluate.tuning import tune_baselines
 from deltaz.engine.report import write_metrics
 from deltaz.io.dtu import layout
 from deltaz.ops.baselines import NEEDS_IMAGE
+from deltaz.ops.dead_zone import DEAD_ZONE, check_dead_zone
 
 __all__ = ["Evaluation", "prepare_evaluation", "run_evaluation", "evaluate"]
 
@@ -73,15 +74,15 @@ def _image_policy(data_root: Path, scans: Mapping[str, Any], refiners: Mapping[s
     return names, all_have_images and (gate or bool(needing))
 
 
-def _multiview_methods(model, dev, train_config, use_images: bool, num_src_views: int, search: bool
-                       ) -> dict[str, Method]:
+def _multiview_methods(model, dev, train_config, use_images: bool, num_src_views: int, search: bool,
+                       dead_zone) -> dict[str, Method]:
     """The rows that read the source views — ``deltaz+gate``, and (``search``) ``search`` and ``search+deltaz`` —
     when the scans have images (``use_images``) and sources (``num_src_views``)."""
     if not use_images or num_src_views < 1:
         return {}
     keep_holes = not train_config.get("fill_holes", False)
-    rows = {"deltaz+gate": gated_method(model, dev, keep_holes=keep_holes)}
-    return {**rows, **(search_methods(model, dev, keep_holes) if search else {})}
+    rows = {"deltaz+gate": gated_method(model, dev, keep_holes=keep_holes, dead_zone=dead_zone)}
+    return {**rows, **(search_methods(model, dev, keep_holes, dead_zone) if search else {})}
 
 
 def _adapt_methods(model, train_config, data_root, preset, adapt_minutes, progress) -> dict[str, Method]:
@@ -93,7 +94,7 @@ def _adapt_methods(model, train_config, data_root, preset, adapt_minutes, progre
 
 def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all", compare_checkpoint=None,
                        device=None, num_src_views=4, batch_size=8, tune_max_views=16, progress=True,
-                       fusion_conf_thresh=None, adapt_minutes=0.0, search=True) -> Evaluation:
+                       fusion_conf_thresh=None, adapt_minutes=0.0, search=True, dead_zone=DEAD_ZONE) -> Evaluation:
     """Load the refiners, resolve the scans, tune the baselines on the validation scans, build the methods
     (arguments as in :func:`run_evaluation`)."""
     dev = resolve_device(device)
@@ -114,11 +115,12 @@ def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all",
                             tune_max_views, batch_size, progress)
     if names and not scans["val"]:
         notes.append("no validation scans: baselines use their default parameters")
-    extra = {**_multiview_methods(model, dev, train_config, use_images, num_src_views, search),
+    dead_zone = check_dead_zone(dead_zone)
+    extra = {**_multiview_methods(model, dev, train_config, use_images, num_src_views, search, dead_zone),
              **_adapt_methods(model, train_config, Path(data_root), preset, adapt_minutes, progress)}
     confidence = confidence_method(model, dev) if getattr(model, "out_confidence", False) else None
     return Evaluation(model, train_config, checkpoint_path, compare_path, scans,
-                      build_methods(params, refiners, dev, extra), params, use_images, dev, confidence, notes)
+                      build_methods(params, refiners, dev, extra, dead_zone), params, use_images, dev, confidence, notes)
 
 
 class _Files:
@@ -185,6 +187,7 @@ def run_evaluation(
     fusion_conf_thresh: float | None = None,
     adapt_minutes: float = 0.0,
     search: bool = True,
+    dead_zone: tuple[float, float] | None = DEAD_ZONE,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the ``split`` scans of ``data_root``; see :mod:`deltaz.engine.evaluate`.
 
@@ -197,12 +200,14 @@ def run_evaluation(
     adapted to each evaluated scan itself for that many minutes, without its ground truth
     (:func:`deltaz.engine.adapt.adapt_method`). With images and source views the rows ``deltaz+gate`` and (unless
     ``search=False``) ``search`` and ``search+deltaz`` (:func:`deltaz.engine.evaluate.methods.search_methods`).
+    ``dead_zone``: the refiner rows' dead zone (:mod:`deltaz.ops.dead_zone`; None = off).
     """
     t_start = time.perf_counter()
     ev = prepare_evaluation(checkpoint, data_root, split, preset, baselines=baselines,
                             compare_checkpoint=compare_checkpoint, device=device, num_src_views=num_src_views,
                             batch_size=batch_size, tune_max_views=tune_max_views, progress=progress,
-                            fusion_conf_thresh=fusion_conf_thresh, adapt_minutes=adapt_minutes, search=search)
+                            fusion_conf_thresh=fusion_conf_thresh, adapt_minutes=adapt_minutes, search=search,
+                            dead_zone=dead_zone)
     eval_scans = ev.scans["eval"]
     files = _Files(out_dir, figures, pointclouds, ply_scan or eval_scans[0], n_figure_views)
     scores = EvaluationScores(ev.order, len(eval_scans))
@@ -224,6 +229,7 @@ def run_evaluation(
         "tune_max_views_per_scan": tune_max_views, "device": str(ev.device), "n_views_evaluated": scores.n_views,
         "use_images": ev.use_images, "deltaz_fills_holes": bool(ev.train_config.get("fill_holes", False)),
         "fusion_conf_thresh": fusion_conf_thresh, "adapt_minutes": adapt_minutes, "search": search,
+        "dead_zone": list(check_dead_zone(dead_zone) or (0.0, 0.0)),
     }
     result = _result(ev, data_root, split, scores.rows(eval_scans), pc_rows, settings, confidence_summary(spars), files)
     result["elapsed_s"] = time.perf_counter() - t_start
