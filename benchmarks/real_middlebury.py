@@ -174,8 +174,9 @@ def refined_depth(refiner: dict[str, Any], depth_init: torch.Tensor, image: torc
     model, device = refiner["model"], refiner["device"]
     image = image[None].to(device) if getattr(model, "in_channels", 1) == 4 else None
     with colour_scaled_parts(model, refiner.get("colour_scale", 1.0)):
-        depth = refine(model, depth_init[None].to(device), image=image, depth_range=input_depth_range(depth_init).to(device),
-                       keep_holes=keep_holes, dead_zone=refiner.get("dead_zone", DEAD_ZONE))["depth_refined"]
+        depth_range = input_depth_range(depth_init).to(device)
+        depth = refine(model, depth_init[None].to(device), image=image, depth_range=depth_range, keep_holes=keep_holes,
+                       dead_zone=refiner.get("dead_zone", DEAD_ZONE))["depth_refined"]
     depth = depth[0].float().cpu()
     return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
 

@@ -30,7 +30,8 @@ class FixedCorrection(torch.nn.Module):
 
 
 def _moves():
-    """A 1×6 input at 500 mm (one hole) and Δz that straddle the zone (0.002 → 1 mm farther, 0.01 → 5 mm nearer)."""
+    """A 1×6 input at 500 mm (one hole) and Δz that straddle the zone (0.002 → 1 mm farther, 0.01 → 5 mm
+    nearer)."""
     depth = torch.tensor([[[500.0, 500.0, 500.0, 500.0, 500.0, 0.0]]])
     delta = torch.tensor([[[0.9, 1.1, -4.9, -5.1, 0.0, 3.0]]])
     return depth, delta

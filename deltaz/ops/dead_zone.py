@@ -1,10 +1,10 @@
 """The dead zone: a refiner's smallest corrections are dropped at inference.
 
-A refiner trained on simulated scenes moves nearly every pixel a little, and many of those small moves are
-noise: on the design data below, 72–96 % of the covered pixels moved by less than :data:`DEAD_ZONE`, 39–48 %
-of those moves made the depth worse, and they were 25–49 % of the pixels made more than 1 mm worse (the
-``harm_pct`` of :func:`deltaz.ops.metrics.harm_metrics`). The dead zone keeps a correction only where it is larger than a fraction of the
-input's own depth, and keeps the input elsewhere::
+A refiner trained on simulated scenes moves nearly every pixel a little, and many of those small moves are noise:
+on the design data below, 72–96 % of the covered pixels moved by less than :data:`DEAD_ZONE`, 39–48 % of those
+moves made the depth worse, and they were 25–49 % of the pixels made more than 1 mm worse (the ``harm_pct`` of
+:func:`deltaz.ops.metrics.harm_metrics`). The dead zone keeps a correction only where it is larger than a fraction
+of the input's own depth, and keeps the input elsewhere::
 
     Δz_kept = Δz   where  Δz > farther · depth_init  or  Δz < −nearer · depth_init
               0    elsewhere (and Δz as it is at holes, depth_init <= 0)
@@ -15,10 +15,11 @@ often farther; a small nearer move is more often noise. Fractions of the depth, 
 on the scene's scale.
 
 :data:`DEAD_ZONE` was chosen by a rule written before the runs (README, "The dead zone"): on the design data
-(synthetic validation and seed-5/7/31 scans with raw plane-sweep and ``mvs`` input, the left half of
-Middlebury's Motorcycle) the candidate that cut ``harm_pct`` most while no set's covered MAE rose by more than
-1 %, then confirmed on a fresh synthetic set (seed 13): harm × 0.52–0.59, covered MAE × 1.002–1.009,
-``mae_good_mm`` −0.005 to −0.020 mm. Training never applies it (a zero correction has no gradient).
+(the synthetic validation scans with raw plane-sweep and ``mvs`` input, seeds 5, 7 and 31 with raw plane-sweep
+input, the left half of Middlebury's Motorcycle) the candidate that cut ``harm_pct`` most while no set's covered
+MAE rose by more than 1 % (its good pixels were 0.002 mm worse on one set, which that rule did not allow), then
+confirmed on a fresh synthetic set (seed 13): harm × 0.52–0.59, covered MAE × 1.002–1.009, ``mae_good_mm``
+−0.005 to −0.020 mm. Training never applies it (a zero correction has no gradient).
 """
 
 from __future__ import annotations

@@ -120,7 +120,8 @@ def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all",
              **_adapt_methods(model, train_config, Path(data_root), preset, adapt_minutes, progress)}
     confidence = confidence_method(model, dev) if getattr(model, "out_confidence", False) else None
     return Evaluation(model, train_config, checkpoint_path, compare_path, scans,
-                      build_methods(params, refiners, dev, extra, dead_zone), params, use_images, dev, confidence, notes)
+                      build_methods(params, refiners, dev, extra, dead_zone), params, use_images, dev, confidence,
+                      notes)
 
 
 class _Files:
