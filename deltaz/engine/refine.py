@@ -294,8 +294,8 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
                  fill_holes: bool = False, resize_image: bool = False,
                  depth_range_mm: tuple[float, float] | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                  tile_overlap: int = TILE_OVERLAP, bf16: bool = False, colour_scale: float = 1.0,
-                 dead_zone: tuple[float, float] | None = DEAD_ZONE, on_note: Callable[[str], None] | None = None, depth_name: str = "depth", image_name: str = "image"
-                 ) -> np.ndarray:
+                 dead_zone: tuple[float, float] | None = DEAD_ZONE, on_note: Callable[[str], None] | None = None,
+                 depth_name: str = "depth", image_name: str = "image") -> np.ndarray:
     """Refine one depth map: ``depth_refined = depth + Δz`` (mm, ``(H, W)`` float32).
 
     Args:

@@ -204,6 +204,7 @@ def run_evaluation(
     ``dead_zone``: the refiner rows' dead zone (:mod:`deltaz.ops.dead_zone`; None = off).
     """
     t_start = time.perf_counter()
+    dead_zone = check_dead_zone(dead_zone)
     ev = prepare_evaluation(checkpoint, data_root, split, preset, baselines=baselines,
                             compare_checkpoint=compare_checkpoint, device=device, num_src_views=num_src_views,
                             batch_size=batch_size, tune_max_views=tune_max_views, progress=progress,
@@ -230,7 +231,7 @@ def run_evaluation(
         "tune_max_views_per_scan": tune_max_views, "device": str(ev.device), "n_views_evaluated": scores.n_views,
         "use_images": ev.use_images, "deltaz_fills_holes": bool(ev.train_config.get("fill_holes", False)),
         "fusion_conf_thresh": fusion_conf_thresh, "adapt_minutes": adapt_minutes, "search": search,
-        "dead_zone": list(check_dead_zone(dead_zone) or (0.0, 0.0)),
+        "dead_zone": list(dead_zone or (0.0, 0.0)),
     }
     result = _result(ev, data_root, split, scores.rows(eval_scans), pc_rows, settings, confidence_summary(spars), files)
     result["elapsed_s"] = time.perf_counter() - t_start
