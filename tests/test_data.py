@@ -23,6 +23,8 @@ from deltaz.data import (
 from deltaz.io.dtu.formats import write_pair_file
 from deltaz.io.dtu.layout import load_view, read_scan_pairs
 from deltaz.core.errors import ConfigError, DataError
+from deltaz.engine.config import TrainConfig
+from deltaz.engine.scans import resolve_scans
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -240,6 +242,23 @@ def test_create_dataloaders_batches_and_split(tiny_root):
         assert batch["image"].shape == (2, 2, 3, 32, 40)
         assert batch["view_ids"].shape == (2, 2) and batch["depth_range"].shape == (2, 2)
     assert {b["scene"] for b in val} == val_scenes
+
+
+def test_scene_split_follows_split_seed_not_the_training_seed(tmp_path):
+    root = make_dataset(tmp_path / "data", n_scans=6, n_views=2)
+
+    def scenes(**seeds):
+        train, val = create_dataloaders(root, 1, 2, 0.34, split="random", **seeds)
+        return train.dataset.scans, val.dataset.scans
+
+    fixed = scenes(seed=0, split_seed=0)
+    assert scenes(seed=1, split_seed=0) == fixed and scenes(seed=2, split_seed=0) == fixed
+    assert any(scenes(seed=0, split_seed=k) != fixed for k in (1, 2, 3))
+    assert scenes(seed=2) == scenes(seed=0, split_seed=2)  # no split_seed: the training seed splits, as before
+    cfg = TrainConfig(data_root=str(root), val_split=0.34, split="random", seed=2).to_dict()
+    assert resolve_scans(root, "val", cfg)["val"] == fixed[1]  # the checkpoint's split_seed (0), not its seed
+    del cfg["split_seed"]  # a checkpoint from before split_seed: its seed split the scenes
+    assert resolve_scans(root, "val", cfg)["val"] == scenes(seed=2)[1]
 
 
 def test_workers_and_pin_memory_give_the_same_batches(tiny_root):

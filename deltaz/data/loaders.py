@@ -38,6 +38,7 @@ def create_dataloaders(
     estimator: Any = None,
     align_fraction: float = 0.01,
     crop_hw: Sequence[int] | None = None,
+    split_seed: int | None = None,
 ) -> tuple[DataLoader | DeviceLoader, DataLoader | DeviceLoader | None]:
     """Train and validation loaders of same-scene batches from the train-ready scans in ``data_root``.
 
@@ -54,6 +55,7 @@ def create_dataloaders(
         drop_last: drop each scene's incomplete last training batch (validation keeps it).
         initial_source, estimator, align_fraction, crop_hw: see :class:`DepthRefinementDataset` (a
             ``"module:name"`` estimator is imported once here; validation sees whole views).
+        split_seed: the seed of a random scene split (:func:`split_scans`); None = ``seed``.
 
     Raises :class:`DataError` for an empty/missing root or broken scans, :class:`ConfigError` for
     impossible arguments (naming them).
@@ -72,7 +74,8 @@ def create_dataloaders(
     if num_workers < 0:
         raise ConfigError(f"num_workers={num_workers!r}: must be >= 0")
     sources = [str(layout.read_meta(root / s).get("source", "")) for s in scans]
-    train_scans, val_scans = split_scans(scans, val_split, seed=seed, split=split, sources=sources)
+    train_scans, val_scans = split_scans(scans, val_split, seed=seed if split_seed is None else split_seed,
+                                         split=split, sources=sources)
 
     rank, world_size = _resolve_distributed(distributed)
     if isinstance(estimator, str):

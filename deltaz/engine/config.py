@@ -85,6 +85,8 @@ class TrainConfig:
     num_views: int = _f(2, "views per sample: the reference + its best source views")
     val_split: float = _f(0.1, "fraction of scans held out for validation (by scene)")
     split: str = _f("auto", "scene split: MVSNet's lists for real DTU (auto), a seeded random split, or mvsnet")
+    split_seed: int = _f(0, "seed of the random scene split; apart from --seed, so runs of several seeds train and "
+                         "validate on the same scenes")
     # initial-depth model when a scan has no initial/ folder: a name of INITIAL_MODELS or a weighted mix,
     # e.g. "planesweep:0.6,mvs:0.3,none:0.1" (drawn per view and epoch in training, fixed per view in validation)
     preset: str = _f("mvs", _PRESET_HELP, metavar="MODEL[:W,...]")

@@ -141,11 +141,14 @@ def load_scan_views(
 
 
 def _split_config(train_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that chose a checkpoint's scene split; ``split_seed`` is its ``seed`` in checkpoints from
+    before ``split_seed`` existed (the training seed split the scenes then)."""
     defaults = TrainConfig()
+    seed = int(train_config.get("seed", defaults.seed))
     return {
         "data_root": train_config.get("data_root") or "",
         "val_split": float(train_config.get("val_split", defaults.val_split)),
-        "seed": int(train_config.get("seed", defaults.seed)),
+        "split_seed": int(train_config.get("split_seed", seed)),
         "split": str(train_config.get("split", defaults.split)),
     }
 
@@ -157,7 +160,7 @@ def _training_split(split_root: Path, cfg: Mapping[str, Any]) -> tuple[list[str]
     mode = cfg["split"]
     if mode == "auto":
         mode = "mvsnet" if sources and all(s.lower().startswith("dtu") for s in sources) else "random"
-    train, val = split_scans(names, cfg["val_split"], seed=cfg["seed"], split=mode, sources=sources)
+    train, val = split_scans(names, cfg["val_split"], seed=cfg["split_seed"], split=mode, sources=sources)
     return list(train), list(val), mode
 
 
@@ -165,7 +168,7 @@ def resolve_scans(data_root: str | Path, split: str, train_config: Mapping[str, 
     """Which scans to evaluate and which to tune the baselines on.
 
     The training split is recovered with :func:`deltaz.data.splits.split_scans` from the checkpoint's
-    ``train_config`` (``data_root``, ``val_split``, ``seed``, ``split``); when its ``data_root`` no longer
+    ``train_config`` (``data_root``, ``val_split``, ``split_seed`` — ``seed`` in older checkpoints — and ``split``); when its ``data_root`` no longer
     exists, ``data_root`` is split with the same settings instead. ``split``: ``val``/``train`` the
     checkpoint's own scans, ``test`` the scans in neither (with MVSNet's split: its test list), ``all``.
 
