@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/bench_adapt.py --checkpoint CK --synth-root DIR [--minutes 3] [--threads 2]
         [--cases gap nogap middlebury] [--ablation] [--device cpu|cuda] [--json out.json]
 
-``CK`` is a refiner trained on ``mvs``-simulated input (the README's recipe); ``DIR`` holds held-out synthetic
-train-ready scans (``deltaz synth`` + ``deltaz parse``, never trained on). Cases:
+``CK`` is a refiner trained on ``mvs``-simulated input (the recipe in docs/EXPERIMENTS.md, "Adaptation"); ``DIR``
+holds held-out synthetic train-ready scans (``deltaz synth`` + ``deltaz parse``, never trained on). Cases:
 
 * ``gap`` — across a domain gap: the scans' input is the package's plane sweep (``--preset planesweep``), which
   the refiner never saw. Targets: covered MAE ≥ 10 % lower than the unadapted refiner's, ``harm_pct`` at most

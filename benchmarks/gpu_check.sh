@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks in one script, for a machine with CUDA (see README, "On a GPU"):
+# The GPU checks in one script, for a machine with CUDA (README, "Training recipes", the GPU figures):
 #   bash benchmarks/gpu_check.sh OUT_DIR [DEMO_MINUTES]
 # 1. bench_train.py drives the CUDA paths of a training step (autocast, GradScaler, channels_last);
 # 2. training throughput: fp32 vs bf16 AMP, default and CPU-recipe models, 160x128 and 640x512;

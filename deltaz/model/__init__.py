@@ -392,7 +392,7 @@ def colour_scaled(model: nn.Module, scale: float = 1.0):
     """Within the block, a selection model's colour weight β is ``scale`` times its trained value (restored on
     exit; 1 = as trained, and then any model passes). A larger β keeps the pixel's own depth unless a neighbour
     of the same colour differs: a dial from fixing (< 1) to leaving the input alone (> 1) without retraining
-    (README, Middlebury section). Raises :class:`ConfigError` for a non-positive scale, or a scale ≠ 1 for a
+    (docs/EXPERIMENTS.md, "Middlebury"). Raises :class:`ConfigError` for a non-positive scale, or a scale ≠ 1 for a
     model without a colour weight (not a :class:`SelectUnet` with image input)."""
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
         raise ConfigError(f"colour_scale (--colour-scale): expected a positive number, got {scale!r}")

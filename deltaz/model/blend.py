@@ -4,7 +4,7 @@ Test-time adaptation (:mod:`deltaz.engine.adapt`) fine-tunes a copy of a refiner
 self-supervised losses. The adapted network fixes errors the original missed, and also drifts on pixels the
 original had right; averaging the two corrections keeps most of the first and damps the second (an output
 ensemble; averaging the *weights* instead, WiSE-FT's recipe, damped the drift less in our measurements, see the
-README's adaptation section). Since ``depth_refined = depth_init + Δz``, mixing the corrections mixes the
+docs/EXPERIMENTS.md, "Adaptation"). Since ``depth_refined = depth_init + Δz``, mixing the corrections mixes the
 refined depths: ``(1 − α)·depth_base + α·depth_adapted``.
 
 A checkpoint stores such a pair as an ordinary adapted checkpoint (``"model"``: the adapted weights) plus

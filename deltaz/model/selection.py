@@ -33,7 +33,7 @@ HOLE_PENALTY = 5.0
 #: COLOUR_WEIGHT_INIT · exp(s)``) so that Adam can move it by a useful factor in a short run; the first version
 #: learned a raw ``softplus`` input, which moved β by under 5 % in 1500 steps. A large β keeps the pixel's own
 #: depth unless a neighbour of the same colour differs. 28.5 was chosen on the design data (synthetic validation
-#: scan, Motorcycle's left half) against 7.1, the first version's value (README, Middlebury section).
+#: scan, Motorcycle's left half) against 7.1, the first version's value (docs/EXPERIMENTS.md, "Middlebury").
 COLOUR_WEIGHT_INIT = 28.5
 
 

@@ -14,12 +14,12 @@ are mostly too near (a foreground's depth spread over the background beside it),
 often farther; a small nearer move is more often noise. Fractions of the depth, not mm: the rule does not depend
 on the scene's scale.
 
-:data:`DEAD_ZONE` was chosen by a rule written before the runs (README, "The dead zone"): on the design data
-(the synthetic validation scans with raw plane-sweep and ``mvs`` input, seeds 5, 7 and 31 with raw plane-sweep
-input, the left half of Middlebury's Motorcycle) the candidate that cut ``harm_pct`` most while no set's covered
-MAE rose by more than 1 % (its good pixels were 0.002 mm worse on one set, which that rule did not allow), then
-confirmed on a fresh synthetic set (seed 13): harm × 0.52–0.59, covered MAE × 1.002–1.009, ``mae_good_mm``
-−0.005 to −0.020 mm. Training never applies it (a zero correction has no gradient).
+:data:`DEAD_ZONE` was chosen by a rule written before the runs (docs/EXPERIMENTS.md, "The dead zone"): on the design
+data (the synthetic validation scans with raw plane-sweep and ``mvs`` input, seeds 5, 7 and 31 with raw plane-sweep
+input, the left half of Middlebury's Motorcycle) the candidate that cut ``harm_pct`` most while no set's covered MAE
+rose by more than 1 % (its good pixels were 0.002 mm worse on one set, which that rule did not allow), then
+confirmed on a fresh synthetic set (seed 13): harm × 0.52–0.59, covered MAE × 1.002–1.009, ``mae_good_mm`` −0.005 to
+−0.020 mm. Training never applies it (a zero correction has no gradient).
 """
 
 from __future__ import annotations

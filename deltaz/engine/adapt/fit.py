@@ -41,11 +41,11 @@ GATE_TRUST_REL = 0.04
 GATE_TARGETS = ("input", "unadapted")
 CONFIDENCE_MODES = ("auto", "sweep", "agreement", "none")
 #: What the anchor term pulls towards: the input depth (weighted by ``confidence``; the default) or the unadapted
-#: refiner's output (weight 1 everywhere); see :func:`adapt_scan`. Measured with the selection refiner of the
-#: README's adapt table (held-out seed-23 scans, 3 minutes per scan; covered MAE against the unadapted refiner's,
-#: gated): "unadapted" (with ``gate_trust_rel`` 0.01) keeps the gain across the gap (−15.0 %, "input": −14.9 %)
-#: and cuts the damage without a gap (+6.9 % against +26.7 %), but on Middlebury, where the refiner starts worse
-#: than SGBM's input, it stays near that refiner (right half 18.21 mm against 16.85; input 15.75). "auto" (the
+#: refiner's output (weight 1 everywhere); see :func:`adapt_scan`. Measured with the selection refiner of
+#: docs/EXPERIMENTS.md's adapt table (held-out seed-23 scans, 3 minutes per scan; covered MAE against the unadapted
+#: refiner's, gated): "unadapted" (with ``gate_trust_rel`` 0.01) keeps the gain across the gap (−15.0 %, "input":
+#: −14.9 %) and cuts the damage without a gap (+6.9 % against +26.7 %), but on Middlebury, where the refiner starts
+#: worse than SGBM's input, it stays near that refiner (right half 18.21 mm against 16.85; input 15.75). "auto" (the
 #: default) picks per scan between the input and the unadapted output, with the gate and blend that suit each
 #: (:func:`deltaz.engine.adapt.recipe.resolve_recipe`); held out it met the gap, no-gap and Middlebury targets.
 ANCHOR_TARGETS = ("input", "unadapted", "auto")
@@ -66,7 +66,8 @@ MAX_PASSES = 40.0
 #: with ``anchor_to="unadapted"`` (weight 0.3, no gate) 0.75 was chosen on the design scans (seed 5: gap −10.3 %,
 #: no gap −4.9 %, harm +0.54 points) and held out (seed 23) still lost 3.0 % without a gap (adapted alone: 8.1 %);
 #: a second round (design seeds 5 + 31) chose 0.8, which met every synthetic target on held-out seed 41 but lost
-#: 3.8 % on seed 23. With the input as the anchor's target the no-gap loss stays (design: +6.2 % at 0.5). README.
+#: 3.8 % on seed 23. With the input as the anchor's target the no-gap loss stays (design: +6.2 % at 0.5).
+#: docs/EXPERIMENTS.md, "Adaptation".
 BLEND = 1.0
 
 

@@ -1,6 +1,6 @@
 """Which adaptation recipe suits a scan, decided without ground truth (``AdaptConfig(anchor_to="auto")``).
 
-Two recipes, each best in one case of the README's adaptation findings:
+Two recipes, each best in one case of the adaptation findings in docs/EXPERIMENTS.md:
 
 - **input**: the anchor pulls towards the input (weighted by its confidence), the photometric gate on — right
   where the refiner is no better than the input (a domain gap; Middlebury, where it starts worse than SGBM);

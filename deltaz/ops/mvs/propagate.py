@@ -37,9 +37,10 @@ from deltaz.ops.selfsup import photometric_loss_map
 __all__ = ["PROPAGATE_DEFAULTS", "propagate_depth"]
 
 #: Defaults of :func:`propagate_depth`, chosen on design data (raw plane-sweep input, 4 sources, the demo's
-#: checkpoint after the search; README, "What make demo measured"): the demo's validation scans ``scan9`` and
-#: ``scan10`` for radius, stride and margin, then with two more synthetic sets (seeds 5 and 31, 3 scans each)
-#: for the guard. The rule: harm ≤ 3 % on every design set, then the lowest covered MAE of ``search+deltaz``.
+#: checkpoint after the search; docs/EXPERIMENTS.md, "make demo runs and the multi-view search"): the demo's
+#: validation scans ``scan9`` and ``scan10`` for radius, stride and margin, then with two more synthetic sets (seeds
+#: 5 and 31, 3 scans each) for the guard. The rule: harm ≤ 3 % on every design set, then the lowest covered MAE of
+#: ``search+deltaz``.
 PROPAGATE_DEFAULTS = {"radius": 3, "stride": 1, "margin": 0.05, "agree": True}
 
 
