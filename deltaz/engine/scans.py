@@ -168,9 +168,10 @@ def resolve_scans(data_root: str | Path, split: str, train_config: Mapping[str, 
     """Which scans to evaluate and which to tune the baselines on.
 
     The training split is recovered with :func:`deltaz.data.splits.split_scans` from the checkpoint's
-    ``train_config`` (``data_root``, ``val_split``, ``split_seed`` — ``seed`` in older checkpoints — and ``split``); when its ``data_root`` no longer
-    exists, ``data_root`` is split with the same settings instead. ``split``: ``val``/``train`` the
-    checkpoint's own scans, ``test`` the scans in neither (with MVSNet's split: its test list), ``all``.
+    ``train_config`` (``data_root``, ``val_split``, ``split_seed`` — ``seed`` in older checkpoints — and
+    ``split``); when its ``data_root`` no longer exists, ``data_root`` is split with the same settings instead.
+    ``split``: ``val``/``train`` the checkpoint's own scans, ``test`` the scans in neither (with MVSNet's split:
+    its test list), ``all``.
 
     Returns ``{"eval": [...], "val": [...], "train": [...], "split_root": Path, "mode": "random" | "mvsnet"}``;
     ``val`` are the validation scans of ``split_root`` (the baselines' tuning set).
