@@ -12,8 +12,11 @@ grey pair, and the package's plane sweep (:func:`deltaz.ops.mvs.plane_sweep`, le
 * the classical filters of :mod:`deltaz.ops.baselines` (median, bilateral, joint_bilateral, guided), each with
   parameters chosen from :data:`deltaz.ops.baselines.PARAM_GRIDS` by MAE on the **left half only**;
 * ``wls`` — OpenCV's WLS disparity post-filter (SGBM input only; :func:`deltaz.io.middlebury.wls_depth`);
+* ``side`` — the edge side choice on SGBM's full-size disparity (:func:`deltaz.ops.mvs.side.side_depth`): a pixel
+  beside a disparity edge takes the side whose colours match its own (the left image only);
 * ``search`` — the two-view candidate search (SGBM and plane-sweep input; :func:`deltaz.ops.mvs.search.search_depth`):
-  each pixel keeps a neighbour's disparity where the right image matches it better;
+  each pixel keeps a neighbour's disparity where the right image matches it better; for SGBM it starts from
+  ``side``'s disparity;
 * ``deltaz`` — the refiner (:func:`deltaz.model.refine`, holes kept or filled as ``deltaz evaluate`` does:
   filled when the checkpoint was trained with ``fill_holes``), and the other hole setting as
   ``deltaz_fill_holes`` / ``deltaz_keep_holes``. Its ``depth_range`` is the input's own 1st–99th percentile
@@ -57,9 +60,10 @@ from deltaz.ops.metrics import depth_metrics, harm_metrics
 
 #: The classical single-view filters compared (deltaz.ops.baselines).
 FILTERS = ("median", "bilateral", "joint_bilateral", "guided")
-#: The classical methods the refiner is held against: the filters, OpenCV's WLS post-filter and the two-view
-#: candidate search (SGBM and plane-sweep input; :mod:`deltaz.ops.mvs.search`).
-CLASSICAL = (*FILTERS, "wls", "search")
+#: The classical methods the refiner is held against: the filters, OpenCV's WLS post-filter, the edge side choice
+#: (SGBM input; :mod:`deltaz.ops.mvs.side`) and the two-view candidate search (SGBM and plane-sweep input;
+#: :mod:`deltaz.ops.mvs.search`).
+CLASSICAL = (*FILTERS, "wls", "side", "search")
 #: Table columns (mm, %).
 COLUMNS = ("mae_mm", "mae_valid_mm", "mae_good_mm", "harm_pct", "hole_pct")
 REGIONS = ("whole", "left", "right")
@@ -211,12 +215,14 @@ def method_outputs(input_name: str, depth_init: torch.Tensor, data: dict[str, An
     """Every row's depth ``(H, W)`` mm for one input, and the filters' chosen parameters."""
     from deltaz.io.middlebury import wls_depth
     from deltaz.ops.mvs.search import search_depth
+    from deltaz.ops.mvs.side import side_depth
 
     outputs = {"identity": depth_init.clone()}
     filters = tuned_filters(depth_init, data)
     outputs.update({name: depth for name, (depth, _) in filters.items()})
     if input_name == "sgbm":
         outputs["wls"] = wls_depth(data)
+        outputs["side"] = side_depth(data)
     if input_name in ("sgbm", "planesweep"):  # the real matchers' inputs; the simulated ones have no pair search
         outputs["search"] = search_depth(data, None if input_name == "sgbm" else depth_init)  # SGBM: its own px
     if refiner is not None:

@@ -11,6 +11,9 @@
 * :func:`candidate_search` — a rectified pair's disparity post-step: each pixel keeps a neighbour's disparity
   where the right image matches it better (:func:`search_disparity` at any size, ``deltaz refine --right-image``;
   :func:`search_depth` on Middlebury's SGBM or plane-sweep input).
+* :func:`side_choice` — a pixel beside a disparity edge takes the side (near or far) whose colours match its
+  own: the matcher's foreground fattening undone from the left image alone (``search_disparity`` and
+  ``search_depth`` run it first).
 * :func:`consensus_depth` — a pixel no source view agrees with takes the depth the sources see there
   (:func:`splat_sources`); ``deltaz evaluate``'s ``search`` runs it before :func:`propagate_depth`.
 * :func:`propagate_depth` — the same search for calibrated views: each pixel keeps a neighbour's depth where the
@@ -26,6 +29,7 @@ from deltaz.ops.mvs.filter import geometric_filter
 from deltaz.ops.mvs.propagate import PROPAGATE_DEFAULTS, propagate_depth
 from deltaz.ops.mvs.scan import SWEEP_DIR, load_sweep, sweep_scan
 from deltaz.ops.mvs.search import candidate_search, sad_cost_volume, search_depth, search_disparity
+from deltaz.ops.mvs.side import SIDE_DEFAULTS, side_choice, side_depth
 from deltaz.ops.mvs.stereo import stereo_depth
 from deltaz.ops.mvs.stereo_cache import STEREO_DIR, load_stereo, stereo_scan
 from deltaz.ops.mvs.sweep import SweepResult, plane_depths, plane_sweep
@@ -33,6 +37,7 @@ from deltaz.ops.mvs.sweep import SweepResult, plane_depths, plane_sweep
 __all__ = [
     "CONSENSUS_REL",
     "PROPAGATE_DEFAULTS",
+    "SIDE_DEFAULTS",
     "STEREO_DIR",
     "SWEEP_DIR",
     "SweepResult",
@@ -47,6 +52,8 @@ __all__ = [
     "sad_cost_volume",
     "search_depth",
     "search_disparity",
+    "side_choice",
+    "side_depth",
     "splat_sources",
     "stereo_depth",
     "stereo_scan",
