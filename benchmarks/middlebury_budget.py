@@ -44,7 +44,7 @@ WRONG_MM = 20.0
 #: The median depth (mm) the thresholds are given at.
 MEDIAN_DEPTH_MM = 680.0
 #: The rows, when the run has them.
-METHODS = ("identity", "side", "search", "deltaz", "deltaz+gate", "search+deltaz")
+METHODS = ("identity", "side", "search", "planes", "deltaz", "deltaz+gate", "search+deltaz", "planes+deltaz")
 
 
 def _benchmark():

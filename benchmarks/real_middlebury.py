@@ -17,6 +17,10 @@ grey pair, and the package's plane sweep (:func:`deltaz.ops.mvs.plane_sweep`, le
 * ``search`` — the two-view candidate search (SGBM and plane-sweep input; :func:`deltaz.ops.mvs.search.search_depth`):
   each pixel keeps a neighbour's disparity where the right image matches it better; for SGBM it starts from
   ``side``'s disparity;
+* ``planes`` — segment planes (:func:`deltaz.ops.mvs.planes.planes_depth`): a stretch nearer than the plane of its
+  colour segment takes the plane, unless the right image sees it there and matches worse; for SGBM on ``side``'s
+  full-size disparity (not ``search``'s: the search takes the half-occluded pixels back), for the plane sweep on
+  ``search``'s, at the grid;
 * ``deltaz`` — the refiner (:func:`deltaz.model.refine`, holes kept or filled as ``deltaz evaluate`` does:
   filled when the checkpoint was trained with ``fill_holes``), and the other hole setting as
   ``deltaz_fill_holes`` / ``deltaz_keep_holes``. Its ``depth_range`` is the input's own 1st–99th percentile
@@ -24,7 +28,8 @@ grey pair, and the package's plane sweep (:func:`deltaz.ops.mvs.plane_sweep`, le
   :mod:`deltaz.ops.dead_zone` (``--dead-zone``, as in ``deltaz evaluate``), in every refiner row;
 * ``deltaz+gate`` — ``deltaz`` behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its
   correction kept where the right view confirms it (the pair's own images and cameras, no ground truth);
-* ``search+deltaz`` — the refiner run on ``search``'s output; its harm and good-pixel columns compare with the
+* ``search+deltaz``, ``planes+deltaz`` — the refiner run on ``search``'s (``planes``') output; its harm and good-pixel
+  columns compare with the
   input's depth, like every row.
 
 A second part (``--sim``, default ``mvs noise``) keeps the real images and replaces the real matcher by the
@@ -63,7 +68,7 @@ FILTERS = ("median", "bilateral", "joint_bilateral", "guided")
 #: The classical methods the refiner is held against: the filters, OpenCV's WLS post-filter, the edge side choice
 #: (SGBM input; :mod:`deltaz.ops.mvs.side`) and the two-view candidate search (SGBM and plane-sweep input;
 #: :mod:`deltaz.ops.mvs.search`).
-CLASSICAL = (*FILTERS, "wls", "side", "search")
+CLASSICAL = (*FILTERS, "wls", "side", "search", "planes")
 #: Table columns (mm, %).
 COLUMNS = ("mae_mm", "mae_valid_mm", "mae_good_mm", "harm_pct", "hole_pct")
 REGIONS = ("whole", "left", "right")
@@ -214,6 +219,7 @@ def method_outputs(input_name: str, depth_init: torch.Tensor, data: dict[str, An
                    refiner: dict[str, Any] | None) -> tuple[dict[str, torch.Tensor], dict[str, dict]]:
     """Every row's depth ``(H, W)`` mm for one input, and the filters' chosen parameters."""
     from deltaz.io.middlebury import wls_depth
+    from deltaz.ops.mvs.planes import planes_depth
     from deltaz.ops.mvs.search import search_depth
     from deltaz.ops.mvs.side import side_depth
 
@@ -225,11 +231,13 @@ def method_outputs(input_name: str, depth_init: torch.Tensor, data: dict[str, An
         outputs["side"] = side_depth(data)
     if input_name in ("sgbm", "planesweep"):  # the real matchers' inputs; the simulated ones have no pair search
         outputs["search"] = search_depth(data, None if input_name == "sgbm" else depth_init)  # SGBM: its own px
+        outputs["planes"] = planes_depth(data, None if input_name == "sgbm" else outputs["search"])
     if refiner is not None:
         outputs.update(refiner_outputs(refiner, depth_init, data))
-        if "search" in outputs:  # the refiner on the searched depth: a two-view pipeline
-            outputs["search+deltaz"] = refined_depth(refiner, outputs["search"], data["image_left"],
-                                                     keep_holes=not fills_holes(refiner))
+        for step in ("search", "planes"):  # the refiner after a classical two-view step: a two-view pipeline
+            if step in outputs:
+                outputs[f"{step}+deltaz"] = refined_depth(refiner, outputs[step], data["image_left"],
+                                                          keep_holes=not fills_holes(refiner))
     return outputs, {name: params for name, (_, params) in filters.items()}
 
 

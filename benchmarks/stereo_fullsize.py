@@ -1,13 +1,15 @@
 """``deltaz refine --right-image`` at full size: Middlebury *Motorcycle* (741×500, real scale), SGBM's disparity.
 
-    .venv/bin/python benchmarks/stereo_fullsize.py                     # demo checkpoint, CPU, ~1 minute
+    .venv/bin/python benchmarks/stereo_fullsize.py                     # demo checkpoint, CPU, ~40 s
     .venv/bin/python benchmarks/stereo_fullsize.py --checkpoint CK --json out.json
 
 The README's "Stereo pairs" table. The disparity is OpenCV SGBM's (the Middlebury benchmark's settings) on the
 full-size pair; depth ``Z = f·B / (d + doffs)`` mm at the scene's real scale (median 2.75 m). Rows: SGBM; the
-edge side choice (:func:`deltaz.ops.mvs.side.side_choice`); the candidate search without and with it
-(:func:`deltaz.ops.mvs.search.search_disparity`, ``side=False`` / default); the refiner on SGBM's depth
-(``--disparity``); the refiner after each search (``--right-image``, before and after the side choice existed).
+edge side choice (:func:`deltaz.ops.mvs.side.side_choice`); then the candidate search
+(:func:`deltaz.ops.mvs.search.search_disparity` with ``planes=False``), or segment planes
+(:func:`deltaz.ops.mvs.planes.segment_planes`), or both (``search_disparity``'s default); the refiner on SGBM's
+depth (``--disparity``), after side and search (``--right-image`` before segment planes existed) and after all
+three (``--right-image``).
 Columns: covered MAE (pixels with an SGBM disparity and a ground truth) of the left half (design) and the right
 half (held out), and on the right half ``mae_good_mm`` over the pixels SGBM has within 8 mm and the share made
 more than 4 mm worse: the 2 mm / 1 mm of the other tables at DTU scale, times this scene's ~4× larger depth.
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from deltaz.core.errors import DeltaZError
     from deltaz.io.middlebury import (MOTORCYCLE_CALIBRATION as cal, disparity_to_depth, fixed_point_to_disparity,
                                       load_motorcycle, sgbm_disparity)
+    from deltaz.ops.mvs.planes import segment_planes
     from deltaz.ops.mvs.search import search_disparity
     from deltaz.ops.mvs.side import side_choice
 
@@ -67,25 +70,28 @@ def main(argv: list[str] | None = None) -> int:
         side = side_choice(torch.from_numpy(disparity), torch.from_numpy(left).float().permute(2, 0, 1) / 255.0)
         seconds["side"] = time.perf_counter() - start
         start = time.perf_counter()
-        searched = search_disparity(disparity, left, right)
-        seconds["search (side, then candidates)"] = time.perf_counter() - start
-        unsided = search_disparity(disparity, left, right, side=False)
+        searched = search_disparity(disparity, left, right, planes=False)
+        seconds["side, search"] = time.perf_counter() - start
+        start = time.perf_counter()
+        everything = search_disparity(disparity, left, right)
+        seconds["side, search, planes"] = time.perf_counter() - start
+        side_planes = segment_planes(side.numpy(), left, right)
 
         def refined(z: np.ndarray) -> np.ndarray:
             return deltaz.refine_depth(np.nan_to_num(z, nan=0.0), left, checkpoint=args.checkpoint, device="cpu",
                                        on_note=lambda note: None)
 
-        rows = {"SGBM": sgbm, "side": depth(side.numpy()), "search without side": depth(unsided),
-                "search (side, then candidates)": depth(searched), "--disparity (refiner only)": refined(sgbm),
-                "search without side, then refiner": refined(depth(unsided)),
-                "--right-image (search, then refiner)": refined(depth(searched))}
+        rows = {"SGBM": sgbm, "side": depth(side.numpy()), "side, search": depth(searched),
+                "side, planes": depth(side_planes), "side, search, planes": depth(everything),
+                "--disparity (refiner only)": refined(sgbm), "side, search, refiner": refined(depth(searched)),
+                "--right-image (side, search, planes, refiner)": refined(depth(everything))}
     except DeltaZError as error:
         print(f"stereo_fullsize: error: {error}", file=sys.stderr)
         return 2
     table = {name: scores(z, sgbm, gt) for name, z in rows.items()}
-    print(f"{'row':40s}{'left MAE':>10s}{'right MAE':>11s}{'good (right)':>14s}{'harm % (right)':>16s}")
+    print(f"{'row':46s}{'left MAE':>10s}{'right MAE':>11s}{'good (right)':>14s}{'harm % (right)':>16s}")
     for name, row in table.items():
-        print(f"{name:40s}{row['left_mae_mm']:10.2f}{row['right_mae_mm']:11.2f}{row['right_mae_good_mm']:14.2f}"
+        print(f"{name:46s}{row['left_mae_mm']:10.2f}{row['right_mae_mm']:11.2f}{row['right_mae_good_mm']:14.2f}"
               f"{row['right_harm_pct']:16.1f}")
     print("seconds: " + ", ".join(f"{name} {value:.1f}" for name, value in seconds.items()))
     if args.json:

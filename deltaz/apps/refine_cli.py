@@ -4,7 +4,8 @@ Units: ``depth_mm = stored value × --depth-scale`` (default 1: the file holds m
 the same units (PNG rounded to integers) and in the input's format unless ``--out``'s ending (or ``--out-format``
 in folder mode) says otherwise. With ``--disparity`` the input holds disparity ``d = stored × --depth-scale``
 (px, 0/NaN/inf = unknown) and the output is z-depth ``f·B / (d + doffs)`` in mm; ``--right-image`` (single file)
-first runs the two-view candidate search on the disparity (:func:`deltaz.ops.mvs.search.search_disparity`).
+first runs the classical two-view steps on the disparity: the edge side choice, the candidate search and segment
+planes (:func:`deltaz.ops.mvs.search.search_disparity`).
 Holes keep their marker (0, NaN or inf) unless ``--fill-holes``. Bad input ends with one ``deltaz refine: error: …``
 line on stderr and exit status 1; nothing is half-written (every file goes to a temporary name in its folder, then
 is renamed).
@@ -46,8 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--doffs", type=float, default=0.0,
                         help="with --disparity: principal-point offset in px (default 0)")
     parser.add_argument("--right-image", default=None, metavar="IMG",
-                        help="with --disparity and --image (one file): the right image of the rectified pair; each "
-                             "pixel first tries its neighbours' disparities against it (a two-view search)")
+                        help="with --disparity and --image (one file): the right image of the rectified pair; the "
+                             "disparity first goes through the edge side choice, a two-view search of the "
+                             "neighbours' disparities and segment planes")
     parser.add_argument("--fill-holes", action="store_true",
                         help="let the model fill holes (default: holes stay holes)")
     parser.add_argument("--resize-image", action="store_true",

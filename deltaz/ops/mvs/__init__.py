@@ -14,6 +14,9 @@
 * :func:`side_choice` — a pixel beside a disparity edge takes the side (near or far) whose colours match its
   own: the matcher's foreground fattening undone from the left image alone (``search_disparity`` and
   ``search_depth`` run it first).
+* :func:`segment_planes` — a stretch nearer than the robust plane of its colour segment takes the plane, unless
+  the right image sees it and matches it better there (``search_disparity`` runs it last; :func:`planes_depth`
+  on Middlebury).
 * :func:`consensus_depth` — a pixel no source view agrees with takes the depth the sources see there
   (:func:`splat_sources`); ``deltaz evaluate``'s ``search`` runs it before :func:`propagate_depth`.
 * :func:`propagate_depth` — the same search for calibrated views: each pixel keeps a neighbour's depth where the
@@ -27,6 +30,7 @@ notebooks/04_multiview_stereo.ipynb.
 from deltaz.ops.mvs.consensus import CONSENSUS_REL, consensus_depth, splat_sources
 from deltaz.ops.mvs.filter import geometric_filter
 from deltaz.ops.mvs.propagate import PROPAGATE_DEFAULTS, propagate_depth
+from deltaz.ops.mvs.planes import PLANES_DEFAULTS, planes_depth, segment_planes
 from deltaz.ops.mvs.scan import SWEEP_DIR, load_sweep, sweep_scan
 from deltaz.ops.mvs.search import candidate_search, sad_cost_volume, search_depth, search_disparity
 from deltaz.ops.mvs.side import SIDE_DEFAULTS, side_choice, side_depth
@@ -36,6 +40,7 @@ from deltaz.ops.mvs.sweep import SweepResult, plane_depths, plane_sweep
 
 __all__ = [
     "CONSENSUS_REL",
+    "PLANES_DEFAULTS",
     "PROPAGATE_DEFAULTS",
     "SIDE_DEFAULTS",
     "STEREO_DIR",
@@ -48,10 +53,12 @@ __all__ = [
     "load_sweep",
     "plane_depths",
     "plane_sweep",
+    "planes_depth",
     "propagate_depth",
     "sad_cost_volume",
     "search_depth",
     "search_disparity",
+    "segment_planes",
     "side_choice",
     "side_depth",
     "splat_sources",

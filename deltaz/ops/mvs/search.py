@@ -12,6 +12,10 @@ half-occluded pixels, which the right camera does not see, so no cost confirms t
 :func:`search_disparity` and :func:`search_depth` (SGBM's own disparity) run the edge side choice first
 (:mod:`deltaz.ops.mvs.side`): it moves a depth edge onto the colour edge, which the right image's SAD often
 cannot decide, and with it the search leaves the good pixels as they were (Motorcycle, README).
+:func:`search_disparity` then runs segment planes (:mod:`deltaz.ops.mvs.planes`), which reaches the half-occluded
+stretches the search cannot; :func:`search_depth` does not (on Middlebury's 185×125 grid the search's reach of 15
+grid pixels takes those stretches back: :func:`deltaz.ops.mvs.planes.planes_depth` runs on the side choice's
+full-size disparity instead).
 
 Convention: left reference, ``x_right = x_left − d``; disparities in px of the images given; NaN = no disparity.
 """
@@ -27,6 +31,7 @@ import torch.nn.functional as F
 
 from deltaz.core.errors import DataError
 from deltaz.io.middlebury import SGBM_PARAMS, disparity_to_depth, nearest_index
+from deltaz.ops.mvs.planes import rgb_tensor, segment_planes
 from deltaz.ops.mvs.side import side_choice, side_disparity
 
 __all__ = ["SEARCH_DEFAULTS", "sad_cost_volume", "candidate_search", "search_disparity", "search_depth"]
@@ -103,20 +108,12 @@ def candidate_search(disparity: torch.Tensor, cost: torch.Tensor, rows: torch.Te
     return torch.where(keep, best, disparity)
 
 
-def _as_image(image: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
-    """``(H, W, 3)`` unsigned integers (their full range) or float in [0, 1] → ``(3, H, W)`` float32 in [0, 1]."""
-    array = np.asarray(image)
-    if array.ndim != 3 or array.shape[-1] != 3:
-        raise DataError(f"{name}: expected an (H, W, 3) RGB image, got shape {array.shape}")
-    top = np.iinfo(array.dtype).max if np.issubdtype(array.dtype, np.integer) else 1.0
-    array = array.astype(np.float32) / np.float32(top)
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
-
-
 def search_disparity(disparity: np.ndarray, left: np.ndarray, right: np.ndarray, window: int = 5,
-                     budget_bytes: int = COST_BUDGET_BYTES, side: bool = True, **options: Any) -> np.ndarray:
+                     budget_bytes: int = COST_BUDGET_BYTES, side: bool = True, planes: bool = True,
+                     **options: Any) -> np.ndarray:
     """The edge side choice (:func:`deltaz.ops.mvs.side.side_choice`, unless ``side=False``), then
-    :func:`candidate_search`, on a rectified pair at the disparity map's own size: ``(H, W)`` px → ``(H, W)`` px.
+    :func:`candidate_search`, then segment planes (:func:`deltaz.ops.mvs.planes.segment_planes`, unless
+    ``planes=False``), on a rectified pair at the disparity map's own size: ``(H, W)`` px → ``(H, W)`` px.
 
     Args:
         disparity: ``(H, W)`` px of the left view (``x_right = x − d``), NaN/inf = none (returned as NaN).
@@ -124,7 +121,7 @@ def search_disparity(disparity: np.ndarray, left: np.ndarray, right: np.ndarray,
         window: the SAD patch (odd). budget_bytes: the cost volume's memory; above it, strips of rows (the
             same result). options: ``radius``, ``stride``, ``margin`` (:data:`SEARCH_DEFAULTS`).
     """
-    left_t, right_t = _as_image(left, "left image"), _as_image(right, "right image")
+    left_t, right_t = rgb_tensor(left, "left image"), rgb_tensor(right, "right image")
     disp = torch.from_numpy(np.ascontiguousarray(disparity, dtype=np.float32))
     disp = torch.where(torch.isfinite(disp), disp, torch.full_like(disp, math.nan))
     if disp.dim() != 2 or left_t.shape[1:] != disp.shape or right_t.shape != left_t.shape:
@@ -150,7 +147,7 @@ def search_disparity(disparity: np.ndarray, left: np.ndarray, right: np.ndarray,
         rows = (torch.arange(c, e) - a).clamp(0, b - a - 1)
         searched = candidate_search(disp[c:e], cost, rows, torch.arange(W), **opts)
         out[r0:r1] = searched[r0 - c:r1 - c]
-    return out.numpy()
+    return segment_planes(out.numpy(), left, right) if planes else out.numpy()
 
 
 def search_depth(data: dict[str, Any], depth: torch.Tensor | None = None) -> torch.Tensor:
@@ -174,7 +171,7 @@ def search_depth(data: dict[str, Any], depth: torch.Tensor | None = None) -> tor
         z = depth.float()
         grid = torch.where(z > 0, cal["f_px"] * cal["baseline_mm"] / z.clamp_min(1e-6) - cal["doffs_px"],
                            torch.full_like(z, math.nan))
-    left, right = (_as_image(data[k], k) for k in ("rgb_left_full", "rgb_right_full"))
+    left, right = (rgb_tensor(data[k], k) for k in ("rgb_left_full", "rgb_right_full"))
     cost = sad_cost_volume(left, right, SGBM_PARAMS["minDisparity"] + SGBM_PARAMS["numDisparities"], window=5)
     searched = candidate_search(grid, cost, torch.from_numpy(rows), torch.from_numpy(cols)).numpy()
     return torch.from_numpy(disparity_to_depth(searched, cal["f_px"], cal["baseline_mm"], cal["doffs_px"]))

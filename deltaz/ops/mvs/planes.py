@@ -1,0 +1,212 @@
+"""Segment planes: a matcher's too-near stretches put back on the plane of the surface they belong to.
+
+A stereo matcher gives a background surface the foreground's disparity where its window straddles an edge
+(fattening), and where the right camera does not see the background at all (half-occlusion), often over
+stretches wider than a small window. The surface itself is usually one colour region and nearly planar. So:
+
+1. The left image is cut into colour segments (Felzenszwalb and Huttenlocher's graph segmentation,
+   :func:`skimage.segmentation.felzenszwalb`) at several ``scales`` × ``sigmas``.
+2. In each segment with at least ``min_pixels`` disparities a robust plane ``d = a·x + b·y + c`` is fitted:
+   from the median, inliers within 3 px, then ``rounds`` least-squares fits to the inliers within ``fit`` px.
+   A segment whose plane explains less than ``inliers`` of its disparities gets none.
+3. A pixel more than ``jump`` px *nearer* than its segment's plane (``d − plane > jump``: fattening only makes
+   depth too near) may take the plane's disparity, unless the right image says no: at the plane's disparity the
+   pixel would be seen by the right camera (no pixel to its right hides it, ``x' − d' ≤ x − d``), and its colour
+   SAD against the right image there (``window²`` patch) is higher than at its own disparity by ``margin``.
+4. A pixel takes the median of its candidate planes where at least ``vote`` of the segmentations made it one.
+
+One pass, no training; the left and right images of a rectified pair. Defaults chosen on the left half of
+Middlebury's Motorcycle with OpenCV SGBM's full-size disparity after the edge side choice
+(:mod:`deltaz.ops.mvs.side`); docs/EXPERIMENTS.md ("Segment planes") has the settings tried.
+
+Convention: left reference, ``x_right = x − d``; disparities in px of the images given; NaN = none.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skimage.segmentation import felzenszwalb
+
+from deltaz.core.errors import DataError
+from deltaz.io.middlebury import disparity_to_depth, fixed_point_to_disparity, nearest_index, sgbm_disparity
+from deltaz.ops.mvs.side import side_choice
+
+__all__ = ["PLANES_DEFAULTS", "fit_planes", "rgb_tensor", "segment_planes", "planes_disparity", "planes_depth"]
+
+#: Defaults of :func:`segment_planes` (module docstring).
+PLANES_DEFAULTS = {"scales": (100, 175, 250, 400), "sigmas": (0.3, 0.5, 0.8), "min_size": 10, "min_pixels": 20,
+                   "rounds": 3, "fit": 1.0, "inliers": 0.5, "jump": 2.0, "window": 5, "margin": 0.02,
+                   "vote": 1 / 3}
+
+
+def rgb_tensor(image: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
+    """``(H, W, 3)`` unsigned integers (their full range) or float in [0, 1] → ``(3, H, W)`` float32 in [0, 1]."""
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise DataError(f"{name}: expected an (H, W, 3) RGB image, got shape {array.shape}")
+    top = np.iinfo(array.dtype).max if np.issubdtype(array.dtype, np.integer) else 1.0
+    array = array.astype(np.float32) / np.float32(top)
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+
+
+def fit_planes(disparity: np.ndarray, labels: np.ndarray, fit: float = 1.0, min_pixels: int = 20,
+               rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Each segment's robust plane (module docstring, step 2): ``(plane, share)``, both ``(H, W)`` float32.
+
+    Args:
+        disparity: ``(H, W)`` px, NaN = none. labels: ``(H, W)`` int segment ids ``0 … S − 1``.
+    Returns:
+        ``plane``: the pixel's segment's plane at the pixel (px), NaN where the segment has none;
+        ``share``: the fraction of the segment's disparities within ``fit`` px of its plane (0 without one).
+    """
+    H, W = disparity.shape
+    lab = labels.ravel().astype(np.int64)
+    S = int(lab.max()) + 1
+    d = disparity.ravel().astype(np.float64)
+    ok = np.isfinite(d)
+    y, x = (v.ravel().astype(np.float64) for v in np.mgrid[0:H, 0:W])
+    count = np.bincount(lab[ok], minlength=S)
+    # start: the constant plane at the segment's (lower) median
+    order = np.lexsort((d[ok], lab[ok]))
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    median = d[ok][order][np.minimum(start + (count - 1) // 2, max(ok.sum() - 1, 0))] if ok.any() else np.zeros(S)
+    coef = np.stack([np.zeros(S), np.zeros(S), median], 1)
+    design = np.stack([x, y, np.ones_like(x)], 1)
+    tol = 3.0
+    for _ in range(rounds):
+        inlier = ok & (np.abs(d - (design * coef[lab]).sum(1)) < tol)
+        tol = fit
+        w = inlier.astype(np.float64)
+        normal = np.stack([np.bincount(lab, w * design[:, i] * design[:, j], S) for i in range(3) for j in range(3)], 1)
+        rhs = np.stack([np.bincount(lab, w * design[:, i] * np.nan_to_num(d), S) for i in range(3)], 1)
+        solved = np.einsum("sij,sj->si", np.linalg.pinv(normal.reshape(S, 3, 3)), rhs)
+        coef = np.where((np.bincount(lab, w, S) >= 3)[:, None], solved, coef)
+    plane = (design * coef[lab]).sum(1)
+    within = np.bincount(lab, (ok & (np.abs(d - plane) < fit)).astype(np.float64), S)
+    share = np.where(count > 0, within / np.maximum(count, 1), 0.0)
+    has = count >= min_pixels
+    plane = np.where(has[lab], plane, np.nan).reshape(H, W).astype(np.float32)
+    return plane, np.where(has, share, 0.0)[lab].reshape(H, W).astype(np.float32)
+
+
+def _hidden(disparity: np.ndarray, by: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: pixel ``x`` at ``disparity`` is hidden from the right camera by a pixel ``x + k`` of ``by``
+    (``by[x + k] − k ≥ disparity − 0.5``, ``k ≥ 1``). NaN in ``by`` hides nothing; NaN ``disparity`` is hidden."""
+    top = np.nanmax(by) if np.isfinite(by).any() else 0.0
+    by = np.nan_to_num(by, nan=-np.inf)
+    reach = np.full(by.shape, -np.inf, np.float32)
+    for k in range(1, min(by.shape[1], int(math.ceil(top)) + 1)):
+        np.maximum(reach[:, :-k], by[:, k:] - k, out=reach[:, :-k])
+    return ~(reach < disparity - 0.5)
+
+
+def _costs_at(left: torch.Tensor, right: torch.Tensor, maps: list[np.ndarray], window: int) -> list[np.ndarray]:
+    """Each map's ``window²`` colour SAD against the right image at its rounded disparity: ``(H, W)`` each,
+    ``inf`` where a map has no disparity or the patch's centre falls off the right image."""
+    H, W = maps[0].shape
+    index = [np.where(np.isfinite(m), np.round(m), -1).astype(np.int64) for m in maps]
+    out = [np.full((H, W), np.inf, np.float32) for _ in maps]
+    top = min(W - 1, max(int(i.max()) for i in index))
+    for d in range(top + 1):
+        shifted = F.pad(right[..., :W - d], (d, 0)) if d else right
+        diff = (left - shifted).abs().mean(0, keepdim=True)
+        cost = F.avg_pool2d(diff[None], window, 1, window // 2, count_include_pad=False)[0, 0].numpy()
+        cost[:, :d] = np.inf
+        for i, o in zip(index, out):
+            hit = i == d
+            o[hit] = cost[hit]
+    return out
+
+
+def _check(disparity: np.ndarray, left: torch.Tensor, right: torch.Tensor, opts: dict[str, Any]) -> None:
+    if disparity.ndim != 2 or tuple(left.shape[1:]) != disparity.shape or right.shape != left.shape:
+        raise DataError(f"segment_planes: the disparity map ({disparity.shape}) and both images "
+                        f"({tuple(left.shape[1:])}, {tuple(right.shape[1:])}) must have one size")
+    if (disparity[np.isfinite(disparity)] < 0).any():
+        raise DataError("segment_planes: disparities must be >= 0 px (x_right = x - d)")
+    bad = [k for k in ("fit", "jump", "scales", "sigmas") if not np.all(np.asarray(opts[k]) > 0)]
+    bad += [k for k in ("inliers", "vote") if not 0 < opts[k] <= 1]
+    bad += [] if opts["margin"] >= 0 and opts["window"] % 2 == 1 and opts["rounds"] >= 1 else ["margin/window/rounds"]
+    if bad or len(opts["scales"]) * len(opts["sigmas"]) == 0:
+        raise DataError(f"segment_planes: expected positive fit, jump, scales and sigmas, 0 < inliers, vote <= 1, "
+                        f"margin >= 0, an odd window and rounds >= 1; check {', '.join(bad) or 'scales/sigmas'}")
+
+
+def segment_planes(disparity: np.ndarray, left: np.ndarray, right: np.ndarray, **options: Any) -> np.ndarray:
+    """The segment-plane step (module docstring) on a rectified pair: ``(H, W)`` px → ``(H, W)`` px, NaN kept.
+
+    Args:
+        disparity: ``(H, W)`` px of the left view, NaN/inf = none.
+        left, right: ``(H, W, 3)`` RGB, uint8/uint16 or float in [0, 1], the disparity map's size.
+        options: any of :data:`PLANES_DEFAULTS`.
+    """
+    unknown = set(options) - set(PLANES_DEFAULTS)
+    if unknown:
+        raise DataError(f"segment_planes: unknown option(s) {sorted(unknown)}; expected {sorted(PLANES_DEFAULTS)}")
+    opts = {**PLANES_DEFAULTS, **options}
+    disp = np.asarray(disparity, dtype=np.float32)
+    disp = np.where(np.isfinite(disp), disp, np.nan).astype(np.float32)
+    left_t, right_t = rgb_tensor(left, "left image"), rgb_tensor(right, "right image")
+    _check(disp, left_t, right_t, opts)
+    if not np.isfinite(disp).any():
+        return disp
+    rgb = left_t.permute(1, 2, 0).numpy()
+    votes, values = [], []
+    for scale in opts["scales"]:
+        for sigma in opts["sigmas"]:
+            labels = felzenszwalb(rgb, scale=scale, sigma=sigma, min_size=opts["min_size"])
+            plane, share = fit_planes(disp, labels, opts["fit"], opts["min_pixels"], opts["rounds"])
+            with np.errstate(invalid="ignore"):
+                candidate = (np.isfinite(disp) & (share >= opts["inliers"]) & (plane >= 0)
+                             & (disp - plane > opts["jump"]))
+            votes.append(candidate)
+            values.append(np.where(candidate, plane, np.nan).astype(np.float32))
+    costs = _costs_at(left_t, right_t, [disp, *values], opts["window"])
+    for candidate, value, cost in zip(votes, values, costs[1:]):
+        seen = ~_hidden(value, np.where(candidate, value, disp))
+        candidate &= ~(seen & (cost > costs[0] + opts["margin"]))
+        value[~candidate] = np.nan
+    agree = np.mean(votes, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pixels no segmentation moved: all-NaN medians
+        median = np.nanmedian(np.stack(values), axis=0)
+    return np.where(agree >= opts["vote"] - 1e-6, median, disp).astype(np.float32)
+
+
+def planes_disparity(data: dict[str, Any], depth: torch.Tensor | None = None) -> np.ndarray:
+    """:func:`segment_planes` on Middlebury: ``(H, W)`` px at ``data["size"]`` in full-size px.
+
+    Default: SGBM's full-size disparity after the edge side choice, at full size, sampled at the grid's full-size
+    pixels. With ``depth`` (``(H, W)`` mm at ``data["size"]``, 0 = hole; e.g. the plane sweep's after the
+    candidate search): at the grid itself, with the grid's images. ``data``:
+    :func:`deltaz.io.middlebury.load_motorcycle`'s dict.
+    """
+    cal = data["calibration"]
+    full_h, full_w = data["grey_left_full"].shape
+    if depth is not None:
+        if tuple(depth.shape) != tuple(data["size"]):
+            raise DataError(f"planes_disparity: depth is {tuple(depth.shape)}, expected the scene's size {data['size']}")
+        z = depth.float().numpy()
+        with np.errstate(divide="ignore"):
+            grid = np.where(z > 0, np.maximum(cal["f_px"] * cal["baseline_mm"] / z - cal["doffs_px"], 0), np.nan)
+        sx = data["size"][1] / full_w  # full-size px -> grid px (rows and columns scale alike here)
+        images = [data[k].permute(1, 2, 0).numpy() for k in ("image_left", "image_right")]
+        return segment_planes((grid * sx).astype(np.float32), *images) / sx
+    rows, cols = nearest_index(full_h, data["size"][0]), nearest_index(full_w, data["size"][1])
+    disparity = torch.from_numpy(np.ascontiguousarray(fixed_point_to_disparity(sgbm_disparity(data))))
+    image = torch.from_numpy(data["rgb_left_full"]).float().permute(2, 0, 1) / 255.0
+    sided = side_choice(disparity, image).numpy()
+    return segment_planes(sided, data["rgb_left_full"], data["rgb_right_full"])[rows][:, cols]
+
+
+def planes_depth(data: dict[str, Any], depth: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`planes_disparity` as depth: ``(H, W)`` float32 mm, 0 = hole (``Z = f·B·s / (d + doffs)``)."""
+    cal = data["calibration"]
+    return torch.from_numpy(disparity_to_depth(planes_disparity(data, depth), cal["f_px"], cal["baseline_mm"],
+                                               cal["doffs_px"]))
