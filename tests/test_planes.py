@@ -94,5 +94,9 @@ def test_bad_input_is_refused_by_name_and_holes_pass_through():
         segment_planes(truth, left, right, vote=0)
     with pytest.raises(DataError, match="odd window"):
         segment_planes(truth, left, right, window=4)
+    with pytest.raises(DataError, match="scales"):
+        segment_planes(truth, left, right, scales=100)  # a number, not a list
+    with pytest.raises(DataError, match="min_pixels"):
+        segment_planes(truth, left, right, min_pixels=0)
     holes = np.full((H, W), np.nan, np.float32)
     assert np.isnan(segment_planes(holes, left, right)).all()

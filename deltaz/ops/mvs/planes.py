@@ -6,16 +6,20 @@ stretches wider than a small window. The surface itself is usually one colour re
 
 1. The left image is cut into colour segments (Felzenszwalb and Huttenlocher's graph segmentation,
    :func:`skimage.segmentation.felzenszwalb`) at several ``scales`` × ``sigmas``.
-2. In each segment with at least ``min_pixels`` disparities a robust plane ``d = a·x + b·y + c`` is fitted:
-   from the median, inliers within 3 px, then ``rounds`` least-squares fits to the inliers within ``fit`` px.
-   A segment whose plane explains less than ``inliers`` of its disparities gets none.
-3. A pixel more than ``jump`` px *nearer* than its segment's plane (``d − plane > jump``: fattening only makes
-   depth too near) may take the plane's disparity, unless the right image says no: at the plane's disparity the
-   pixel would be seen by the right camera (no pixel to its right hides it, ``x' − d' ≤ x − d``), and its colour
-   SAD against the right image there (``window²`` patch) is higher than at its own disparity by ``margin``.
+2. In each segment with at least ``min_pixels`` disparities a robust plane ``d = a·x + b·y + c`` is fitted: a
+   least-squares fit to the disparities within 3 px of the segment's median, then ``rounds − 1`` refits to those
+   within ``fit`` px of the last plane. A segment whose plane holds less than ``inliers`` of its disparities
+   within ``fit`` px gets none.
+3. A pixel more than ``jump`` px *nearer* than its segment's plane (``d − plane > jump``, the plane at least 0 px:
+   fattening only makes depth too near) may take the plane's disparity, unless the right image says no: at the
+   plane's disparity the pixel would be seen by the right camera (inside its frame, and no pixel ``x' > x`` of the
+   map with the candidates moved hides it: ``d' − (x' − x) ≥ d − 0.5``), and its colour SAD there is higher than
+   at its own disparity by more than ``margin``. The SAD is the mean absolute difference over a ``window²`` patch
+   and the three channels of images in [0, 1] (the right image shifted by the rounded disparity, zero-padded).
 4. A pixel takes the median of its candidate planes where at least ``vote`` of the segmentations made it one.
 
-One pass, no training; the left and right images of a rectified pair. Defaults chosen on the left half of
+One pass, no training; the left and right images of a rectified pair, the whole image at once (about 450 bytes
+per pixel: 156 MB at 741×500). Defaults chosen on the left half of
 Middlebury's Motorcycle with OpenCV SGBM's full-size disparity after the edge side choice
 (:mod:`deltaz.ops.mvs.side`); docs/EXPERIMENTS.md ("Segment planes") has the settings tried.
 
@@ -97,7 +101,8 @@ def fit_planes(disparity: np.ndarray, labels: np.ndarray, fit: float = 1.0, min_
 
 def _hidden(disparity: np.ndarray, by: np.ndarray) -> np.ndarray:
     """``(H, W)`` bool: pixel ``x`` at ``disparity`` is hidden from the right camera by a pixel ``x + k`` of ``by``
-    (``by[x + k] − k ≥ disparity − 0.5``, ``k ≥ 1``). NaN in ``by`` hides nothing; NaN ``disparity`` is hidden."""
+    (``by[x + k] − k ≥ disparity − 0.5``, ``k ≥ 1``). NaN in ``by`` hides nothing; NaN ``disparity`` is
+    hidden."""
     top = np.nanmax(by) if np.isfinite(by).any() else 0.0
     by = np.nan_to_num(by, nan=-np.inf)
     reach = np.full(by.shape, -np.inf, np.float32)
@@ -130,16 +135,21 @@ def _check(disparity: np.ndarray, left: torch.Tensor, right: torch.Tensor, opts:
                         f"({tuple(left.shape[1:])}, {tuple(right.shape[1:])}) must have one size")
     if (disparity[np.isfinite(disparity)] < 0).any():
         raise DataError("segment_planes: disparities must be >= 0 px (x_right = x - d)")
-    bad = [k for k in ("fit", "jump", "scales", "sigmas") if not np.all(np.asarray(opts[k]) > 0)]
+    bad = [k for k in ("fit", "jump") if not opts[k] > 0]
+    bad += [k for k in ("scales", "sigmas")
+            if np.ndim(opts[k]) != 1 or len(opts[k]) == 0 or not np.all(np.asarray(opts[k]) > 0)]
     bad += [k for k in ("inliers", "vote") if not 0 < opts[k] <= 1]
-    bad += [] if opts["margin"] >= 0 and opts["window"] % 2 == 1 and opts["rounds"] >= 1 else ["margin/window/rounds"]
-    if bad or len(opts["scales"]) * len(opts["sigmas"]) == 0:
-        raise DataError(f"segment_planes: expected positive fit, jump, scales and sigmas, 0 < inliers, vote <= 1, "
-                        f"margin >= 0, an odd window and rounds >= 1; check {', '.join(bad) or 'scales/sigmas'}")
+    bad += [k for k in ("min_size", "min_pixels", "rounds") if not opts[k] >= 1]
+    bad += [] if opts["margin"] >= 0 and opts["window"] >= 1 and opts["window"] % 2 == 1 else ["margin/window"]
+    if bad:
+        raise DataError(f"segment_planes: expected positive fit and jump, non-empty lists of positive scales and "
+                        f"sigmas, 0 < inliers, vote <= 1, min_size, min_pixels, rounds >= 1, margin >= 0 and an odd "
+                        f"window; check {', '.join(bad)}")
 
 
 def segment_planes(disparity: np.ndarray, left: np.ndarray, right: np.ndarray, **options: Any) -> np.ndarray:
-    """The segment-plane step (module docstring) on a rectified pair: ``(H, W)`` px → ``(H, W)`` px, NaN kept.
+    """The segment-plane step (module docstring) on a rectified pair: ``(H, W)`` px → ``(H, W)`` px float32, NaN (or
+    inf, returned as NaN) = none, kept.
 
     Args:
         disparity: ``(H, W)`` px of the left view, NaN/inf = none.
@@ -169,7 +179,7 @@ def segment_planes(disparity: np.ndarray, left: np.ndarray, right: np.ndarray, *
             values.append(np.where(candidate, plane, np.nan).astype(np.float32))
     costs = _costs_at(left_t, right_t, [disp, *values], opts["window"])
     for candidate, value, cost in zip(votes, values, costs[1:]):
-        seen = ~_hidden(value, np.where(candidate, value, disp))
+        seen = ~_hidden(value, np.where(candidate, value, disp)) & np.isfinite(cost)  # inf: outside the frame
         candidate &= ~(seen & (cost > costs[0] + opts["margin"]))
         value[~candidate] = np.nan
     agree = np.mean(votes, axis=0)
@@ -191,7 +201,8 @@ def planes_disparity(data: dict[str, Any], depth: torch.Tensor | None = None) ->
     full_h, full_w = data["grey_left_full"].shape
     if depth is not None:
         if tuple(depth.shape) != tuple(data["size"]):
-            raise DataError(f"planes_disparity: depth is {tuple(depth.shape)}, expected the scene's size {data['size']}")
+            raise DataError(f"planes_disparity: depth is {tuple(depth.shape)}, expected the scene's size "
+                            f"{data['size']}")
         z = depth.float().numpy()
         with np.errstate(divide="ignore"):
             grid = np.where(z > 0, np.maximum(cal["f_px"] * cal["baseline_mm"] / z - cal["doffs_px"], 0), np.nan)
