@@ -16,6 +16,8 @@ from deltaz.core.geometry import warp  # noqa: E402
 from deltaz.ops.metrics import depth_metrics, harm_metrics  # noqa: E402
 from deltaz.io.middlebury import (  # noqa: E402
     MOTORCYCLE_CALIBRATION,
+    depth_to_disparity,
+    disparity_to_depth,
     load_motorcycle,
     resize_nearest,
     sgbm_depth,
@@ -44,6 +46,16 @@ def _left_half(depth, sgbm, gt):
 
 def _benchmark_module():
     return load_benchmark("real_middlebury")
+
+
+def test_depth_and_disparity_convert_both_ways_and_holes_stay_holes():
+    disparity = np.array([[0.0, 12.5, np.nan], [40.0, np.inf, 63.0]], np.float32)
+    depth = disparity_to_depth(disparity, 1000.0, 100.0, 10.0)
+    assert depth[0, 2] == depth[1, 1] == 0 and depth[0, 0] == 1000.0 * 100.0 / 10.0
+    back = depth_to_disparity(depth, 1000.0, 100.0, 10.0)
+    assert back.dtype == np.float32 and np.isnan(back[0, 2]) and np.isnan(back[1, 1])
+    finite = np.isfinite(disparity)
+    np.testing.assert_allclose(back[finite], disparity[finite], atol=1e-4)
 
 
 def test_shapes_units_and_cameras(scene):

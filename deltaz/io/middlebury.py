@@ -36,6 +36,7 @@ __all__ = [
     "grey_u8",
     "WLS_PARAMS",
     "disparity_to_depth",
+    "depth_to_disparity",
     "resize_nearest",
     "load_motorcycle",
     "sgbm_disparity",
@@ -87,6 +88,15 @@ def disparity_to_depth(disparity: np.ndarray, f_px: float, baseline_mm: float, d
     depth = np.zeros(d.shape, dtype=np.float64)
     depth[ok] = f_px * baseline_mm / (d[ok] + doffs_px)
     return depth.astype(np.float32)
+
+
+def depth_to_disparity(depth: np.ndarray, f_px: float, baseline_mm: float, doffs_px: float) -> np.ndarray:
+    """Disparity in px ``f·B / Z − doffs`` of a z-depth map (mm, ``<= 0`` = hole → NaN); the inverse of
+    :func:`disparity_to_depth`, in the depth's own float precision."""
+    z = np.asarray(depth)
+    z = z if np.issubdtype(z.dtype, np.floating) else z.astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(z > 0, f_px * baseline_mm / np.where(z > 0, z, 1) - doffs_px, np.nan).astype(z.dtype)
 
 
 def nearest_index(n_in: int, n_out: int) -> np.ndarray:

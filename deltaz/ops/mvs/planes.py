@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from skimage.segmentation import felzenszwalb
 
 from deltaz.core.errors import DataError
-from deltaz.io.middlebury import disparity_to_depth, fixed_point_to_disparity, nearest_index, sgbm_disparity
-from deltaz.ops.mvs.side import side_choice
+from deltaz.io.middlebury import depth_to_disparity, disparity_to_depth, nearest_index
+from deltaz.ops.mvs.side import side_disparity
 
 __all__ = ["PLANES_DEFAULTS", "fit_planes", "rgb_tensor", "segment_planes", "planes_disparity", "planes_depth"]
 
@@ -203,16 +203,13 @@ def planes_disparity(data: dict[str, Any], depth: torch.Tensor | None = None) ->
         if tuple(depth.shape) != tuple(data["size"]):
             raise DataError(f"planes_disparity: depth is {tuple(depth.shape)}, expected the scene's size "
                             f"{data['size']}")
-        z = depth.float().numpy()
-        with np.errstate(divide="ignore"):
-            grid = np.where(z > 0, np.maximum(cal["f_px"] * cal["baseline_mm"] / z - cal["doffs_px"], 0), np.nan)
+        grid = depth_to_disparity(depth.float().numpy(), cal["f_px"], cal["baseline_mm"], cal["doffs_px"])
+        grid = np.maximum(grid, 0)  # NaN (holes) stays NaN
         sx = data["size"][1] / full_w  # full-size px -> grid px (rows and columns scale alike here)
         images = [data[k].permute(1, 2, 0).numpy() for k in ("image_left", "image_right")]
         return segment_planes((grid * sx).astype(np.float32), *images) / sx
     rows, cols = nearest_index(full_h, data["size"][0]), nearest_index(full_w, data["size"][1])
-    disparity = torch.from_numpy(np.ascontiguousarray(fixed_point_to_disparity(sgbm_disparity(data))))
-    image = torch.from_numpy(data["rgb_left_full"]).float().permute(2, 0, 1) / 255.0
-    sided = side_choice(disparity, image).numpy()
+    sided = side_disparity(data, full=True).numpy()
     return segment_planes(sided, data["rgb_left_full"], data["rgb_right_full"])[rows][:, cols]
 
 

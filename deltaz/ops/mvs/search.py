@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from deltaz.core.errors import DataError
-from deltaz.io.middlebury import SGBM_PARAMS, disparity_to_depth, nearest_index
+from deltaz.io.middlebury import SGBM_PARAMS, depth_to_disparity, disparity_to_depth, nearest_index
 from deltaz.ops.mvs.planes import rgb_tensor, segment_planes
 from deltaz.ops.mvs.side import side_choice, side_disparity
 
@@ -168,9 +168,8 @@ def search_depth(data: dict[str, Any], depth: torch.Tensor | None = None) -> tor
     else:
         if tuple(depth.shape) != tuple(data["size"]):
             raise DataError(f"search_depth: depth is {tuple(depth.shape)}, expected the scene's size {data['size']}")
-        z = depth.float()
-        grid = torch.where(z > 0, cal["f_px"] * cal["baseline_mm"] / z.clamp_min(1e-6) - cal["doffs_px"],
-                           torch.full_like(z, math.nan))
+        grid = torch.from_numpy(depth_to_disparity(depth.float().numpy(), cal["f_px"], cal["baseline_mm"],
+                                                   cal["doffs_px"]))
     left, right = (rgb_tensor(data[k], k) for k in ("rgb_left_full", "rgb_right_full"))
     cost = sad_cost_volume(left, right, SGBM_PARAMS["minDisparity"] + SGBM_PARAMS["numDisparities"], window=5)
     searched = candidate_search(grid, cost, torch.from_numpy(rows), torch.from_numpy(cols)).numpy()

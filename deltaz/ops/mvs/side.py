@@ -117,11 +117,12 @@ def side_depth(data: dict[str, Any]) -> torch.Tensor:
     return torch.from_numpy(disparity_to_depth(side_disparity(data).numpy(), *_calibration(data)))
 
 
-def side_disparity(data: dict[str, Any]) -> torch.Tensor:
-    """``(H, W)`` px: SGBM's full-size disparity after :func:`side_choice`, at the grid's full-size pixels."""
+def side_disparity(data: dict[str, Any], full: bool = False) -> torch.Tensor:
+    """SGBM's full-size disparity after :func:`side_choice` (px): at the grid's full-size pixels, ``(H, W)`` at
+    ``data["size"]``, or with ``full=True`` every pixel, the full-size map."""
     full_h, full_w = data["grey_left_full"].shape
-    rows = torch.from_numpy(nearest_index(full_h, data["size"][0]))
-    cols = torch.from_numpy(nearest_index(full_w, data["size"][1]))
+    rows = None if full else torch.from_numpy(nearest_index(full_h, data["size"][0]))
+    cols = None if full else torch.from_numpy(nearest_index(full_w, data["size"][1]))
     disparity = torch.from_numpy(np.ascontiguousarray(fixed_point_to_disparity(sgbm_disparity(data))))
     image = torch.from_numpy(data["rgb_left_full"]).float().permute(2, 0, 1) / 255.0
     return side_choice(disparity, image, rows, cols)
