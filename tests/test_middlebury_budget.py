@@ -88,3 +88,27 @@ def test_cli_refuses_a_missing_checkpoint_in_one_line(budget_module, scene, tmp_
     assert budget_module.main(["--checkpoint", str(tmp_path / "none.pt")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("middlebury_budget: error:") and "none.pt" in err[0]
+
+
+def test_error_bins_partition_each_rows_covered_mae(budget_module, scene):
+    data, depth_init = scene
+    gt = data["depth_gt"]
+    left = torch.zeros_like(gt, dtype=torch.bool)
+    left[:, : gt.shape[1] // 2] = True
+    outputs = {"identity": depth_init, "deltaz": gt.clone(), "search": torch.zeros_like(gt)}  # exact; all holes
+    rows = {row["method"]: row for row in budget_module.error_bins(outputs, data, depth_init, left)}
+    labels = budget_module.bin_labels()
+    assert len(labels) == len(budget_module.ERROR_BINS_PX) + 1
+    covered = left & (depth_init > 0) & (gt > 0)
+    expected = depth_metrics(depth_init, gt, covered)["mae_mm"]
+    assert rows["identity"]["mae_valid_mm"] == pytest.approx(expected, rel=1e-4)
+    for row in rows.values():
+        assert sum(row[k][0] for k in labels) == pytest.approx(100.0)
+        assert sum(row[k][1] for k in labels) == pytest.approx(row["mae_valid_mm"], rel=1e-6)
+    assert rows["deltaz"][labels[0]] == [pytest.approx(100.0), pytest.approx(0.0, abs=1e-3)]
+    assert rows["search"][labels[-1]][0] == pytest.approx(100.0)  # a hole is an infinite disparity error
+    # SGBM's gross errors (>= 5 px) are a few % of its pixels but most of its covered MAE
+    share, mm = rows["identity"][labels[-1]]
+    assert share < 10.0 and mm > 0.5 * rows["identity"]["mae_valid_mm"]
+    table = budget_module.format_bins(list(rows.values())).splitlines()
+    assert len(table) == 1 + len(rows) and all(label in table[0] for label in labels)
