@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,7 +13,7 @@ pytest.importorskip("cv2", reason="OpenCV is not installed (opencv-contrib-pytho
 
 from _benchmarks import load_benchmark  # noqa: E402
 from deltaz.core.errors import DataError  # noqa: E402
-from deltaz.io.middlebury import load_motorcycle, sgbm_depth  # noqa: E402
+from deltaz.io.middlebury import depth_to_disparity, disparity_to_depth, load_motorcycle, sgbm_depth  # noqa: E402
 from deltaz.ops.metrics import depth_metrics  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -112,3 +113,23 @@ def test_error_bins_partition_each_rows_covered_mae(budget_module, scene):
     assert share < 10.0 and mm > 0.5 * rows["identity"]["mae_valid_mm"]
     table = budget_module.format_bins(list(rows.values())).splitlines()
     assert len(table) == 1 + len(rows) and all(label in table[0] for label in labels)
+    kinds = budget_module.budget(outputs, budget_module.pixel_kinds(data, depth_init), gt, left)["rows"]
+    for row in kinds:  # the two tables agree on each row's covered MAE
+        assert rows[row["method"]]["mae_valid_mm"] == pytest.approx(row["mae_valid_mm"], rel=1e-5)
+
+
+def test_each_disparity_offset_lands_in_its_bin(budget_module, scene):
+    data, depth_init = scene
+    cal, gt = data["calibration"], data["depth_gt"]
+    truth = depth_to_disparity(gt.numpy(), cal["f_px"], cal["baseline_mm"], cal["doffs_px"])
+    stripes = torch.arange(gt.shape[1]) * 4 // gt.shape[1]  # four column stripes, one per bin
+    offsets = torch.tensor([0.1, 0.5, 2.0, 10.0])[stripes].expand_as(gt).numpy()  # px, inside each bin
+    shifted = disparity_to_depth(truth + offsets, cal["f_px"], cal["baseline_mm"], cal["doffs_px"])
+    outputs = {"deltaz": torch.from_numpy(np.nan_to_num(shifted, nan=0.0)).float()}
+    labels = budget_module.bin_labels()
+    everywhere = torch.ones_like(gt, dtype=torch.bool)
+    row = budget_module.error_bins(outputs, data, depth_init, everywhere)[0]
+    covered = (depth_init > 0) & (gt > 0)
+    for i, label in enumerate(labels):
+        expected = 100.0 * int((covered & (stripes == i).expand_as(gt)).sum()) / int(covered.sum())
+        assert row[label][0] == pytest.approx(expected, abs=0.2)  # float32 depth round trips stay in their bin
