@@ -41,7 +41,8 @@ from deltaz.core.errors import DataError
 from deltaz.io.middlebury import depth_to_disparity, disparity_to_depth, nearest_index
 from deltaz.ops.mvs.side import side_disparity
 
-__all__ = ["PLANES_DEFAULTS", "fit_planes", "rgb_tensor", "segment_planes", "planes_disparity", "planes_depth"]
+__all__ = ["PLANES_DEFAULTS", "fit_planes", "rgb_tensor", "sad_map", "segment_planes", "planes_disparity",
+           "planes_depth"]
 
 #: Defaults of :func:`segment_planes` (module docstring).
 PLANES_DEFAULTS = {"scales": (100, 175, 250, 400), "sigmas": (0.3, 0.5, 0.8), "min_size": 10, "min_pixels": 20,
@@ -57,6 +58,16 @@ def rgb_tensor(image: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
     top = np.iinfo(array.dtype).max if np.issubdtype(array.dtype, np.integer) else 1.0
     array = array.astype(np.float32) / np.float32(top)
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+
+
+def sad_map(left: torch.Tensor, right: torch.Tensor, d: int, window: int) -> torch.Tensor:
+    """``(H, W)``: the mean over a ``window²`` patch and the channels of ``|left − right shifted by d px|``
+    (``x_right = x − d``; the right image zero-padded, so the first ``d`` columns are meaningless: callers mask them).
+    ``left``, ``right``: ``(C, H, W)`` in [0, 1]. The one SAD of :mod:`deltaz.ops.mvs.search` and this module."""
+    W = left.shape[-1]
+    shifted = F.pad(right[..., :W - d], (d, 0)) if d else right
+    diff = (left - shifted).abs().mean(0, keepdim=True)
+    return F.avg_pool2d(diff[None], window, 1, window // 2, count_include_pad=False)[0, 0]
 
 
 def fit_planes(disparity: np.ndarray, labels: np.ndarray, fit: float = 1.0, min_pixels: int = 20,
@@ -119,9 +130,7 @@ def _costs_at(left: torch.Tensor, right: torch.Tensor, maps: list[np.ndarray], w
     out = [np.full((H, W), np.inf, np.float32) for _ in maps]
     top = min(W - 1, max(int(i.max()) for i in index))
     for d in range(top + 1):
-        shifted = F.pad(right[..., :W - d], (d, 0)) if d else right
-        diff = (left - shifted).abs().mean(0, keepdim=True)
-        cost = F.avg_pool2d(diff[None], window, 1, window // 2, count_include_pad=False)[0, 0].numpy()
+        cost = sad_map(left, right, d, window).numpy()
         cost[:, :d] = np.inf
         for i, o in zip(index, out):
             hit = i == d

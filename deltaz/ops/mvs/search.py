@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from deltaz.core.errors import DataError
 from deltaz.io.middlebury import SGBM_PARAMS, depth_to_disparity, disparity_to_depth, nearest_index
-from deltaz.ops.mvs.planes import rgb_tensor, segment_planes
+from deltaz.ops.mvs.planes import rgb_tensor, sad_map, segment_planes
 from deltaz.ops.mvs.side import side_choice, side_disparity
 
 __all__ = ["SEARCH_DEFAULTS", "sad_cost_volume", "candidate_search", "search_disparity", "search_depth"]
@@ -56,12 +56,9 @@ def sad_cost_volume(left: torch.Tensor, right: torch.Tensor, num_disparities: in
                         f"{tuple(right.shape)}")
     if num_disparities < 1 or window < 1 or window % 2 == 0:
         raise DataError(f"num_disparities >= 1 and an odd window >= 1 expected, got {num_disparities}, {window}")
-    W = left.shape[-1]
     costs = []
     for d in range(num_disparities):
-        shifted = F.pad(right[..., :W - d], (d, 0)) if d else right
-        diff = (left - shifted).abs().mean(0, keepdim=True)
-        cost = F.avg_pool2d(diff[None], window, 1, window // 2, count_include_pad=False)[0, 0]
+        cost = sad_map(left, right, d, window)
         cost[:, :d] = math.nan
         costs.append(cost)
     return torch.stack(costs)
