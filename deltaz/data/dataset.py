@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from deltaz.core.errors import ConfigError, DataError
+from deltaz.data.augment import photometric_augment
 from deltaz.io.dtu import layout
 from deltaz.ops.align import estimate_initial_depth, load_estimator, sparse_points_from_depth
 from deltaz.ops.corrupt import parse_initial_mix, sample_seed, simulate_initial_depth
@@ -52,6 +53,8 @@ class DepthRefinementDataset(Dataset):
         align_fraction: share of the ground-truth pixels used as sparse metric points for the alignment.
         crop_hw: ``(h, w)``: training samples are random windows of that size (every view the same window,
             intrinsics shifted), so a step costs less and a time budget buys more steps; None = whole views.
+        image_augment: strength in [0, 1] of the photometric augmentation of training images
+            (:func:`deltaz.data.augment.photometric_augment`, drawn per (seed, epoch, index)); 0 = off.
 
     Raises :class:`DataError` naming the scan/file for a missing scan, missing files, too few views or
     source views, and :class:`ConfigError` for impossible arguments.
@@ -70,6 +73,7 @@ class DepthRefinementDataset(Dataset):
         estimator: Any = None,
         align_fraction: float = 0.01,
         crop_hw: Sequence[int] | None = None,
+        image_augment: float = 0.0,
     ):
         if not isinstance(num_views, int) or num_views < 1:
             raise ConfigError(f"num_views={num_views!r}: must be an integer >= 1")
@@ -88,6 +92,9 @@ class DepthRefinementDataset(Dataset):
         self.preset = preset
         self.mix = parse_initial_mix(preset)
         self.crop_hw = _crop_size(crop_hw)
+        if not 0.0 <= float(image_augment) <= 1.0:
+            raise ConfigError(f"image_augment={image_augment!r}: expected a strength between 0 (off) and 1")
+        self.image_augment = float(image_augment)
         self.train = bool(train)
         self.seed = int(seed)
         self.use_images = bool(use_images)
@@ -282,7 +289,16 @@ class DepthRefinementDataset(Dataset):
         }
         if self.use_images:
             sample["image"] = torch.stack(images)
-        return self._crop(sample, index) if self.train and self.crop_hw else sample
+        return self._for_training(sample, index) if self.train else sample
+
+    def _for_training(self, sample: dict[str, Any], index: int) -> dict[str, Any]:
+        """The random crop and the photometric augmentation of a training sample, drawn per (seed, epoch, index)."""
+        if self.crop_hw:
+            sample = self._crop(sample, index)
+        if self.use_images and self.image_augment > 0:
+            g = torch.Generator().manual_seed(zlib.crc32(f"augment/{self.seed}/{self.epoch}/{index}".encode()))
+            sample["image"] = photometric_augment(sample["image"], g, self.image_augment)
+        return sample
 
     def _crop(self, sample: dict[str, Any], index: int) -> dict[str, Any]:
         """A random ``crop_hw`` window, the same for every view of the sample, drawn per (seed, epoch, index);

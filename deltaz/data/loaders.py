@@ -39,6 +39,7 @@ def create_dataloaders(
     align_fraction: float = 0.01,
     crop_hw: Sequence[int] | None = None,
     split_seed: int | None = None,
+    image_augment: float = 0.0,
 ) -> tuple[DataLoader | DeviceLoader, DataLoader | DeviceLoader | None]:
     """Train and validation loaders of same-scene batches from the train-ready scans in ``data_root``.
 
@@ -53,7 +54,7 @@ def create_dataloaders(
             ``True``/``False`` force it; a ``(rank, world_size)`` tuple sets it explicitly. Validation is
             never sharded (rank 0 evaluates).
         drop_last: drop each scene's incomplete last training batch (validation keeps it).
-        initial_source, estimator, align_fraction, crop_hw: see :class:`DepthRefinementDataset` (a
+        initial_source, estimator, align_fraction, crop_hw, image_augment: see :class:`DepthRefinementDataset` (a
             ``"module:name"`` estimator is imported once here; validation sees whole views).
         split_seed: the seed of a random scene split (:func:`split_scans`); None = ``seed``.
 
@@ -80,7 +81,7 @@ def create_dataloaders(
     rank, world_size = _resolve_distributed(distributed)
     if isinstance(estimator, str):
         estimator = load_estimator(estimator)
-    common = dict(num_views=num_views, preset=preset, seed=seed, use_images=use_images,
+    common = dict(num_views=num_views, preset=preset, seed=seed, use_images=use_images, image_augment=image_augment,
                   initial_source=initial_source, estimator=estimator, align_fraction=align_fraction)
     train_set = DepthRefinementDataset(root, train_scans, train=True, crop_hw=crop_hw, **common)
     train_sampler = SameSceneBatchSampler(

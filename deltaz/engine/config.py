@@ -94,6 +94,9 @@ class TrainConfig:
     num_workers: int = _f(0, "data-loader worker processes")
     crop: list[int] | None = _f(None, "train on random H x W windows of the views (cheaper steps, more of them in a "
                                 "time budget); validation sees whole views", nargs=2, metavar=("H", "W"))
+    image_augment: float = _f(0.0, "strength (0 = off, 1 = full) of the photometric augmentation of training images: "
+                              "exposure, colour balance, gamma, blur, sensor noise, grey (deltaz.data.augment)",
+                              metavar="S")
     # initial depth: "auto" = initial/ when a scan has it, else simulated with `preset`; "simulate" = always
     # simulated; "estimator" = `estimator` ("package.module:name", deltaz.ops.align.load_estimator) run on each
     # view's image and aligned (scale/shift) to the ground truth at a random `align_fraction` of its pixels
@@ -181,6 +184,7 @@ class TrainConfig:
         need(self.split in SPLITS, "split", f"must be one of {SPLITS}")
         parse_initial_mix(self.preset)
         need(self.num_workers >= 0, "num_workers", "must be >= 0")
+        need(0.0 <= self.image_augment <= 1.0, "image_augment", "must be a strength in [0, 1] (0 = off)")
         need(self.crop is None or (len(self.crop) == 2 and min(self.crop) >= 8), "crop",
              "must be [h, w] with both >= 8 pixels, or None")
         need(self.initial_source in INITIAL_SOURCES, "initial_source", f"must be one of {INITIAL_SOURCES}")
@@ -300,13 +304,14 @@ def demo_train_config(**overrides: Any) -> TrainConfig:
     filled from a classical pre-fill, depth normalised by 3 % of the input's median depth, the do-no-harm loss
     weights (improvement 1, magnitude 0.1); initial depths: the simulated ``stereo`` model 55 % (half-occluded
     bands filled with the foreground), the simulated ``mvs`` model 15 %, the raw plane sweep 10 %, already-right
-    depth 20 %.
+    depth 20 %; training images photometrically augmented at full strength (``image_augment`` 1:
+    :mod:`deltaz.data.augment`).
     ``overrides`` replace fields (a new object each call)."""
     recipe: dict[str, Any] = dict(
         batch_size=4, num_views=2, crop=[64, 80], split="random", preset=DEMO_PRESET,
         use_images=True, num_epochs=1000, lr=1e-3, base_channel=16, unet_depth=4, depth_scale_rel=0.03,
         fill_holes=True, prefill_holes=True, image_log_every=1, model="deltaz_select", select_far=3,
-        w_improvement=1.0, w_magnitude=0.1,
+        w_improvement=1.0, w_magnitude=0.1, image_augment=1.0,
     )
     recipe.update(overrides)
     return TrainConfig(**recipe)

@@ -95,6 +95,7 @@ def build(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo, t_start: f
         seed=cfg.seed, preset=cfg.preset, use_images=cfg.use_images, num_workers=cfg.num_workers,
         pin_memory=on_cuda, split=cfg.split, initial_source=cfg.initial_source,
         estimator=cfg.estimator or None, align_fraction=cfg.align_fraction, crop_hw=cfg.crop,
+        image_augment=cfg.image_augment,
         distributed=(info.rank, info.world_size) if info.enabled else False, split_seed=cfg.split_seed,
     )
     model = build_model(cfg.model, **cfg.model_kwargs()).to(device)
