@@ -7,9 +7,13 @@ import torch
 
 from _tiny_scans import make_dataset
 from deltaz.core.errors import ConfigError
-from deltaz.data import DepthRefinementDataset
+from deltaz.data import DepthRefinementDataset, create_dataloaders
+from deltaz.data import augment
 from deltaz.data.augment import photometric_augment
-from deltaz.engine.config import TrainConfig
+from deltaz.engine.config import TrainConfig, demo_train_config
+
+OFF = {"log_gain": (0.0, 0.0), "log_channel": (0.0, 0.0), "log_gamma": (0.0, 0.0), "blur_sigma": (0.0, 0.0),
+       "noise_sigma": (0.0, 0.0), "grey_p": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -17,45 +21,71 @@ def tiny_root(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("augment") / "data", n_scans=1, images=True)
 
 
-def _image(seed: int = 0) -> torch.Tensor:
-    return torch.rand((2, 3, 24, 32), generator=torch.Generator().manual_seed(seed))
+def _image(seed: int = 0, views: int = 2) -> torch.Tensor:
+    return 0.1 + 0.8 * torch.rand((views, 3, 24, 32), generator=torch.Generator().manual_seed(seed))
+
+
+def _only(monkeypatch, **ranges) -> None:
+    """Every effect off but ``ranges``."""
+    monkeypatch.setattr(augment, "RANGES", {**OFF, **ranges})
 
 
 def test_augment_is_deterministic_bounded_and_off_at_zero():
     image = _image()
+    rng = torch.get_rng_state()
     a = photometric_augment(image, torch.Generator().manual_seed(5), 1.0)
-    b = photometric_augment(image, torch.Generator().manual_seed(5), 1.0)
-    c = photometric_augment(image, torch.Generator().manual_seed(6), 1.0)
-    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(torch.get_rng_state(), rng)  # its own generator only
+    assert torch.equal(a, photometric_augment(image, torch.Generator().manual_seed(5), 1.0))
     assert a.shape == image.shape and a.dtype == image.dtype
     assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
-    assert torch.equal(photometric_augment(image, torch.Generator().manual_seed(5), 0.0), image)
+    assert photometric_augment(image, torch.Generator().manual_seed(5), 0.0) is image
 
 
-def test_augment_changes_the_look_more_at_full_strength():
-    """Mean absolute change over 40 draws grows with the strength; every view gets the same change."""
+def test_each_effect_does_what_it_says(monkeypatch):
     image = _image()
-    change = {s: sum(float((photometric_augment(image, torch.Generator().manual_seed(i), s) - image).abs().mean())
-                     for i in range(40)) / 40 for s in (0.25, 1.0)}
-    assert 0.0 < change[0.25] < change[1.0]
-    same = torch.rand((1, 3, 24, 32), generator=torch.Generator().manual_seed(1)).expand(2, -1, -1, -1).clone()
+    _only(monkeypatch, log_gain=(-0.7, -0.7))
+    assert torch.allclose(photometric_augment(image, torch.Generator(), 1.0), image * torch.exp(torch.tensor(-0.7)))
+    _only(monkeypatch, log_gain=(-0.7, -0.7))
+    assert torch.allclose(photometric_augment(image, torch.Generator(), 0.5), image * torch.exp(torch.tensor(-0.35)))
+    _only(monkeypatch, log_gamma=(0.3, 0.3))
+    assert torch.allclose(photometric_augment(image, torch.Generator(), 1.0), image ** torch.exp(torch.tensor(0.3)))
+    _only(monkeypatch, grey_p=1.0)
+    grey = photometric_augment(image, torch.Generator(), 1.0)
+    assert torch.allclose(grey, image.mean(1, keepdim=True).expand_as(image))
+    _only(monkeypatch, blur_sigma=(1.0, 1.0))
+    blurred = photometric_augment(image, torch.Generator(), 1.0)
+    step = lambda x: float((x[..., 1:] - x[..., :-1]).abs().mean())  # noqa: E731
+    assert step(blurred) < 0.6 * step(image) and abs(float(blurred.mean() - image.mean())) < 0.01
+    _only(monkeypatch, noise_sigma=(0.02, 0.02))
+    noisy = photometric_augment(image, torch.Generator().manual_seed(1), 1.0)
+    assert 0.015 < float((noisy - image).std()) < 0.025
+
+
+def test_views_share_the_change_but_not_the_noise(monkeypatch):
+    same = _image(views=1).expand(2, -1, -1, -1).clone()
+    _only(monkeypatch, **{k: v for k, v in augment.RANGES.items() if k != "noise_sigma"})
     out = photometric_augment(same, torch.Generator().manual_seed(3), 1.0)
-    assert torch.allclose(out[0], out[1], atol=0.2)  # noise differs per pixel, the photometric change does not
-    assert float((out[0] - out[1]).abs().mean()) < float((out[0] - same[0]).abs().mean()) + 0.05
+    assert torch.equal(out[0], out[1]) and not torch.equal(out[0], same[0])
+    monkeypatch.undo()
+    out = photometric_augment(same, torch.Generator().manual_seed(3), 1.0)
+    assert not torch.equal(out[0], out[1])
 
 
-def test_augment_refuses_an_impossible_strength():
+def test_impossible_strengths_are_refused(tiny_root):
     with pytest.raises(ConfigError, match="image_augment"):
         photometric_augment(_image(), torch.Generator(), 1.5)
     with pytest.raises(ConfigError, match="image_augment"):
         TrainConfig(data_root="x", image_augment=-0.1)
+    with pytest.raises(ConfigError, match="image_augment"):
+        DepthRefinementDataset(tiny_root, ["scan1"], use_images=True, image_augment=2)
 
 
 def test_dataset_augments_training_images_only(tiny_root):
-    plain = DepthRefinementDataset(tiny_root, ["scan1"], num_views=2, use_images=True)
-    aug = DepthRefinementDataset(tiny_root, ["scan1"], num_views=2, use_images=True, image_augment=1.0)
+    plain = DepthRefinementDataset(tiny_root, ["scan1"], num_views=2, use_images=True, crop_hw=(16, 24))
+    aug = DepthRefinementDataset(tiny_root, ["scan1"], num_views=2, use_images=True, crop_hw=(16, 24),
+                                 image_augment=1.0)
     a, b = plain[1], aug[1]
-    assert not torch.equal(a["image"], b["image"])
+    assert b["image"].shape == (2, 3, 16, 24) and not torch.equal(a["image"], b["image"])
     for key in ("depth", "depth_init", "intrinsics", "extrinsics"):
         assert torch.equal(a[key], b[key])
     assert torch.equal(aug[1]["image"], b["image"])  # reproducible per (seed, epoch, index)
@@ -64,3 +94,10 @@ def test_dataset_augments_training_images_only(tiny_root):
     val = DepthRefinementDataset(tiny_root, ["scan1"], num_views=2, use_images=True, train=False, image_augment=1.0)
     val_plain = DepthRefinementDataset(tiny_root, ["scan1"], num_views=2, use_images=True, train=False)
     assert torch.equal(val[1]["image"], val_plain[1]["image"])
+
+
+def test_training_and_the_demo_recipe_use_it(tiny_root):
+    train_loader, _ = create_dataloaders(tiny_root, 2, 2, 0.0, use_images=True, image_augment=0.5)
+    assert train_loader.dataset.image_augment == 0.5
+    assert demo_train_config().image_augment == 1.0
+    assert TrainConfig(data_root="x").image_augment == 0.0  # off unless asked (and in older checkpoints' configs)
