@@ -78,6 +78,8 @@ def test_impossible_strengths_are_refused(tiny_root):
         TrainConfig(data_root="x", image_augment=-0.1)
     with pytest.raises(ConfigError, match="image_augment"):
         DepthRefinementDataset(tiny_root, ["scan1"], use_images=True, image_augment=2)
+    with pytest.raises(ConfigError, match="image_augment"):
+        DepthRefinementDataset(tiny_root, ["scan1"], use_images=True, image_augment="strong")
 
 
 def test_dataset_augments_training_images_only(tiny_root):

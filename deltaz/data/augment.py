@@ -7,8 +7,7 @@ depth edges) with the real image, and 2.4–4.0 mm with it blurred (σ 0.7–1.2
 blur, sensor noise and sometimes a monochrome image, so that training does not see one look only. What it measured
 (docs/EXPERIMENTS.md, "Photometric augmentation"): lower covered MAE on the design half of Motorcycle's plane-sweep
 rows and SGBM's ``planes+deltaz``, no change beyond run-to-run spread on the held-out half; the refiner's
-sensitivity to blur and brightness stays. Depth, cameras and validation
-samples are untouched.
+sensitivity to blur and brightness stays. Depth, cameras and validation samples are untouched.
 """
 
 from __future__ import annotations
@@ -20,12 +19,23 @@ import torch.nn.functional as F
 
 from deltaz.core.errors import ConfigError
 
-__all__ = ["photometric_augment", "RANGES"]
+__all__ = ["photometric_augment", "check_strength", "RANGES"]
 
 #: At strength 1: log exposure gain, log per-channel gain, log gamma, blur σ (px), noise σ (image units),
 #: probability of a monochrome image. Strength ``s`` scales every range (and that probability) by ``s``.
 RANGES = {"log_gain": (-0.7, 0.4), "log_channel": (-0.15, 0.15), "log_gamma": (-0.35, 0.35),
           "blur_sigma": (0.0, 1.2), "noise_sigma": (0.0, 0.03), "grey_p": 0.1}
+
+
+def check_strength(strength: float) -> float:
+    """``strength`` as a float in [0, 1]; anything else raises :class:`ConfigError` naming ``image_augment``."""
+    try:
+        value = float(strength)
+    except (TypeError, ValueError):
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"image_augment={strength!r}: expected a strength between 0 (off) and 1")
+    return value
 
 
 def _uniform(generator: torch.Generator, low: float, high: float, n: int = 1) -> torch.Tensor:
@@ -57,11 +67,9 @@ def photometric_augment(image: torch.Tensor, generator: torch.Generator, strengt
     Deterministic for a given generator state (the global RNG is not used). Returns a new tensor of the same
     shape and dtype; strength 0 returns ``image`` itself.
     """
-    if not 0.0 <= float(strength) <= 1.0:
-        raise ConfigError(f"image_augment={strength!r}: expected a strength between 0 (off) and 1")
-    if strength == 0:
+    s, r = check_strength(strength), RANGES
+    if s == 0:
         return image
-    s, r = float(strength), RANGES
     out = image.clone()
     if float(torch.rand(1, generator=generator)) < r["grey_p"] * s:
         out = out.mean(dim=-3, keepdim=True).expand_as(out).clone()

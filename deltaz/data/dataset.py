@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from deltaz.core.errors import ConfigError, DataError
-from deltaz.data.augment import photometric_augment
+from deltaz.data.augment import check_strength, photometric_augment
 from deltaz.io.dtu import layout
 from deltaz.ops.align import estimate_initial_depth, load_estimator, sparse_points_from_depth
 from deltaz.ops.corrupt import parse_initial_mix, sample_seed, simulate_initial_depth
@@ -92,9 +92,7 @@ class DepthRefinementDataset(Dataset):
         self.preset = preset
         self.mix = parse_initial_mix(preset)
         self.crop_hw = _crop_size(crop_hw)
-        if not 0.0 <= float(image_augment) <= 1.0:
-            raise ConfigError(f"image_augment={image_augment!r}: expected a strength between 0 (off) and 1")
-        self.image_augment = float(image_augment)
+        self.image_augment = check_strength(image_augment)
         self.train = bool(train)
         self.seed = int(seed)
         self.use_images = bool(use_images)
