@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 
+import kornia
 import torch
-import torch.nn.functional as F
 
 from deltaz.core.errors import ConfigError
 
@@ -44,18 +44,13 @@ def _uniform(generator: torch.Generator, low: float, high: float, n: int = 1) ->
 
 
 def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``image (V, 3, H, W)``, reflected borders; ``sigma`` px."""
+    """Gaussian blur of ``image (V, 3, H, W)`` (``kornia.filters.gaussian_blur2d``, reflected borders, a kernel of
+    ±⌈2.5σ⌉ px); ``sigma`` px. An image no larger than the kernel's radius is returned as it is."""
     radius = max(1, math.ceil(2.5 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    V, C, H, W = image.shape
-    if radius >= min(H, W):  # reflect padding needs a radius below the image size
+    if radius >= min(image.shape[-2:]):  # reflect padding needs a radius below the image size
         return image
-    out = image.reshape(V * C, 1, H, W)
-    out = F.conv2d(F.pad(out, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
-    out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
-    return out.reshape(V, C, H, W)
+    size = 2 * radius + 1
+    return kornia.filters.gaussian_blur2d(image, (size, size), (sigma, sigma), border_type="reflect")
 
 
 def photometric_augment(image: torch.Tensor, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:
