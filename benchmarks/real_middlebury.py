@@ -68,7 +68,7 @@ FILTERS = ("median", "bilateral", "joint_bilateral", "guided")
 #: The classical methods the refiner is held against: the filters, OpenCV's WLS post-filter, the edge side choice
 #: (SGBM input; :mod:`deltaz.ops.mvs.side`) and the two-view candidate search (SGBM and plane-sweep input;
 #: :mod:`deltaz.ops.mvs.search`).
-CLASSICAL = (*FILTERS, "wls", "side", "search", "planes")
+CLASSICAL = (*FILTERS, "wls", "side", "search", "planes", "subpixel")
 #: Table columns (mm, %).
 COLUMNS = ("mae_mm", "mae_valid_mm", "mae_good_mm", "harm_pct", "hole_pct")
 REGIONS = ("whole", "left", "right")
@@ -218,10 +218,11 @@ def gated(refined: torch.Tensor, depth_init: torch.Tensor, data: dict[str, Any])
 def method_outputs(input_name: str, depth_init: torch.Tensor, data: dict[str, Any],
                    refiner: dict[str, Any] | None) -> tuple[dict[str, torch.Tensor], dict[str, dict]]:
     """Every row's depth ``(H, W)`` mm for one input, and the filters' chosen parameters."""
-    from deltaz.io.middlebury import wls_depth
-    from deltaz.ops.mvs.planes import planes_depth
+    from deltaz.io.middlebury import grid_depth, wls_depth
+    from deltaz.ops.mvs.planes import planes_disparity
     from deltaz.ops.mvs.search import search_depth
     from deltaz.ops.mvs.side import side_depth
+    from deltaz.ops.mvs.subpixel import subpixel_depth
 
     outputs = {"identity": depth_init.clone()}
     filters = tuned_filters(depth_init, data)
@@ -231,10 +232,12 @@ def method_outputs(input_name: str, depth_init: torch.Tensor, data: dict[str, An
         outputs["side"] = side_depth(data)
     if input_name in ("sgbm", "planesweep"):  # the real matchers' inputs; the simulated ones have no pair search
         outputs["search"] = search_depth(data, None if input_name == "sgbm" else depth_init)  # SGBM: its own px
-        outputs["planes"] = planes_depth(data, None if input_name == "sgbm" else outputs["search"])
+        planes = planes_disparity(data, None if input_name == "sgbm" else outputs["search"], full=True)
+        outputs["planes"] = grid_depth(planes, data)
+        outputs["subpixel"] = subpixel_depth(data, planes)
     if refiner is not None:
         outputs.update(refiner_outputs(refiner, depth_init, data))
-        for step in ("search", "planes"):  # the refiner after a classical two-view step: a two-view pipeline
+        for step in ("search", "planes", "subpixel"):  # the refiner after a classical two-view step: a pipeline
             if step in outputs:
                 outputs[f"{step}+deltaz"] = refined_depth(refiner, outputs[step], data["image_left"],
                                                           keep_holes=not fills_holes(refiner))

@@ -7,9 +7,10 @@ The README's "Stereo pairs" table. The disparity is OpenCV SGBM's (the Middlebur
 full-size pair; depth ``Z = f·B / (d + doffs)`` mm at the scene's real scale (median 2.75 m). Rows: SGBM; the
 edge side choice (:func:`deltaz.ops.mvs.side.side_choice`); then the candidate search
 (:func:`deltaz.ops.mvs.search.search_disparity` with ``planes=False``), or segment planes
-(:func:`deltaz.ops.mvs.planes.segment_planes`), or both (``search_disparity``'s default); the refiner on SGBM's
-depth (``--disparity``), after side and search (``--right-image`` before segment planes existed) and after all
-three (``--right-image``).
+(:func:`deltaz.ops.mvs.planes.segment_planes`), or both, then the sub-pixel refinement
+(:func:`deltaz.ops.mvs.subpixel.subpixel_refine`; all four: ``search_disparity``'s default); the refiner on
+SGBM's depth (``--disparity``), after side and search, after side, search and planes (``--right-image`` before the
+sub-pixel step existed) and after all four (``--right-image``).
 Columns: covered MAE (pixels with an SGBM disparity and a ground truth) of the left half (design) and the right
 half (held out), and on the right half ``mae_good_mm`` over the pixels SGBM has within 8 mm and the share made
 more than 4 mm worse: the 2 mm / 1 mm of the other tables at DTU scale, times this scene's ~4× larger depth.
@@ -70,11 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         side = side_choice(torch.from_numpy(disparity), torch.from_numpy(left).float().permute(2, 0, 1) / 255.0)
         seconds["side"] = time.perf_counter() - start
         start = time.perf_counter()
-        searched = search_disparity(disparity, left, right, planes=False)
+        searched = search_disparity(disparity, left, right, planes=False, subpixel=False)
         seconds["side, search"] = time.perf_counter() - start
         start = time.perf_counter()
-        everything = search_disparity(disparity, left, right)
+        three = search_disparity(disparity, left, right, subpixel=False)
         seconds["side, search, planes"] = time.perf_counter() - start
+        start = time.perf_counter()
+        everything = search_disparity(disparity, left, right)
+        seconds["side, search, planes, subpixel"] = time.perf_counter() - start
         side_planes = segment_planes(side.numpy(), left, right)
 
         def refined(z: np.ndarray) -> np.ndarray:
@@ -82,9 +86,11 @@ def main(argv: list[str] | None = None) -> int:
                                        on_note=lambda note: None)
 
         rows = {"SGBM": sgbm, "side": depth(side.numpy()), "side, search": depth(searched),
-                "side, planes": depth(side_planes), "side, search, planes": depth(everything),
+                "side, planes": depth(side_planes), "side, search, planes": depth(three),
+                "side, search, planes, subpixel": depth(everything),
                 "--disparity (refiner only)": refined(sgbm), "side, search, refiner": refined(depth(searched)),
-                "--right-image (side, search, planes, refiner)": refined(depth(everything))}
+                "side, search, planes, refiner": refined(depth(three)),
+                "--right-image (all four, then refiner)": refined(depth(everything))}
     except DeltaZError as error:
         print(f"stereo_fullsize: error: {error}", file=sys.stderr)
         return 2

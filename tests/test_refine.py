@@ -181,7 +181,8 @@ def test_right_image_runs_the_stereo_search_before_refining(ckpts, tmp_path, cap
     stereo = ["--disparity", "--focal", 1000, "--baseline", 100, "--checkpoint", ckpts["identity"]]
     assert _cli("--depth", tmp_path / "disp.pfm", "--image", tmp_path / "l.png", "--right-image", tmp_path / "r.png",
                 "--out", tmp_path / "z.npy", *stereo) == 0
-    np.testing.assert_allclose(np.load(tmp_path / "z.npy")[8:14, 12:18], 1000 * 100 / 6, rtol=1e-6)
+    # searched back to 6 px; the sub-pixel step (last) may move it by a few thousandths of a pixel
+    np.testing.assert_allclose(np.load(tmp_path / "z.npy")[8:14, 12:18], 1000 * 100 / 6, rtol=1e-3)
     assert _cli("--depth", tmp_path / "disp.pfm", "--image", tmp_path / "l.png", "--out", tmp_path / "y.npy",
                 *stereo) == 0
     np.testing.assert_allclose(np.load(tmp_path / "y.npy")[8:14, 12:18], 1000 * 100 / 9, rtol=1e-6)  # no search

@@ -34,6 +34,7 @@ __all__ = [
     "MOTORCYCLE_CALIBRATION",
     "SGBM_PARAMS",
     "grey_u8",
+    "grid_depth",
     "WLS_PARAMS",
     "disparity_to_depth",
     "depth_to_disparity",
@@ -215,13 +216,18 @@ def fixed_point_to_disparity(disparity16: np.ndarray) -> np.ndarray:
     return disparity
 
 
-def _fixed_point_to_depth(disparity16: np.ndarray, data: dict[str, Any]) -> torch.Tensor:
-    """OpenCV's 16× fixed-point disparity (full size) → ``(H, W)`` depth in mm at ``data["size"]``, 0 = hole
-    (:func:`fixed_point_to_disparity`'s NaN)."""
-    disparity = fixed_point_to_disparity(disparity16)
+def grid_depth(disparity: np.ndarray, data: dict[str, Any]) -> torch.Tensor:
+    """A full-size disparity of the left view (px, NaN = unknown) → ``(H, W)`` depth in mm at ``data["size"]``,
+    0 = hole: converted with the scene's calibration, then nearest-resized like the ground truth."""
     cal = data["calibration"]
     depth = disparity_to_depth(disparity, cal["f_px"], cal["baseline_mm"], cal["doffs_px"])
     return torch.from_numpy(np.ascontiguousarray(resize_nearest(depth, data["size"])))
+
+
+def _fixed_point_to_depth(disparity16: np.ndarray, data: dict[str, Any]) -> torch.Tensor:
+    """OpenCV's 16× fixed-point disparity (full size) → ``(H, W)`` depth in mm at ``data["size"]``, 0 = hole
+    (:func:`fixed_point_to_disparity`'s NaN)."""
+    return grid_depth(fixed_point_to_disparity(disparity16), data)
 
 
 def sgbm_disparity(data: dict[str, Any]) -> np.ndarray:

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from skimage.segmentation import felzenszwalb
 
 from deltaz.core.errors import DataError
-from deltaz.io.middlebury import depth_to_disparity, disparity_to_depth, nearest_index
+from deltaz.io.middlebury import depth_to_disparity, disparity_to_depth, resize_nearest
 from deltaz.ops.mvs.side import side_disparity
 
 __all__ = ["PLANES_DEFAULTS", "fit_planes", "rgb_tensor", "sad_map", "segment_planes", "planes_disparity",
@@ -198,13 +198,14 @@ def segment_planes(disparity: np.ndarray, left: np.ndarray, right: np.ndarray, *
     return np.where(agree >= opts["vote"] - 1e-6, median, disp).astype(np.float32)
 
 
-def planes_disparity(data: dict[str, Any], depth: torch.Tensor | None = None) -> np.ndarray:
-    """:func:`segment_planes` on Middlebury: ``(H, W)`` px at ``data["size"]`` in full-size px.
+def planes_disparity(data: dict[str, Any], depth: torch.Tensor | None = None, full: bool = False) -> np.ndarray:
+    """:func:`segment_planes` on Middlebury: ``(H, W)`` px at ``data["size"]`` in full-size px, or with ``full=True``
+    the full-size map (741×500).
 
-    Default: SGBM's full-size disparity after the edge side choice, at full size, sampled at the grid's full-size
-    pixels. With ``depth`` (``(H, W)`` mm at ``data["size"]``, 0 = hole; e.g. the plane sweep's after the
-    candidate search): at the grid itself, with the grid's images. ``data``:
-    :func:`deltaz.io.middlebury.load_motorcycle`'s dict.
+    Default: SGBM's full-size disparity after the edge side choice, at full size (sampled at the grid's full-size
+    pixels unless ``full``). With ``depth`` (``(H, W)`` mm at ``data["size"]``, 0 = hole; e.g. the plane sweep's
+    after the candidate search): at the grid itself, with the grid's images (``full``: then nearest-upsampled,
+    :func:`deltaz.io.middlebury.resize_nearest`). ``data``: :func:`deltaz.io.middlebury.load_motorcycle`'s dict.
     """
     cal = data["calibration"]
     full_h, full_w = data["grey_left_full"].shape
@@ -216,10 +217,11 @@ def planes_disparity(data: dict[str, Any], depth: torch.Tensor | None = None) ->
         grid = np.maximum(grid, 0)  # NaN (holes) stays NaN
         sx = data["size"][1] / full_w  # full-size px -> grid px (rows and columns scale alike here)
         images = [data[k].permute(1, 2, 0).numpy() for k in ("image_left", "image_right")]
-        return segment_planes((grid * sx).astype(np.float32), *images) / sx
-    rows, cols = nearest_index(full_h, data["size"][0]), nearest_index(full_w, data["size"][1])
+        planes = segment_planes((grid * sx).astype(np.float32), *images) / sx
+        return resize_nearest(planes, (full_h, full_w)) if full else planes
     sided = side_disparity(data, full=True).numpy()
-    return segment_planes(sided, data["rgb_left_full"], data["rgb_right_full"])[rows][:, cols]
+    planes = segment_planes(sided, data["rgb_left_full"], data["rgb_right_full"])
+    return planes if full else resize_nearest(planes, data["size"])
 
 
 def planes_depth(data: dict[str, Any], depth: torch.Tensor | None = None) -> torch.Tensor:

@@ -15,7 +15,8 @@ cannot decide, and with it the search leaves the good pixels as they were (Motor
 :func:`search_disparity` then runs segment planes (:mod:`deltaz.ops.mvs.planes`), which reaches the half-occluded
 stretches the search cannot; :func:`search_depth` does not (on Middlebury's 185×125 grid the search's reach of 15
 grid pixels takes those stretches back: :func:`deltaz.ops.mvs.planes.planes_depth` runs on the side choice's
-full-size disparity instead).
+full-size disparity instead), and last the sub-pixel refinement (:mod:`deltaz.ops.mvs.subpixel`): the small,
+smooth offset the right image asks for.
 
 Convention: left reference, ``x_right = x_left − d``; disparities in px of the images given; NaN = no disparity.
 """
@@ -33,6 +34,7 @@ from deltaz.core.errors import DataError
 from deltaz.io.middlebury import SGBM_PARAMS, depth_to_disparity, disparity_to_depth, nearest_index
 from deltaz.ops.mvs.planes import rgb_tensor, sad_map, segment_planes
 from deltaz.ops.mvs.side import side_choice, side_disparity
+from deltaz.ops.mvs.subpixel import subpixel_refine
 
 __all__ = ["SEARCH_DEFAULTS", "sad_cost_volume", "candidate_search", "search_disparity", "search_depth"]
 
@@ -107,10 +109,11 @@ def candidate_search(disparity: torch.Tensor, cost: torch.Tensor, rows: torch.Te
 
 def search_disparity(disparity: np.ndarray, left: np.ndarray, right: np.ndarray, window: int = 5,
                      budget_bytes: int = COST_BUDGET_BYTES, side: bool = True, planes: bool = True,
-                     **options: Any) -> np.ndarray:
+                     subpixel: bool = True, **options: Any) -> np.ndarray:
     """The edge side choice (:func:`deltaz.ops.mvs.side.side_choice`, unless ``side=False``), then
     :func:`candidate_search`, then segment planes (:func:`deltaz.ops.mvs.planes.segment_planes`, unless
-    ``planes=False``), on a rectified pair at the disparity map's own size: ``(H, W)`` px → ``(H, W)`` px.
+    ``planes=False``), then the sub-pixel refinement (:func:`deltaz.ops.mvs.subpixel.subpixel_refine`, unless
+    ``subpixel=False``), on a rectified pair at the disparity map's own size: ``(H, W)`` px → ``(H, W)`` px.
 
     Args:
         disparity: ``(H, W)`` px of the left view (``x_right = x − d``), NaN/inf = none (returned as NaN).
@@ -144,7 +147,8 @@ def search_disparity(disparity: np.ndarray, left: np.ndarray, right: np.ndarray,
         rows = (torch.arange(c, e) - a).clamp(0, b - a - 1)
         searched = candidate_search(disp[c:e], cost, rows, torch.arange(W), **opts)
         out[r0:r1] = searched[r0 - c:r1 - c]
-    return segment_planes(out.numpy(), left, right) if planes else out.numpy()
+    searched = segment_planes(out.numpy(), left, right) if planes else out.numpy()
+    return subpixel_refine(searched, left, right) if subpixel else searched
 
 
 def search_depth(data: dict[str, Any], depth: torch.Tensor | None = None) -> torch.Tensor:

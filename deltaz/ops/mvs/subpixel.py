@@ -1,0 +1,146 @@
+"""Sub-pixel refinement: a rectified pair's disparity moved by the small, smooth offset the right image asks for.
+
+A matcher's disparity is often off by a fraction of a pixel over whole surfaces: SGBM's parabola through its
+aggregated costs pulls estimates towards whole pixels, a plane sweep only has its planes and the steps before
+this one copy whole stretches. At a far background a fifth of a pixel is several millimetres. So:
+
+1. Each pixel's offset: the zero-mean normalised cross-correlation (ZNCC) of a ``window²`` patch of the left
+   image's luminance with the right image warped by each pixel's own disparity plus one common offset
+   (linear interpolation along the row), tried at offsets of ``1/steps`` px within ``±reach`` px; the best one,
+   refined by a parabola through its two neighbours. Kept where it is at most ``accept`` px, else 0.
+2. The offsets clipped to ``±clip`` px, then their median over ``smooth × smooth`` pixels (a pixel without a
+   disparity or without a kept offset counts as 0): the part shared by a surface stays, the per-pixel noise
+   of a small patch goes.
+3. The disparity plus that smoothed offset; a pixel without a disparity stays without.
+
+One pass, no training; memory a few maps of the image's size (the best score and its neighbours are kept while
+the offsets are tried, never the whole ZNCC volume). Defaults chosen on the left half of Middlebury's
+Motorcycle (SGBM's full-size disparity, after the side choice and segment planes, scored on the benchmark's
+185×125 grid); docs/EXPERIMENTS.md ("Sub-pixel refinement") has the settings tried and the held-out half.
+
+Convention: left reference, ``x_right = x − d``; disparities in px of the images given; NaN = none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.ndimage import median_filter
+
+from deltaz.core.errors import DataError
+from deltaz.io.middlebury import grid_depth
+from deltaz.ops.mvs.planes import rgb_tensor
+
+__all__ = ["SUBPIXEL_DEFAULTS", "subpixel_depth", "subpixel_offsets", "subpixel_refine"]
+
+#: Defaults of :func:`subpixel_refine` (module docstring): patch (px, odd), offsets tried (±reach px in
+#: 1/steps px), largest offset kept (px), clip (px) and median size (px, odd).
+SUBPIXEL_DEFAULTS = {"window": 7, "reach": 1.5, "steps": 8, "accept": 1.0, "clip": 0.2, "smooth": 21}
+#: Luminance weights (Rec. 601), as the grey images SGBM matches.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def _luma(rgb: torch.Tensor) -> torch.Tensor:
+    """``(3, H, W)`` → ``(1, 1, H, W)`` luminance."""
+    return torch.tensordot(torch.tensor(LUMA), rgb, dims=1)[None, None]
+
+
+def _zncc(left: torch.Tensor, left_mean: torch.Tensor, left_std: torch.Tensor, warped: torch.Tensor,
+          window: int) -> torch.Tensor:
+    """ZNCC of ``window²`` patches, ``(1, 1, H, W)`` each; a flat patch (std → 0) scores near 0."""
+    box = lambda x: F.avg_pool2d(x, window, 1, window // 2, count_include_pad=False)  # noqa: E731
+    mean = box(warped)
+    std = (box(warped * warped) - mean * mean).clamp_min(1e-6).sqrt()
+    return (box(left * warped) - left_mean * mean) / (left_std * std)
+
+
+def _warp(right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
+    """``right`` ``(1, 1, H, W)`` read at ``x − disparity`` along each row (linear, border values outside)."""
+    _, _, H, W = right.shape
+    xs = torch.arange(W, dtype=torch.float32).expand(H, W) - disparity
+    ys = torch.arange(H, dtype=torch.float32)[:, None].expand(H, W)
+    grid = torch.stack([xs / max(W - 1, 1) * 2 - 1, ys / max(H - 1, 1) * 2 - 1], -1)[None]
+    return F.grid_sample(right, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def subpixel_offsets(disparity: torch.Tensor, left: torch.Tensor, right: torch.Tensor, window: int, reach: float,
+                     steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step 1 of the module docstring before the ``accept`` test: ``(offset px, found)``, both ``(H, W)``.
+
+    ``disparity``: ``(H, W)`` px, finite (callers fill holes); ``left``, ``right``: ``(3, H, W)`` in [0, 1].
+    ``found`` is False where the best offset lies at the end of the range (no peak inside it).
+    """
+    grey_left, grey_right = _luma(left), _luma(right)
+    box = lambda x: F.avg_pool2d(x, window, 1, window // 2, count_include_pad=False)  # noqa: E731
+    left_mean = box(grey_left)
+    left_std = (box(grey_left * grey_left) - left_mean * left_mean).clamp_min(1e-6).sqrt()
+    n = int(round(reach * steps))
+    best = torch.full(disparity.shape, -np.inf)
+    index = torch.zeros(disparity.shape, dtype=torch.long)
+    before, after = torch.zeros(disparity.shape), torch.zeros(disparity.shape)
+    previous = None
+    for k in range(-n, n + 1):
+        score = _zncc(grey_left, left_mean, left_std, _warp(grey_right, disparity + k / steps), window)[0, 0]
+        after = torch.where(index == k - 1, score, after)  # the right neighbour of last step's best
+        better = score > best
+        best = torch.where(better, score, best)
+        index = torch.where(better, torch.full_like(index, k), index)
+        before = torch.where(better, previous if previous is not None else score, before)
+        previous = score
+    found = (index > -n) & (index < n)
+    curvature = before - 2 * best + after
+    shift = torch.where(found & (curvature < 0), 0.5 * (before - after) / curvature.clamp_max(-1e-9),
+                        torch.zeros_like(best))
+    return (index.float() + shift.clamp(-1, 1)) / steps, found
+
+
+def _check(disp: np.ndarray, left: torch.Tensor, right: torch.Tensor, opts: dict[str, Any]) -> None:
+    if disp.ndim != 2 or tuple(left.shape[1:]) != disp.shape or right.shape != left.shape:
+        raise DataError(f"subpixel_refine: the disparity map ({disp.shape}) and both images "
+                        f"({tuple(left.shape[1:])}, {tuple(right.shape[1:])}) must have one size")
+    odd = all(isinstance(opts[k], int) and opts[k] >= 1 and opts[k] % 2 == 1 for k in ("window", "smooth"))
+    if not (odd and isinstance(opts["steps"], int) and opts["steps"] >= 1
+            and 0 < opts["accept"] <= opts["reach"] and opts["clip"] >= 0):
+        raise DataError(f"subpixel_refine: expected odd window and smooth >= 1, steps >= 1, 0 < accept <= reach and "
+                        f"clip >= 0, got {opts}")
+
+
+def subpixel_refine(disparity: np.ndarray, left: np.ndarray, right: np.ndarray, **options: Any) -> np.ndarray:
+    """The sub-pixel refinement (module docstring) on a rectified pair: ``(H, W)`` px → ``(H, W)`` px float32.
+
+    Args:
+        disparity: ``(H, W)`` px of the left view (``x_right = x − d``), NaN/inf = none (returned as NaN).
+        left, right: ``(H, W, 3)`` RGB, uint8/uint16 or float in [0, 1], the disparity map's size.
+        options: any of :data:`SUBPIXEL_DEFAULTS`.
+    """
+    unknown = set(options) - set(SUBPIXEL_DEFAULTS)
+    if unknown:
+        raise DataError(f"subpixel_refine: unknown option(s) {sorted(unknown)}; expected {sorted(SUBPIXEL_DEFAULTS)}")
+    opts = {**SUBPIXEL_DEFAULTS, **options}
+    disp = np.asarray(disparity, dtype=np.float32)
+    disp = np.where(np.isfinite(disp), disp, np.nan).astype(np.float32)
+    left_t, right_t = rgb_tensor(left, "left image"), rgb_tensor(right, "right image")
+    _check(disp, left_t, right_t, opts)
+    known = np.isfinite(disp)
+    if not known.any():
+        return disp
+    offset, found = subpixel_offsets(torch.from_numpy(np.where(known, disp, 0.0)), left_t, right_t,
+                                     opts["window"], opts["reach"], opts["steps"])
+    offset, found = offset.numpy(), found.numpy()
+    kept = np.where(known & found & (np.abs(offset) <= opts["accept"]), offset, 0.0)
+    smooth = median_filter(np.clip(kept, -opts["clip"], opts["clip"]).astype(np.float32), size=opts["smooth"])
+    return np.where(known, disp + smooth, np.nan).astype(np.float32)
+
+
+def subpixel_depth(data: dict[str, Any], disparity: np.ndarray) -> torch.Tensor:
+    """:func:`subpixel_refine` on Middlebury's full-size pair, from a full-size disparity of the left view (px, NaN
+    = none; e.g. :func:`deltaz.ops.mvs.planes.planes_disparity` with ``full=True``): ``(H, W)`` float32 mm at
+    ``data["size"]``, 0 = hole (:func:`deltaz.io.middlebury.grid_depth`). ``data``:
+    :func:`deltaz.io.middlebury.load_motorcycle`'s dict."""
+    if np.shape(disparity) != data["grey_left_full"].shape:
+        raise DataError(f"subpixel_depth: disparity is {np.shape(disparity)}, expected the full-size "
+                        f"{data['grey_left_full'].shape}")
+    return grid_depth(subpixel_refine(disparity, data["rgb_left_full"], data["rgb_right_full"]), data)

@@ -1,0 +1,89 @@
+"""The sub-pixel refinement (deltaz.ops.mvs.subpixel) on exact rectified pairs: a texture made of sinusoids, the
+right image the same texture shifted by a known fractional disparity."""
+
+import numpy as np
+import pytest
+
+from deltaz.core.errors import DataError
+from deltaz.ops.mvs.search import search_disparity
+from deltaz.ops.mvs.subpixel import SUBPIXEL_DEFAULTS, subpixel_refine
+
+H, W = 60, 90
+TRUE = 6.15  # px, x_right = x - d
+
+
+def _texture(x: np.ndarray, y: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``(H, W, 3)`` RGB in [0, 1]: eight sinusoids of random direction and period 5-15 px, per channel."""
+    rng = np.random.default_rng(seed)
+    channels = []
+    for _ in range(3):
+        value = np.zeros_like(x)
+        for _ in range(8):
+            angle, period, phase = rng.uniform(0, np.pi), rng.uniform(5, 15), rng.uniform(0, 2 * np.pi)
+            value += np.sin(2 * np.pi * (np.cos(angle) * x + np.sin(angle) * y) / period + phase)
+        channels.append(value)
+    image = np.stack(channels, -1)
+    return ((image - image.min()) / (image.max() - image.min())).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[np.ndarray, np.ndarray]:
+    y, x = np.mgrid[0:H, 0:W].astype(np.float64)
+    return _texture(x, y), _texture(x + TRUE, y)  # right(x - d) = left(x)
+
+
+def _inner(disparity: np.ndarray) -> np.ndarray:
+    """The pixels whose patches and shifts stay inside both frames."""
+    return disparity[10:-10, 20:-10]
+
+
+def test_a_whole_pixel_disparity_moves_to_the_true_fraction(pair):
+    """SGBM-like pixel locking: 6 px everywhere (the truth 6.15) ends within 0.03 px of the truth inside the frame;
+    holes stay holes."""
+    disparity = np.full((H, W), 6.0, np.float32)
+    disparity[30, 40] = np.nan
+    out = subpixel_refine(disparity, *pair)
+    assert np.isnan(out[30, 40]) and np.isfinite(np.delete(out.ravel(), 30 * W + 40)).all()
+    assert np.nanmax(np.abs(_inner(out) - TRUE)) < 0.03
+
+
+def test_the_right_disparity_stays_and_a_far_one_moves_by_the_clip_only(pair):
+    """At the truth nothing moves by more than 0.02 px; 0.65 px off, the step moves it by the clip (0.2 px) towards
+    the truth, no further; at 1.65 px off (beyond accept, 1 px) it does not move."""
+    assert np.abs(_inner(subpixel_refine(np.full((H, W), TRUE, np.float32), *pair)) - TRUE).max() < 0.02
+    clip = SUBPIXEL_DEFAULTS["clip"]
+    moved = subpixel_refine(np.full((H, W), TRUE - 0.65, np.float32), *pair)
+    np.testing.assert_allclose(_inner(moved), TRUE - 0.65 + clip, atol=1e-5)
+    far = subpixel_refine(np.full((H, W), TRUE - 1.65, np.float32), *pair)
+    np.testing.assert_allclose(_inner(far), TRUE - 1.65, atol=1e-5)
+
+
+def test_uint8_images_give_the_float_result(pair):
+    left, right = ((np.round(image * 255)).astype(np.uint8) for image in pair)
+    out = subpixel_refine(np.full((H, W), 6.0, np.float32), left, right)
+    assert np.abs(_inner(out) - TRUE).max() < 0.05
+
+
+def test_search_disparity_runs_it_last(pair):
+    """search_disparity's default = its steps without the sub-pixel one, then subpixel_refine."""
+    disparity = np.full((H, W), 6.0, np.float32)
+    without = search_disparity(disparity, *pair, subpixel=False)
+    np.testing.assert_array_equal(search_disparity(disparity, *pair), subpixel_refine(without, *pair))
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"window": 4}, "odd window"), ({"smooth": 0}, "odd window"), ({"accept": 2.0}, "accept <= reach"),
+    ({"clip": -1.0}, "clip >= 0"), ({"steps": 0}, "steps >= 1"), ({"radius": 3}, "unknown option"),
+])
+def test_impossible_options_are_refused_in_one_line(pair, kwargs, word):
+    with pytest.raises(DataError, match=word):
+        subpixel_refine(np.full((H, W), 6.0, np.float32), *pair, **kwargs)
+
+
+def test_bad_shapes_are_refused_and_no_disparity_is_returned_as_is(pair):
+    left, right = pair
+    with pytest.raises(DataError, match=r"\(60, 80\).*\(60, 90\)"):
+        subpixel_refine(np.zeros((60, 80), np.float32), left, right)
+    with pytest.raises(DataError, match="RGB"):
+        subpixel_refine(np.zeros((H, W), np.float32), left[..., 0], right)
+    assert np.isnan(subpixel_refine(np.full((H, W), np.inf, np.float32), left, right)).all()
