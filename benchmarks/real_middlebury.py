@@ -21,6 +21,8 @@ grey pair, and the package's plane sweep (:func:`deltaz.ops.mvs.plane_sweep`, le
   colour segment takes the plane, unless the right image sees it there and matches worse; for SGBM on ``side``'s
   full-size disparity (not ``search``'s: the search takes the half-occluded pixels back), for the plane sweep on
   ``search``'s, at the grid;
+* ``subpixel`` — the sub-pixel refinement (:func:`deltaz.ops.mvs.subpixel.subpixel_refine`) of ``planes``' full-size
+  disparity (for the plane sweep: ``planes``' grid disparity nearest-upsampled to full size), at the grid's pixels;
 * ``deltaz`` — the refiner (:func:`deltaz.model.refine`, holes kept or filled as ``deltaz evaluate`` does:
   filled when the checkpoint was trained with ``fill_holes``), and the other hole setting as
   ``deltaz_fill_holes`` / ``deltaz_keep_holes``. Its ``depth_range`` is the input's own 1st–99th percentile
@@ -28,9 +30,8 @@ grey pair, and the package's plane sweep (:func:`deltaz.ops.mvs.plane_sweep`, le
   :mod:`deltaz.ops.dead_zone` (``--dead-zone``, as in ``deltaz evaluate``), in every refiner row;
 * ``deltaz+gate`` — ``deltaz`` behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its
   correction kept where the right view confirms it (the pair's own images and cameras, no ground truth);
-* ``search+deltaz``, ``planes+deltaz`` — the refiner run on ``search``'s (``planes``') output; its harm and good-pixel
-  columns compare with the
-  input's depth, like every row.
+* ``search+deltaz``, ``planes+deltaz``, ``subpixel+deltaz`` — the refiner run on that step's output; its harm and
+  good-pixel columns compare with the input's depth, like every row.
 
 A second part (``--sim``, default ``mvs noise``) keeps the real images and replaces the real matcher by the
 simulated error models of :mod:`deltaz.ops.corrupt` applied to the ground truth (``--sim-seeds`` draws each,
@@ -66,8 +67,8 @@ from deltaz.ops.metrics import depth_metrics, harm_metrics
 #: The classical single-view filters compared (deltaz.ops.baselines).
 FILTERS = ("median", "bilateral", "joint_bilateral", "guided")
 #: The classical methods the refiner is held against: the filters, OpenCV's WLS post-filter, the edge side choice
-#: (SGBM input; :mod:`deltaz.ops.mvs.side`) and the two-view candidate search (SGBM and plane-sweep input;
-#: :mod:`deltaz.ops.mvs.search`).
+#: (SGBM input; :mod:`deltaz.ops.mvs.side`), the two-view candidate search (SGBM and plane-sweep input;
+#: :mod:`deltaz.ops.mvs.search`), segment planes and the sub-pixel refinement.
 CLASSICAL = (*FILTERS, "wls", "side", "search", "planes", "subpixel")
 #: Table columns (mm, %).
 COLUMNS = ("mae_mm", "mae_valid_mm", "mae_good_mm", "harm_pct", "hole_pct")

@@ -1,6 +1,6 @@
 """``deltaz refine --right-image`` at full size: Middlebury *Motorcycle* (741×500, real scale), SGBM's disparity.
 
-    .venv/bin/python benchmarks/stereo_fullsize.py                     # demo checkpoint, CPU, ~40 s
+    .venv/bin/python benchmarks/stereo_fullsize.py                     # demo checkpoint, CPU, ~60 s
     .venv/bin/python benchmarks/stereo_fullsize.py --checkpoint CK --json out.json
 
 The README's "Stereo pairs" table. The disparity is OpenCV SGBM's (the Middlebury benchmark's settings) on the

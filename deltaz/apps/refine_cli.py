@@ -4,8 +4,8 @@ Units: ``depth_mm = stored value × --depth-scale`` (default 1: the file holds m
 the same units (PNG rounded to integers) and in the input's format unless ``--out``'s ending (or ``--out-format``
 in folder mode) says otherwise. With ``--disparity`` the input holds disparity ``d = stored × --depth-scale``
 (px, 0/NaN/inf = unknown) and the output is z-depth ``f·B / (d + doffs)`` in mm; ``--right-image`` (single file)
-first runs the classical two-view steps on the disparity: the edge side choice, the candidate search and segment
-planes (:func:`deltaz.ops.mvs.search.search_disparity`).
+first runs the classical two-view steps on the disparity: the edge side choice, the candidate search, segment
+planes and the sub-pixel refinement (:func:`deltaz.ops.mvs.search.search_disparity`).
 Holes keep their marker (0, NaN or inf) unless ``--fill-holes``. Bad input ends with one ``deltaz refine: error: …``
 line on stderr and exit status 1; nothing is half-written (every file goes to a temporary name in its folder, then
 is renamed).
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--right-image", default=None, metavar="IMG",
                         help="with --disparity and --image (one file): the right image of the rectified pair; the "
                              "disparity first goes through the edge side choice, a two-view search of the "
-                             "neighbours' disparities and segment planes")
+                             "neighbours' disparities, segment planes and a sub-pixel refinement")
     parser.add_argument("--fill-holes", action="store_true",
                         help="let the model fill holes (default: holes stay holes)")
     parser.add_argument("--resize-image", action="store_true",
