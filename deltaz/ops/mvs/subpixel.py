@@ -18,27 +18,38 @@ the offsets are tried, never the whole ZNCC volume). Defaults chosen on the left
 Motorcycle (SGBM's full-size disparity, after the side choice and segment planes, scored on the benchmark's
 185×125 grid); docs/EXPERIMENTS.md ("Sub-pixel refinement") has the settings tried and the held-out half.
 
-Convention: left reference, ``x_right = x − d``; disparities in px of the images given; NaN = none.
+Calibrated views (:func:`subpixel_views`, ``deltaz evaluate``'s multi-view search): the same three steps with
+relative depth offsets ``z·(1 + r)`` instead of disparity offsets, scored by the package's photometric error
+(:func:`deltaz.ops.selfsup.photometric_loss_map`: SSIM + L1, the minimum over the sources that see the point).
+
+Convention: left reference, ``x_right = x − d``; disparities in px of the images given; NaN = none. Views: z-depth
+in mm, 0 = hole.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.ndimage import median_filter
 
+from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
 from deltaz.io.middlebury import grid_depth
 from deltaz.ops.mvs.planes import rgb_tensor
+from deltaz.ops.selfsup import photometric_loss_map
 
-__all__ = ["SUBPIXEL_DEFAULTS", "subpixel_depth", "subpixel_offsets", "subpixel_refine"]
+__all__ = ["SUBPIXEL_DEFAULTS", "VIEWS_SUBPIXEL_DEFAULTS", "running_peak", "smoothed_offsets", "subpixel_depth",
+           "subpixel_offsets", "subpixel_refine", "subpixel_views"]
 
 #: Defaults of :func:`subpixel_refine` (module docstring): patch (px, odd), offsets tried (±reach px in
 #: 1/steps px), largest offset kept (px), clip (px) and median size (px, odd).
 SUBPIXEL_DEFAULTS = {"window": 7, "reach": 1.5, "steps": 8, "accept": 1.0, "clip": 0.2, "smooth": 21}
+#: Defaults of :func:`subpixel_views`: offsets tried (±reach in steps of ``step``, relative to the depth), largest
+#: kept, clip (relative) and median size (px, odd). Chosen on the demo's validation scans (docs/EXPERIMENTS.md).
+VIEWS_SUBPIXEL_DEFAULTS = {"reach": 0.012, "step": 0.002, "accept": 0.01, "clip": 0.004, "smooth": 11}
 #: Luminance weights (Rec. 601), as the grey images SGBM matches.
 LUMA = (0.299, 0.587, 0.114)
 
@@ -66,6 +77,31 @@ def _warp(right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(right, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
+def running_peak(score: Callable[[int], torch.Tensor], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The best of the score maps ``score(k)``, ``k = −n … n`` (higher is better, −inf = none), refined by a parabola
+    through its two neighbours: ``(offset in steps, found)``, both ``(…)`` of the maps' shape. Only the running best
+    and its neighbours are kept, never all the maps. ``found`` is False where the best lies at either end of the
+    range or no map has a finite score."""
+    best = index = before = after = previous = None
+    for k in range(-n, n + 1):
+        value = score(k)
+        if best is None:
+            best, index = value, torch.full(value.shape, k, dtype=torch.long)
+            before, after = value.clone(), torch.full_like(value, -np.inf)
+        else:
+            after = torch.where(index == k - 1, value, after)  # the right neighbour of last step's best
+            better = value > best
+            best = torch.where(better, value, best)
+            index = torch.where(better, torch.full_like(index, k), index)
+            before = torch.where(better, previous, before)
+        previous = value
+    found = (index > -n) & (index < n) & torch.isfinite(best) & torch.isfinite(before) & torch.isfinite(after)
+    curvature = before - 2 * best + after
+    shift = torch.where(found & (curvature < 0), 0.5 * (before - after) / curvature.clamp_max(-1e-9),
+                        torch.zeros_like(best))
+    return index.float() + shift.clamp(-1, 1), found
+
+
 def subpixel_offsets(disparity: torch.Tensor, left: torch.Tensor, right: torch.Tensor, window: int, reach: float,
                      steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 1 of the module docstring before the ``accept`` test: ``(offset px, found)``, both ``(H, W)``.
@@ -77,24 +113,20 @@ def subpixel_offsets(disparity: torch.Tensor, left: torch.Tensor, right: torch.T
     box = lambda x: F.avg_pool2d(x, window, 1, window // 2, count_include_pad=False)  # noqa: E731
     left_mean = box(grey_left)
     left_std = (box(grey_left * grey_left) - left_mean * left_mean).clamp_min(1e-6).sqrt()
-    n = int(round(reach * steps))
-    best = torch.full(disparity.shape, -np.inf)
-    index = torch.zeros(disparity.shape, dtype=torch.long)
-    before, after = torch.zeros(disparity.shape), torch.zeros(disparity.shape)
-    previous = None
-    for k in range(-n, n + 1):
-        score = _zncc(grey_left, left_mean, left_std, _warp(grey_right, disparity + k / steps), window)[0, 0]
-        after = torch.where(index == k - 1, score, after)  # the right neighbour of last step's best
-        better = score > best
-        best = torch.where(better, score, best)
-        index = torch.where(better, torch.full_like(index, k), index)
-        before = torch.where(better, previous if previous is not None else score, before)
-        previous = score
-    found = (index > -n) & (index < n)
-    curvature = before - 2 * best + after
-    shift = torch.where(found & (curvature < 0), 0.5 * (before - after) / curvature.clamp_max(-1e-9),
-                        torch.zeros_like(best))
-    return (index.float() + shift.clamp(-1, 1)) / steps, found
+
+    def score(k: int) -> torch.Tensor:
+        return _zncc(grey_left, left_mean, left_std, _warp(grey_right, disparity + k / steps), window)[0, 0]
+
+    offset, found = running_peak(score, int(round(reach * steps)))
+    return offset / steps, found
+
+
+def smoothed_offsets(offset: np.ndarray, kept: np.ndarray, clip: float, smooth: int) -> np.ndarray:
+    """Step 2 of the module docstring: ``offset`` where ``kept`` (else 0), clipped to ``±clip``, then the median over
+    ``smooth × smooth`` pixels of each ``(…, H, W)`` map."""
+    clipped = np.clip(np.where(kept, offset, 0.0), -clip, clip).astype(np.float32)
+    size = (1,) * (clipped.ndim - 2) + (smooth, smooth)
+    return median_filter(clipped, size=size)
 
 
 def _check(disp: np.ndarray, left: torch.Tensor, right: torch.Tensor, opts: dict[str, Any]) -> None:
@@ -130,8 +162,7 @@ def subpixel_refine(disparity: np.ndarray, left: np.ndarray, right: np.ndarray, 
     offset, found = subpixel_offsets(torch.from_numpy(np.where(known, disp, 0.0)), left_t, right_t,
                                      opts["window"], opts["reach"], opts["steps"])
     offset, found = offset.numpy(), found.numpy()
-    kept = np.where(known & found & (np.abs(offset) <= opts["accept"]), offset, 0.0)
-    smooth = median_filter(np.clip(kept, -opts["clip"], opts["clip"]).astype(np.float32), size=opts["smooth"])
+    smooth = smoothed_offsets(offset, known & found & (np.abs(offset) <= opts["accept"]), opts["clip"], opts["smooth"])
     return np.where(known, disp + smooth, np.nan).astype(np.float32)
 
 
@@ -144,3 +175,40 @@ def subpixel_depth(data: dict[str, Any], disparity: np.ndarray) -> torch.Tensor:
         raise DataError(f"subpixel_depth: disparity is {np.shape(disparity)}, expected the full-size "
                         f"{data['grey_left_full'].shape}")
     return grid_depth(subpixel_refine(disparity, data["rgb_left_full"], data["rgb_right_full"]), data)
+
+
+@torch.no_grad()
+def subpixel_views(depth: torch.Tensor, image_ref: torch.Tensor, image_src: torch.Tensor, multiview: MultiView,
+                   **options: Any) -> torch.Tensor:
+    """The sub-pixel refinement for calibrated views (module docstring): ``(B, H, W)`` mm → the same, holes kept.
+
+    Args:
+        depth: ``(B, H, W)`` reference z-depth, mm, 0 = hole.
+        image_ref: ``(B, 3, H, W)`` in [0, 1]; image_src: ``(B, S, 3, H', W')`` in [0, 1].
+        multiview: the reference's and sources' cameras, with the sources' depths for the visibility test
+            (:func:`deltaz.ops.selfsup.photometric_loss_map`).
+        options: any of :data:`VIEWS_SUBPIXEL_DEFAULTS`.
+    """
+    unknown = set(options) - set(VIEWS_SUBPIXEL_DEFAULTS)
+    if unknown:
+        raise DataError(f"subpixel_views: unknown option(s) {sorted(unknown)}; "
+                        f"expected {sorted(VIEWS_SUBPIXEL_DEFAULTS)}")
+    opts = {**VIEWS_SUBPIXEL_DEFAULTS, **options}
+    if not (0 < opts["step"] and 0 < opts["accept"] <= opts["reach"] < 1 and opts["clip"] >= 0
+            and isinstance(opts["smooth"], int) and opts["smooth"] >= 1 and opts["smooth"] % 2 == 1):
+        raise DataError(f"subpixel_views: expected step > 0, 0 < accept <= reach < 1, clip >= 0 and an odd smooth "
+                        f">= 1, got {opts}")
+    if depth.dim() != 3 or image_ref.shape[0] != depth.shape[0] or image_ref.shape[-2:] != depth.shape[-2:]:
+        raise DataError(f"subpixel_views: depth (B, H, W) and image_ref (B, 3, H, W) of one size expected, got "
+                        f"{tuple(depth.shape)} and {tuple(image_ref.shape)}")
+    depth = depth.float()
+
+    def score(k: int) -> torch.Tensor:
+        error, seen = photometric_loss_map(depth * (1 + k * opts["step"]), image_ref, image_src, multiview)
+        return torch.where(seen, -error, torch.full_like(error, -np.inf))
+
+    offset, found = running_peak(score, int(round(opts["reach"] / opts["step"])))
+    relative = (offset * opts["step"]).cpu().numpy()
+    kept = found.cpu().numpy() & (depth > 0).cpu().numpy() & (np.abs(relative) <= opts["accept"])
+    smooth = torch.from_numpy(smoothed_offsets(relative, kept, opts["clip"], opts["smooth"])).to(depth.device)
+    return torch.where(depth > 0, depth * (1 + smooth), depth)
