@@ -40,6 +40,7 @@ __all__ = [
     "pixel_to_grid",
     "sample_pixels",
     "reproject",
+    "reproject_points",
     "warp",
 ]
 
@@ -240,12 +241,23 @@ def reproject(
         the source camera (mm), and ``valid (B, H, W)``: reference depth > 0, ``z_src > eps``, and
         ``uv_src`` inside the source image span ``[−0.5, W'−0.5] × [−0.5, H'−0.5]``.
     """
+    points_world = camera_to_world(backproject_depth(depth_ref, K_ref), E_ref)
+    return reproject_points(points_world, depth_ref, K_src, E_src, src_hw, eps)
+
+
+def reproject_points(
+    points_world: torch.Tensor,
+    depth_ref: torch.Tensor,
+    K_src: torch.Tensor,
+    E_src: torch.Tensor,
+    src_hw: tuple[int, int] | None = None,
+    eps: float = Z_EPS,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`reproject` from the reference's points already in the world, ``(B, H, W, 3)`` mm (backprojected once
+    for several sources); ``depth_ref (B, H, W)`` says which pixels have a depth. Same returns."""
     H, W = depth_ref.shape[-2:]
     Hs, Ws = src_hw if src_hw is not None else (H, W)
-    points_ref = backproject_depth(depth_ref, K_ref)
-    points_world = camera_to_world(points_ref, E_ref)
-    points_src = world_to_camera(points_world, E_src)
-    uv_src, z_src = project_points(points_src, K_src, eps=eps)
+    uv_src, z_src = project_points(world_to_camera(points_world, E_src), K_src, eps=eps)
     u, v = uv_src[..., 0], uv_src[..., 1]
     inside = (u >= -0.5) & (u <= Ws - 0.5) & (v >= -0.5) & (v <= Hs - 0.5)
     valid = (depth_ref > 0) & (z_src > eps) & inside

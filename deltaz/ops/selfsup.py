@@ -20,8 +20,9 @@ term                per pixel (masked mean)                                     
   visibility test (a source whose depth is clearly in front of the point does not count; with one source, a
   stereo pair, this is the only occlusion handling). With ``normalise_exposure`` each image is divided by its
   per-channel mean first, so a per-view exposure/white-balance gain does not read as a depth error.
-  (:func:`deltaz.core.geometry.warp` is ``reproject`` + ``sample_pixels``; the term calls those two itself to read
-  the source image and the source depth at the same landing point.)
+  (:func:`deltaz.core.geometry.warp` is ``reproject`` + ``sample_pixels``; the term backprojects the reference once
+  and calls ``reproject_points`` + ``sample_pixels`` per source itself, to read the source image and the source depth
+  at the same landing point.)
 * ``geometric``: :func:`deltaz.ops.losses.multiview_consistency_loss_map` (its occlusion rule) divided by the
   reference depth, so the term is scale-free; differentiable w.r.t. both the reference and the sources.
 * ``anchor``: keeps adaptation from drifting where the input is trustworthy; ``c ∈ [0, 1]`` is a confidence
@@ -41,7 +42,7 @@ import torch
 
 from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
-from deltaz.core.geometry import reproject, sample_pixels
+from deltaz.core.geometry import backproject_depth, camera_to_world, reproject_points, sample_pixels
 from deltaz.ops.losses import multiview_consistency_loss_map, smoothness_loss, weighted_total
 from deltaz.ops.metrics import multiview_consistency
 
@@ -138,8 +139,9 @@ def photometric_loss_map(
     if normalise_exposure:
         image_ref, image_src = _normalise(image_ref), _normalise(image_src)
     best = None
+    points_world = camera_to_world(backproject_depth(depth_ref, K_ref), E_ref)  # once for every source
     for s in range(image_src.shape[1]):
-        uv, z_src, valid = reproject(depth_ref, K_ref, E_ref, K_src[:, s], E_src[:, s], src_hw=image_src.shape[-2:])
+        uv, z_src, valid = reproject_points(points_world, depth_ref, K_src[:, s], E_src[:, s], image_src.shape[-2:])
         warped = sample_pixels(image_src[:, s], uv)
         if depth_src is not None:
             d_s = sample_pixels(depth_src[:, s:s + 1].detach().to(depth_ref.dtype), uv * depth_uv_scale,
