@@ -31,6 +31,7 @@ import torch
 from deltaz.core.errors import DataError
 
 __all__ = [
+    "LUMA",
     "MOTORCYCLE_CALIBRATION",
     "SGBM_PARAMS",
     "grey_u8",
@@ -66,6 +67,8 @@ SGBM_PARAMS = {
     "speckleWindowSize": 100,
     "speckleRange": 2,
 }
+#: Rec. 601 luminance weights of R, G, B (:func:`grey_u8`).
+LUMA = (0.299, 0.587, 0.114)
 #: OpenCV DisparityWLSFilter settings of :func:`wls_depth`.
 WLS_PARAMS = {"lambda": 8000.0, "sigma_color": 1.5}
 
@@ -189,7 +192,7 @@ def load_motorcycle(size: tuple[int, int] = (125, 185), median_depth_mm: float =
 def grey_u8(rgb: np.ndarray) -> np.ndarray:
     """``(H, W, 3)`` RGB in 0…255 → Rec. 601 luminance ``0.299 R + 0.587 G + 0.114 B`` as uint8 (OpenCV's
     RGB2GRAY, up to rounding): what SGBM matches, here and in :mod:`deltaz.ops.mvs.stereo`."""
-    luma = np.asarray(rgb, dtype=np.float64) @ np.array([0.299, 0.587, 0.114])
+    luma = np.asarray(rgb, dtype=np.float64) @ np.array(LUMA)
     return np.ascontiguousarray(np.clip(np.round(luma), 0, 255).astype(np.uint8))
 
 

@@ -37,7 +37,8 @@ from scipy.ndimage import median_filter
 
 from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
-from deltaz.io.middlebury import grid_depth
+from deltaz.core.geometry import pixel_grid, sample_pixels
+from deltaz.io.middlebury import LUMA, grid_depth
 from deltaz.ops.mvs.planes import rgb_tensor
 from deltaz.ops.selfsup import photometric_loss_map
 
@@ -50,31 +51,31 @@ SUBPIXEL_DEFAULTS = {"window": 7, "reach": 1.5, "steps": 8, "accept": 1.0, "clip
 #: Defaults of :func:`subpixel_views`: offsets tried (±reach in steps of ``step``, relative to the depth), largest
 #: kept, clip (relative) and median size (px, odd). Chosen on the demo's validation scans (docs/EXPERIMENTS.md).
 VIEWS_SUBPIXEL_DEFAULTS = {"reach": 0.012, "step": 0.002, "accept": 0.01, "clip": 0.004, "smooth": 11}
-#: Luminance weights (Rec. 601), as the grey images SGBM matches.
-LUMA = (0.299, 0.587, 0.114)
 
 
 def _luma(rgb: torch.Tensor) -> torch.Tensor:
-    """``(3, H, W)`` → ``(1, 1, H, W)`` luminance."""
-    return torch.tensordot(torch.tensor(LUMA), rgb, dims=1)[None, None]
+    """``(3, H, W)`` → ``(1, 1, H, W)`` luminance (the weights of the grey images SGBM matches)."""
+    return torch.tensordot(torch.tensor(LUMA, dtype=rgb.dtype), rgb, dims=1)[None, None]
+
+
+def _box(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Mean over ``window²`` patches, ``(1, 1, H, W)`` → the same (fewer pixels at the border)."""
+    return F.avg_pool2d(x, window, 1, window // 2, count_include_pad=False)
 
 
 def _zncc(left: torch.Tensor, left_mean: torch.Tensor, left_std: torch.Tensor, warped: torch.Tensor,
           window: int) -> torch.Tensor:
     """ZNCC of ``window²`` patches, ``(1, 1, H, W)`` each; a flat patch (std → 0) scores near 0."""
-    box = lambda x: F.avg_pool2d(x, window, 1, window // 2, count_include_pad=False)  # noqa: E731
-    mean = box(warped)
-    std = (box(warped * warped) - mean * mean).clamp_min(1e-6).sqrt()
-    return (box(left * warped) - left_mean * mean) / (left_std * std)
+    mean = _box(warped, window)
+    std = (_box(warped * warped, window) - mean * mean).clamp_min(1e-6).sqrt()
+    return (_box(left * warped, window) - left_mean * mean) / (left_std * std)
 
 
 def _warp(right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
     """``right`` ``(1, 1, H, W)`` read at ``x − disparity`` along each row (linear, border values outside)."""
     _, _, H, W = right.shape
-    xs = torch.arange(W, dtype=torch.float32).expand(H, W) - disparity
-    ys = torch.arange(H, dtype=torch.float32)[:, None].expand(H, W)
-    grid = torch.stack([xs / max(W - 1, 1) * 2 - 1, ys / max(H - 1, 1) * 2 - 1], -1)[None]
-    return F.grid_sample(right, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    u, v = pixel_grid(H, W)
+    return sample_pixels(right, torch.stack([u - disparity, v], -1)[None])
 
 
 def running_peak(score: Callable[[int], torch.Tensor], n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,9 +111,8 @@ def subpixel_offsets(disparity: torch.Tensor, left: torch.Tensor, right: torch.T
     ``found`` is False where the best offset lies at the end of the range (no peak inside it).
     """
     grey_left, grey_right = _luma(left), _luma(right)
-    box = lambda x: F.avg_pool2d(x, window, 1, window // 2, count_include_pad=False)  # noqa: E731
-    left_mean = box(grey_left)
-    left_std = (box(grey_left * grey_left) - left_mean * left_mean).clamp_min(1e-6).sqrt()
+    left_mean = _box(grey_left, window)
+    left_std = (_box(grey_left * grey_left, window) - left_mean * left_mean).clamp_min(1e-6).sqrt()
 
     def score(k: int) -> torch.Tensor:
         return _zncc(grey_left, left_mean, left_std, _warp(grey_right, disparity + k / steps), window)[0, 0]
