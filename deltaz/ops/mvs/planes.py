@@ -41,8 +41,8 @@ from deltaz.core.errors import DataError
 from deltaz.io.middlebury import depth_to_disparity, disparity_to_depth, resize_nearest
 from deltaz.ops.mvs.side import side_disparity
 
-__all__ = ["PLANES_DEFAULTS", "fit_planes", "rgb_tensor", "sad_map", "segment_planes", "planes_disparity",
-           "planes_depth"]
+__all__ = ["PLANES_DEFAULTS", "fit_planes", "merged_options", "pair_arrays", "rgb_tensor", "sad_map", "segment_planes",
+           "planes_disparity", "planes_depth"]
 
 #: Defaults of :func:`segment_planes` (module docstring).
 PLANES_DEFAULTS = {"scales": (100, 175, 250, 400), "sigmas": (0.3, 0.5, 0.8), "min_size": 10, "min_pixels": 20,
@@ -58,6 +58,23 @@ def rgb_tensor(image: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
     top = np.iinfo(array.dtype).max if np.issubdtype(array.dtype, np.integer) else 1.0
     array = array.astype(np.float32) / np.float32(top)
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+
+
+def merged_options(name: str, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated with ``options``; an unknown option is refused in one line naming the function ``name``."""
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise DataError(f"{name}: unknown option(s) {sorted(unknown)}; expected {sorted(defaults)}")
+    return {**defaults, **options}
+
+
+def pair_arrays(disparity: np.ndarray, left: np.ndarray, right: np.ndarray
+                ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """A rectified pair's disparity as float32 (NaN/inf → NaN) and its images as ``(3, H, W)`` float32 in [0, 1]
+    (:func:`rgb_tensor`)."""
+    disp = np.asarray(disparity, dtype=np.float32)
+    disp = np.where(np.isfinite(disp), disp, np.nan).astype(np.float32)
+    return disp, rgb_tensor(left, "left image"), rgb_tensor(right, "right image")
 
 
 def sad_map(left: torch.Tensor, right: torch.Tensor, d: int, window: int) -> torch.Tensor:
@@ -165,13 +182,8 @@ def segment_planes(disparity: np.ndarray, left: np.ndarray, right: np.ndarray, *
         left, right: ``(H, W, 3)`` RGB, uint8/uint16 or float in [0, 1], the disparity map's size.
         options: any of :data:`PLANES_DEFAULTS`.
     """
-    unknown = set(options) - set(PLANES_DEFAULTS)
-    if unknown:
-        raise DataError(f"segment_planes: unknown option(s) {sorted(unknown)}; expected {sorted(PLANES_DEFAULTS)}")
-    opts = {**PLANES_DEFAULTS, **options}
-    disp = np.asarray(disparity, dtype=np.float32)
-    disp = np.where(np.isfinite(disp), disp, np.nan).astype(np.float32)
-    left_t, right_t = rgb_tensor(left, "left image"), rgb_tensor(right, "right image")
+    opts = merged_options("segment_planes", options, PLANES_DEFAULTS)
+    disp, left_t, right_t = pair_arrays(disparity, left, right)
     _check(disp, left_t, right_t, opts)
     if not np.isfinite(disp).any():
         return disp

@@ -39,7 +39,7 @@ from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
 from deltaz.core.geometry import pixel_grid, sample_pixels
 from deltaz.io.middlebury import LUMA, grid_depth
-from deltaz.ops.mvs.planes import rgb_tensor
+from deltaz.ops.mvs.planes import merged_options, pair_arrays
 from deltaz.ops.selfsup import photometric_loss_map
 
 __all__ = ["SUBPIXEL_DEFAULTS", "VIEWS_SUBPIXEL_DEFAULTS", "running_peak", "smoothed_offsets", "subpixel_depth",
@@ -148,13 +148,8 @@ def subpixel_refine(disparity: np.ndarray, left: np.ndarray, right: np.ndarray, 
         left, right: ``(H, W, 3)`` RGB, uint8/uint16 or float in [0, 1], the disparity map's size.
         options: any of :data:`SUBPIXEL_DEFAULTS`.
     """
-    unknown = set(options) - set(SUBPIXEL_DEFAULTS)
-    if unknown:
-        raise DataError(f"subpixel_refine: unknown option(s) {sorted(unknown)}; expected {sorted(SUBPIXEL_DEFAULTS)}")
-    opts = {**SUBPIXEL_DEFAULTS, **options}
-    disp = np.asarray(disparity, dtype=np.float32)
-    disp = np.where(np.isfinite(disp), disp, np.nan).astype(np.float32)
-    left_t, right_t = rgb_tensor(left, "left image"), rgb_tensor(right, "right image")
+    opts = merged_options("subpixel_refine", options, SUBPIXEL_DEFAULTS)
+    disp, left_t, right_t = pair_arrays(disparity, left, right)
     _check(disp, left_t, right_t, opts)
     known = np.isfinite(disp)
     if not known.any():
@@ -189,11 +184,7 @@ def subpixel_views(depth: torch.Tensor, image_ref: torch.Tensor, image_src: torc
             (:func:`deltaz.ops.selfsup.photometric_loss_map`).
         options: any of :data:`VIEWS_SUBPIXEL_DEFAULTS`.
     """
-    unknown = set(options) - set(VIEWS_SUBPIXEL_DEFAULTS)
-    if unknown:
-        raise DataError(f"subpixel_views: unknown option(s) {sorted(unknown)}; "
-                        f"expected {sorted(VIEWS_SUBPIXEL_DEFAULTS)}")
-    opts = {**VIEWS_SUBPIXEL_DEFAULTS, **options}
+    opts = merged_options("subpixel_views", options, VIEWS_SUBPIXEL_DEFAULTS)
     if not (0 < opts["step"] and 0 < opts["accept"] <= opts["reach"] < 1 and opts["clip"] >= 0
             and isinstance(opts["smooth"], int) and opts["smooth"] >= 1 and opts["smooth"] % 2 == 1):
         raise DataError(f"subpixel_views: expected step > 0, 0 < accept <= reach < 1, clip >= 0 and an odd smooth "
