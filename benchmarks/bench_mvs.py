@@ -194,8 +194,8 @@ def main() -> None:
           f"{stereo['median_error_mm']:.2f} mm, {100 * stereo['valid']:.0f}% valid")
     one, eight = (propagate_case(args.device, args.repeats, args.threads, batch) for batch in (1, 8))
     print(f"multi-view candidate search 160x128, 4 sources: {one['seconds']:.2f} s/view one at a time, "
-          f"{eight['seconds']:.2f} s/view in batches of 8 ({100 * one['changed']:.1f} % of the sweep's pixels changed); "
-          f"its sub-pixel step {one['subpixel_seconds']:.2f} / {eight['subpixel_seconds']:.2f} s/view")
+          f"{eight['seconds']:.2f} s/view in batches of 8 ({100 * one['changed']:.1f} % of the sweep's pixels "
+          f"changed); its sub-pixel step {one['subpixel_seconds']:.2f} / {eight['subpixel_seconds']:.2f} s/view")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"(load average {load:.1f} on {os.cpu_count()} CPUs: other processes slow the CPU timings down)")
 

@@ -50,8 +50,8 @@ ERROR_BINS_PX = (0.25, 1.0, 5.0)
 #: The median depth (mm) the thresholds are given at.
 MEDIAN_DEPTH_MM = 680.0
 #: The rows, when the run has them.
-METHODS = ("identity", "side", "search", "planes", "subpixel", "deltaz", "deltaz+gate", "search+deltaz", "planes+deltaz",
-           "subpixel+deltaz")
+METHODS = ("identity", "side", "search", "planes", "subpixel", "deltaz", "deltaz+gate", "search+deltaz",
+           "planes+deltaz", "subpixel+deltaz")
 
 
 def _benchmark():

@@ -324,7 +324,7 @@ def test_benchmark_refuses_bad_sim_options_in_one_line(argv, word, capsys):
 
 def test_subpixel_depth_lowers_the_left_half_after_segment_planes(scene):
     """The sub-pixel refinement of segment planes' full-size disparity keeps the holes and lowers the left half's
-    covered MAE (10.63 -> 9.79 mm measured) and the error of the pixels segment planes have within 2 mm (1.00 -> 0.87
+    covered MAE (10.63 -> 9.78 mm measured) and the error of the pixels segment planes have within 2 mm (1.00 -> 0.86
     mm); the right half is held out. A disparity that is not full-size is refused with both sizes named."""
     from deltaz.io.middlebury import grid_depth
     from deltaz.ops.mvs.planes import planes_disparity
@@ -336,6 +336,6 @@ def test_subpixel_depth_lowers_the_left_half_after_segment_planes(scene):
     assert torch.equal(refined > 0, planes > 0)
     mae, mae_planes, harm, harm_planes = _left_half(refined, planes, gt)
     assert mae < mae_planes - 0.4
-    assert harm["mae_good_mm"] < harm_planes["mae_good_mm"] + 0.1
+    assert harm["mae_good_mm"] < harm_planes["mae_good_mm"] - 0.05
     with pytest.raises(DataError, match=r"\(125, 185\).*\(500, 741\)"):
         subpixel_depth(scene, np.zeros((125, 185), np.float32))

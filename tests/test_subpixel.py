@@ -52,13 +52,15 @@ def test_a_whole_pixel_disparity_moves_to_the_true_fraction(pair):
 
 def test_the_right_disparity_stays_and_a_far_one_moves_by_the_clip_only(pair):
     """At the truth nothing moves by more than 0.02 px; 0.65 px off, the step moves it by the clip (0.2 px) towards
-    the truth, no further; at 1.65 px off (beyond accept, 1 px) it does not move."""
+    the truth, no further; 1.25 px off (beyond accept, 1 px) or 1.65 px off (beyond reach) it does not move."""
     assert np.abs(_inner(subpixel_refine(np.full((H, W), TRUE, np.float32), *pair)) - TRUE).max() < 0.02
     clip = SUBPIXEL_DEFAULTS["clip"]
     moved = subpixel_refine(np.full((H, W), TRUE - 0.65, np.float32), *pair)
     np.testing.assert_allclose(_inner(moved), TRUE - 0.65 + clip, atol=1e-5)
-    far = subpixel_refine(np.full((H, W), TRUE - 1.65, np.float32), *pair)
-    np.testing.assert_allclose(_inner(far), TRUE - 1.65, atol=1e-5)
+    beyond_accept = subpixel_refine(np.full((H, W), TRUE - 1.25, np.float32), *pair)  # a peak inside reach (1.5)
+    np.testing.assert_allclose(_inner(beyond_accept), TRUE - 1.25, atol=1e-5)
+    beyond_reach = subpixel_refine(np.full((H, W), TRUE - 1.65, np.float32), *pair)  # no peak inside the range
+    np.testing.assert_allclose(_inner(beyond_reach), TRUE - 1.65, atol=1e-5)
 
 
 def test_uint8_images_give_the_float_result(pair):

@@ -3,7 +3,8 @@
 Shared by the single-file and the folder mode (:mod:`deltaz.apps.refine_cli`, :mod:`deltaz.apps.refine_folder`).
 Units: ``depth_mm = stored value × --depth-scale``; ``--disparity`` input is converted to z-depth ``f·B / (d + doffs)``
 mm, after the classical two-view steps (:func:`deltaz.ops.mvs.search.search_disparity`: edge side choice,
-candidate search, segment planes, sub-pixel refinement) when ``--right-image`` is given. The output goes to a temporary name, then is renamed.
+candidate search, segment planes, sub-pixel refinement) when ``--right-image`` is given. The output goes to a
+temporary name, then is renamed.
 """
 
 from __future__ import annotations

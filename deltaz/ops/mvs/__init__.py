@@ -18,7 +18,8 @@
   the right image sees it and matches it better there (``search_disparity`` runs it last; :func:`planes_depth`
   on Middlebury).
 * :func:`subpixel_refine` — the disparity moved by the small, smooth offset the right image asks for: a ZNCC
-  peak per pixel within ±1.5 px, clipped and median-smoothed (``search_disparity`` runs it after segment planes).
+  peak per pixel within ±1.5 px, clipped and median-smoothed (``search_disparity`` runs it after segment planes);
+  :func:`subpixel_views` the same for calibrated views (``deltaz evaluate``'s search runs it last).
 * :func:`consensus_depth` — a pixel no source view agrees with takes the depth the sources see there
   (:func:`splat_sources`); ``deltaz evaluate``'s ``search`` runs it before :func:`propagate_depth`.
 * :func:`propagate_depth` — the same search for calibrated views: each pixel keeps a neighbour's depth where the
@@ -38,7 +39,7 @@ from deltaz.ops.mvs.search import candidate_search, sad_cost_volume, search_dept
 from deltaz.ops.mvs.side import SIDE_DEFAULTS, side_choice, side_depth
 from deltaz.ops.mvs.stereo import stereo_depth
 from deltaz.ops.mvs.stereo_cache import STEREO_DIR, load_stereo, stereo_scan
-from deltaz.ops.mvs.subpixel import SUBPIXEL_DEFAULTS, subpixel_refine
+from deltaz.ops.mvs.subpixel import SUBPIXEL_DEFAULTS, VIEWS_SUBPIXEL_DEFAULTS, subpixel_refine, subpixel_views
 from deltaz.ops.mvs.sweep import SweepResult, plane_depths, plane_sweep
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "SUBPIXEL_DEFAULTS",
     "STEREO_DIR",
     "SWEEP_DIR",
+    "VIEWS_SUBPIXEL_DEFAULTS",
     "SweepResult",
     "candidate_search",
     "consensus_depth",
@@ -69,5 +71,6 @@ __all__ = [
     "stereo_depth",
     "stereo_scan",
     "subpixel_refine",
+    "subpixel_views",
     "sweep_scan",
 ]

@@ -4,10 +4,12 @@ A matcher's disparity is often off by a fraction of a pixel over whole surfaces:
 aggregated costs pulls estimates towards whole pixels, a plane sweep only has its planes and the steps before
 this one copy whole stretches. At a far background a fifth of a pixel is several millimetres. So:
 
-1. Each pixel's offset: the zero-mean normalised cross-correlation (ZNCC) of a ``window²`` patch of the left
-   image's luminance with the right image warped by each pixel's own disparity plus one common offset
-   (linear interpolation along the row), tried at offsets of ``1/steps`` px within ``±reach`` px; the best one,
-   refined by a parabola through its two neighbours. Kept where it is at most ``accept`` px, else 0.
+1. Each pixel's offset: the zero-mean normalised cross-correlation (ZNCC, the plane sweep's:
+   :func:`deltaz.ops.mvs.sweep.zncc_cost`) of a ``window²`` patch of the left image's luminance with the right image
+   warped by each pixel's own disparity plus one common offset (linear interpolation along the row; a pixel
+   without a disparity is warped by its nearest neighbour's), tried at offsets of ``1/steps`` px within
+   ``±reach`` px; the best one, refined by a parabola through its two neighbours. Kept where it is at most
+   ``accept`` px, else 0.
 2. The offsets clipped to ``±clip`` px, then their median over ``smooth × smooth`` pixels (a pixel without a
    disparity or without a kept offset counts as 0): the part shared by a surface stays, the per-pixel noise
    of a small patch goes.
@@ -32,14 +34,14 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from scipy.ndimage import median_filter
+from scipy.ndimage import distance_transform_edt, median_filter
 
 from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
 from deltaz.core.geometry import pixel_grid, sample_pixels
-from deltaz.io.middlebury import LUMA, grid_depth
+from deltaz.io.middlebury import grid_depth
 from deltaz.ops.mvs.planes import merged_options, pair_arrays
+from deltaz.ops.mvs.sweep import gray, reference_stats, zncc_cost
 from deltaz.ops.selfsup import photometric_loss_map
 
 __all__ = ["SUBPIXEL_DEFAULTS", "VIEWS_SUBPIXEL_DEFAULTS", "running_peak", "smoothed_offsets", "subpixel_depth",
@@ -48,27 +50,13 @@ __all__ = ["SUBPIXEL_DEFAULTS", "VIEWS_SUBPIXEL_DEFAULTS", "running_peak", "smoo
 #: Defaults of :func:`subpixel_refine` (module docstring): patch (px, odd), offsets tried (±reach px in
 #: 1/steps px), largest offset kept (px), clip (px) and median size (px, odd).
 SUBPIXEL_DEFAULTS = {"window": 7, "reach": 1.5, "steps": 8, "accept": 1.0, "clip": 0.2, "smooth": 21}
+#: Smallest window variance of the ZNCC (luminance in [0, 1]): lower than the plane sweep's 1e-4, so that faint
+#: texture still places its peak (chosen with the settings above; 1e-4 gave 9.90 instead of 9.78 mm there).
+VAR_EPS = 1e-6
 #: Defaults of :func:`subpixel_views`: offsets tried (±reach in steps of ``step``, relative to the depth), largest
 #: kept, clip (relative) and median size (px, odd). Chosen on the demo's validation scans (docs/EXPERIMENTS.md).
 VIEWS_SUBPIXEL_DEFAULTS = {"reach": 0.012, "step": 0.002, "accept": 0.01, "clip": 0.004, "smooth": 11}
 
-
-def _luma(rgb: torch.Tensor) -> torch.Tensor:
-    """``(3, H, W)`` → ``(1, 1, H, W)`` luminance (the weights of the grey images SGBM matches)."""
-    return torch.tensordot(torch.tensor(LUMA, dtype=rgb.dtype), rgb, dims=1)[None, None]
-
-
-def _box(x: torch.Tensor, window: int) -> torch.Tensor:
-    """Mean over ``window²`` patches, ``(1, 1, H, W)`` → the same (fewer pixels at the border)."""
-    return F.avg_pool2d(x, window, 1, window // 2, count_include_pad=False)
-
-
-def _zncc(left: torch.Tensor, left_mean: torch.Tensor, left_std: torch.Tensor, warped: torch.Tensor,
-          window: int) -> torch.Tensor:
-    """ZNCC of ``window²`` patches, ``(1, 1, H, W)`` each; a flat patch (std → 0) scores near 0."""
-    mean = _box(warped, window)
-    std = (_box(warped * warped, window) - mean * mean).clamp_min(1e-6).sqrt()
-    return (_box(left * warped, window) - left_mean * mean) / (left_std * std)
 
 
 def _warp(right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
@@ -79,16 +67,16 @@ def _warp(right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
 
 
 def running_peak(score: Callable[[int], torch.Tensor], n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The best of the score maps ``score(k)``, ``k = −n … n`` (higher is better, −inf = none), refined by a parabola
-    through its two neighbours: ``(offset in steps, found)``, both ``(…)`` of the maps' shape. Only the running best
-    and its neighbours are kept, never all the maps. ``found`` is False where the best lies at either end of the
-    range or no map has a finite score."""
+    """The best of the score maps ``score(k)``, ``k = −n … n`` (higher is better, −inf = none), refined by a
+    parabola through its two neighbours: ``(offset in steps, found)``, both ``(…)`` of the maps' shape. Only the
+    running best and its neighbours are kept, never all the maps. ``found`` is False where the best lies at either
+    end of the range or no map has a finite score."""
     best = index = before = after = previous = None
     for k in range(-n, n + 1):
         value = score(k)
         if best is None:
-            best, index = value, torch.full(value.shape, k, dtype=torch.long)
-            before, after = value.clone(), torch.full_like(value, -np.inf)
+            best, index = value, torch.full_like(value, k, dtype=torch.long)
+            before, after = torch.full_like(value, -np.inf), torch.full_like(value, -np.inf)
         else:
             after = torch.where(index == k - 1, value, after)  # the right neighbour of last step's best
             better = value > best
@@ -110,12 +98,12 @@ def subpixel_offsets(disparity: torch.Tensor, left: torch.Tensor, right: torch.T
     ``disparity``: ``(H, W)`` px, finite (callers fill holes); ``left``, ``right``: ``(3, H, W)`` in [0, 1].
     ``found`` is False where the best offset lies at the end of the range (no peak inside it).
     """
-    grey_left, grey_right = _luma(left), _luma(right)
-    left_mean = _box(grey_left, window)
-    left_std = (_box(grey_left * grey_left, window) - left_mean * left_mean).clamp_min(1e-6).sqrt()
+    grey_left, grey_right = gray(left[None]), gray(right[None])  # (1, 1, H, W) luminance, as the plane sweep's
+    left_mean, left_var = reference_stats(grey_left, window, VAR_EPS)
 
-    def score(k: int) -> torch.Tensor:
-        return _zncc(grey_left, left_mean, left_std, _warp(grey_right, disparity + k / steps), window)[0, 0]
+    def score(k: int) -> torch.Tensor:  # ZNCC − 1
+        warped = _warp(grey_right, disparity + k / steps)
+        return -zncc_cost(grey_left, left_mean, left_var, warped, window, VAR_EPS)[0, 0]
 
     offset, found = running_peak(score, int(round(reach * steps)))
     return offset / steps, found
@@ -154,8 +142,10 @@ def subpixel_refine(disparity: np.ndarray, left: np.ndarray, right: np.ndarray, 
     known = np.isfinite(disp)
     if not known.any():
         return disp
-    offset, found = subpixel_offsets(torch.from_numpy(np.where(known, disp, 0.0)), left_t, right_t,
-                                     opts["window"], opts["reach"], opts["steps"])
+    nearest = distance_transform_edt(~known, return_distances=False, return_indices=True)
+    filled = disp[tuple(nearest)]  # holes take the nearest disparity, so no window reads the right image at 0 px
+    offset, found = subpixel_offsets(torch.from_numpy(filled), left_t, right_t, opts["window"], opts["reach"],
+                                     opts["steps"])
     offset, found = offset.numpy(), found.numpy()
     smooth = smoothed_offsets(offset, known & found & (np.abs(offset) <= opts["accept"]), opts["clip"], opts["smooth"])
     return np.where(known, disp + smooth, np.nan).astype(np.float32)
@@ -175,7 +165,8 @@ def subpixel_depth(data: dict[str, Any], disparity: np.ndarray) -> torch.Tensor:
 @torch.no_grad()
 def subpixel_views(depth: torch.Tensor, image_ref: torch.Tensor, image_src: torch.Tensor, multiview: MultiView,
                    **options: Any) -> torch.Tensor:
-    """The sub-pixel refinement for calibrated views (module docstring): ``(B, H, W)`` mm → the same, holes kept.
+    """The sub-pixel refinement for calibrated views (module docstring): ``(B, H, W)`` mm → float32 ``(B, H, W)``
+    mm, holes kept.
 
     Args:
         depth: ``(B, H, W)`` reference z-depth, mm, 0 = hole.

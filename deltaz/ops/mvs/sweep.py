@@ -34,8 +34,10 @@ from deltaz.core.geometry import (
     sample_pixels,
     world_to_camera,
 )
+from deltaz.io.middlebury import LUMA
 
-__all__ = ["SweepResult", "plane_depths", "plane_sweep", "SWEEP_DEFAULTS"]
+__all__ = ["SweepResult", "plane_depths", "plane_sweep", "SWEEP_DEFAULTS", "box_mean", "gray", "reference_stats",
+           "zncc_cost"]
 
 #: The defaults of :func:`plane_sweep`'s algorithm options (what :func:`deltaz.ops.mvs.sweep_scan` records).
 SWEEP_DEFAULTS = {
@@ -55,7 +57,6 @@ _VAR_EPS = 1e-4
 #: Warped pixels × sources per chunk when ``chunk_planes`` is None: ~4 MB per float32 map, small
 #: enough for the allocator to reuse memory (larger chunks were slower on CPU: page faults).
 _CHUNK_ELEMENTS = 1 << 20
-_LUMA = (0.299, 0.587, 0.114)
 
 
 @dataclass
@@ -165,11 +166,11 @@ def _check_inputs(ref_image, K_ref, E_ref, src_images, K_src, E_src):
     return ref, K_ref, E_ref[:3], src, K_src, E_src[:, :3]
 
 
-def _gray(images: torch.Tensor) -> torch.Tensor:
+def gray(images: torch.Tensor) -> torch.Tensor:
     """``(N, C, H, W)`` → ``(N, 1, H, W)``: Rec. 601 luminance for C = 3, unchanged for C = 1."""
     if images.shape[1] == 1:
         return images
-    return (images * images.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return (images * images.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
 def _box_1d(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
@@ -180,7 +181,7 @@ def _box_1d(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
     return total.narrow(dim, size, n) - total.narrow(dim, 0, n)
 
 
-def _box(x: torch.Tensor, size: int) -> torch.Tensor:
+def box_mean(x: torch.Tensor, size: int) -> torch.Tensor:
     """Mean over a ``size × size`` window of ``(N, C, H, W)``; at the borders, the mean of what exists.
 
     Separable running sums: the cost does not grow with ``size``.
@@ -223,14 +224,24 @@ def _warp_planes(src_gray, depths, frame, K_src):
     return warped.view(S, P, H, W), valid
 
 
-def _zncc_cost(ref_gray, ref_mean, ref_var, warped, window):
-    """``1 − ZNCC`` over ``window × window`` windows: ``warped (S, P, H, W)`` → ``(S, P, H, W)`` in [0, 2]."""
+def reference_stats(ref_gray: torch.Tensor, window: int, var_eps: float = _VAR_EPS
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference's window mean and variance (at least ``var_eps``) for :func:`zncc_cost`: ``(1, 1, H, W)`` → two
+    ``(1, H, W)``."""
+    stats = box_mean(torch.cat([ref_gray, ref_gray * ref_gray], dim=1), window)
+    mean = stats[:, 0]
+    return mean, (stats[:, 1] - mean * mean).clamp_min(var_eps)
+
+
+def zncc_cost(ref_gray, ref_mean, ref_var, warped, window, var_eps: float = _VAR_EPS):
+    """``1 − ZNCC`` over ``window × window`` windows: ``warped (S, P, H, W)`` → ``(S, P, H, W)`` in [0, 2];
+    variances below ``var_eps`` (flat windows) count as ``var_eps``."""
     S, P, H, W = warped.shape
     w = warped.reshape(S * P, 1, H, W)
-    stats = _box(torch.cat([w, w * w, w * ref_gray], dim=1), window)
+    stats = box_mean(torch.cat([w, w * w, w * ref_gray], dim=1), window)
     mean, sq, cross = stats[:, 0], stats[:, 1], stats[:, 2]
     cov = cross - mean * ref_mean
-    var = (sq - mean * mean).clamp_min(_VAR_EPS)
+    var = (sq - mean * mean).clamp_min(var_eps)
     ncc = cov / torch.sqrt(var * ref_var)
     return (1.0 - ncc.clamp(-1.0, 1.0)).view(S, P, H, W)
 
@@ -253,20 +264,18 @@ def _aggregate_sources(cost: torch.Tensor, valid: torch.Tensor, top_k: int) -> t
 def _cost_volume(ref, src, K_ref, E_ref, K_src, E_src, depths, window, agg_window, top_k, chunk):
     """Aggregated cost ``(D, H, W)``: ZNCC per source, best-k over sources, box filter per plane."""
     H, W = ref.shape[-2:]
-    ref_gray = _gray(ref.unsqueeze(0))  # (1, 1, H, W)
-    src_gray = _gray(src)
-    ref_stats = _box(torch.cat([ref_gray, ref_gray * ref_gray], dim=1), window)
-    ref_mean = ref_stats[:, 0]
-    ref_var = (ref_stats[:, 1] - ref_mean * ref_mean).clamp_min(_VAR_EPS)
+    ref_gray = gray(ref.unsqueeze(0))  # (1, 1, H, W)
+    src_gray = gray(src)
+    ref_mean, ref_var = reference_stats(ref_gray, window)
     frame = _plane_frame(H, W, K_ref, E_ref, E_src)
     volume = torch.empty(depths.numel(), H, W, dtype=torch.float32, device=ref.device)
     for start in range(0, depths.numel(), chunk):
         d = depths[start:start + chunk]
         warped, valid = _warp_planes(src_gray, d, frame, K_src)
-        cost = _zncc_cost(ref_gray, ref_mean, ref_var, warped, window)
+        cost = zncc_cost(ref_gray, ref_mean, ref_var, warped, window)
         del warped
         cost = _aggregate_sources(cost, valid, top_k)
-        volume[start:start + d.numel()] = _box(cost.unsqueeze(1), agg_window).squeeze(1)
+        volume[start:start + d.numel()] = box_mean(cost.unsqueeze(1), agg_window).squeeze(1)
     return volume
 
 
