@@ -23,21 +23,14 @@ def test_inverse_depth_planes_is_plane_depths_with_inverse_spacing(low, high, pl
                                mvs.plane_depths(low, high, planes, spacing="inverse"))
 
 
-def _box_stats(image: torch.Tensor, window: int):
-    """The package's reference statistics for ``_zncc_cost``: mean and floored variance over the window."""
-    stats = sweep_module._box(torch.cat([image, image * image], dim=1), window)
-    mean = stats[:, 0]
-    return mean, (stats[:, 1] - mean * mean).clamp_min(sweep_module._VAR_EPS)
-
-
 @pytest.mark.parametrize("window", [3, 7])
 def test_zncc_is_one_minus_the_sweep_cost_in_a_window(window):
     g = torch.Generator().manual_seed(0)
     ref = torch.rand(1, 1, 24, 30, generator=g)
     other = 0.7 * ref + 0.3 * torch.rand(1, 1, 24, 30, generator=g) + 0.1
     other[..., 5:15, 5:15] = 0.5  # a flat region: the variance floor decides
-    mean, var = _box_stats(ref, window)
-    cost = sweep_module._zncc_cost(ref, mean, var, other.view(1, 1, 24, 30), window)[0, 0]
+    mean, var = sweep_module.reference_stats(ref, window)  # the package's: mean and floored variance
+    cost = sweep_module.zncc_cost(ref, mean, var, other.view(1, 1, 24, 30), window)[0, 0]
     r = window // 2
     for v, u in [(12, 15), (r, r), (10, 10), (20, 25), (6, 13)]:
         a = ref[0, 0, v - r:v + r + 1, u - r:u + r + 1]
