@@ -18,6 +18,7 @@ import torch
 from deltaz.core.atomic import atomic_write_text
 from deltaz.core.errors import ConfigError
 from deltaz.data import INITIAL_SOURCES
+from deltaz.data.augment import check_strength
 from deltaz.data.splits import SPLIT_MODES
 from deltaz.ops.losses import LossWeights
 from deltaz.model import INPUT_OPTIONS, MODELS as MODEL_REGISTRY
@@ -184,7 +185,7 @@ class TrainConfig:
         need(self.split in SPLITS, "split", f"must be one of {SPLITS}")
         parse_initial_mix(self.preset)
         need(self.num_workers >= 0, "num_workers", "must be >= 0")
-        need(0.0 <= self.image_augment <= 1.0, "image_augment", "must be a strength in [0, 1] (0 = off)")
+        check_strength(self.image_augment)  # a ConfigError naming image_augment
         need(self.crop is None or (len(self.crop) == 2 and min(self.crop) >= 8), "crop",
              "must be [h, w] with both >= 8 pixels, or None")
         need(self.initial_source in INITIAL_SOURCES, "initial_source", f"must be one of {INITIAL_SOURCES}")

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from deltaz.core.errors import DataError
 from deltaz.io.middlebury import SGBM_PARAMS, depth_to_disparity, disparity_to_depth, nearest_index
-from deltaz.ops.mvs.planes import rgb_tensor, sad_map, segment_planes
+from deltaz.ops.mvs.planes import pair_arrays, rgb_tensor, sad_map, segment_planes
 from deltaz.ops.mvs.side import side_choice, side_disparity
 from deltaz.ops.mvs.subpixel import subpixel_refine
 
@@ -121,9 +121,8 @@ def search_disparity(disparity: np.ndarray, left: np.ndarray, right: np.ndarray,
         window: the SAD patch (odd). budget_bytes: the cost volume's memory; above it, strips of rows (the
             same result). options: ``radius``, ``stride``, ``margin`` (:data:`SEARCH_DEFAULTS`).
     """
-    left_t, right_t = rgb_tensor(left, "left image"), rgb_tensor(right, "right image")
-    disp = torch.from_numpy(np.ascontiguousarray(disparity, dtype=np.float32))
-    disp = torch.where(torch.isfinite(disp), disp, torch.full_like(disp, math.nan))
+    disp_array, left_t, right_t = pair_arrays(disparity, left, right)
+    disp = torch.from_numpy(disp_array)
     if disp.dim() != 2 or left_t.shape[1:] != disp.shape or right_t.shape != left_t.shape:
         raise DataError(f"search_disparity: the disparity map ({tuple(disp.shape)}) and both images "
                         f"({tuple(left_t.shape[1:])}, {tuple(right_t.shape[1:])}) must have one size")
