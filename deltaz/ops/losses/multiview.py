@@ -6,7 +6,7 @@ import torch
 
 from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
-from deltaz.core.geometry import backproject_depth, camera_to_world, reproject_points, sample_pixels
+from deltaz.core.geometry import reproject, sample_pixels
 from deltaz.ops.losses.terms import _as_bhw, _graph_zero
 
 
@@ -90,9 +90,8 @@ def _multiview_pairs(depth_ref, multiview, mask, occlusion_tol_rel, min_valid_we
     src_valid = torch.isfinite(depth_src) & (depth_src > 0)
     depth_src = torch.where(src_valid, depth_src, torch.zeros_like(depth_src)).to(depth_ref.dtype)
     pairs = []
-    points_world = camera_to_world(backproject_depth(depth_ref, K_ref), E_ref)  # once for every source
     for s in range(S):
-        uv_src, z_src, valid = reproject_points(points_world, depth_ref, K_src[:, s], E_src[:, s], (Hs, Ws))
+        uv_src, z_src, valid = reproject(depth_ref, K_ref, E_ref, K_src[:, s], E_src[:, s], src_hw=(Hs, Ws))
         stacked = torch.stack([depth_src[:, s], src_valid[:, s].to(depth_ref.dtype)], dim=1)  # (B, 2, H', W')
         sampled = sample_pixels(stacked, uv_src, mode="bilinear", padding_mode="border")
         weight = sampled[:, 1]
