@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/stereo_fullsize.py                     # demo checkpoint, CPU, ~60 s
     .venv/bin/python benchmarks/stereo_fullsize.py --checkpoint CK --json out.json
+    .venv/bin/python benchmarks/stereo_fullsize.py --colour-scale 3                  # the refiner bolder (< 1) or more cautious (> 1)
 
 The README's "Stereo pairs" table. The disparity is OpenCV SGBM's (the Middlebury benchmark's settings) on the
 full-size pair; depth ``Z = f·B / (d + doffs)`` mm at the scene's real scale (median 2.75 m). Rows: SGBM; the
@@ -49,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", default="runs/demo/checkpoints/best.pt", help="refiner checkpoint")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
+                        help="a selection refiner's colour weight times K (deltaz refine --colour-scale; default 1)")
     args = parser.parse_args(argv)
+    if not (np.isfinite(args.colour_scale) and args.colour_scale > 0):
+        parser.error(f"--colour-scale: expected a positive number, got {args.colour_scale}")
     import deltaz
     from deltaz.core.errors import DeltaZError
     from deltaz.io.middlebury import (MOTORCYCLE_CALIBRATION as cal, disparity_to_depth, fixed_point_to_disparity,
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def refined(z: np.ndarray) -> np.ndarray:
             return deltaz.refine_depth(np.nan_to_num(z, nan=0.0), left, checkpoint=args.checkpoint, device="cpu",
-                                       on_note=lambda note: None)
+                                       colour_scale=args.colour_scale, on_note=lambda note: None)
 
         rows = {"SGBM": sgbm, "side": depth(side.numpy()), "side, search": depth(searched),
                 "side, planes": depth(side_planes), "side, search, planes": depth(three),
@@ -103,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     print("seconds: " + ", ".join(f"{name} {value:.1f}" for name, value in seconds.items()))
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"rows": table, "seconds": seconds, "checkpoint": args.checkpoint}, handle, indent=1)
+            json.dump({"rows": table, "seconds": seconds, "checkpoint": args.checkpoint,
+                       "colour_scale": args.colour_scale}, handle, indent=1)
     return 0
 
 

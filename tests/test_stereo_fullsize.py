@@ -25,3 +25,11 @@ def test_scores_split_the_halves_and_count_good_pixels_and_harm(bench):
     assert row["right_mae_good_mm"] == pytest.approx((8 + 2) / 2)
     assert row["right_harm_pct"] == pytest.approx(25.0)
     assert bench.scores(sgbm, sgbm, gt)["right_harm_pct"] == 0.0
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_a_colour_scale_that_is_not_positive_is_refused_before_any_work(bench, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--colour-scale", value])
+    assert exit_info.value.code == 2
+    assert "--colour-scale: expected a positive number" in capsys.readouterr().err
