@@ -225,3 +225,31 @@ def test_selection_model_is_evaluated_like_the_unet(setup, tmp_path):
     assert {"identity", "median", "deltaz", "deltaz+gate"} <= methods
     deltaz = next(row for row in rows if row["method"] == "deltaz" and row["scan"] == "all")
     assert np.isfinite(deltaz["mae_valid_mm"]) and np.isfinite(deltaz["harm_pct"])
+
+
+def test_colour_scale_scales_the_selection_refiners_rows_only(setup):
+    """--colour-scale K reaches the refiner's rows (a larger colour weight keeps more of the input), leaves the
+    input and the baselines alone, and is recorded in the settings."""
+    def run(k):
+        result = ev.run_evaluation(setup["select"], setup["root"], split="val", num_src_views=2, baselines="median",
+                                   progress=False, figures=False, pointclouds=False, search=False, colour_scale=k,
+                                   dead_zone=None)  # the 2-step model's corrections are tiny
+        rows = {row["method"]: row for row in result["rows"] if row["scan"] == "all"}
+        return rows, result["settings"]
+
+    (plain, settings1), (bold, _), (careful, settings16) = run(1.0), run(0.01), run(100.0)
+    assert settings1["colour_scale"] == 1.0 and settings16["colour_scale"] == 100.0
+    for name in ("identity", "median"):
+        assert careful[name]["mae_valid_mm"] == plain[name]["mae_valid_mm"]
+    assert careful["deltaz"]["mae_valid_mm"] != bold["deltaz"]["mae_valid_mm"]
+    assert careful["deltaz"]["harm_pct"] <= bold["deltaz"]["harm_pct"]
+
+
+def test_colour_scale_is_refused_for_a_model_without_a_colour_weight_or_when_not_positive(setup, tmp_path, capsys):
+    args = ["evaluate", "--data-root", str(setup["root"]), "--split", "val", "--out", str(tmp_path / "e"),
+            "--baselines", "median", "--num-src-views", "2", "--no-figures", "--no-pointclouds", "--no-progress",
+            "--device", "cpu"]
+    assert cli_main([*args, "--checkpoint", str(setup["ckpt"]), "--colour-scale", "3"]) == 1
+    assert "only a selection model" in capsys.readouterr().err
+    assert cli_main([*args, "--checkpoint", str(setup["select"]), "--colour-scale", "0"]) == 1
+    assert "--colour-scale): expected a positive number" in capsys.readouterr().err

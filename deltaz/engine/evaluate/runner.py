@@ -6,6 +6,7 @@ See :mod:`deltaz.engine.evaluate` for what is compared and how; the rows are bui
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from deltaz.engine.evaluate.methods import (
 from deltaz.engine.scans import ScanViews, load_scan_views, resolve_scans
 from deltaz.engine.evaluate.scores import CONSISTENCY_SETTINGS, EvaluationScores, confidence_summary
 from deltaz.engine.evaluate.tuning import tune_baselines
+from deltaz.engine.refine import colour_scaled_parts
 from deltaz.engine.report import write_metrics
 from deltaz.io.dtu import layout
 from deltaz.ops.baselines import NEEDS_IMAGE
@@ -189,6 +191,7 @@ def run_evaluation(
     adapt_minutes: float = 0.0,
     search: bool = True,
     dead_zone: tuple[float, float] | None = DEAD_ZONE,
+    colour_scale: float = 1.0,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the ``split`` scans of ``data_root``; see :mod:`deltaz.engine.evaluate`.
 
@@ -201,10 +204,14 @@ def run_evaluation(
     adapted to each evaluated scan itself for that many minutes, without its ground truth
     (:func:`deltaz.engine.adapt.adapt_method`). With images and source views the rows ``deltaz+gate`` and (unless
     ``search=False``) ``search`` and ``search+deltaz`` (:func:`deltaz.engine.evaluate.methods.search_methods`).
-    ``dead_zone``: the refiner rows' dead zone (:mod:`deltaz.ops.dead_zone`; None = off).
+    ``dead_zone``: the refiner rows' dead zone (:mod:`deltaz.ops.dead_zone`; None = off). ``colour_scale``: a
+    selection refiner's colour weight times this in its rows (:func:`deltaz.model.colour_scaled`, as ``deltaz refine
+    --colour-scale``; 1 = as trained; another model refuses a value other than 1).
     """
     t_start = time.perf_counter()
     dead_zone = check_dead_zone(dead_zone)
+    if not (isinstance(colour_scale, (int, float)) and math.isfinite(colour_scale) and colour_scale > 0):
+        raise ConfigError(f"colour_scale (--colour-scale): expected a positive number, got {colour_scale!r}")
     ev = prepare_evaluation(checkpoint, data_root, split, preset, baselines=baselines,
                             compare_checkpoint=compare_checkpoint, device=device, num_src_views=num_src_views,
                             batch_size=batch_size, tune_max_views=tune_max_views, progress=progress,
@@ -215,14 +222,15 @@ def run_evaluation(
     scores = EvaluationScores(ev.order, len(eval_scans))
     num_src_used = 0
     bar = tqdm(eval_scans, desc=f"evaluate ({split})", unit="scan", disable=not progress)
-    for scan_index, scan in enumerate(bar):
-        bar.set_postfix_str(scan)
-        views = load_scan_views(data_root, scan, num_src_views, preset, ev.use_images)
-        num_src_used = views.num_src
-        outputs = {m: apply_method(ev.methods[m], views, batch_size) for m in ev.order}
-        confidence = apply_method(ev.confidence, views, batch_size) if ev.confidence is not None else None
-        scores.add_scan(views, outputs, batch_size, confidence)
-        files.add_scan(views, outputs, scan_index, confidence, fusion_conf_thresh)
+    with colour_scaled_parts(ev.model, colour_scale):  # the refiner rows only: the compared network is not scaled
+        for scan_index, scan in enumerate(bar):
+            bar.set_postfix_str(scan)
+            views = load_scan_views(data_root, scan, num_src_views, preset, ev.use_images)
+            num_src_used = views.num_src
+            outputs = {m: apply_method(ev.methods[m], views, batch_size) for m in ev.order}
+            confidence = apply_method(ev.confidence, views, batch_size) if ev.confidence is not None else None
+            scores.add_scan(views, outputs, batch_size, confidence)
+            files.add_scan(views, outputs, scan_index, confidence, fusion_conf_thresh)
     bar.close()
     spars = scores.sparsification()
     pc_rows = files.finish(scores, spars, split)
@@ -231,7 +239,7 @@ def run_evaluation(
         "tune_max_views_per_scan": tune_max_views, "device": str(ev.device), "n_views_evaluated": scores.n_views,
         "use_images": ev.use_images, "deltaz_fills_holes": bool(ev.train_config.get("fill_holes", False)),
         "fusion_conf_thresh": fusion_conf_thresh, "adapt_minutes": adapt_minutes, "search": search,
-        "dead_zone": list(dead_zone or (0.0, 0.0)),
+        "dead_zone": list(dead_zone or (0.0, 0.0)), "colour_scale": float(colour_scale),
     }
     result = _result(ev, data_root, split, scores.rows(eval_scans), pc_rows, settings, confidence_summary(spars), files)
     result["elapsed_s"] = time.perf_counter() - t_start
