@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/stereo_fullsize.py                     # demo checkpoint, CPU, ~60 s
     .venv/bin/python benchmarks/stereo_fullsize.py --checkpoint CK --json out.json
-    .venv/bin/python benchmarks/stereo_fullsize.py --colour-scale 3                  # the refiner bolder (< 1) or more cautious (> 1)
+    .venv/bin/python benchmarks/stereo_fullsize.py --colour-scale 3   # the refiner more cautious (K > 1) or bolder (< 1)
 
 The README's "Stereo pairs" table. The disparity is OpenCV SGBM's (the Middlebury benchmark's settings) on the
 full-size pair; depth ``Z = f·B / (d + doffs)`` mm at the scene's real scale (median 2.75 m). Rows: SGBM; the

@@ -63,7 +63,7 @@ from deltaz.ops.fill import fill_holes
 __all__ = [
     "MIN_HALF_SPAN_MM", "LOG_B_MIN", "LOG_B_INIT", "CONFIDENCE_INIT_MM", "normalise_depth", "median_valid_depth",
     "DeltaZUnet", "MVSNetRefine", "SelectUnet", "MODELS", "INPUT_OPTIONS", "build_model", "model_config",
-    "colour_scaled", "refine",
+    "check_colour_scale", "colour_scaled", "refine",
 ]
 
 #: Smallest half span (mm) used to normalise depth, so a flat or empty range never divides by ~0.
@@ -387,6 +387,14 @@ class SelectUnet(DeltaZUnet):
         return self._outputs(torch.cat([delta, head[:, 1:n_out]], dim=1), half, offset)
 
 
+def check_colour_scale(scale: object) -> float:
+    """``scale`` as a float when it is a finite positive number (:func:`colour_scaled`'s dial); else
+    :class:`ConfigError` naming ``colour_scale`` (``--colour-scale``)."""
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+        raise ConfigError(f"colour_scale (--colour-scale): expected a positive number, got {scale!r}")
+    return float(scale)
+
+
 @contextlib.contextmanager
 def colour_scaled(model: nn.Module, scale: float = 1.0):
     """Within the block, a selection model's colour weight β is ``scale`` times its trained value (restored on
@@ -394,8 +402,7 @@ def colour_scaled(model: nn.Module, scale: float = 1.0):
     of the same colour differs: a dial from fixing (< 1) to leaving the input alone (> 1) without retraining
     (docs/EXPERIMENTS.md, "Middlebury"). Raises :class:`ConfigError` for a non-positive scale, or a scale ≠ 1 for a
     model without a colour weight (not a :class:`SelectUnet` with image input)."""
-    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-        raise ConfigError(f"colour_scale (--colour-scale): expected a positive number, got {scale!r}")
+    check_colour_scale(scale)
     if scale == 1.0:
         yield model
         return

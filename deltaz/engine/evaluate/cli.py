@@ -59,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "160x128 view on a 2-core CPU)")
     parser.add_argument("--dead-zone", type=parse_dead_zone, default=DEAD_ZONE, metavar="F,N", help=DEAD_ZONE_HELP)
     parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
-                        help="a selection refiner's colour weight times K in its rows (as deltaz refine --colour-scale: K > 1 leaves more of the input alone; default 1 = as trained)")
+                        help="a selection refiner's colour weight times K in its rows (as deltaz refine "
+                        "--colour-scale: K > 1 leaves more of the input alone; default 1 = as trained)")
 
 
 def run(args: argparse.Namespace) -> int:

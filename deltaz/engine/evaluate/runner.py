@@ -6,7 +6,6 @@ See :mod:`deltaz.engine.evaluate` for what is compared and how; the rows are bui
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from deltaz.engine.evaluate.scores import CONSISTENCY_SETTINGS, EvaluationScores
 from deltaz.engine.evaluate.tuning import tune_baselines
 from deltaz.engine.refine import colour_scaled_parts
 from deltaz.engine.report import write_metrics
+from deltaz.model import check_colour_scale
 from deltaz.io.dtu import layout
 from deltaz.ops.baselines import NEEDS_IMAGE
 from deltaz.ops.dead_zone import DEAD_ZONE, check_dead_zone
@@ -210,8 +210,7 @@ def run_evaluation(
     """
     t_start = time.perf_counter()
     dead_zone = check_dead_zone(dead_zone)
-    if not (isinstance(colour_scale, (int, float)) and math.isfinite(colour_scale) and colour_scale > 0):
-        raise ConfigError(f"colour_scale (--colour-scale): expected a positive number, got {colour_scale!r}")
+    check_colour_scale(colour_scale)  # before the baselines' tuning; the model's kind is checked after loading
     ev = prepare_evaluation(checkpoint, data_root, split, preset, baselines=baselines,
                             compare_checkpoint=compare_checkpoint, device=device, num_src_views=num_src_views,
                             batch_size=batch_size, tune_max_views=tune_max_views, progress=progress,
