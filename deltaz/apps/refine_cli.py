@@ -26,6 +26,7 @@ from deltaz.core.errors import ConfigError, DeltaZError, FormatError
 from deltaz.core.options import parse_dead_zone
 from deltaz.engine.refine import DEFAULT_MAX_PIXELS, load_model
 from deltaz.io.depth_io import FORMATS, format_of
+from deltaz.model import check_colour_scale
 from deltaz.ops.dead_zone import DEAD_ZONE, DEAD_ZONE_HELP
 
 
@@ -91,8 +92,7 @@ def _check_args(args: argparse.Namespace) -> None:
             raise FormatError(args.right_image, "--right-image: expected an image file (single-file mode only)")
     if args.max_pixels is not None and args.max_pixels < 256 * 256:
         raise ConfigError(f"--max-pixels: expected at least {256 * 256} pixels per tile, got {args.max_pixels}")
-    if not (np.isfinite(args.colour_scale) and args.colour_scale > 0):
-        raise ConfigError(f"--colour-scale: expected a positive number, got {args.colour_scale}")
+    check_colour_scale(args.colour_scale)
     if args.depth_range is not None and not 0 <= args.depth_range[0] < args.depth_range[1]:
         raise ConfigError(f"--depth-range: expected 0 <= MIN < MAX in mm, got {args.depth_range}")
 
