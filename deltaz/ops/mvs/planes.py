@@ -41,8 +41,8 @@ from deltaz.core.errors import DataError
 from deltaz.io.middlebury import depth_to_disparity, disparity_to_depth, resize_nearest
 from deltaz.ops.mvs.side import side_disparity
 
-__all__ = ["PLANES_DEFAULTS", "fit_planes", "merged_options", "pair_arrays", "rgb_tensor", "sad_map", "segment_planes",
-           "planes_disparity", "planes_depth"]
+__all__ = ["PLANES_DEFAULTS", "fit_planes", "merge_candidates", "merged_options", "pair_arrays", "plane_candidates",
+           "rgb_tensor", "sad_map", "segment_planes", "planes_disparity", "planes_depth"]
 
 #: Defaults of :func:`segment_planes` (module docstring).
 PLANES_DEFAULTS = {"scales": (100, 175, 250, 400), "sigmas": (0.3, 0.5, 0.8), "min_size": 10, "min_pixels": 20,
@@ -187,7 +187,22 @@ def segment_planes(disparity: np.ndarray, left: np.ndarray, right: np.ndarray, *
     _check(disp, left_t, right_t, opts)
     if not np.isfinite(disp).any():
         return disp
-    rgb = left_t.permute(1, 2, 0).numpy()
+    votes, values = plane_candidates(disp, left_t.permute(1, 2, 0).numpy(), opts)
+    costs = _costs_at(left_t, right_t, [disp, *values], opts["window"])
+    for candidate, value, cost in zip(votes, values, costs[1:]):
+        seen = ~_hidden(value, np.where(candidate, value, disp)) & np.isfinite(cost)  # inf: outside the frame
+        candidate &= ~(seen & (cost > costs[0] + opts["margin"]))
+        value[~candidate] = np.nan
+    return merge_candidates(disp, votes, values, opts["vote"])
+
+
+def plane_candidates(disp: np.ndarray, rgb: np.ndarray, opts: dict[str, Any]
+                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Steps 1–3 before the image's say (module docstring), one entry per segmentation (``scales`` × ``sigmas``):
+    ``votes`` ``(H, W)`` bool, the pixels more than ``jump`` nearer than their segment's plane (the plane ≥ 0), and
+    ``values`` ``(H, W)`` float32, the plane there, NaN elsewhere. ``disp``: ``(H, W)`` px (or any unit larger
+    when nearer, e.g. inverse depth), NaN = none; ``rgb``: ``(H, W, 3)`` float in [0, 1]; ``opts``: the options of
+    :data:`PLANES_DEFAULTS` but ``window`` and ``margin``."""
     votes, values = [], []
     for scale in opts["scales"]:
         for sigma in opts["sigmas"]:
@@ -198,16 +213,17 @@ def segment_planes(disparity: np.ndarray, left: np.ndarray, right: np.ndarray, *
                              & (disp - plane > opts["jump"]))
             votes.append(candidate)
             values.append(np.where(candidate, plane, np.nan).astype(np.float32))
-    costs = _costs_at(left_t, right_t, [disp, *values], opts["window"])
-    for candidate, value, cost in zip(votes, values, costs[1:]):
-        seen = ~_hidden(value, np.where(candidate, value, disp)) & np.isfinite(cost)  # inf: outside the frame
-        candidate &= ~(seen & (cost > costs[0] + opts["margin"]))
-        value[~candidate] = np.nan
+    return votes, values
+
+
+def merge_candidates(disp: np.ndarray, votes: list[np.ndarray], values: list[np.ndarray], vote: float) -> np.ndarray:
+    """Step 4: the median of a pixel's candidate planes (``values``, NaN = none) where at least ``vote`` of the
+    segmentations made it one (``votes``, the image's veto applied), ``disp`` elsewhere: ``(H, W)`` float32."""
     agree = np.mean(votes, axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # pixels no segmentation moved: all-NaN medians
         median = np.nanmedian(np.stack(values), axis=0)
-    return np.where(agree >= opts["vote"] - 1e-6, median, disp).astype(np.float32)
+    return np.where(agree >= vote - 1e-6, median, disp).astype(np.float32)
 
 
 def planes_disparity(data: dict[str, Any], depth: torch.Tensor | None = None, full: bool = False) -> np.ndarray:
