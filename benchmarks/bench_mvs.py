@@ -9,9 +9,10 @@
 3. two-view SGBM (:func:`deltaz.ops.mvs.stereo_depth`, the ``sgbm`` initial depth) at 160×128, matched
    at 2× (OpenCV; CPU only): seconds per view.
 4. the multi-view candidate search (``deltaz evaluate``'s row ``search``: :func:`deltaz.ops.mvs.consensus_depth`,
-   then :func:`deltaz.ops.mvs.propagate_depth`, then :func:`deltaz.ops.mvs.subpixel.subpixel_views`, with their
-   defaults) at 160×128 with 4 sources, on the plane sweep of case 1: seconds per view of the first two and of the
-   sub-pixel step, one view at a time and in batches of 8 (as ``deltaz evaluate`` runs it).
+   then :func:`deltaz.ops.mvs.propagate_depth`, then :func:`deltaz.ops.mvs.planes_views`, then
+   :func:`deltaz.ops.mvs.subpixel.subpixel_views`, with their defaults) at 160×128 with 4 sources, on the plane
+   sweep of case 1: seconds per view of the first two, of segment planes and of the sub-pixel step, one view at a
+   time and in batches of 8 (as ``deltaz evaluate`` runs it).
 
 The scene is a random texture on a slanted plane seen by five cameras (made with ``deltaz.core.geometry``);
 the benchmark also prints the median depth error there, as a sanity check.
@@ -123,12 +124,13 @@ def stereo_case(repeats: int) -> dict:
 
 def propagate_case(device: str, repeats: int, threads: int, batch: int = 1) -> dict:
     """Time the search (:func:`deltaz.ops.mvs.consensus_depth`, then :func:`deltaz.ops.mvs.propagate_depth`, then
-    :func:`deltaz.ops.mvs.subpixel.subpixel_views`) on view 0's plane sweep (160×128, 48 planes, 4 sources),
-    ``batch`` copies at once; seconds per view of the first two steps and of the third."""
+    :func:`deltaz.ops.mvs.planes_views`, then :func:`deltaz.ops.mvs.subpixel.subpixel_views`) on view 0's plane
+    sweep (160×128, 48 planes, 4 sources), ``batch`` copies at once; seconds per view of the first two steps, of the
+    third and of the fourth."""
     import torch
 
     from deltaz.core.batch import MultiView
-    from deltaz.ops.mvs import consensus_depth, plane_sweep, propagate_depth
+    from deltaz.ops.mvs import consensus_depth, plane_sweep, planes_views, propagate_depth
     from deltaz.ops.mvs.subpixel import subpixel_views
 
     torch.set_num_threads(threads)
@@ -139,7 +141,7 @@ def propagate_case(device: str, repeats: int, threads: int, batch: int = 1) -> d
 
     multiview = MultiView(rep(K[:1]), rep(E[:1]), rep(depth[None, 1:]), rep(K[None, 1:]), rep(E[None, 1:]))
     swept_b, image_ref, image_src = rep(swept[None]), rep(images[:1]), rep(images[None, 1:])
-    times, sub_times = [], []
+    times, plane_times, sub_times = [], [], []
     for _ in range(repeats + 1):  # the first is a warm-up
         start = time.perf_counter()
         agreed = consensus_depth(swept_b, image_ref, image_src, multiview, fill_holes=True)
@@ -148,12 +150,18 @@ def propagate_case(device: str, repeats: int, threads: int, batch: int = 1) -> d
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
         start = time.perf_counter()
-        subpixel_views(out, image_ref, image_src, multiview)
+        planed = planes_views(out, image_ref, image_src, multiview)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        plane_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        subpixel_views(planed, image_ref, image_src, multiview)
         if device == "cuda":
             torch.cuda.synchronize()
         sub_times.append(time.perf_counter() - start)
     valid = swept > 0
-    return {"seconds": min(times[1:]) / batch, "subpixel_seconds": min(sub_times[1:]) / batch,
+    return {"seconds": min(times[1:]) / batch, "planes_seconds": min(plane_times[1:]) / batch,
+            "subpixel_seconds": min(sub_times[1:]) / batch,
             "changed": float((out[0] != swept)[valid].float().mean())}
 
 
@@ -195,7 +203,8 @@ def main() -> None:
     one, eight = (propagate_case(args.device, args.repeats, args.threads, batch) for batch in (1, 8))
     print(f"multi-view candidate search 160x128, 4 sources: {one['seconds']:.2f} s/view one at a time, "
           f"{eight['seconds']:.2f} s/view in batches of 8 ({100 * one['changed']:.1f} % of the sweep's pixels "
-          f"changed); its sub-pixel step {one['subpixel_seconds']:.2f} / {eight['subpixel_seconds']:.2f} s/view")
+          f"changed); its segment planes {one['planes_seconds']:.2f} / {eight['planes_seconds']:.2f} s/view, its "
+          f"sub-pixel step {one['subpixel_seconds']:.2f} / {eight['subpixel_seconds']:.2f} s/view")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"(load average {load:.1f} on {os.cpu_count()} CPUs: other processes slow the CPU timings down)")
 

@@ -22,6 +22,7 @@ from deltaz.ops.baselines import BASELINES, NEEDS_IMAGE, NEEDS_MULTIVIEW
 from deltaz.ops.dead_zone import DEAD_ZONE
 from deltaz.ops.gate import GATE_MARGIN
 from deltaz.ops.mvs.consensus import consensus_depth
+from deltaz.ops.mvs.planes_calibrated import planes_views
 from deltaz.ops.mvs.propagate import propagate_depth
 from deltaz.ops.mvs.subpixel import subpixel_views
 
@@ -127,7 +128,8 @@ def search_methods(model: torch.nn.Module, device: torch.device | str, keep_hole
     """``search``: the multi-view candidate search — first the sources' depths
     (:func:`consensus_views`: a pixel no source agrees with takes theirs), then the neighbours'
     (:func:`deltaz.ops.mvs.propagate.propagate_depth`, the sources' consensus depths deciding visibility and
-    agreement), then the sub-pixel refinement (:func:`deltaz.ops.mvs.subpixel.subpixel_views`, the same sources);
+    agreement), then segment planes (:func:`deltaz.ops.mvs.planes_calibrated.planes_views`, the same sources), then the
+    sub-pixel refinement (:func:`deltaz.ops.mvs.subpixel.subpixel_views`, the same sources);
     ``search+deltaz``: the refiner on that. The two share one search per view. Needs the scan's
     images and at least one source view."""
     cache: dict[Any, Any] = {}  # one scan at a time: "views" (the very object), "agreed", then one entry per batch
@@ -143,8 +145,9 @@ def search_methods(model: torch.nn.Module, device: torch.device | str, keep_hole
             agreed = cache["agreed"]
             batch = views.batch(idx, images=True)
             multiview = views.multiview(idx, agreed)
-            propagated = propagate_depth(agreed[idx], batch.image[:, 0], batch.image[:, 1:], multiview)
-            cache[key] = subpixel_views(propagated, batch.image[:, 0], batch.image[:, 1:], multiview).cpu()
+            depth = propagate_depth(agreed[idx], batch.image[:, 0], batch.image[:, 1:], multiview)
+            depth = planes_views(depth, batch.image[:, 0], batch.image[:, 1:], multiview)
+            cache[key] = subpixel_views(depth, batch.image[:, 0], batch.image[:, 1:], multiview).cpu()
         return cache[key]
 
     def search(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:

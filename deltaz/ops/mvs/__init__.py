@@ -16,7 +16,8 @@
   ``search_depth`` run it first).
 * :func:`segment_planes` — a stretch nearer than the robust plane of its colour segment takes the plane, unless
   the right image sees it and matches it better there (``search_disparity`` runs it last; :func:`planes_depth`
-  on Middlebury).
+  on Middlebury); :func:`planes_views` the same for calibrated views, the sources' photometric error saying no
+  (``deltaz evaluate``'s search runs it between :func:`propagate_depth` and :func:`subpixel_views`).
 * :func:`subpixel_refine` — the disparity moved by the small, smooth offset the right image asks for: a ZNCC
   peak per pixel within ±1.5 px, clipped and median-smoothed (``search_disparity`` runs it after segment planes);
   :func:`subpixel_views` the same for calibrated views (``deltaz evaluate``'s search runs it last).
@@ -34,6 +35,7 @@ from deltaz.ops.mvs.consensus import CONSENSUS_REL, consensus_depth, splat_sourc
 from deltaz.ops.mvs.filter import geometric_filter
 from deltaz.ops.mvs.propagate import PROPAGATE_DEFAULTS, propagate_depth
 from deltaz.ops.mvs.planes import PLANES_DEFAULTS, planes_depth, segment_planes
+from deltaz.ops.mvs.planes_calibrated import VIEWS_PLANES_DEFAULTS, planes_views
 from deltaz.ops.mvs.scan import SWEEP_DIR, load_sweep, sweep_scan
 from deltaz.ops.mvs.search import candidate_search, sad_cost_volume, search_depth, search_disparity
 from deltaz.ops.mvs.side import SIDE_DEFAULTS, side_choice, side_depth
@@ -50,6 +52,7 @@ __all__ = [
     "SUBPIXEL_DEFAULTS",
     "STEREO_DIR",
     "SWEEP_DIR",
+    "VIEWS_PLANES_DEFAULTS",
     "VIEWS_SUBPIXEL_DEFAULTS",
     "SweepResult",
     "candidate_search",
@@ -60,6 +63,7 @@ __all__ = [
     "plane_depths",
     "plane_sweep",
     "planes_depth",
+    "planes_views",
     "propagate_depth",
     "sad_cost_volume",
     "search_depth",

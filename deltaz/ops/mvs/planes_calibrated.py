@@ -1,0 +1,113 @@
+"""Segment planes for calibrated views: :mod:`deltaz.ops.mvs.planes` on a reference depth map with source views.
+
+The rectified pair's step reads disparity; a calibrated reference has z-depth and sources anywhere. Here the depth
+becomes its inverse in per cent of the map's median, ``p = 100 · median / Z`` (a world plane is a plane in ``p``
+over the image, as disparity is, and ``p`` is larger when nearer), and:
+
+1. the reference image is cut into colour segments (:func:`skimage.segmentation.felzenszwalb`) at each of
+   ``scales`` × ``sigmas``;
+2. each segment with at least ``min_pixels`` depths gets a robust plane in ``p``
+   (:func:`deltaz.ops.mvs.planes.fit_planes`; ``fit`` in ``p`` units, about % of the depth);
+3. a pixel more than ``jump`` nearer than its segment's plane may take the plane's depth, unless the sources say
+   no: where a source sees the point at its own depth, one must see it at the plane's too, with a photometric error
+   (:func:`deltaz.ops.selfsup.photometric_loss_map`, the sources' depths deciding visibility) no higher than at its
+   own plus ``margin``. (The rectified step lets a plane the right camera cannot see pass, for half-occluded
+   background; with several sources an unseen plane is more often a segment that straddles a nearer object);
+4. a pixel takes the median of its candidate planes where at least ``vote`` of the segmentations made it one.
+
+What it fixes: stretches a plane sweep or a matcher puts too near (a foreground's depth bled onto the background,
+texture-poor patches that matched a nearer surface) on a surface that is one colour region and nearly planar. Holes
+stay holes. Defaults chosen on the demo's validation scans ``scan9``/``scan10`` (raw plane-sweep input after the
+multi-view candidate search, 4 sources; docs/EXPERIMENTS.md, "Segment planes for calibrated views").
+
+Convention: z-depth in mm, 0 = hole; images ``(3, H, W)`` in [0, 1].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from deltaz.core.batch import MultiView
+from deltaz.core.errors import DataError
+from deltaz.ops.mvs.planes import PLANES_DEFAULTS, merge_candidates, merged_options, plane_candidates
+from deltaz.ops.selfsup import photometric_loss_map
+
+__all__ = ["VIEWS_PLANES_DEFAULTS", "planes_views"]
+
+#: Defaults of :func:`planes_views` (module docstring): the rectified step's options, with one ``sigma`` (4
+#: segmentations, a third of the time of its 12, the same quality on the design scans), ``fit`` and ``jump`` (in % of
+#: the median depth), ``margin`` (photometric error units) and ``vote`` of their own.
+VIEWS_PLANES_DEFAULTS = {**{k: v for k, v in PLANES_DEFAULTS.items() if k != "window"},
+                         "sigmas": (0.5,), "fit": 2.0, "jump": 12.0, "margin": 0.05, "vote": 0.5}
+
+
+def _check(depth: torch.Tensor, image_ref: torch.Tensor, opts: dict[str, Any]) -> None:
+    if depth.dim() != 3 or image_ref.dim() != 4 or image_ref.shape[0] != depth.shape[0] \
+            or image_ref.shape[1] != 3 or image_ref.shape[-2:] != depth.shape[-2:]:
+        raise DataError(f"planes_views: depth (B, H, W) and image_ref (B, 3, H, W) of one size expected, got "
+                        f"{tuple(depth.shape)} and {tuple(image_ref.shape)}")
+    bad = [k for k in ("fit", "jump") if not opts[k] > 0]
+    bad += [k for k in ("inliers", "vote") if not 0 < opts[k] <= 1]
+    bad += [k for k in ("min_size", "min_pixels", "rounds") if not opts[k] >= 1]
+    bad += [k for k in ("scales", "sigmas")
+            if np.ndim(opts[k]) != 1 or len(opts[k]) == 0 or not np.all(np.asarray(opts[k]) > 0)]
+    bad += [] if opts["margin"] >= 0 else ["margin"]
+    if bad:
+        raise DataError(f"planes_views: expected positive fit and jump, 0 < inliers, vote <= 1, min_size, min_pixels, "
+                        f"rounds >= 1, non-empty lists of positive scales and sigmas and margin >= 0; check "
+                        f"{', '.join(bad)}")
+
+
+def _inverse(depth: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(H, W)`` mm → ``p = 100 · median / Z`` (NaN at holes) and the median (mm)."""
+    valid = depth > 0
+    median = float(np.median(depth[valid]))
+    return np.where(valid, 100.0 * median / np.where(valid, depth, 1.0), np.nan).astype(np.float32), median
+
+
+def _view_candidates(depth: np.ndarray, rgb: np.ndarray, opts: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """One view's candidates: ``votes (M, H, W)`` bool and their plane depths ``(M, H, W)`` mm, one per
+    segmentation (a plane at or beyond infinity is none)."""
+    if not (depth > 0).any():
+        shape = (len(opts["scales"]) * len(opts["sigmas"]), *depth.shape)
+        return np.zeros(shape, bool), np.zeros(shape, np.float32)
+    p, median = _inverse(depth)
+    votes, values = plane_candidates(p, rgb, opts)
+    votes = np.stack(votes) & (np.stack(values) > 0)
+    planes = np.where(votes, 100.0 * median / np.where(votes, np.stack(values), 1.0), 0.0).astype(np.float32)
+    return votes, planes
+
+
+@torch.no_grad()
+def planes_views(depth: torch.Tensor, image_ref: torch.Tensor, image_src: torch.Tensor, multiview: MultiView,
+                 **options: Any) -> torch.Tensor:
+    """Segment planes for calibrated views (module docstring): ``(B, H, W)`` mm → float32 ``(B, H, W)`` mm.
+
+    Args:
+        depth: ``(B, H, W)`` reference z-depth, mm, 0 = hole (kept).
+        image_ref: ``(B, 3, H, W)`` in [0, 1]; image_src: ``(B, S, 3, H', W')`` in [0, 1].
+        multiview: the reference's and sources' cameras, with the sources' depths for the visibility test
+            (:func:`deltaz.ops.selfsup.photometric_loss_map`).
+        options: any of :data:`VIEWS_PLANES_DEFAULTS`.
+    """
+    opts = merged_options("planes_views", options, VIEWS_PLANES_DEFAULTS)
+    _check(depth, image_ref, opts)
+    depth = depth.float()
+    rgb = image_ref.float().permute(0, 2, 3, 1).cpu().numpy()
+    found = [_view_candidates(d, c, opts) for d, c in zip(depth.cpu().numpy(), rgb)]
+    votes = torch.from_numpy(np.stack([v for v, _ in found])).to(depth.device)  # (B, M, H, W)
+    planes = torch.from_numpy(np.stack([p for _, p in found])).to(depth.device)
+    error_own, seen_own = photometric_loss_map(depth, image_ref, image_src, multiview)
+    for m in range(votes.shape[1]):
+        if not votes[:, m].any():
+            continue
+        error, seen = photometric_loss_map(torch.where(votes[:, m], planes[:, m], depth), image_ref, image_src,
+                                           multiview)
+        votes[:, m] &= ~(seen_own & (~seen | (error > error_own + opts["margin"])))
+    values = torch.where(votes, planes, torch.full_like(planes, float("nan"))).cpu().numpy()
+    votes_np = votes.cpu().numpy()
+    out = [merge_candidates(d, list(v), list(p), opts["vote"]) for d, v, p in zip(depth.cpu().numpy(), votes_np, values)]
+    return torch.from_numpy(np.stack(out)).to(depth.device)

@@ -1,0 +1,87 @@
+"""Segment planes for calibrated views (deltaz.ops.mvs.planes_calibrated): a stretch too near for its colour segment's
+plane goes back to the plane unless the source views say no."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deltaz.core.batch import MultiView
+from deltaz.core.errors import DataError
+from deltaz.ops.mvs import VIEWS_PLANES_DEFAULTS, planes_views
+from test_gate import pair as gate_pair  # noqa: F401 (a fixture)
+from test_mvs import PlaneScene
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+BLOCK = (slice(None), slice(24, 34), slice(30, 44))  # 10×14 px inside the 64×80 view
+
+
+@pytest.fixture(scope="module")
+def views(gate_pair):
+    """The photometric gate's scene (view 0 of a textured slanted plane, views 1–3 the sources) with the sources'
+    true depths for the visibility test: truth, images, cameras."""
+    truth, ref, src, mv = gate_pair
+    depth_src = torch.stack([PlaneScene().depth(v).float() for v in range(1, 4)])[None]
+    return truth, ref, src, MultiView(mv.K_ref, mv.E_ref, depth_src, mv.K_src, mv.E_src)
+
+
+def test_a_too_near_stretch_goes_back_to_its_plane_and_nothing_else_moves(views):
+    truth, ref, src, mv = views
+    wrong = truth.clone()
+    wrong[BLOCK] *= 0.85  # 15 % too near: more than the 12 % jump
+    out = planes_views(wrong, ref, src, mv)
+    assert (out[BLOCK] - truth[BLOCK]).abs().mean() < 0.01 * (wrong[BLOCK] - truth[BLOCK]).abs().mean()
+    outside = torch.ones_like(truth, dtype=torch.bool)
+    outside[BLOCK] = False
+    assert torch.equal(out[outside], wrong[outside])
+
+
+def test_right_depth_and_holes_stay(views):
+    truth, ref, src, mv = views
+    assert torch.equal(planes_views(truth, ref, src, mv), truth)
+    holed = truth.clone()
+    holed[:, :6] = 0
+    holed[BLOCK] *= 0.85
+    out = planes_views(holed, ref, src, mv)
+    assert torch.equal(out[:, :6], holed[:, :6])
+    empty = torch.zeros_like(truth)
+    assert torch.equal(planes_views(empty, ref, src, mv), empty)
+
+
+def test_the_sources_veto_a_plane_that_matches_them_worse(views):
+    """The surface is right only in the block, 20 % too far elsewhere: the block is far nearer than its segments'
+    planes, but the sources match it better where it is, so it stays; without the veto it would move."""
+    truth, ref, src, mv = views
+    far = truth * 1.2
+    far[BLOCK] = truth[BLOCK]
+    no_visibility = MultiView(mv.K_ref, mv.E_ref, None, mv.K_src, mv.E_src)  # the far points must count as seen
+    kept = planes_views(far, ref, src, no_visibility)
+    assert (kept[BLOCK] == far[BLOCK]).float().mean() > 0.95
+    moved = planes_views(far, ref, src, no_visibility, margin=1e9)
+    assert (moved[BLOCK] != far[BLOCK]).float().mean() > 0.95
+
+
+def test_a_plane_no_source_sees_is_refused(views):
+    """The same map with the sources' true depths deciding visibility: the plane 20 % behind the surface is hidden
+    from every source (the block, at the surface, is seen), so even without a photometric margin the block stays."""
+    truth, ref, src, mv = views
+    far = truth * 1.2
+    far[BLOCK] = truth[BLOCK]
+    kept = planes_views(far, ref, src, mv, margin=1e9)
+    assert (kept[BLOCK] == far[BLOCK]).float().mean() > 0.95
+
+
+@pytest.mark.parametrize("kwargs, word", [({"jump": 0.0}, "jump"), ({"vote": 1.5}, "vote"), ({"margin": -1.0}, "margin"),
+                                          ({"scales": ()}, "scales"), ({"window": 5}, "unknown option")])
+def test_impossible_options_are_refused_in_one_line(views, kwargs, word):
+    truth, ref, src, mv = views
+    with pytest.raises(DataError, match=word):
+        planes_views(truth, ref, src, mv, **kwargs)
+
+
+def test_bad_shapes_are_refused(views):
+    truth, ref, src, mv = views
+    with pytest.raises(DataError, match="one size"):
+        planes_views(truth[:, :10], ref, src, mv)
+    assert VIEWS_PLANES_DEFAULTS["jump"] > 0
