@@ -129,7 +129,7 @@ def test_the_gated_row_takes_each_pixel_from_the_input_or_the_refiner(setup):
 
 def test_the_search_rows_are_the_search_and_the_refiner_after_it(setup):
     from deltaz.model import refine
-    from deltaz.ops.mvs import consensus_depth, propagate_depth
+    from deltaz.ops.mvs import consensus_depth, planes_views, propagate_depth, subpixel_views
 
     model, config, _ = ev.load_refiner(setup["ckpt"], "cpu")
     views = ev.load_scan_views(setup["root"], setup["val"][0], 2, use_images=True)
@@ -141,7 +141,8 @@ def test_the_search_rows_are_the_search_and_the_refiner_after_it(setup):
                              fill_holes=True)
     assert torch.equal(ev.consensus_views(views), agreed)
     assert torch.equal(ev.consensus_views(views, batch_size=1), agreed)  # batches do not change it
-    expected = propagate_depth(agreed, batch.image[:, 0], batch.image[:, 1:], views.multiview(every, agreed))
+    steps = (batch.image[:, 0], batch.image[:, 1:], views.multiview(every, agreed))
+    expected = subpixel_views(planes_views(propagate_depth(agreed, *steps), *steps), *steps)
     assert torch.allclose(searched, expected)
     depth_range = views.depth_range.reshape(1, 2).expand(len(views), 2)
     with torch.no_grad():

@@ -72,16 +72,35 @@ def test_a_plane_no_source_sees_is_refused(views):
     assert (kept[BLOCK] == far[BLOCK]).float().mean() > 0.95
 
 
-@pytest.mark.parametrize("kwargs, word", [({"jump": 0.0}, "jump"), ({"vote": 1.5}, "vote"), ({"margin": -1.0}, "margin"),
-                                          ({"scales": ()}, "scales"), ({"window": 5}, "unknown option")])
+@pytest.mark.parametrize("kwargs, word", [
+    ({"jump": 0.0}, "jump"), ({"vote": 1.5}, "vote"), ({"vote": 0.0}, "vote"), ({"margin": -1.0}, "margin"),
+    ({"scales": ()}, "scales"), ({"sigmas": 0.5}, "sigmas"), ({"fit": 0}, "fit"), ({"inliers": 0}, "inliers"),
+    ({"rounds": 0}, "rounds"), ({"window": 5}, "unknown option"),
+])
 def test_impossible_options_are_refused_in_one_line(views, kwargs, word):
     truth, ref, src, mv = views
-    with pytest.raises(DataError, match=word):
+    with pytest.raises(DataError, match=f"planes_views.*{word}") as error:
         planes_views(truth, ref, src, mv, **kwargs)
+    assert "\n" not in str(error.value)
 
 
 def test_bad_shapes_are_refused(views):
     truth, ref, src, mv = views
     with pytest.raises(DataError, match="one size"):
         planes_views(truth[:, :10], ref, src, mv)
-    assert VIEWS_PLANES_DEFAULTS["jump"] > 0
+    with pytest.raises(DataError, match="image_src"):
+        planes_views(truth, ref, src[0], mv)
+
+
+def test_a_batch_is_its_views_one_by_one_and_float64_comes_back_float32(views):
+    truth, ref, src, mv = views
+    wrong = truth.clone()
+    wrong[BLOCK] *= 0.85
+    pair = torch.cat([wrong, torch.zeros_like(truth)])  # a view with a too-near block and an all-hole view
+    two = MultiView(*(t.expand(2, *t.shape[1:]) for t in (mv.K_ref, mv.E_ref, mv.depth_src, mv.K_src, mv.E_src)))
+    out = planes_views(pair, ref.expand(2, -1, -1, -1), src.expand(2, -1, -1, -1, -1), two)
+    assert torch.equal(out[:1], planes_views(wrong, ref, src, mv))
+    assert torch.equal(out[1:], torch.zeros_like(truth))
+    doubled = planes_views(wrong.double(), ref, src, mv)
+    assert doubled.dtype == torch.float32 and torch.allclose(doubled, out[:1])
+    assert VIEWS_PLANES_DEFAULTS["sigmas"] == (0.5,)  # the 4 segmentations the defaults were measured with

@@ -223,7 +223,7 @@ def merge_candidates(disp: np.ndarray, votes: list[np.ndarray], values: list[np.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # pixels no segmentation moved: all-NaN medians
         median = np.nanmedian(np.stack(values), axis=0)
-    return np.where(agree >= vote - 1e-6, median, disp).astype(np.float32)
+    return np.where((agree >= vote - 1e-6) & (agree > 0), median, disp).astype(np.float32)
 
 
 def planes_disparity(data: dict[str, Any], depth: torch.Tensor | None = None, full: bool = False) -> np.ndarray:
