@@ -9,7 +9,7 @@ What is compared (one row per method and scan, plus ``scan = "all"``):
 * ``mvsnet_refine`` — a trained :class:`deltaz.model.MVSNetRefine` when ``compare_checkpoint`` is given;
 * ``deltaz`` — the checkpoint being evaluated;
 * with images and source views: ``deltaz+gate`` (the refiner behind the photometric gate), ``search`` (the
-  multi-view candidate search, :func:`deltaz.ops.mvs.propagate_depth`: a classical post-step) and
+  multi-view candidate search, four classical steps: :func:`~deltaz.engine.evaluate.methods.search_methods`) and
   ``search+deltaz`` (the refiner on the search's output); ``search=False`` (``--no-search``) skips the last two.
 
 Which scans (:mod:`~deltaz.engine.scans`): the checkpoint's saved :class:`deltaz.engine.config.TrainConfig` says how
