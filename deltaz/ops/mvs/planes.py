@@ -41,7 +41,7 @@ from deltaz.core.errors import DataError
 from deltaz.io.middlebury import depth_to_disparity, disparity_to_depth, resize_nearest
 from deltaz.ops.mvs.side import side_disparity
 
-__all__ = ["PLANES_DEFAULTS", "fit_planes", "merge_candidates", "merged_options", "pair_arrays", "plane_candidates",
+__all__ = ["PLANES_DEFAULTS", "check_plane_options", "fit_planes", "merge_candidates", "merged_options", "pair_arrays", "plane_candidates",
            "rgb_tensor", "sad_map", "segment_planes", "planes_disparity", "planes_depth"]
 
 #: Defaults of :func:`segment_planes` (module docstring).
@@ -161,16 +161,24 @@ def _check(disparity: np.ndarray, left: torch.Tensor, right: torch.Tensor, opts:
                         f"({tuple(left.shape[1:])}, {tuple(right.shape[1:])}) must have one size")
     if (disparity[np.isfinite(disparity)] < 0).any():
         raise DataError("segment_planes: disparities must be >= 0 px (x_right = x - d)")
-    bad = [k for k in ("fit", "jump") if not opts[k] > 0]
+    bad = [] if opts["window"] >= 1 and opts["window"] % 2 == 1 else ["window"]
+    check_plane_options("segment_planes", opts, bad, "an odd window")
+
+
+def check_plane_options(name: str, opts: dict[str, Any], bad: list[str] | None = None, extra: str = "") -> None:
+    """Refuse, in one line naming the function ``name``, options of :data:`PLANES_DEFAULTS` out of range (``bad``:
+    the caller's own failed checks, ``extra`` what they expect)."""
+    bad = list(bad or [])
+    bad += [k for k in ("fit", "jump") if not opts[k] > 0]
     bad += [k for k in ("scales", "sigmas")
             if np.ndim(opts[k]) != 1 or len(opts[k]) == 0 or not np.all(np.asarray(opts[k]) > 0)]
     bad += [k for k in ("inliers", "vote") if not 0 < opts[k] <= 1]
     bad += [k for k in ("min_size", "min_pixels", "rounds") if not opts[k] >= 1]
-    bad += [] if opts["margin"] >= 0 and opts["window"] >= 1 and opts["window"] % 2 == 1 else ["margin/window"]
+    bad += [] if opts["margin"] >= 0 else ["margin"]
     if bad:
-        raise DataError(f"segment_planes: expected positive fit and jump, non-empty lists of positive scales and "
-                        f"sigmas, 0 < inliers, vote <= 1, min_size, min_pixels, rounds >= 1, margin >= 0 and an odd "
-                        f"window; check {', '.join(bad)}")
+        raise DataError(f"{name}: expected positive fit and jump, non-empty lists of positive scales and sigmas, "
+                        f"0 < inliers, vote <= 1, min_size, min_pixels, rounds >= 1, margin >= 0"
+                        f"{' and ' + extra if extra else ''}; check {', '.join(bad)}")
 
 
 def segment_planes(disparity: np.ndarray, left: np.ndarray, right: np.ndarray, **options: Any) -> np.ndarray:

@@ -33,7 +33,8 @@ import torch
 
 from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
-from deltaz.ops.mvs.planes import PLANES_DEFAULTS, merge_candidates, merged_options, plane_candidates
+from deltaz.ops.mvs.planes import (PLANES_DEFAULTS, check_plane_options, merge_candidates, merged_options,
+                                   plane_candidates)
 from deltaz.ops.selfsup import photometric_loss_map
 
 __all__ = ["VIEWS_PLANES_DEFAULTS", "planes_views"]
@@ -53,16 +54,7 @@ def _check(depth: torch.Tensor, image_ref: torch.Tensor, image_src: torch.Tensor
         raise DataError(f"planes_views: depth (B, H, W), image_ref (B, 3, H, W) of one size and image_src "
                         f"(B, S, 3, H', W') expected, got {tuple(depth.shape)}, {tuple(image_ref.shape)} and "
                         f"{tuple(image_src.shape)}")
-    bad = [k for k in ("fit", "jump") if not opts[k] > 0]
-    bad += [k for k in ("inliers", "vote") if not 0 < opts[k] <= 1]
-    bad += [k for k in ("min_size", "min_pixels", "rounds") if not opts[k] >= 1]
-    bad += [k for k in ("scales", "sigmas")
-            if np.ndim(opts[k]) != 1 or len(opts[k]) == 0 or not np.all(np.asarray(opts[k]) > 0)]
-    bad += [] if opts["margin"] >= 0 else ["margin"]
-    if bad:
-        raise DataError(f"planes_views: expected positive fit and jump, 0 < inliers, vote <= 1, min_size, min_pixels, "
-                        f"rounds >= 1, non-empty lists of positive scales and sigmas and margin >= 0; check "
-                        f"{', '.join(bad)}")
+    check_plane_options("planes_views", opts)
 
 
 def _inverse(depth: np.ndarray) -> tuple[np.ndarray, float]:
