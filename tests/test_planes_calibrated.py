@@ -9,6 +9,8 @@ import torch
 from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
 from deltaz.ops.mvs import VIEWS_PLANES_DEFAULTS, planes_views
+from deltaz.ops.metrics import multiview_consistency
+from deltaz.ops.mvs.consensus import splat_sources
 from test_gate import pair as gate_pair  # noqa: F401 (a fixture)
 from test_mvs import PlaneScene
 
@@ -75,7 +77,8 @@ def test_a_plane_no_source_sees_is_refused(views):
 @pytest.mark.parametrize("kwargs, word", [
     ({"jump": 0.0}, "jump"), ({"vote": 1.5}, "vote"), ({"vote": 0.0}, "vote"), ({"margin": -1.0}, "margin"),
     ({"scales": ()}, "scales"), ({"sigmas": 0.5}, "sigmas"), ({"fit": 0}, "fit"), ({"inliers": 0}, "inliers"),
-    ({"rounds": 0}, "rounds"), ({"window": 5}, "unknown option"),
+    ({"rounds": 0}, "rounds"), ({"window": 5}, "unknown option"), ({"backed": 0.0}, "backed"),
+    ({"backed": 2}, "backed"),
 ])
 def test_impossible_options_are_refused_in_one_line(views, kwargs, word):
     truth, ref, src, mv = views
@@ -104,3 +107,29 @@ def test_a_batch_is_its_views_one_by_one_and_float64_comes_back_float32(views):
     doubled = planes_views(wrong.double(), ref, src, mv)
     assert doubled.dtype == torch.float32 and torch.allclose(doubled, out[:1])
     assert VIEWS_PLANES_DEFAULTS["sigmas"] == (0.5,)  # the 4 segmentations the defaults were measured with
+
+
+def test_a_pixel_its_sources_back_needs_a_plane_that_matches_them_better(views):
+    """A near square in front of a plane 50 % farther, the images one grey (every depth matches equally well): the
+    square's depth agrees with all three sources' depths, so the far plane around it (seen behind it from the
+    sources) does not take it; without ``backed`` it does."""
+    truth, ref, src, mv = views
+    square = (slice(None), slice(28, 34), slice(36, 42))
+    far = truth * 1.5
+    far[square] = truth[square]
+    far_scene = PlaneScene()
+    far_scene.offset *= 1.5  # the plane 1.5 × as far from the reference camera (at the origin)
+    depth_src = []
+    for v in range(3):  # the square seen from each source: the reference's points splatted there, z-buffered
+        as_seen = MultiView(mv.K_src[:, v], mv.E_src[:, v], far[:, None], mv.K_ref[:, None], mv.E_ref[:, None])
+        near = splat_sources(as_seen, *truth.shape[-2:])[0, 0]
+        plane = far_scene.depth(v + 1).float()
+        depth_src.append(torch.where((near > 0) & (near < 0.9 * plane), near, plane))
+    two_layers = MultiView(mv.K_ref, mv.E_ref, torch.stack(depth_src)[None], mv.K_src, mv.E_src)
+    grey_ref, grey_src = torch.full_like(ref, 0.5), torch.full_like(src, 0.5)
+    backed = multiview_consistency(far, two_layers).n_consistent[square] == 3  # the square's rim: splatting's gaps
+    assert backed.float().mean() > 0.6
+    kept = planes_views(far, grey_ref, grey_src, two_layers)
+    assert torch.equal(kept[square][backed], far[square][backed])
+    moved = planes_views(far, grey_ref, grey_src, two_layers, backed=None)
+    assert (moved[square] > 1.3 * truth[square]).all(), "the plane is seen behind the square"
