@@ -3,6 +3,7 @@ plane goes back to the plane unless the source views say no."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -78,7 +79,7 @@ def test_a_plane_no_source_sees_is_refused(views):
     ({"jump": 0.0}, "jump"), ({"vote": 1.5}, "vote"), ({"vote": 0.0}, "vote"), ({"margin": -1.0}, "margin"),
     ({"scales": ()}, "scales"), ({"sigmas": 0.5}, "sigmas"), ({"fit": 0}, "fit"), ({"inliers": 0}, "inliers"),
     ({"rounds": 0}, "rounds"), ({"window": 5}, "unknown option"), ({"backed": 0.0}, "backed"),
-    ({"backed": 2}, "backed"),
+    ({"backed": 2}, "backed"), ({"backed": True}, "backed"), ({"backed": "all"}, "backed"),
 ])
 def test_impossible_options_are_refused_in_one_line(views, kwargs, word):
     truth, ref, src, mv = views
@@ -111,8 +112,9 @@ def test_a_batch_is_its_views_one_by_one_and_float64_comes_back_float32(views):
 
 def test_a_pixel_its_sources_back_needs_a_plane_that_matches_them_better(views):
     """A near square in front of a plane 50 % farther, the images one grey (every depth matches equally well): the
-    square's depth agrees with all three sources' depths, so the far plane around it (seen behind it from the
-    sources) does not take it; without ``backed`` it does."""
+    square's depth agrees with all three sources' depths (but on its rim, where splatting leaves gaps), so the far
+    plane around it (seen behind it from the sources) does not take it; without ``backed`` it does, and a numpy
+    ``backed`` or the dict form of the cameras changes nothing."""
     truth, ref, src, mv = views
     square = (slice(None), slice(28, 34), slice(36, 42))
     far = truth * 1.5
@@ -131,5 +133,7 @@ def test_a_pixel_its_sources_back_needs_a_plane_that_matches_them_better(views):
     assert backed.float().mean() > 0.6
     kept = planes_views(far, grey_ref, grey_src, two_layers)
     assert torch.equal(kept[square][backed], far[square][backed])
+    as_dict = {k: getattr(two_layers, k) for k in ("K_ref", "E_ref", "depth_src", "K_src", "E_src")}
+    assert torch.equal(planes_views(far, grey_ref, grey_src, as_dict, backed=np.float32(0.75)), kept)
     moved = planes_views(far, grey_ref, grey_src, two_layers, backed=None)
     assert (moved[square] > 1.3 * truth[square]).all(), "the plane is seen behind the square"

@@ -35,6 +35,7 @@ Convention: z-depth in mm, 0 = hole; images ``(3, H, W)`` in [0, 1].
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -66,7 +67,8 @@ def _check(depth: torch.Tensor, image_ref: torch.Tensor, image_src: torch.Tensor
                         f"(B, S, 3, H', W') expected, got {tuple(depth.shape)}, {tuple(image_ref.shape)} and "
                         f"{tuple(image_src.shape)}")
     backed = opts["backed"]
-    bad = [] if backed is None or (isinstance(backed, (int, float)) and 0 < backed <= 1) else ["backed"]
+    real = isinstance(backed, numbers.Real) and not isinstance(backed, bool)
+    bad = [] if backed is None or (real and 0 < backed <= 1) else ["backed"]
     check_plane_options("planes_views", opts, bad, "backed None or in (0, 1]")
 
 
@@ -93,9 +95,9 @@ def _view_candidates(depth: np.ndarray, rgb: np.ndarray, opts: dict[str, Any]) -
 def _backed(depth: torch.Tensor, multiview: MultiView, backed: float | None) -> torch.Tensor:
     """``(B, H, W)`` bool: the depth passes the geometric check with at least ``backed`` of the sources (rounded
     up); all False without the sources' depths or with ``backed`` None."""
-    if backed is None or multiview.depth_src is None:
+    if backed is None or multiview.depth_src is None or multiview.depth_src.shape[1] == 0:
         return torch.zeros_like(depth, dtype=torch.bool)
-    need = math.ceil(backed * multiview.depth_src.shape[1] - 1e-9)
+    need = max(1, math.ceil(backed * multiview.depth_src.shape[1] - 1e-9))
     return multiview_consistency(depth, multiview).n_consistent >= need
 
 
@@ -108,11 +110,13 @@ def planes_views(depth: torch.Tensor, image_ref: torch.Tensor, image_src: torch.
         depth: ``(B, H, W)`` reference z-depth, mm, 0 = hole (kept).
         image_ref: ``(B, 3, H, W)`` in [0, 1]; image_src: ``(B, S, 3, H', W')`` in [0, 1].
         multiview: the reference's and sources' cameras, with the sources' depths for the visibility test
-            (:func:`deltaz.ops.selfsup.photometric_loss_map`) and ``backed`` (without them no pixel is backed).
+            (:func:`deltaz.ops.selfsup.photometric_loss_map`) and ``backed`` (without them no pixel is backed; for
+            ``backed`` each source's depth map at its image's size, one ``K_src`` for both); or its dict form.
         options: any of :data:`VIEWS_PLANES_DEFAULTS`.
     """
     opts = merged_options("planes_views", options, VIEWS_PLANES_DEFAULTS)
     _check(depth, image_ref, image_src, opts)
+    multiview = MultiView.coerce(multiview)
     depth = depth.float()
     depth_np = depth.cpu().numpy()
     rgb = image_ref.float().permute(0, 2, 3, 1).cpu().numpy()
