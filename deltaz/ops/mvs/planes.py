@@ -41,8 +41,8 @@ from deltaz.core.errors import DataError
 from deltaz.io.middlebury import depth_to_disparity, disparity_to_depth, resize_nearest
 from deltaz.ops.mvs.side import side_disparity
 
-__all__ = ["PLANES_DEFAULTS", "check_plane_options", "fit_planes", "merge_candidates", "merged_options", "pair_arrays", "plane_candidates",
-           "rgb_tensor", "sad_map", "segment_planes", "planes_disparity", "planes_depth"]
+__all__ = ["PLANES_DEFAULTS", "check_plane_options", "fit_planes", "merge_candidates", "merged_options", "pair_arrays",
+           "plane_candidates", "rgb_tensor", "sad_map", "segment_planes", "planes_disparity", "planes_depth"]
 
 #: Defaults of :func:`segment_planes` (module docstring).
 PLANES_DEFAULTS = {"scales": (100, 175, 250, 400), "sigmas": (0.3, 0.5, 0.8), "min_size": 10, "min_pixels": 20,
