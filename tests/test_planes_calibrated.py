@@ -40,6 +40,19 @@ def test_a_too_near_stretch_goes_back_to_its_plane_and_nothing_else_moves(views)
     assert torch.equal(out[outside], wrong[outside])
 
 
+def test_a_plane_more_than_reach_times_as_far_is_no_candidate(views):
+    """A stretch at 40 % of its depth (its plane 2.5 × as far): the default reach of 2 leaves it, a reach of 3
+    (or none, or a numpy 3) takes it back to the plane."""
+    truth, ref, src, mv = views
+    wrong = truth.clone()
+    wrong[BLOCK] *= 0.4
+    assert torch.equal(planes_views(wrong, ref, src, mv), wrong)
+    moved = planes_views(wrong, ref, src, mv, reach=3.0)
+    assert (moved[BLOCK] - truth[BLOCK]).abs().mean() < 0.01 * (wrong[BLOCK] - truth[BLOCK]).abs().mean()
+    assert torch.equal(planes_views(wrong, ref, src, mv, reach=None), moved)
+    assert torch.equal(planes_views(wrong, ref, src, mv, reach=np.float64(3)), moved)
+
+
 def test_right_depth_and_holes_stay(views):
     truth, ref, src, mv = views
     assert torch.equal(planes_views(truth, ref, src, mv), truth)
@@ -80,6 +93,7 @@ def test_a_plane_no_source_sees_is_refused(views):
     ({"scales": ()}, "scales"), ({"sigmas": 0.5}, "sigmas"), ({"fit": 0}, "fit"), ({"inliers": 0}, "inliers"),
     ({"rounds": 0}, "rounds"), ({"window": 5}, "unknown option"), ({"backed": 0.0}, "backed"),
     ({"backed": 2}, "backed"), ({"backed": True}, "backed"), ({"backed": "all"}, "backed"),
+    ({"reach": 1.0}, "reach"), ({"reach": 0.5}, "reach"), ({"reach": True}, "reach"), ({"reach": "far"}, "reach"),
 ])
 def test_impossible_options_are_refused_in_one_line(views, kwargs, word):
     truth, ref, src, mv = views
