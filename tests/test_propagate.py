@@ -107,3 +107,15 @@ def test_the_guard_needs_the_sources_depths(pair):
     with pytest.raises(DataError, match="depth_src"):
         propagate_depth(truth, ref, src, cameras_only)
     assert propagate_depth(truth, ref, src, cameras_only, agree=False).shape == truth.shape
+
+
+def test_a_switch_no_source_backs_is_refused_even_for_a_pixel_none_backs(pair):
+    """The sources' depths 50 % too far agree with no depth of the reference: no switch can raise the count of
+    sources that agree, so the wrong block stays (the photometry alone would fix it)."""
+    truth, ref, src, mv = pair
+    wrong = truth.clone()
+    wrong[BLOCK] -= 40.0
+    far = MultiView(mv.K_ref, mv.E_ref, mv.depth_src * 1.5, mv.K_src, mv.E_src)  # every point seen, none agreed
+    assert torch.equal(propagate_depth(wrong, ref, src, far, margin=0.0), wrong)
+    photometric_only = propagate_depth(wrong, ref, src, far, margin=0.0, agree=False)
+    assert (photometric_only[BLOCK] - truth[BLOCK]).abs().mean() < 2.0

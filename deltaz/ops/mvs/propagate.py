@@ -9,10 +9,12 @@ PatchMatch's spatial propagation, one pass. The error is :func:`deltaz.ops.selfs
 visibility), the one the photometric gate uses.
 
 A photometric improvement alone also moves right depth: on the design scans the search made 2–8 % of the
-covered pixels more than 1 mm worse (3–11 % with the refiner after it). So a switch must also be backed by the geometry (``agree``, default): it
-must raise the number of source views whose own depths agree with the pixel (MVSNet's check,
-:func:`deltaz.ops.metrics.multiview_consistency`: 1 px round trip, 1 % depth), unless no source agrees with
-the pixel's own depth (an outlier of its own).
+covered pixels more than 1 mm worse (3–11 % with the refiner after it). So a switch must also be backed by the
+geometry (``agree``, default): it must raise the number of source views whose own depths agree with the pixel
+(MVSNet's check, :func:`deltaz.ops.metrics.multiview_consistency`: 1 px round trip, 1 % depth) — also for a pixel
+no source agrees with (an outlier of its own): then at least one source must agree with the new depth. (Until
+2026-12-05 such a pixel switched on the photometry alone; on five synthetic design sets that moved more right depth
+than it fixed: docs/EXPERIMENTS.md, "The propagation's exception".)
 
 What it fixes: a plane sweep's winner-take-all leaves stretches at a wrong depth where a neighbour's depth
 explains the sources better (texture-poor surfaces next to textured ones). What it cannot: a pixel whose depth
@@ -91,5 +93,5 @@ def propagate_depth(depth: torch.Tensor, image_ref: torch.Tensor, image_src: tor
     keep = seen & (depth > 0) & (best_error < own - margin)
     if agree:
         n_own = multiview_consistency(depth, multiview).n_consistent
-        keep = keep & ((multiview_consistency(best, multiview).n_consistent > n_own) | (n_own == 0))
+        keep = keep & (multiview_consistency(best, multiview).n_consistent > n_own)
     return torch.where(keep, best, depth)
