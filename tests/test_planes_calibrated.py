@@ -3,6 +3,8 @@ plane goes back to the plane unless the source views say no."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -100,6 +102,8 @@ def test_impossible_options_are_refused_in_one_line(views, kwargs, word):
     with pytest.raises(DataError, match=f"planes_views.*{word}") as error:
         planes_views(truth, ref, src, mv, **kwargs)
     assert "\n" not in str(error.value)
+    if word != "unknown option":  # the option named among those to check, not only in the list of what is expected
+        assert re.search(rf"check (\w+, )*{word}(,|$)", str(error.value)), str(error.value)
 
 
 def test_bad_shapes_are_refused(views):

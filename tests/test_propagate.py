@@ -56,7 +56,7 @@ def test_the_geometry_refuses_a_switch_the_photometry_alone_would_make(pair):
     # the sources agree with the right depth (all 3 at 95 % of the pixels): a switch can rarely raise that count
     assert (propagate_depth(truth, ref, src, mv, margin=0.0) != truth).float().mean() < 0.005
     wrong = truth.clone()
-    wrong[BLOCK] -= 40.0  # no source agrees with the block: it may switch
+    wrong[BLOCK] -= 40.0  # none agrees with the block, all with its neighbours' depth: the switch raises the count
     fixed = propagate_depth(wrong, ref, src, mv, radius=3, stride=1, margin=0.0)
     assert (fixed[BLOCK] - truth[BLOCK]).abs().mean() < 2.0
 

@@ -17,8 +17,8 @@ over the image, as disparity is, and ``p`` is larger when nearer), and:
    A pixel whose own depth is *backed* — at least ``backed`` of its sources' depths pass MVSNet's geometric check
    with it (:func:`deltaz.ops.metrics.multiview_consistency`: 1 px round trip, 1 %) — needs more: the plane's
    error strictly below its own (no margin). Such a pixel is most often right: a nearer object inside a segment
-   of the background's colour. A plane more than ``reach`` times the pixel's own depth is not a candidate: the right depths the step broke
-   took planes twice as far (median), its fixes planes 1.2 times as far;
+   of the background's colour. A plane more than ``reach`` times the pixel's own depth is not a candidate: on a
+   design scan the right depths the step broke took planes twice as far (median), its fixes 1.2 times as far;
 4. a pixel takes the median of its candidate planes where at least ``vote`` of the segmentations made it one.
 
 What it fixes: stretches a plane sweep or a matcher puts too near (a foreground's depth bled onto the background,
@@ -29,7 +29,8 @@ multi-view candidate search, 4 sources; docs/EXPERIMENTS.md, "Segment planes for
 ``backed`` was added on the same validation scans and three synthetic design sets (seeds 5, 31 and 43): it keeps
 85–92 % of the step's covered gain and removes about half of its damage to right depth (docs/EXPERIMENTS.md,
 "Segment planes for calibrated views"). ``reach`` was added after it, on the same four sets and a fifth (seed 71):
-it removes most of the damage left on the design scan that looked like the held-out damage, at the same covered MAE.
+it removes most of the damage left on the design scan that looked like the held-out damage, at the same covered MAE
+(on the held-out scans it changed nothing: docs/EXPERIMENTS.md, "fifth look").
 
 Convention: z-depth in mm, 0 = hole; images ``(3, H, W)`` in [0, 1].
 """
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -55,7 +56,7 @@ __all__ = ["VIEWS_PLANES_DEFAULTS", "planes_views"]
 #: Defaults of :func:`planes_views` (module docstring): the rectified step's options, with one ``sigma`` (4
 #: segmentations, a third of the time of its 12, the same quality on the design scans), ``fit`` and ``jump`` (``p``
 #: units), ``margin`` (photometric error units) and ``vote`` of their own, and ``backed`` (a fraction of the
-#: sources, rounded up: 3 of 4; None = no such pixel) and ``reach`` (a factor of the own depth; None = no limit).
+#: sources, rounded up: 3 of 4; None = no such pixel) and ``reach`` (a factor of the own depth, > 1; None = no limit).
 VIEWS_PLANES_DEFAULTS = {**{k: v for k, v in PLANES_DEFAULTS.items() if k != "window"},
                          "sigmas": (0.5,), "fit": 2.0, "jump": 12.0, "margin": 0.05, "vote": 0.5, "backed": 0.75,
                          "reach": 2.0}
@@ -74,7 +75,7 @@ def _check(depth: torch.Tensor, image_ref: torch.Tensor, image_src: torch.Tensor
     check_plane_options("planes_views", opts, bad, "backed None or in (0, 1], reach None or > 1")
 
 
-def _real_or_none(value: Any, ok: Any) -> bool:
+def _real_or_none(value: Any, ok: Callable[[float], bool]) -> bool:
     """``value`` is None, or a real number (not a bool) for which ``ok(value)`` holds."""
     return value is None or (isinstance(value, numbers.Real) and not isinstance(value, bool) and bool(ok(value)))
 
