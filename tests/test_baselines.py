@@ -204,6 +204,20 @@ def test_geometric_averaging_confidence_filter_and_holes():
         geometric_averaging(depth_init, None, {}, None)
 
 
+def test_tune_by_covered_mae_can_choose_another_window_than_with_holes_counted():
+    """A 2-px stripe nearer than its plane and an 8×8 hole: a 9×9 median fills the hole (best with holes counted)
+    and erases the stripe; a 3×3 one keeps the stripe (best on the covered pixels) and leaves most of the hole."""
+    gt = torch.full((1, 32, 32), 600.0)
+    gt[0, :, 6:8] = 500.0
+    depth_init = gt.clone()
+    depth_init[0, 20:28, 20:28] = 0.0
+    samples = [{"depth_init": depth_init, "depth": gt}]
+    grid = [{"kernel_size": 3}, {"kernel_size": 9}]
+    assert tune_baseline("median", samples, grid)[0] == {"kernel_size": 9}
+    params, score = tune_baseline("median", samples, grid, covered=True)
+    assert params == {"kernel_size": 3} and score == 0.0
+
+
 def test_tune_picks_keep_for_geometric_averaging_and_beats_identity(gen):
     depth, Ks, E = plane_views()
     samples = []

@@ -218,17 +218,21 @@ def test_benchmark_rows_of_the_two_view_steps_and_the_refiner_after_them(scene):
 
 def test_benchmark_tunes_filters_on_the_left_half_only(scene, monkeypatch):
     bench = _benchmark_module()
-    masks = []
+    masks, tunings = [], []
 
-    def fake_tune(name, samples, grid=None):
+    def fake_tune(name, samples, grid=None, covered=False):
         masks.extend(sample["mask"] for sample in samples)
+        tunings.append((name, covered))
         return dict(grid[0]), 0.0
 
     monkeypatch.setattr(bench, "tune_baseline", fake_tune)
     init = scene["depth_gt"].clone()
-    bench.tuned_filters(init, scene)
+    rows = bench.tuned_filters(init, scene)
     W = init.shape[-1]
     assert masks and all(bool(m[..., : W // 2].all()) and not bool(m[..., W // 2:].any()) for m in masks)
+    # each filter twice: by covered MAE (its plain name) and with holes counted (" (holes)"), both held against
+    assert sorted(tunings) == sorted((f, c) for f in bench.FILTERS for c in (True, False))
+    assert set(rows) == {*bench.FILTERS, *(f + " (holes)" for f in bench.FILTERS)} and set(rows) <= set(bench.CLASSICAL)
     rows = bench.score({"identity": init}, init, scene["depth_gt"])
     assert set(rows) == {"whole", "left", "right"}
     assert rows["right"][0]["harm_pct"] == 0.0 and rows["right"][0]["mae_mm"] == 0.0

@@ -353,15 +353,28 @@ def baseline_inputs_from_batch(batch: MultiViewBatch | Mapping, key: str = "dept
     }
 
 
+def _tuning_mask(sample: Mapping, covered: bool) -> torch.Tensor | None:
+    """The pixels :func:`tune_baseline` scores: the sample's ``mask`` (None = all), with ``covered`` only those with
+    an input depth."""
+    mask = sample.get("mask")
+    if not covered:
+        return mask
+    has_input = sample["depth_init"] > 0
+    return has_input if mask is None else mask.bool() & has_input
+
+
 @torch.no_grad()
-def tune_baseline(name: str, samples_iter: Iterable[Mapping], grid: list[dict] | None = None) -> tuple[dict, float]:
+def tune_baseline(name: str, samples_iter: Iterable[Mapping], grid: list[dict] | None = None,
+                  covered: bool = False) -> tuple[dict, float]:
     """Choose a baseline's parameters by MAE (mm, holes as errors) on VALIDATION samples.
 
     ``samples_iter`` is read once; each sample is a mapping with ``depth_init`` and ``depth`` (ground
     truth) ``(B, H, W)``, and optionally ``mask``, ``image``, ``multiview`` (see
     :func:`baseline_inputs_from_batch`). Every grid entry is run on every sample and scored with a
     pixel-weighted :class:`deltaz.ops.metrics.MetricAccumulator`. The caller guarantees these are
-    validation samples: passing test data here would leak the test set into the baseline.
+    validation samples: passing test data here would leak the test set into the baseline. ``covered``: score only
+    the pixels the input covers (``depth_init > 0``: a table's covered MAE, ``mae_valid_mm``) instead of every
+    ground-truth pixel. The two can choose differently: a larger window fills more holes and blurs more edges.
 
     Returns:
         ``(best_params, best_mae_mm)``; ties go to the earlier grid entry.
@@ -376,7 +389,7 @@ def tune_baseline(name: str, samples_iter: Iterable[Mapping], grid: list[dict] |
     for sample in samples_iter:
         for acc, params in zip(accumulators, grid):
             pred = fn(sample["depth_init"], sample.get("image"), params, sample.get("multiview"))
-            acc.update(pred, sample["depth"], sample.get("mask"))
+            acc.update(pred, sample["depth"], _tuning_mask(sample, covered))
     scores = [acc.result()["mae_mm"] for acc in accumulators]
     if all(math.isnan(s) for s in scores):
         raise DataError(f"tune_baseline({name!r}): no validation pixel with ground truth was seen")
