@@ -196,6 +196,11 @@ def test_split_resolution(setup):
     assert scans["eval"] == ["scan1", "scan2", "scan3"]
     assert sorted(scans["train"] + scans["val"]) == ["scan1", "scan2", "scan3"] and len(scans["val"]) == 1
     assert ev.resolve_scans(setup["test_root"], "test", cfg)["eval"] == ["scan9"]
+    assert ev.resolve_scans(setup["test_root"], "test", cfg)["note"] is None  # tuned on the training root's val
+    assert scans["note"].startswith(f"the baselines are tuned on 1 of the evaluated scans ({scans['val'][0]})")
+    # the checkpoint's root is gone: this root is split with its settings, and the note says so
+    gone = TrainConfig(data_root=str(setup["root"] / "moved"), val_split=0.34).to_dict()
+    assert "is missing" in ev.resolve_scans(setup["root"], "all", gone)["note"]
     with pytest.raises(DataError, match="--split test"):
         ev.resolve_scans(setup["root"], "test", cfg)  # every scan there was trained or validated on
     with pytest.raises(ConfigError, match="split"):

@@ -173,8 +173,9 @@ def resolve_scans(data_root: str | Path, split: str, train_config: Mapping[str, 
     ``split``: ``val``/``train`` the checkpoint's own scans, ``test`` the scans in neither (with MVSNet's split:
     its test list), ``all``.
 
-    Returns ``{"eval": [...], "val": [...], "train": [...], "split_root": Path, "mode": "random" | "mvsnet"}``;
-    ``val`` are the validation scans of ``split_root`` (the baselines' tuning set).
+    Returns ``{"eval": [...], "val": [...], "train": [...], "split_root": Path, "mode": "random" | "mvsnet",
+    "note": str | None}``; ``val`` are the validation scans of ``split_root`` (the baselines' tuning set); ``note``
+    says so when some of them are also evaluated (their baseline rows are then not held out).
     Raises :class:`ConfigError` for an unknown split, :class:`DataError` when it selects no scan.
     """
     if split not in EVAL_SPLITS:
@@ -201,4 +202,17 @@ def resolve_scans(data_root: str | Path, split: str, train_config: Mapping[str, 
             f"(training root {str(split_root)!r}: train {train[:4]}..., val {val}); for held-out scans pass "
             f"their own root (e.g. data/demo/test_ready) with --split test or --split all"
         )
-    return {"eval": chosen, "val": val, "train": train, "split_root": split_root, "mode": mode}
+    note = _tuning_note(data_root, split_root, cfg["data_root"], chosen, val)
+    return {"eval": chosen, "val": val, "train": train, "split_root": split_root, "mode": mode, "note": note}
+
+
+def _tuning_note(data_root: Path, split_root: Path, configured: str | None, chosen: list[str], val: list[str]
+                 ) -> str | None:
+    """A note when the baselines' tuning scans (``val`` of ``split_root``) are among the evaluated ones, else None."""
+    both = [s for s in chosen if s in set(val)] if split_root.resolve() == data_root.resolve() else []
+    if not both:
+        return None
+    why = (f"; the checkpoint's training root {configured!r} is missing, so {str(data_root)!r} was split with its "
+           "settings") if configured and not Path(configured).is_dir() else ""
+    return (f"the baselines are tuned on {len(both)} of the evaluated scans ({', '.join(both)}): their rows are not "
+            f"held out{why}")

@@ -111,7 +111,7 @@ def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all",
         refiners = {"mvsnet_refine": (compare, compare_config), **refiners}
     names = baseline_names(baselines)
     scans = resolve_scans(data_root, split, train_config)
-    notes: list[str] = []
+    notes: list[str] = [scans["note"]] if scans.get("note") else []
     names, use_images = _image_policy(Path(data_root), scans, refiners, names, notes, gate=num_src_views >= 1)
     params = tune_baselines(names, scans["split_root"], scans["val"], num_src_views, preset, use_images,
                             tune_max_views, batch_size, progress)
