@@ -71,6 +71,27 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
     assert "deltaz+adapt" in {r["method"] for r in rows} and "deltaz+adapt" in (out / "report.md").read_text()
 
 
+def test_a_finished_run_is_reused_only_with_the_same_split(tmp_path):
+    """Another split (or rendering) of the scans retrains: an old checkpoint may have trained on the new held-out
+    scans, and its config alone (the validation share, the seed) cannot tell."""
+    from deltaz.apps.demo import _finished_run
+    from deltaz.apps.demo_data import data_stamp
+    from deltaz.core.cache import jsonable
+
+    settings = DemoSettings(scans=12, test_scans=3, val_scans=2, seed=0)
+    ckpt = tmp_path / "best.pt"
+    ckpt.write_bytes(b"x")
+    config = {"lr": 0.001, "val_split": 2 / 9}
+    summary = tmp_path / "train_summary.json"
+    summary.write_text(json.dumps({"checkpoint": str(ckpt), "config": config, "data": jsonable(data_stamp(settings))}))
+    assert _finished_run(summary, config, data_stamp(settings)) is not None
+    other = DemoSettings(scans=13, test_scans=4, val_scans=2, seed=0)  # the same val_split, 2 / 9
+    assert split_demo_scans(other)["test"] != split_demo_scans(settings)["test"]
+    assert _finished_run(summary, config, data_stamp(other)) is None
+    assert _finished_run(summary, config, data_stamp(DemoSettings(scans=12, test_scans=3, val_scans=2, views=9))) is None
+    assert _finished_run(summary, {**config, "lr": 0.002}, data_stamp(settings)) is None
+
+
 def test_split_is_seeded_and_disjoint():
     settings = DemoSettings(scans=12, test_scans=3, val_scans=2, seed=0)
     groups = split_demo_scans(settings)

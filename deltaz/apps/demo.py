@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deltaz.apps.demo_data import split_demo_scans, stage_parse, stage_sweep, stage_synth
+from deltaz.apps.demo_data import data_stamp, split_demo_scans, stage_parse, stage_sweep, stage_synth
 from deltaz.core.atomic import atomic_write_text
 from deltaz.core.cache import jsonable, read_marker
 from deltaz.core.errors import ConfigError, DeltaZError
@@ -170,13 +170,15 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in ("progress", "num_workers")}
 
 
-def _finished_run(summary_path: Path, wanted: dict[str, Any]) -> dict[str, Any] | None:
-    """The ``train_summary.json`` of a finished run with the same settings whose checkpoint still exists."""
+def _finished_run(summary_path: Path, wanted: dict[str, Any], data: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``train_summary.json`` of a finished run with the same settings and the same training data
+    (:func:`deltaz.apps.demo_data.data_stamp`) whose checkpoint still exists."""
     summary = read_marker(summary_path)
     if not isinstance(summary, dict):
         return None
     ckpt = summary.get("checkpoint")
-    if _comparable(summary.get("config", {})) == jsonable(wanted) and ckpt and Path(ckpt).is_file():
+    same = _comparable(summary.get("config", {})) == jsonable(wanted) and summary.get("data") == jsonable(data)
+    if same and ckpt and Path(ckpt).is_file():
         return summary
     return None
 
@@ -193,13 +195,14 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
 def stage_train(settings: DemoSettings, data: Path, out: Path, device: str,
                 model: str | None = None) -> tuple[float | None, dict[str, Any]]:
     """Train ``model`` (see :func:`train_config`) unless its run folder's ``train_summary.json`` says a run
-    with the same config finished."""
+    with the same config and training data finished."""
     config = train_config(settings, data, out, device, model)
     model = config.model
     run_dir = Path(config.checkpoint_dir).parent
     summary_path = run_dir / "train_summary.json"
     label = f"train {model} (baseline)" if model == "mvsnet_refine" else "train"
-    previous = None if settings.force else _finished_run(summary_path, _comparable(config.resolved().to_dict()))
+    stamp = data_stamp(settings)
+    previous = None if settings.force else _finished_run(summary_path, _comparable(config.resolved().to_dict()), stamp)
     if previous is not None:
         print(f"[4/6] {label}: reusing {previous['checkpoint']} (finished run with the same settings; --force retrains)")
         return None, previous
@@ -211,7 +214,7 @@ def stage_train(settings: DemoSettings, data: Path, out: Path, device: str,
     start = time.perf_counter()
     result = train(config)
     elapsed = time.perf_counter() - start
-    summary = _summary(result)
+    summary = {**_summary(result), "data": jsonable(stamp)}
     write_json(summary_path, summary)
     return elapsed, summary
 

@@ -33,7 +33,7 @@ from deltaz.ops.mvs import stereo_scan, sweep_scan
 if TYPE_CHECKING:  # the settings class lives in deltaz.apps.demo, which imports this module
     from deltaz.apps.demo import DemoSettings
 
-__all__ = ["stage_synth", "split_demo_scans", "stage_parse", "stage_sweep", "stereo_kinds"]
+__all__ = ["stage_synth", "split_demo_scans", "data_stamp", "stage_parse", "stage_sweep", "stereo_kinds"]
 
 
 def _synth_settings(settings: DemoSettings) -> dict:
@@ -41,6 +41,13 @@ def _synth_settings(settings: DemoSettings) -> dict:
     return {"seed": settings.seed, "n_views": settings.views, "n_lights": settings.lights,
             "width": settings.image_size[1], "height": settings.image_size[0], "style": settings.style,
             "supersample": settings.supersample}
+
+
+def data_stamp(settings: DemoSettings) -> dict:
+    """What the demo trains on: the rendering settings and the scan split. A finished training run is reused only
+    with the same stamp (another split could put its training scans among the held-out ones)."""
+    return {"render": {**_synth_settings(settings), "n_scans": settings.scans},
+            "split": {"seed": settings.seed, "resolution": settings.resolution, **split_demo_scans(settings)}}
 
 
 def _synth_complete(root: Path, settings: DemoSettings) -> bool:
