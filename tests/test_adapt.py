@@ -76,6 +76,10 @@ def test_adapt_end_to_end_writes_checkpoint_refined_and_report(tiny, capsys):
     # a second run finds the scan done and skips it
     assert main(_adapt_args(tiny, "--max-steps", "3")) == 0
     assert "already adapted" in capsys.readouterr().err
+    # ... but another checkpoint's or other settings' run into the same --out is refused, not mixed in
+    assert main([*_adapt_args(tiny, "--max-steps", "3"), "--lr", "0.001"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out" in err[0] and "other settings (lr)" in err[0]
 
 
 def test_evaluate_adds_the_adapted_row(tiny):
@@ -123,6 +127,17 @@ def test_resume_after_kill_leaves_no_half_written_file(tiny):
     entry = json.loads((out / "report.json").read_text())["scans"][0]
     assert entry["steps"] == done + 2 and entry["history"][0]["step"] == 1
     assert not list(out.rglob(".*.tmp")) and not state.exists()
+
+
+def test_adapt_refuses_an_empty_data_root_and_out_equal_to_it(tiny, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["adapt", "--checkpoint", str(tiny["ck"]), "--data-root", str(empty), "--out", str(tmp_path / "o"),
+                 "--no-progress"]) != 0
+    assert "no train-ready scans" in capsys.readouterr().err
+    assert main(["adapt", "--checkpoint", str(tiny["ck"]), "--data-root", str(tiny["root"]), "--out",
+                 str(tiny["root"]), "--no-progress"]) != 0
+    assert "is --data-root" in capsys.readouterr().err and not (tiny["root"] / "run.json").exists()
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -239,7 +254,7 @@ def test_import_colmap_models_and_bad_input(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- Middlebury 2-view scan
 def test_middlebury_scan_two_views_sgbm_input(tmp_path):
-    from deltaz.io.dtu.layout import load_view, read_scan_pairs
+    from deltaz.io.dtu.layout import load_view, read_meta, read_scan_pairs
     from deltaz.core.geometry import reproject, sample_pixels
     from deltaz.io.middlebury_scan import write_motorcycle_scan
 
@@ -251,6 +266,9 @@ def test_middlebury_scan_two_views_sgbm_input(tmp_path):
     assert (left["depth"] > 0).any() and (right["depth"] == 0).all()
     assert (left["initial"] > 0).mean() > 0.7 and (right["initial"] > 0).mean() > 0.7
     assert read_scan_pairs(scan) == {0: [(1, 1.0)], 1: [(0, 1.0)]}
+    # the depth range (the refiner's normalisation during adaptation) is the inputs' own, never the ground truth's
+    inputs = np.concatenate([v["initial"][v["initial"] > 0] for v in (left, right)])
+    assert read_meta(scan)["depth_range_mm"] == pytest.approx([inputs.min() * 0.95, inputs.max() * 1.05], rel=1e-6)
     # the right view's SGBM agrees with the left ground truth seen from the right camera
     t = {k: torch.tensor(v)[None] for k, v in (("d", left["depth"]), ("K0", left["intrinsics"]),
                                                ("E0", left["extrinsics"]), ("K1", right["intrinsics"]),

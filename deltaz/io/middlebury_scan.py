@@ -61,7 +61,7 @@ def write_motorcycle_scan(root: str | Path, name: str = "motorcycle", size: tupl
         1: {"depth": np.zeros_like(gt), "initial": right_sgbm_depth(data), "intrinsics": data["K_right"].numpy(),
             "extrinsics": data["E_right"].numpy(), "image": data["image_right"].numpy()},
     }
-    valid = np.concatenate([v["initial"][v["initial"] > 0] for v in views.values()] + [gt[gt > 0]])
+    valid = np.concatenate([v["initial"][v["initial"] > 0] for v in views.values()])  # the inputs', not the truth's
     meta = {"source": "middlebury-motorcycle", "depth_range_mm": [float(valid.min()) * 0.95, float(valid.max()) * 1.05],
             "scale": data["scale"], "baseline_mm": data["baseline_mm"], "ground_truth": "view 0 only"}
     return write_scan(root, name, views, {0: [(1, 1.0)], 1: [(0, 1.0)]}, meta)

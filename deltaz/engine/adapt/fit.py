@@ -279,8 +279,13 @@ def _step(model, optimizer, views, idx, confidence, anchor, cache, cfg, keep_hol
 def _load_state(path: Path, model, optimizer) -> dict[str, Any]:
     """Resume: restore the model, optimizer and RNG from ``path``; returns the counters and history."""
     state = ckpt.load_checkpoint(path)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, KeyError, ValueError) as error:
+        detail = " ".join(str(error).split())[:160]
+        raise DataError(f"{path}: a half-finished adaptation of another model ({detail}); remove it to start "
+                        "over") from None
     ckpt.restore_rng_state(state["rng"])
     return {"step": int(state["step"]), "elapsed_s": float(state["elapsed_s"]), "epoch": int(state["epoch"]),
             "pos": int(state["pos"]), "history": list(state.get("history") or [])}

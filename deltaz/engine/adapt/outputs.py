@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from deltaz.core.errors import DataError
+from deltaz.core.cache import jsonable, read_marker, write_marker
+from deltaz.core.errors import ConfigError, DataError
 from deltaz.engine import checkpoint as ckpt
 from deltaz.engine.adapt.fit import AdaptConfig, adapt_and_refine, scan_confidence, state_path
 from deltaz.engine.device import resolve_device
@@ -177,10 +178,37 @@ def _adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg) -> di
     return entry
 
 
+#: AdaptConfig fields that may differ when a run goes on in the same ``--out``: its budget (a resumed scan runs on
+#: to the new one) and how it reports and saves; every other field changes what a scan's adaptation gives.
+_RUN_FREE = ("minutes", "max_steps", "max_passes", "progress", "device", "save_every_s")
+
+
+def _claim_out(out: Path, checkpoint: Path, cfg: AdaptConfig) -> None:
+    """``<out>/run.json``: the checkpoint and settings that own ``out`` (written by its first run). Another run's
+    half-adapted state or finished scans must not be resumed or reported as this one's: refuse, naming ``--out``."""
+    record = jsonable({"checkpoint": str(Path(checkpoint).resolve()),
+                       "config": {k: v for k, v in cfg.to_dict().items() if k not in _RUN_FREE}})
+    marker = out / "run.json"
+    saved = read_marker(marker)
+    if saved is None:
+        write_marker(marker, record)
+    elif saved != record:
+        changed = sorted(k for k in set(saved.get("config", {})) | set(record["config"])
+                         if saved.get("config", {}).get(k) != record["config"].get(k))
+        what = ("another checkpoint" if saved.get("checkpoint") != record["checkpoint"]
+                else f"other settings ({', '.join(changed)})")
+        raise ConfigError(f"--out {out}: holds an adaptation of {what} ({marker}); pass another --out or remove it")
+
+
 def run_scans(checkpoint, data_root, out, scans, cfg) -> dict[str, Any]:
     """:func:`deltaz.engine.adapt.adapt`: every scan in turn (finished ones are read back, not redone)."""
     data_root, out = Path(data_root), Path(out)
     available = list_scans(data_root)
+    if not available:
+        raise DataError(f"--data-root {data_root}: no train-ready scans there (scan folders with meta.json); pass the "
+                        "folder that holds them")
+    if out.resolve() == data_root.resolve():
+        raise ConfigError(f"--out {out}: is --data-root; adaptation writes scan copies there, so pass another folder")
     scans = list(scans or available)
     missing = [s for s in scans if s not in available]
     if missing:
@@ -190,6 +218,7 @@ def run_scans(checkpoint, data_root, out, scans, cfg) -> dict[str, Any]:
     source_state = ckpt.load_checkpoint(path)
     keep_holes = not bool((source_state.get("config") or {}).get("fill_holes", False))
     out.mkdir(parents=True, exist_ok=True)
+    _claim_out(out, path, cfg)
     _clean_stale(out)
     entries = []
     for scan in scans:
