@@ -230,10 +230,14 @@ def test_import_colmap_round_trip(tmp_path, capsys):
 
 
 def test_import_colmap_models_and_bad_input(tmp_path, capsys):
+    from deltaz.core.errors import DataError
     from deltaz.io.colmap import colmap_intrinsics
 
-    K, note = colmap_intrinsics("SIMPLE_RADIAL", [100.0, 20.5, 16.5, 0.01])
+    with pytest.raises(DataError, match="SIMPLE_RADIAL camera with distortion"):  # as OPENCV's: undistort first
+        colmap_intrinsics("SIMPLE_RADIAL", [100.0, 20.5, 16.5, 0.01])
+    K, note = colmap_intrinsics("SIMPLE_RADIAL", [100.0, 20.5, 16.5, 0.01], ignore_distortion=True)
     assert K[0, 0] == K[1, 1] == 100.0 and K[0, 2] == 20.0 and "ignored" in note
+    assert colmap_intrinsics("SIMPLE_RADIAL", [100.0, 20.5, 16.5, 0.0])[1] is None
     scan, images, model, depths = _colmap_model(tmp_path, "1 OPENCV 40 32 90 90 21 17 0.1 0 0 0")
     argv = ["import-colmap", "--images", str(images), "--model", str(model), "--depth", str(depths),
             "--out", str(tmp_path / "ready")]

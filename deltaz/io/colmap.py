@@ -9,9 +9,9 @@
   quaternion (Hamilton, ``qw`` first) and ``t`` are **world-to-camera**: ``X_cam = R·X_world + t``, exactly
   DeltaZ's ``E = [R | t]``; camera axes x right, y down, z forward (DeltaZ's too).
 * ``cameras.txt``: ``CAMERA_ID MODEL WIDTH HEIGHT PARAMS…`` with ``SIMPLE_PINHOLE f cx cy``, ``PINHOLE fx fy cx cy``,
-  ``SIMPLE_RADIAL f cx cy k`` (k ignored, with a note) and ``OPENCV fx fy cx cy k1 k2 p1 p2`` (refused unless the
-  distortion is 0 or ``--ignore-distortion``; undistort with ``colmap image_undistorter`` first). COLMAP puts the
-  centre of the top-left pixel at (0.5, 0.5), DeltaZ at (0, 0): ``cx = cx_colmap − 0.5`` (and ``cy``).
+  ``SIMPLE_RADIAL f cx cy k`` and ``OPENCV fx fy cx cy k1 k2 p1 p2`` (refused unless the distortion is 0 or
+  ``--ignore-distortion``, then used as a pinhole with a note; undistort with ``colmap image_undistorter`` first).
+  COLMAP puts the centre of the top-left pixel at (0.5, 0.5), DeltaZ at (0, 0): ``cx = cx_colmap − 0.5`` (and ``cy``).
 * depth maps: one per image in ``--depth``, named after the image (``<name>.geometric.bin``/``.photometric.bin``
   from COLMAP's dense stereo, or ``<name or stem>.{npy,pfm,png,tif}``), z-depth in the model's units; 0 = hole.
   ``--scale-to-mm S`` multiplies depths and translations (COLMAP's unit is arbitrary; give S when you know it).
@@ -120,8 +120,8 @@ def colmap_intrinsics(model: str, params: list[float], ignore_distortion: bool =
     note = None
     distortion = params[3:] if model == "SIMPLE_RADIAL" else params[4:] if model == "OPENCV" else []
     if any(abs(d) > 0 for d in distortion):
-        if model == "OPENCV" and not ignore_distortion:
-            raise DataError(f"OPENCV camera with distortion {distortion}: undistort the images and depths first "
+        if not ignore_distortion:
+            raise DataError(f"{model} camera with distortion {distortion}: undistort the images and depths first "
                             "(`colmap image_undistorter`), or pass --ignore-distortion to use it as a pinhole")
         note = f"{model} distortion {distortion} ignored (treated as a pinhole camera)"
     K = np.array([[fx, 0.0, cx - 0.5], [0.0, fy, cy - 0.5], [0.0, 0.0, 1.0]])
