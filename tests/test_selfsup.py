@@ -71,6 +71,23 @@ def test_photometric_zero_on_consistent_pair_positive_with_gradient_otherwise():
                                           normalise_exposure=True)) < 0.02
 
 
+def test_masked_photometric_error_ignores_the_pixels_that_do_not_count():
+    """With every pixel counted it is the plain error; a pixel that does not count adds nothing to its neighbours'
+    SSIM, where the plain error (its colour filled with the reference's) reads it as a perfect match."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(1, 3, 12, 14, generator=g), torch.rand(1, 3, 12, 14, generator=g)
+    full = torch.ones(1, 12, 14, dtype=torch.bool)
+    assert torch.allclose(selfsup.masked_photometric_error(a, b, full), selfsup.photometric_error(a, b), atol=1e-5)
+    mask = full.clone()
+    mask[0, 5, 6] = False
+    filled = b.clone()
+    filled[..., 5, 6] = a[..., 5, 6]  # how photometric_loss_map fills a pixel that does not count
+    plain = selfsup.photometric_error(a, b)[0, 5, 7], selfsup.photometric_error(a, filled)[0, 5, 7]
+    masked = [selfsup.masked_photometric_error(a, x, mask)[0, 5, 7] for x in (b, filled)]
+    assert plain[1] < plain[0] - 1e-3  # the fill lowers the neighbour's error ...
+    assert torch.allclose(masked[0], masked[1], atol=1e-6)  # ... the masked error does not see it
+
+
 def test_photometric_masks_holes_and_out_of_frame():
     pair = _stereo_pair()
     x = _inputs(pair)

@@ -39,6 +39,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
+from kornia.filters import get_gaussian_kernel2d
 
 from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
@@ -52,6 +54,7 @@ __all__ = [
     "SelfSupWeights",
     "SelfSupInputs",
     "photometric_error",
+    "masked_photometric_error",
     "photometric_loss_map",
     "photometric_loss",
     "geometric_loss",
@@ -98,6 +101,33 @@ def photometric_error(image_a: torch.Tensor, image_b: torch.Tensor, alpha: float
     return (alpha * dssim + (1.0 - alpha) * l1).mean(dim=1)
 
 
+def masked_photometric_error(image_a: torch.Tensor, image_b: torch.Tensor, mask: torch.Tensor,
+                             alpha: float = SSIM_ALPHA, window: int = 3) -> torch.Tensor:
+    """:func:`photometric_error` with SSIM's window moments taken over the pixels of ``mask (B, H, W)`` only.
+
+    The same Gaussian window (σ 1.5), reflected border and constants as kornia's SSIM, each pixel's means,
+    variances and covariance weighted by ``mask`` and renormalised: with ``mask`` all true it equals
+    :func:`photometric_error` (to float rounding). A pixel outside ``mask`` adds nothing to its neighbours' SSIM.
+    """
+    kernel = get_gaussian_kernel2d((window, window), (1.5, 1.5)).to(image_a)[0]
+    pad = window // 2
+    weight = mask.to(image_a.dtype).unsqueeze(1)
+
+    def local(x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        return F.conv2d(x, kernel.expand(x.shape[1], 1, window, window), groups=x.shape[1])
+
+    norm = local(weight).clamp_min(1e-6)
+    mu_a, mu_b = local(image_a * weight) / norm, local(image_b * weight) / norm
+    var_a = local(image_a * image_a * weight) / norm - mu_a ** 2
+    var_b = local(image_b * image_b * weight) / norm - mu_b ** 2
+    cov = local(image_a * image_b * weight) / norm - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2) + 1e-12)
+    dssim = ((1.0 - ssim) / 2).clamp(0.0, 1.0)
+    return (alpha * dssim + (1.0 - alpha) * (image_a - image_b).abs()).mean(dim=1)
+
+
 def photometric_loss_map(
     depth_ref: torch.Tensor,
     image_ref: torch.Tensor,
@@ -106,6 +136,7 @@ def photometric_loss_map(
     alpha: float = SSIM_ALPHA,
     normalise_exposure: bool = True,
     occlusion_tol_rel: float = 0.02,
+    mask_ssim: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel photometric reprojection error, minimum over the sources that see the point, and the pixels
     that count.
@@ -125,7 +156,10 @@ def photometric_loss_map(
         ``error (B, H, W)`` (0 where nothing counts) and ``keep (B, H, W)`` bool: reference depth > 0 and the
         point lands in front of, inside and unoccluded in at least one source. A source pixel that does not
         count is filled with the reference colour before SSIM, so out-of-frame zeros do not leak into a valid
-        pixel's window.
+        pixel's window. That fill is a perfect match in its neighbours' windows, so a depth map with holes or
+        unseen pixels beside a pixel scores better there; ``mask_ssim`` takes SSIM's window moments over the
+        counted pixels only instead (:func:`masked_photometric_error`). The multi-view search
+        (:mod:`deltaz.ops.mvs`), which compares candidate maps with different holes, uses it.
     """
     if image_src.dim() != 5 or image_src.shape[2] != 3:
         raise DataError(f"image_src must be (B, S, 3, H', W'), got shape {tuple(image_src.shape)}")
@@ -148,7 +182,8 @@ def photometric_loss_map(
                                 mode="nearest")[:, 0]
             valid = valid & ((d_s <= 0) | (d_s >= (1.0 - occlusion_tol_rel) * z_src.detach()))
         warped = torch.where(valid.unsqueeze(1), warped, image_ref)
-        error = photometric_error(image_ref, warped, alpha)
+        error = (masked_photometric_error(image_ref, warped, valid, alpha) if mask_ssim
+                 else photometric_error(image_ref, warped, alpha))
         error = torch.where(valid, error, torch.full_like(error, float("inf")))
         best = error if best is None else torch.minimum(best, error)
     keep = torch.isfinite(best) & (depth_ref > 0)

@@ -94,8 +94,8 @@ def consensus_depth(depth: torch.Tensor, image_ref: torch.Tensor | None, image_s
     candidate, support = _most_agreed(splat_sources(multiview, *depth.shape[-2:]), rel)
     adopt = (depth > 0) & (support >= 1) & (multiview_consistency(depth, multiview).n_consistent == 0)
     if image_ref is not None:
-        own, own_seen = photometric_loss_map(depth, image_ref, image_src, multiview)
-        new, new_seen = photometric_loss_map(candidate, image_ref, image_src, multiview)
+        own, own_seen = photometric_loss_map(depth, image_ref, image_src, multiview, mask_ssim=True)
+        new, new_seen = photometric_loss_map(candidate, image_ref, image_src, multiview, mask_ssim=True)
         adopt = adopt & (~own_seen | (new_seen & (new < own)))
     if fill_holes:
         adopt = adopt | ((depth == 0) & (support >= 2))

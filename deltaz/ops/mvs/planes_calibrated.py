@@ -135,13 +135,13 @@ def planes_views(depth: torch.Tensor, image_ref: torch.Tensor, image_src: torch.
     planes = torch.from_numpy(np.stack([p for _, p in found])).to(depth.device)
     if opts["reach"] is not None:
         votes &= planes <= opts["reach"] * depth[:, None]
-    error_own, seen_own = photometric_loss_map(depth, image_ref, image_src, multiview)
+    error_own, seen_own = photometric_loss_map(depth, image_ref, image_src, multiview, mask_ssim=True)
     backed = _backed(depth, multiview, opts["backed"])
     for m in range(votes.shape[1]):
         if not votes[:, m].any():
             continue
         error, seen = photometric_loss_map(torch.where(votes[:, m], planes[:, m], depth), image_ref, image_src,
-                                           multiview)
+                                           multiview, mask_ssim=True)
         votes[:, m] &= ~(seen_own & (~seen | (error > error_own + opts["margin"])))
         votes[:, m] &= ~(backed & ~(seen & (error < error_own)))
     values = torch.where(votes, planes, torch.full_like(planes, float("nan"))).cpu().numpy()

@@ -79,7 +79,7 @@ def propagate_depth(depth: torch.Tensor, image_ref: torch.Tensor, image_src: tor
     if agree and multiview.depth_src is None:
         raise DataError("propagate_depth: agree=True needs the sources' depths (multiview.depth_src)")
     depth = depth.float()
-    own, seen = photometric_loss_map(depth, image_ref, image_src, multiview)
+    own, seen = photometric_loss_map(depth, image_ref, image_src, multiview, mask_ssim=True)
     best_error = torch.where(seen, own, torch.full_like(own, math.inf))
     best = depth.clone()
     for dy in range(-radius, radius + 1, stride):
@@ -87,7 +87,7 @@ def propagate_depth(depth: torch.Tensor, image_ref: torch.Tensor, image_src: tor
             if dy == 0 and dx == 0:
                 continue
             candidate = _shifted(depth, dy, dx)
-            error, counts = photometric_loss_map(candidate, image_ref, image_src, multiview)
+            error, counts = photometric_loss_map(candidate, image_ref, image_src, multiview, mask_ssim=True)
             better = counts & (candidate > 0) & (error < best_error)
             best_error = torch.where(better, error, best_error)
             best = torch.where(better, candidate, best)

@@ -186,7 +186,8 @@ def subpixel_views(depth: torch.Tensor, image_ref: torch.Tensor, image_src: torc
     depth = depth.float()
 
     def score(k: int) -> torch.Tensor:
-        error, seen = photometric_loss_map(depth * (1 + k * opts["step"]), image_ref, image_src, multiview)
+        error, seen = photometric_loss_map(depth * (1 + k * opts["step"]), image_ref, image_src, multiview,
+                                           mask_ssim=True)
         return torch.where(seen, -error, torch.full_like(error, -np.inf))
 
     offset, found = running_peak(score, int(round(opts["reach"] / opts["step"])))
