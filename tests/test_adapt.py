@@ -80,6 +80,11 @@ def test_adapt_end_to_end_writes_checkpoint_refined_and_report(tiny, capsys):
     assert main([*_adapt_args(tiny, "--max-steps", "3"), "--lr", "0.001"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--out" in err[0] and "other settings (lr)" in err[0]
+    other = tiny["ck"].with_name("other.pt")
+    other.write_bytes(tiny["ck"].read_bytes())
+    argv = _adapt_args(tiny, "--max-steps", "3")
+    argv[argv.index("--checkpoint") + 1] = str(other)
+    assert main(argv) == 1 and "another checkpoint" in capsys.readouterr().err
 
 
 def test_evaluate_adds_the_adapted_row(tiny):

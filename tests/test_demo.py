@@ -88,7 +88,8 @@ def test_a_finished_run_is_reused_only_with_the_same_split(tmp_path):
     other = DemoSettings(scans=13, test_scans=4, val_scans=2, seed=0)  # the same val_split, 2 / 9
     assert split_demo_scans(other)["test"] != split_demo_scans(settings)["test"]
     assert _finished_run(summary, config, data_stamp(other)) is None
-    assert _finished_run(summary, config, data_stamp(DemoSettings(scans=12, test_scans=3, val_scans=2, views=9))) is None
+    fewer_views = DemoSettings(scans=12, test_scans=3, val_scans=2, views=9)
+    assert _finished_run(summary, config, data_stamp(fewer_views)) is None
     assert _finished_run(summary, {**config, "lr": 0.002}, data_stamp(settings)) is None
 
 

@@ -223,7 +223,7 @@ def test_benchmark_tunes_filters_on_the_left_half_only(scene, monkeypatch):
     def fake_tune(name, samples, grid=None, covered=False):
         masks.extend(sample["mask"] for sample in samples)
         tunings.append((name, covered))
-        return dict(grid[0]), 0.0
+        return dict(grid[0] if covered else grid[-1]), 0.0  # tell the two tunings apart
 
     monkeypatch.setattr(bench, "tune_baseline", fake_tune)
     init = scene["depth_gt"].clone()
@@ -233,6 +233,8 @@ def test_benchmark_tunes_filters_on_the_left_half_only(scene, monkeypatch):
     # each filter twice: by covered MAE (its plain name) and with holes counted (" (holes)"), both held against
     assert sorted(tunings) == sorted((f, c) for f in bench.FILTERS for c in (True, False))
     assert set(rows) == {*bench.FILTERS, *(f + " (holes)" for f in bench.FILTERS)} and set(rows) <= set(bench.CLASSICAL)
+    grids = bench.PARAM_GRIDS
+    assert all(rows[f][1] == grids[f][0] and rows[f + " (holes)"][1] == grids[f][-1] for f in bench.FILTERS)
     rows = bench.score({"identity": init}, init, scene["depth_gt"])
     assert set(rows) == {"whole", "left", "right"}
     assert rows["right"][0]["harm_pct"] == 0.0 and rows["right"][0]["mae_mm"] == 0.0

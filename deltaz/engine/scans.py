@@ -175,7 +175,8 @@ def resolve_scans(data_root: str | Path, split: str, train_config: Mapping[str, 
 
     Returns ``{"eval": [...], "val": [...], "train": [...], "split_root": Path, "mode": "random" | "mvsnet",
     "note": str | None}``; ``val`` are the validation scans of ``split_root`` (the baselines' tuning set); ``note``
-    says so when some of them are also evaluated (their baseline rows are then not held out).
+    says so when some of them are also evaluated (their baseline rows are then not held out) or when the checkpoint's
+    training root is missing.
     Raises :class:`ConfigError` for an unknown split, :class:`DataError` when it selects no scan.
     """
     if split not in EVAL_SPLITS:
@@ -208,11 +209,14 @@ def resolve_scans(data_root: str | Path, split: str, train_config: Mapping[str, 
 
 def _tuning_note(data_root: Path, split_root: Path, configured: str | None, chosen: list[str], val: list[str]
                  ) -> str | None:
-    """A note when the baselines' tuning scans (``val`` of ``split_root``) are among the evaluated ones, else None."""
+    """A note when the checkpoint's training root is missing, or the baselines' tuning scans (``val`` of
+    ``split_root``) are among the evaluated ones; else None."""
     both = [s for s in chosen if s in set(val)] if split_root.resolve() == data_root.resolve() else []
-    if not both:
-        return None
-    why = (f"; the checkpoint's training root {configured!r} is missing, so {str(data_root)!r} was split with its "
-           "settings") if configured and not Path(configured).is_dir() else ""
-    return (f"the baselines are tuned on {len(both)} of the evaluated scans ({', '.join(both)}): their rows are not "
-            f"held out{why}")
+    notes = []
+    if configured and not Path(configured).is_dir():
+        notes.append(f"the checkpoint's training root {configured!r} is missing, so {str(data_root)!r} was split with "
+                     "its settings")
+    if both:
+        notes.append(f"the baselines are tuned on {len(both)} of the evaluated scans ({', '.join(both)}): their rows "
+                     "are not held out")
+    return "; ".join(notes) or None

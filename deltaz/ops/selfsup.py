@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from kornia.filters import get_gaussian_kernel2d
+from kornia.losses import ssim_loss
 
 from deltaz.core.batch import MultiView
 from deltaz.core.errors import DataError
@@ -94,8 +95,6 @@ def photometric_error(image_a: torch.Tensor, image_b: torch.Tensor, alpha: float
     SSIM is :func:`kornia.losses.ssim_loss` (``reduction="none"``, which is ``(1 − SSIM)/2``) with a
     ``window``-pixel Gaussian window and ``max_val = 1``. Zero where the images agree on the whole window.
     """
-    from kornia.losses import ssim_loss
-
     dssim = ssim_loss(image_a, image_b, window, max_val=1.0, reduction="none")
     l1 = (image_a - image_b).abs()
     return (alpha * dssim + (1.0 - alpha) * l1).mean(dim=1)
@@ -103,11 +102,14 @@ def photometric_error(image_a: torch.Tensor, image_b: torch.Tensor, alpha: float
 
 def masked_photometric_error(image_a: torch.Tensor, image_b: torch.Tensor, mask: torch.Tensor,
                              alpha: float = SSIM_ALPHA, window: int = 3) -> torch.Tensor:
-    """:func:`photometric_error` with SSIM's window moments taken over the pixels of ``mask (B, H, W)`` only.
+    """:func:`photometric_error` with SSIM's window moments taken over the pixels of ``mask`` only:
+    ``(B, 3, H, W)`` ×2 and ``mask (B, H, W)`` bool → ``(B, H, W)``.
 
     The same Gaussian window (σ 1.5), reflected border and constants as kornia's SSIM, each pixel's means,
     variances and covariance weighted by ``mask`` and renormalised: with ``mask`` all true it equals
     :func:`photometric_error` (to float rounding). A pixel outside ``mask`` adds nothing to its neighbours' SSIM.
+    Fewer counted pixels in a window still leave smaller variances, so SSIM's structure term leans towards 1 there
+    (a pixel with no counted neighbour scores its luminance and L1 only): the bias is smaller, not gone.
     """
     kernel = get_gaussian_kernel2d((window, window), (1.5, 1.5)).to(image_a)[0]
     pad = window // 2

@@ -183,10 +183,13 @@ def _adapt_one(model, source_state, keep_holes, data_root, out, scan, cfg) -> di
 _RUN_FREE = ("minutes", "max_steps", "max_passes", "progress", "device", "save_every_s")
 
 
-def _claim_out(out: Path, checkpoint: Path, cfg: AdaptConfig) -> None:
-    """``<out>/run.json``: the checkpoint and settings that own ``out`` (written by its first run). Another run's
-    half-adapted state or finished scans must not be resumed or reported as this one's: refuse, naming ``--out``."""
-    record = jsonable({"checkpoint": str(Path(checkpoint).resolve()),
+def _claim_out(out: Path, checkpoint: Path, data_root: Path, cfg: AdaptConfig) -> None:
+    """``<out>/run.json``: the checkpoint (path, size, mtime), the data root and the settings that own ``out`` (written
+    by its first run). Another run's half-adapted state or finished scans must not be resumed or reported as this
+    one's: refuse, naming ``--out``."""
+    stat = Path(checkpoint).stat()
+    record = jsonable({"checkpoint": [str(Path(checkpoint).resolve()), stat.st_size, stat.st_mtime_ns],
+                       "data_root": str(Path(data_root).resolve()),
                        "config": {k: v for k, v in cfg.to_dict().items() if k not in _RUN_FREE}})
     marker = out / "run.json"
     saved = read_marker(marker)
@@ -196,6 +199,7 @@ def _claim_out(out: Path, checkpoint: Path, cfg: AdaptConfig) -> None:
         changed = sorted(k for k in set(saved.get("config", {})) | set(record["config"])
                          if saved.get("config", {}).get(k) != record["config"].get(k))
         what = ("another checkpoint" if saved.get("checkpoint") != record["checkpoint"]
+                else "another --data-root" if saved.get("data_root") != record["data_root"]
                 else f"other settings ({', '.join(changed)})")
         raise ConfigError(f"--out {out}: holds an adaptation of {what} ({marker}); pass another --out or remove it")
 
@@ -218,7 +222,7 @@ def run_scans(checkpoint, data_root, out, scans, cfg) -> dict[str, Any]:
     source_state = ckpt.load_checkpoint(path)
     keep_holes = not bool((source_state.get("config") or {}).get("fill_holes", False))
     out.mkdir(parents=True, exist_ok=True)
-    _claim_out(out, path, cfg)
+    _claim_out(out, path, data_root, cfg)
     _clean_stale(out)
     entries = []
     for scan in scans:
