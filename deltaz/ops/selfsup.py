@@ -112,18 +112,16 @@ def masked_photometric_error(image_a: torch.Tensor, image_b: torch.Tensor, mask:
     (a pixel with no counted neighbour scores its luminance and L1 only): the bias is smaller, not gone.
     """
     kernel = get_gaussian_kernel2d((window, window), (1.5, 1.5)).to(image_a)[0]
-    pad = window // 2
+    pad, C = window // 2, image_a.shape[1]
     weight = mask.to(image_a.dtype).unsqueeze(1)
-
-    def local(x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-        return F.conv2d(x, kernel.expand(x.shape[1], 1, window, window), groups=x.shape[1])
-
-    norm = local(weight).clamp_min(1e-6)
-    mu_a, mu_b = local(image_a * weight) / norm, local(image_b * weight) / norm
-    var_a = local(image_a * image_a * weight) / norm - mu_a ** 2
-    var_b = local(image_b * image_b * weight) / norm - mu_b ** 2
-    cov = local(image_a * image_b * weight) / norm - mu_a * mu_b
+    # the six weighted maps in one grouped convolution: a, b, a², b², ab (C channels each) and the weight itself
+    stack = torch.cat([image_a, image_b, image_a * image_a, image_b * image_b, image_a * image_b], 1) * weight
+    stack = F.pad(torch.cat([stack, weight], 1), (pad, pad, pad, pad), mode="reflect")
+    n = stack.shape[1]
+    local = F.conv2d(stack, kernel.expand(n, 1, window, window), groups=n)
+    norm = local[:, -1:].clamp_min(1e-6)
+    mu_a, mu_b, m_aa, m_bb, m_ab = (local[:, i * C:(i + 1) * C] / norm for i in range(5))
+    var_a, var_b, cov = m_aa - mu_a ** 2, m_bb - mu_b ** 2, m_ab - mu_a * mu_b
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2) + 1e-12)
     dssim = ((1.0 - ssim) / 2).clamp(0.0, 1.0)
