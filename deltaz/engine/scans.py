@@ -211,7 +211,8 @@ def _tuning_note(data_root: Path, split_root: Path, configured: str | None, chos
                  ) -> str | None:
     """A note when the checkpoint's training root is missing, or the baselines' tuning scans (``val`` of
     ``split_root``) are among the evaluated ones; else None."""
-    both = [s for s in chosen if s in set(val)] if split_root.resolve() == data_root.resolve() else []
+    tuned_on = set(val) if split_root.resolve() == data_root.resolve() else set()
+    both = [s for s in chosen if s in tuned_on]
     notes = []
     if configured and not Path(configured).is_dir():
         notes.append(f"the checkpoint's training root {configured!r} is missing, so {str(data_root)!r} was split with "
