@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/stereo_fullsize.py --checkpoint CK --json out.json
     .venv/bin/python benchmarks/stereo_fullsize.py --colour-scale 3   # the refiner more cautious (K > 1) or bolder (< 1)
 
-The README's "Stereo pairs" table. The disparity is OpenCV SGBM's (the Middlebury benchmark's settings) on the
-full-size pair; depth ``Z = f·B / (d + doffs)`` mm at the scene's real scale (median 2.75 m). Rows: SGBM; the
+The table of docs/RESULTS.md, "Stereo pairs". The disparity is OpenCV SGBM's (the Middlebury benchmark's settings)
+on the full-size pair; depth ``Z = f·B / (d + doffs)`` mm at the scene's real scale (median 2.75 m). Rows: SGBM; the
 edge side choice (:func:`deltaz.ops.mvs.side.side_choice`); then the candidate search
 (:func:`deltaz.ops.mvs.search.search_disparity` with ``planes=False``), or segment planes
 (:func:`deltaz.ops.mvs.planes.segment_planes`), or both, then the sub-pixel refinement

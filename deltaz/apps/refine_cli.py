@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output file (its ending picks the format) or folder")
     parser.add_argument("--checkpoint", default=None,
                         help="a .pt checkpoint or run folder "
-                             "(default: the shipped weights, deltaz/weights/deltaz_refiner.pt)")
+                             "(default: the shipped weights, deltaz/weights/deltaz_refiner.pt, when the checkout "
+                             "has them; otherwise e.g. runs/demo/checkpoints/best.pt from make demo)")
     parser.add_argument("--depth-scale", type=float, default=None, metavar="S",
                         help="depth_mm = stored value x S (default 1: mm); required for 8-bit PNG depth")
     parser.add_argument("--disparity", action="store_true", help="the input holds disparity (px) of rectified stereo")
