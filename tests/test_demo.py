@@ -158,6 +158,14 @@ def test_quality_targets():
     searched = [t for t in quality_targets(rows) if t["target"].startswith("search+deltaz")]
     assert [t["met"] for t in searched] == [True, True, False, True]
     assert "3.90 vs 0.8 x 5.00 (guided)" in searched[1]["value"]
+    # consistency on the same pixels when the rows have it: the refiner filled holes (40 % over its own pixels,
+    # the input 50 %) but agrees better where the input has depth
+    rows[0]["consistency_valid"], rows[4]["consistency_valid"] = 50.0, 55.0
+    consistency = next(t for t in quality_targets(rows) if t["target"].startswith("refined consistency"))
+    assert consistency["met"] and "55.0 % vs 50.0 %" in consistency["value"]
+    assert "40.0 % vs 50.0 %" in consistency["value"]  # each row's own pixels, beside
+    rows[4]["consistency_valid"] = 45.0
+    assert not next(t for t in quality_targets(rows) if t["target"].startswith("refined consistency"))["met"]
 
 
 def test_model_flag_reaches_the_recipe():

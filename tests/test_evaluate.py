@@ -68,8 +68,11 @@ def test_metrics_json_schema_rows_and_files(setup, tmp_path):
     assert len(rows) == len(methods) * (1 + len(setup["val"]))
     for row in rows:
         assert all(key in row for key in REQUIRED_KEYS)
-        for key in ("acc_1mm", "acc_2mm", "acc_4mm", "err_2mm", "err_4mm", "err_8mm", "delta_1_25", "consistency"):
+        for key in ("acc_1mm", "acc_2mm", "acc_4mm", "err_2mm", "err_4mm", "err_8mm", "delta_1_25", "consistency",
+                    "consistency_valid"):
             assert 0.0 <= row[key] <= 100.0
+        if row["method"] == "identity":  # its own pixels are the input's
+            assert row["consistency_valid"] == pytest.approx(row["consistency"])
         assert row["mae_mm"] >= 0 and row["rmse_mm"] >= row["mae_mm"] - 1e-9
         assert math.isclose(row["acc_2mm"] + row["err_2mm"], 100.0, abs_tol=1e-6)
     # the chosen baseline parameters come from the grids, and are reported
@@ -111,6 +114,13 @@ def test_identity_row_is_the_initial_depth(setup):
     n_consistent, n_with_depth = ev.consistency_counts(view.depth_init, view)
     assert n_with_depth == int((view.depth_init > 0).sum())
     assert 0 < n_consistent <= n_with_depth
+    # holes filled with a far depth: counted over every pixel of the map, or over the input's pixels only
+    covered = view.depth_init > 0
+    filled = torch.where(covered, view.depth_init, torch.full_like(view.depth_init, 10 * float(view.depth.max())))
+    n_all = ev.consistency_counts(filled, view)
+    n_cov = ev.consistency_counts(filled, view, covered=covered)
+    assert n_all[1] == filled.numel() and n_cov[1] == n_with_depth
+    assert n_all[0] / n_all[1] < n_cov[0] / n_cov[1]  # the filled pixels agree with nothing
 
 
 def test_the_gated_row_takes_each_pixel_from_the_input_or_the_refiner(setup):

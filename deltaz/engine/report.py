@@ -60,15 +60,17 @@ METRIC_COLUMNS = (
 HARM_COLUMNS = ("mae_good_mm", "harm_pct")
 
 #: Columns of the printed / Markdown table (the metrics plus diagnostics and the do-no-harm figures).
-TABLE_COLUMNS = ("method", "scan", *METRIC_COLUMNS, "mae_valid_mm", "hole_pct", *HARM_COLUMNS)
+#: ``consistency_valid``: ``consistency`` over the pixels the input has (a method that fills holes is scored on more,
+#: harder pixels by ``consistency``; this compares every row on the same ones).
+TABLE_COLUMNS = ("method", "scan", *METRIC_COLUMNS, "consistency_valid", "mae_valid_mm", "hole_pct", *HARM_COLUMNS)
 
 #: Columns of the fixed-width summary ``deltaz evaluate`` prints (:func:`summary_table`).
 SUMMARY_COLUMNS = ("method", "mae_mm", "rmse_mm", "acc_1mm", "acc_2mm", "err_4mm", "delta_1_25", "consistency",
-                   "mae_valid_mm", "hole_pct", *HARM_COLUMNS)
+                   "consistency_valid", "mae_valid_mm", "hole_pct", *HARM_COLUMNS)
 
 #: Which columns of the table are printed in bold at their best value (``markdown_table``'s ``bold_best``).
-TABLE_BOLD = {"mae_mm": "min", "rmse_mm": "min", "acc_1mm": "max", "consistency": "max", "mae_valid_mm": "min",
-              "mae_good_mm": "min"}
+TABLE_BOLD = {"mae_mm": "min", "rmse_mm": "min", "acc_1mm": "max", "consistency": "max", "consistency_valid": "max",
+              "mae_valid_mm": "min", "mae_good_mm": "min"}
 
 #: Columns of the point-cloud table.
 POINTCLOUD_COLUMNS = ("method", "scan", "accuracy_mm", "completeness_mm", "overall_mm", "n_pred", "n_gt")

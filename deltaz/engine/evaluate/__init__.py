@@ -42,6 +42,8 @@ Definitions:
   the *same method's* outputs of its source views with MVSNet's geometric check (1 px round trip, 1 %
   relative depth, :func:`deltaz.ops.metrics.consistency_rate`): % of the reference pixels with a depth that
   agree with at least one source view.
+  ``consistency_valid``: the same over the pixels the initial depth has (a method that fills holes is scored by
+  ``consistency`` on more, harder pixels than its input; this column compares every row on the same pixels).
 * point clouds — per scan, the depth maps of ``identity``, ``deltaz`` (and ``mvsnet_refine``) are fused
   (:func:`deltaz.ops.pointcloud.fuse_depths`, geometric-consistency filter with ``min(2, S)`` source views)
   and scored against the ground-truth cloud with DTU's accuracy / completeness / overall (mm, 20 mm

@@ -2,7 +2,7 @@
 
 One :class:`MethodScores` per (method, scan) and per method over all scans; :meth:`MethodScores.row`
 is the one place a table row is built: its metric keys are :data:`deltaz.engine.report.METRIC_COLUMNS`
-(read from :class:`deltaz.ops.metrics.MetricAccumulator`), then ``mae_valid_mm``, ``hole_pct``,
+(read from :class:`deltaz.ops.metrics.MetricAccumulator`), then ``consistency_valid``, ``mae_valid_mm``, ``hole_pct``,
 ``n_pixels`` and :data:`deltaz.engine.report.HARM_COLUMNS`. A new column goes there and in the report's lists.
 """
 
@@ -38,37 +38,52 @@ HISTOGRAM_MAX_PIXELS = 200_000
 SPARSIFICATION_MAX_PIXELS = 2_000_000
 
 
-def consistency_counts(depth_all: torch.Tensor, views: ScanViews, batch_size: int = 8) -> tuple[int, int]:
+def consistency_counts(depth_all: torch.Tensor, views: ScanViews, batch_size: int = 8,
+                       covered: torch.Tensor | None = None) -> tuple[int, int]:
     """(consistent pixels, pixels with a depth) of ``depth_all (N, H, W)`` mm against the same maps of the
-    source views (:func:`deltaz.ops.metrics.consistency_rate` with :data:`CONSISTENCY_SETTINGS`)."""
+    source views (:func:`deltaz.ops.metrics.consistency_rate` with :data:`CONSISTENCY_SETTINGS`); with
+    ``covered (N, H, W)`` bool, both counted over those pixels only."""
+    counts = _consistency_tally(depth_all, views, batch_size, covered)
+    return (counts[2], counts[3]) if covered is not None else (counts[0], counts[1])
+
+
+def _consistency_tally(depth_all: torch.Tensor, views: ScanViews, batch_size: int,
+                       covered: torch.Tensor | None) -> list[int]:
+    """``[consistent, with a depth, consistent and covered, with a depth and covered]`` in one pass."""
+    counts = [0, 0, 0, 0]
     if views.num_src == 0:
-        return 0, 0
-    consistent = with_depth = 0
+        return counts
     for idx in chunks(range(len(views)), batch_size):
         mask, _ = consistency_rate(depth_all[idx], views.multiview(idx, depth_all), **CONSISTENCY_SETTINGS)
-        consistent += int(mask.sum())
-        with_depth += int((depth_all[idx] > 0).sum())
-    return consistent, with_depth
+        has_depth = depth_all[idx] > 0
+        inside = covered[idx] if covered is not None else torch.ones_like(has_depth)
+        for k, m in enumerate((mask, has_depth, mask & inside, has_depth & inside)):
+            counts[k] += int(m.sum())
+    return counts
 
 
 @dataclass
 class MethodScores:
     """Running sums of one row: metrics over every ground-truth pixel, over the pixels with an initial
-    depth (``valid``), do-no-harm, and the consistency counts ``[consistent, with a depth]``."""
+    depth (``valid``), do-no-harm, and the consistency counts ``[consistent, with a depth]`` over all of the
+    method's pixels (``consistency``) and over those the initial depth also has (``consistency_valid``)."""
 
     all: MetricAccumulator = field(default_factory=MetricAccumulator)
     valid: MetricAccumulator = field(default_factory=MetricAccumulator)
     harm: HarmAccumulator = field(default_factory=HarmAccumulator)
     consistency: list[int] = field(default_factory=lambda: [0, 0])
+    consistency_valid: list[int] = field(default_factory=lambda: [0, 0])
 
     @classmethod
     def of(cls, output: torch.Tensor, views: ScanViews, batch_size: int = 8) -> "MethodScores":
         """The scores of one method's ``output (N, H, W)`` mm on one scan."""
+        counts = _consistency_tally(output, views, batch_size, views.depth_init > 0)
         return cls(
             MetricAccumulator().update(output, views.depth),
             MetricAccumulator().update(output, views.depth, views.depth_init > 0),
             HarmAccumulator().update(output, views.depth_init, views.depth),
-            list(consistency_counts(output, views, batch_size)),
+            counts[:2],
+            counts[2:],
         )
 
     def merge(self, other: "MethodScores") -> "MethodScores":
@@ -76,6 +91,7 @@ class MethodScores:
         self.valid.merge(other.valid)
         self.harm.merge(other.harm)
         self.consistency = [a + b for a, b in zip(self.consistency, other.consistency)]
+        self.consistency_valid = [a + b for a, b in zip(self.consistency_valid, other.consistency_valid)]
         return self
 
     def row(self, method: str, scan: str) -> dict[str, Any]:
@@ -83,8 +99,9 @@ class MethodScores:
         values = self.all.result()
         row: dict[str, Any] = {"method": method, "scan": scan}
         row.update({key: values[key] for key in METRIC_COLUMNS if key != "consistency"})
-        consistent, with_depth = self.consistency
-        row["consistency"] = 100.0 * consistent / with_depth if with_depth else float("nan")
+        for key in ("consistency", "consistency_valid"):
+            consistent, with_depth = getattr(self, key)
+            row[key] = 100.0 * consistent / with_depth if with_depth else float("nan")
         row["mae_valid_mm"] = self.valid.result()["mae_mm"]
         row["hole_pct"] = values["hole_pct"]
         row["n_pixels"] = values["n_pixels"]
