@@ -121,6 +121,13 @@ def test_identity_row_is_the_initial_depth(setup):
     n_cov = ev.consistency_counts(filled, view, covered=covered)
     assert n_all[1] == filled.numel() and n_cov[1] == n_with_depth
     assert n_all[0] / n_all[1] < n_cov[0] / n_cov[1]  # the filled pixels agree with nothing
+    row = ev.MethodScores.of(filled, view).row("filled", view.scan)  # the row's two columns are those counts
+    assert row["consistency"] == pytest.approx(100 * n_all[0] / n_all[1])
+    assert row["consistency_valid"] == pytest.approx(100 * n_cov[0] / n_cov[1])
+    # a map that drops input pixels is still scored on all of them: a dropped pixel counts as not consistent
+    dropped = view.depth_init.clone()
+    dropped[:, : dropped.shape[1] // 2] = 0
+    assert ev.consistency_counts(dropped, view, covered=covered)[1] == n_with_depth
 
 
 def test_the_gated_row_takes_each_pixel_from_the_input_or_the_refiner(setup):

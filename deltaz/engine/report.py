@@ -154,7 +154,8 @@ def _metrics_header(result: Mapping[str, Any]) -> list[str]:
         "- do-no-harm, over the pixels with ground truth and an initial depth: `mae_good_mm` = MAE over those "
         "the initial depth has within 2 mm; `harm_pct` = % made more than 1 mm worse than the initial depth\n",
         "- `consistency`: % of a method's pixels that pass MVSNet's geometric check (1 px, 1 %) against the "
-        "same method's output in at least one source view\n",
+        "same method's output in at least one source view; `consistency_valid` the same over the pixels the initial "
+        "depth has (a method that fills holes is otherwise scored on more, harder pixels than its input)\n",
     ]
     return parts + [f"- note: {note}\n" for note in result.get("notes", [])]
 

@@ -42,14 +42,15 @@ def consistency_counts(depth_all: torch.Tensor, views: ScanViews, batch_size: in
                        covered: torch.Tensor | None = None) -> tuple[int, int]:
     """(consistent pixels, pixels with a depth) of ``depth_all (N, H, W)`` mm against the same maps of the
     source views (:func:`deltaz.ops.metrics.consistency_rate` with :data:`CONSISTENCY_SETTINGS`); with
-    ``covered (N, H, W)`` bool, both counted over those pixels only."""
+    ``covered (N, H, W)`` bool, both counted over those pixels only (one the map leaves without a depth counts as
+    not consistent, so that every map is scored on the same pixels)."""
     counts = _consistency_tally(depth_all, views, batch_size, covered)
     return (counts[2], counts[3]) if covered is not None else (counts[0], counts[1])
 
 
 def _consistency_tally(depth_all: torch.Tensor, views: ScanViews, batch_size: int,
                        covered: torch.Tensor | None) -> list[int]:
-    """``[consistent, with a depth, consistent and covered, with a depth and covered]`` in one pass."""
+    """``[consistent, with a depth, consistent and covered, covered]`` in one pass."""
     counts = [0, 0, 0, 0]
     if views.num_src == 0:
         return counts
@@ -57,7 +58,7 @@ def _consistency_tally(depth_all: torch.Tensor, views: ScanViews, batch_size: in
         mask, _ = consistency_rate(depth_all[idx], views.multiview(idx, depth_all), **CONSISTENCY_SETTINGS)
         has_depth = depth_all[idx] > 0
         inside = covered[idx] if covered is not None else torch.ones_like(has_depth)
-        for k, m in enumerate((mask, has_depth, mask & inside, has_depth & inside)):
+        for k, m in enumerate((mask, has_depth, mask & inside, inside)):
             counts[k] += int(m.sum())
     return counts
 
