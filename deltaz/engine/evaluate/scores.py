@@ -78,10 +78,11 @@ class MethodScores:
     @classmethod
     def of(cls, output: torch.Tensor, views: ScanViews, batch_size: int = 8) -> "MethodScores":
         """The scores of one method's ``output (N, H, W)`` mm on one scan."""
-        counts = _consistency_tally(output, views, batch_size, views.depth_init > 0)
+        covered = views.depth_init > 0
+        counts = _consistency_tally(output, views, batch_size, covered)
         return cls(
             MetricAccumulator().update(output, views.depth),
-            MetricAccumulator().update(output, views.depth, views.depth_init > 0),
+            MetricAccumulator().update(output, views.depth, covered),
             HarmAccumulator().update(output, views.depth_init, views.depth),
             counts[:2],
             counts[2:],
