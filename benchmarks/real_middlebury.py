@@ -89,11 +89,12 @@ SIM_MARGIN = 0.10
 
 
 # =========================================================================== inputs
-def load_scene(scale: float = 1.0) -> dict[str, Any]:
-    """The Motorcycle scene with its depths and baseline multiplied by ``scale`` (median 680 mm × scale)."""
+def load_scene(scale: float = 1.0, offset: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+    """The Motorcycle scene with its depths and baseline multiplied by ``scale`` (median 680 mm × scale); ``offset``:
+    :func:`deltaz.io.middlebury.load_motorcycle`'s (another phase of the nearest resize)."""
     from deltaz.io.middlebury import load_motorcycle
 
-    return load_motorcycle(median_depth_mm=MEDIAN_DEPTH_MM * scale)
+    return load_motorcycle(median_depth_mm=MEDIAN_DEPTH_MM * scale, offset=offset)
 
 
 def default_checkpoint() -> Path | None:

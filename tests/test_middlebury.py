@@ -119,6 +119,31 @@ def test_scale_multiplies_depths_and_baseline(scene):
         load_motorcycle(size=(600, 185))
 
 
+def test_offset_samples_another_phase_of_the_full_size_grid(scene):
+    """``offset`` crops full-size rows/columns off the top-left: the disparities stay, the principal point moves,
+    and the grid keeps other full-size pixels; (0, 0) is the default scene. Bad offsets: one line."""
+    shifted = load_motorcycle(offset=(1, 2))
+    np.testing.assert_array_equal(shifted["disparity_full"], scene["disparity_full"][1:, 2:], strict=False)
+    assert shifted["grey_left_full"].shape == (499, 739) and shifted["grey_right_full"].shape == (499, 739)
+    cal = MOTORCYCLE_CALIBRATION
+    sx, sy = 185 / 739, 125 / 499
+    assert shifted["K_left"][0, 2] == pytest.approx((cal["cx_px"] - 2) * sx)
+    assert shifted["K_left"][1, 2] == pytest.approx((cal["cy_px"] - 1) * sy)
+    assert shifted["K_right"][0, 2] == pytest.approx((cal["cx_px"] - 2 + cal["doffs_px"]) * sx)
+    assert shifted["calibration"]["cx_px"] == pytest.approx(cal["cx_px"] - 2)
+    assert shifted["image_left"].shape == scene["image_left"].shape
+    assert not torch.equal(shifted["depth_gt"], scene["depth_gt"])  # other full-size pixels kept
+    v, u = 62, 92  # a grid pixel reads the cropped disparity at its nearest full-size pixel
+    d = shifted["disparity_full"][round(v * 499 / 125), round(u * 739 / 185)]
+    expected = shifted["scale"] * cal["f_px"] * cal["baseline_mm"] / (d + cal["doffs_px"])
+    assert float(shifted["depth_gt"][v, u]) == pytest.approx(expected, rel=1e-5)
+    same = load_motorcycle(offset=(0, 0))
+    assert torch.equal(same["depth_gt"], scene["depth_gt"]) and torch.equal(same["K_left"], scene["K_left"])
+    for bad in ((-1, 0), (0, 16), (0.5, 1), (1,), (True, 0)):
+        with pytest.raises(DataError, match="offset"):
+            load_motorcycle(offset=bad)
+
+
 def test_sgbm_depth_is_plausible(scene):
     depth = sgbm_depth(scene)
     gt = scene["depth_gt"]

@@ -132,12 +132,24 @@ def _check_size(size: tuple[int, int], median_depth_mm: float) -> tuple[int, int
     return int(size[0]), int(size[1])
 
 
-def load_motorcycle(size: tuple[int, int] = (125, 185), median_depth_mm: float = 680.0) -> dict[str, Any]:
+def _check_offset(offset: tuple[int, int]) -> tuple[int, int]:
+    if (len(offset) != 2 or any(isinstance(o, bool) or not isinstance(o, (int, np.integer)) for o in offset)
+            or not all(0 <= int(o) < 16 for o in offset)):
+        raise DataError(f"offset must be (rows, columns) of full-size pixels, two integers in 0..15, got {offset!r}")
+    return int(offset[0]), int(offset[1])
+
+
+def load_motorcycle(size: tuple[int, int] = (125, 185), median_depth_mm: float = 680.0,
+                    offset: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     """Middlebury *Motorcycle* (skimage's 741×500 copy) as a two-view DeltaZ scene; see the module docstring.
 
     Args:
         size: output ``(H, W)`` of the images and ground truth (default 125×185, about 1/4).
         median_depth_mm: the median ground-truth depth (mm) the scene is scaled to.
+        offset: ``(rows, columns)`` of full-size pixels cropped off the top and the left of both images and the
+            ground truth first (0…15 each; the principal point moves with them, disparities do not change), so
+            that the nearest resize samples another phase of the full-size grid. The "full-size" arrays returned
+            are the cropped ones.
     Returns:
         ``image_left``/``image_right (3, H, W)`` float32 in [0, 1]; ``depth_gt (H, W)`` float32 mm, 0 = hole
         (left view); ``K_left``/``K_right (3, 3)`` for ``H×W``; ``E_left``/``E_right (3, 4)`` world-to-camera
@@ -153,7 +165,10 @@ def load_motorcycle(size: tuple[int, int] = (125, 185), median_depth_mm: float =
         left, right, disparity = skdata.stereo_motorcycle()
     except Exception as error:  # pooch download or cache problems
         raise DataError(f"skimage.data.stereo_motorcycle() failed: {error}") from None
-    cal = MOTORCYCLE_CALIBRATION
+    dy, dx = _check_offset(offset)
+    left, right, disparity = left[dy:, dx:], right[dy:, dx:], disparity[dy:, dx:]
+    cal = {**MOTORCYCLE_CALIBRATION, "cx_px": MOTORCYCLE_CALIBRATION["cx_px"] - dx,
+           "cy_px": MOTORCYCLE_CALIBRATION["cy_px"] - dy}
     full_h, full_w = disparity.shape
     depth_raw = resize_nearest(disparity_to_depth(disparity, cal["f_px"], cal["baseline_mm"], cal["doffs_px"]), (H, W))
     if not (depth_raw > 0).any():
@@ -183,7 +198,7 @@ def load_motorcycle(size: tuple[int, int] = (125, 185), median_depth_mm: float =
         "grey_right_full": grey_u8(right),
         "rgb_left_full": np.ascontiguousarray(left),
         "rgb_right_full": np.ascontiguousarray(right),
-        "disparity_full": np.asarray(disparity, dtype=np.float32),
+        "disparity_full": np.ascontiguousarray(disparity, dtype=np.float32),
         "calibration": {**cal, "baseline_mm": baseline, "baseline_mm_unscaled": cal["baseline_mm"]},
         "size": (H, W),
     }

@@ -1,0 +1,46 @@
+"""benchmarks/middlebury_phases.py: the benchmark's rows summarised over phases of the grid (pure parts)."""
+
+from __future__ import annotations
+
+import pytest
+
+from _benchmarks import load_benchmark
+
+
+@pytest.fixture(scope="module")
+def phases_module():
+    return load_benchmark("middlebury_phases")
+
+
+def _row(method, covered, good=1.0, harm=0.0, holes=50.0):
+    return {"method": method, "mae_valid_mm": covered, "mae_good_mm": good, "harm_pct": harm, "mae_mm": holes}
+
+
+def _phase(identity, subpixel, refined, met):
+    rows = {m: _row(m, v) for m, v in (("identity", identity), ("subpixel", subpixel), ("subpixel+deltaz", refined))}
+    return {"sgbm": {"rows": rows, "targets": {"subpixel+deltaz": met}}}
+
+
+def test_summary_gives_mean_sd_targets_met_and_paired_differences(phases_module):
+    phases = [_phase(15.0, 13.0, 12.5, [True, True, False, True, True]),
+              _phase(16.0, 14.0, 14.5, [False, False, False, True, True]),
+              _phase(14.0, 13.0, 12.0, [True, True, False, True, False])]
+    result = phases_module.summary(phases, "sgbm")
+    assert result["n"] == 3
+    assert result["columns"]["identity"]["mae_valid_mm"] == [15.0, 16.0, 14.0]
+    assert result["targets_met"]["subpixel+deltaz"] == [2, 2, 0, 3, 2]
+    paired = result["paired"]["subpixel+deltaz"]
+    assert paired["base"] == "subpixel" and paired["diff_mm"] == pytest.approx([-0.5, 0.5, -1.0])
+    assert paired["lower"] == 2
+    assert set(result["paired"]) == {"subpixel+deltaz"}  # rows the run lacks are left out
+    assert phases_module._mean_sd([1.0, 2.0, 3.0]) == "2.00 ± 1.00" and phases_module._mean_sd([4.0]) == "4.00 ± 0.00"
+
+
+@pytest.mark.parametrize("argv, word", [(["--phases", "0"], "--phases"), (["--phases", "9"], "--phases"),
+                                        (["--inputs", "bogus"], "--inputs")])
+def test_bad_options_are_refused_in_one_line(phases_module, argv, word, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        phases_module.parse_args(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert word in err[-1] and "Traceback" not in "".join(err)
