@@ -16,8 +16,10 @@ def _row(method, covered, good=1.0, harm=0.0, holes=50.0):
     return {"method": method, "mae_valid_mm": covered, "mae_good_mm": good, "harm_pct": harm, "mae_mm": holes}
 
 
-def _phase(identity, subpixel, refined, met):
+def _phase(identity, subpixel, refined, met, median=None):
     rows = {m: _row(m, v) for m, v in (("identity", identity), ("subpixel", subpixel), ("subpixel+deltaz", refined))}
+    if median is not None:
+        rows.update({"median": _row("median", median[0]), "median (holes)": _row("median (holes)", median[1])})
     return {"sgbm": {"rows": rows, "targets": {"subpixel+deltaz": met}}}
 
 
@@ -33,7 +35,15 @@ def test_summary_gives_mean_sd_targets_met_and_paired_differences(phases_module)
     assert paired["base"] == "subpixel" and paired["diff_mm"] == pytest.approx([-0.5, 0.5, -1.0])
     assert paired["lower"] == 2
     assert set(result["paired"]) == {"subpixel+deltaz"}  # rows the run lacks are left out
+    assert result["to_median"] == {}  # no median filter rows, no ratio
     assert phases_module._mean_sd([1.0, 2.0, 3.0]) == "2.00 ± 1.00" and phases_module._mean_sd([4.0]) == "4.00 ± 0.00"
+
+
+def test_ratio_to_the_better_median_tuning_per_phase(phases_module):
+    phases = [_phase(30.0, 20.0, 18.0, [True], median=(20.0, 24.0)),
+              _phase(30.0, 20.0, 22.5, [False], median=(26.0, 25.0))]
+    ratio = phases_module.summary(phases, "sgbm")["to_median"]
+    assert ratio["subpixel+deltaz"] == pytest.approx([0.9, 0.9])  # 18/20, then 22.5/25 (the holes-tuned one)
 
 
 @pytest.mark.parametrize("argv, word", [(["--phases", "0"], "--phases"), (["--phases", "9"], "--phases"),
@@ -44,3 +54,9 @@ def test_bad_options_are_refused_in_one_line(phases_module, argv, word, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert word in err[-1] and "Traceback" not in "".join(err)
+
+
+def test_a_missing_checkpoint_is_one_line(phases_module, tmp_path, capsys):
+    assert phases_module.main(["--checkpoint", str(tmp_path / "none.pt"), "--phases", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("middlebury_phases: error:") and "none.pt" in err[0]
