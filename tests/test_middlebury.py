@@ -139,7 +139,7 @@ def test_offset_samples_another_phase_of_the_full_size_grid(scene):
     assert float(shifted["depth_gt"][v, u]) == pytest.approx(expected, rel=1e-5)
     same = load_motorcycle(offset=(0, 0))
     assert torch.equal(same["depth_gt"], scene["depth_gt"]) and torch.equal(same["K_left"], scene["K_left"])
-    for bad in ((-1, 0), (0, 16), (0.5, 1), (1,), (True, 0)):
+    for bad in ((-1, 0), (0, 16), (0.5, 1), (1,), (True, 0), 3, None):
         with pytest.raises(DataError, match="offset"):
             load_motorcycle(offset=bad)
 

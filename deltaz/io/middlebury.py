@@ -133,10 +133,11 @@ def _check_size(size: tuple[int, int], median_depth_mm: float) -> tuple[int, int
 
 
 def _check_offset(offset: tuple[int, int]) -> tuple[int, int]:
-    if (len(offset) != 2 or any(isinstance(o, bool) or not isinstance(o, (int, np.integer)) for o in offset)
-            or not all(0 <= int(o) < 16 for o in offset)):
+    values = tuple(offset) if isinstance(offset, (tuple, list)) else ()
+    if (len(values) != 2 or any(isinstance(o, bool) or not isinstance(o, (int, np.integer)) for o in values)
+            or not all(0 <= int(o) < 16 for o in values)):
         raise DataError(f"offset must be (rows, columns) of full-size pixels, two integers in 0..15, got {offset!r}")
-    return int(offset[0]), int(offset[1])
+    return int(values[0]), int(values[1])
 
 
 def load_motorcycle(size: tuple[int, int] = (125, 185), median_depth_mm: float = 680.0,
@@ -160,12 +161,12 @@ def load_motorcycle(size: tuple[int, int] = (125, 185), median_depth_mm: float =
         ``baseline_mm`` scaled); ``size``.
     """
     H, W = _check_size(size, median_depth_mm)
+    dy, dx = _check_offset(offset)
     skdata = _require("skimage.data")
     try:
         left, right, disparity = skdata.stereo_motorcycle()
     except Exception as error:  # pooch download or cache problems
         raise DataError(f"skimage.data.stereo_motorcycle() failed: {error}") from None
-    dy, dx = _check_offset(offset)
     left, right, disparity = left[dy:, dx:], right[dy:, dx:], disparity[dy:, dx:]
     cal = {**MOTORCYCLE_CALIBRATION, "cx_px": MOTORCYCLE_CALIBRATION["cx_px"] - dx,
            "cy_px": MOTORCYCLE_CALIBRATION["cy_px"] - dy}
