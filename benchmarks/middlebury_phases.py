@@ -1,15 +1,17 @@
 """How much of the Middlebury benchmark's verdict is the grid's sampling? Its rows on every phase of the resize.
 
-    .venv/bin/python benchmarks/middlebury_phases.py                 # demo checkpoint, 4×4 phases, ~6 min (2 cores)
+    .venv/bin/python benchmarks/middlebury_phases.py                 # demo checkpoint, 4×4 phases, ~5 min (2 cores)
     .venv/bin/python benchmarks/middlebury_phases.py --phases 2 --inputs sgbm --json out.json
 
 ``benchmarks/real_middlebury.py`` scores a 185×125 grid that keeps one full-size pixel in about 4×4 (the nearest
 resize, :func:`deltaz.io.middlebury.load_motorcycle`), and which one it keeps moves a covered MAE by up to ~1 mm:
-a depth edge falls on one side of a kept pixel or the other. This script crops ``dy`` rows and ``dx`` columns off
-the top-left of the full-size pair and its ground truth first (``load_motorcycle``'s ``offset``; ``dy, dx`` in
-``0 … N−1``, ``--phases N``), so that each run keeps another full-size pixel of every block, and runs the
-benchmark's rows (every classical method and refiner row; filters tuned on each phase's left half) on each. Phase
-``(0, 0)`` is the benchmark's own grid. It prints, for the RIGHT half (held out):
+a depth edge falls on one side of a kept pixel or the other. This script crops the full-size pair and its ground
+truth to one size first, ``N − 1`` rows and columns fewer, ``dy`` of the rows off the top and ``dx`` of the columns
+off the left (``load_motorcycle``'s ``crop``; ``dy, dx`` in ``0 … N−1``, ``--phases N``): every crop shares the
+resize's step, so phase ``(dy, dx)`` keeps the full-size pixel ``(dy, dx)`` away from phase ``(0, 0)``'s, at every
+grid pixel, and every phase has the benchmark's scene scale. It runs the benchmark's rows (every classical method and
+refiner row; filters tuned on each phase's left half) on each. No phase is exactly the benchmark's grid (that one
+crops nothing). It prints, for the RIGHT half (held out):
 
 * each row's covered MAE, good-pixel MAE, harm and MAE with holes counted: mean ± sd over the phases;
 * each refiner row's five targets (``real_middlebury.targets``): on how many phases each is met;
@@ -59,16 +61,23 @@ def _benchmark():
     return module
 
 
-def run_phase(bench, offset: tuple[int, int], refiner: dict | None, inputs: list[str]) -> dict[str, Any]:
+def phase_crop(dy: int, dx: int, phases: int) -> tuple[int, int, int, int]:
+    """``load_motorcycle``'s ``crop`` of phase ``(dy, dx)`` of ``phases × phases``: one size for all of them."""
+    return dy, dx, phases - 1 - dy, phases - 1 - dx
+
+
+def run_phase(bench, crop: tuple[int, int, int, int], scene_scale: float, refiner: dict | None,
+              inputs: list[str]) -> dict[str, Any]:
     """``{input: {"rows": right-half rows by method, "targets": {refiner row: [met, ...]}}}`` for one phase."""
-    data = bench.load_scene(1.0, offset)
+    from deltaz.io.middlebury import sgbm_depth
+
+    data = bench.load_scene(1.0, crop, scene_scale)
     out = {}
-    real = bench.input_depths(data) if {"sgbm", "planesweep"} & set(inputs) else {}
     for name in inputs:
         if name.startswith("sim_"):
             result = bench.run_simulated(name[4:], data, refiner, SIM_SEEDS)
         else:
-            depth_init, note = real[name]
+            depth_init, note = (sgbm_depth(data), "") if name == "sgbm" else bench.plane_sweep_depth(data)
             if depth_init is None:
                 raise DeltaZError(f"input {name}: {note}")
             result = bench.run_input(name, depth_init, data, refiner)
@@ -139,21 +148,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    bench, start = _benchmark(), time.perf_counter()
+    start = time.perf_counter()
+    offsets = [(dy, dx) for dy in range(args.phases) for dx in range(args.phases)]
     try:
+        bench = _benchmark()
         refiner, note = bench.load_refiner_or_none(args.checkpoint, args.device)
         if refiner is not None:
             refiner["dead_zone"] = DEAD_ZONE
-        print(f"Middlebury Motorcycle, {args.phases}x{args.phases} phases of the 185x125 grid; refiner: {note}")
+        scene_scale = bench.load_scene()["scale"]  # the benchmark's own scene scale, for every phase
+        print(f"Middlebury Motorcycle, {args.phases}x{args.phases} phases of the 185x125 grid (full size cropped by "
+              f"{args.phases - 1} px), scene scale {scene_scale:.4f}; refiner: {note}")
         phases = []
-        for dy in range(args.phases):
-            for dx in range(args.phases):
-                phases.append(run_phase(bench, (dy, dx), refiner, args.inputs))
-                print(f"  phase ({dy}, {dx}) done ({time.perf_counter() - start:.0f} s)", flush=True)
-    except DeltaZError as error:
+        for dy, dx in offsets:
+            phases.append(run_phase(bench, phase_crop(dy, dx, args.phases), scene_scale, refiner, args.inputs))
+            print(f"  phase ({dy}, {dx}) done ({time.perf_counter() - start:.0f} s)", flush=True)
+    except (DeltaZError, ImportError) as error:
         print(f"middlebury_phases: error: {error}", file=sys.stderr)
         return 1
-    report = {"phases": args.phases, "refiner": refiner and refiner["path"], "inputs": {}}
+    report = {"phases": args.phases, "offsets": offsets, "scene_scale": scene_scale,
+              "refiner": refiner and refiner["path"], "inputs": {}}
     for name in args.inputs:
         report["inputs"][name] = summary(phases, name)
         print_summary(name, report["inputs"][name], TARGET_NAMES["sim" if name.startswith("sim_") else "real"])

@@ -89,12 +89,13 @@ SIM_MARGIN = 0.10
 
 
 # =========================================================================== inputs
-def load_scene(scale: float = 1.0, offset: tuple[int, int] = (0, 0)) -> dict[str, Any]:
-    """The Motorcycle scene with its depths and baseline multiplied by ``scale`` (median 680 mm × scale); ``offset``:
-    :func:`deltaz.io.middlebury.load_motorcycle`'s (another phase of the nearest resize)."""
+def load_scene(scale: float = 1.0, crop: tuple[int, int, int, int] = (0, 0, 0, 0),
+               scene_scale: float | None = None) -> dict[str, Any]:
+    """The Motorcycle scene with its depths and baseline multiplied by ``scale`` (median 680 mm × scale); ``crop`` and
+    ``scene_scale`` (its factor ``s`` itself): :func:`deltaz.io.middlebury.load_motorcycle`'s ``crop`` and ``scale``."""
     from deltaz.io.middlebury import load_motorcycle
 
-    return load_motorcycle(median_depth_mm=MEDIAN_DEPTH_MM * scale, offset=offset)
+    return load_motorcycle(median_depth_mm=MEDIAN_DEPTH_MM * scale, crop=crop, scale=scene_scale)
 
 
 def default_checkpoint() -> Path | None:

@@ -119,29 +119,38 @@ def test_scale_multiplies_depths_and_baseline(scene):
         load_motorcycle(size=(600, 185))
 
 
-def test_offset_samples_another_phase_of_the_full_size_grid(scene):
-    """``offset`` crops full-size rows/columns off the top-left: the disparities stay, the principal point moves,
-    and the grid keeps other full-size pixels; (0, 0) is the default scene. Bad offsets: one line."""
-    shifted = load_motorcycle(offset=(1, 2))
-    np.testing.assert_array_equal(shifted["disparity_full"], scene["disparity_full"][1:, 2:], strict=False)
-    assert shifted["grey_left_full"].shape == (499, 739) and shifted["grey_right_full"].shape == (499, 739)
-    cal = MOTORCYCLE_CALIBRATION
-    sx, sy = 185 / 739, 125 / 499
+def test_crops_of_one_size_are_the_grid_shifted_by_whole_full_size_pixels(scene):
+    """``crop`` cuts full-size pixels off each side (the principal point moves, disparities do not); two crops of one
+    size sample the same grid shifted by exactly their difference, at every grid pixel; ``scale`` fixes s; (0, 0, 0,
+    0) is the default scene. Bad crops and scales: one line."""
+    from deltaz.io.middlebury import nearest_index
+
+    base = load_motorcycle(crop=(0, 0, 3, 3), scale=scene["scale"])
+    shifted = load_motorcycle(crop=(1, 2, 2, 1), scale=scene["scale"])
+    assert shifted["grey_left_full"].shape == base["grey_left_full"].shape == (497, 738)
+    np.testing.assert_array_equal(shifted["disparity_full"], scene["disparity_full"][1:498, 2:740])
+    rows, cols = nearest_index(497, 125), nearest_index(738, 185)
+    full = scene["disparity_full"]  # every grid pixel of the shifted crop reads full-size (row + 1, col + 2)
+    for data, (dy, dx) in ((base, (0, 0)), (shifted, (1, 2))):
+        expected = disparity_to_depth(full[rows + dy][:, cols + dx], MOTORCYCLE_CALIBRATION["f_px"],
+                                      data["baseline_mm"], MOTORCYCLE_CALIBRATION["doffs_px"])
+        np.testing.assert_allclose(data["depth_gt"].numpy(), expected, rtol=1e-6)
+    assert shifted["scale"] == base["scale"] == scene["scale"]
+    cal, sx, sy = MOTORCYCLE_CALIBRATION, 185 / 738, 125 / 497
+    assert torch.equal(shifted["K_left"][:2, :2], base["K_left"][:2, :2])  # one step for both crops
     assert shifted["K_left"][0, 2] == pytest.approx((cal["cx_px"] - 2) * sx)
     assert shifted["K_left"][1, 2] == pytest.approx((cal["cy_px"] - 1) * sy)
     assert shifted["K_right"][0, 2] == pytest.approx((cal["cx_px"] - 2 + cal["doffs_px"]) * sx)
-    assert shifted["calibration"]["cx_px"] == pytest.approx(cal["cx_px"] - 2)
-    assert shifted["image_left"].shape == scene["image_left"].shape
-    assert not torch.equal(shifted["depth_gt"], scene["depth_gt"])  # other full-size pixels kept
-    v, u = 62, 92  # a grid pixel reads the cropped disparity at its nearest full-size pixel
-    d = shifted["disparity_full"][round(v * 499 / 125), round(u * 739 / 185)]
-    expected = shifted["scale"] * cal["f_px"] * cal["baseline_mm"] / (d + cal["doffs_px"])
-    assert float(shifted["depth_gt"][v, u]) == pytest.approx(expected, rel=1e-5)
-    same = load_motorcycle(offset=(0, 0))
+    same = load_motorcycle(crop=(0, 0, 0, 0))
     assert torch.equal(same["depth_gt"], scene["depth_gt"]) and torch.equal(same["K_left"], scene["K_left"])
-    for bad in ((-1, 0), (0, 16), (0.5, 1), (1,), (True, 0), 3, None):
-        with pytest.raises(DataError, match="offset"):
-            load_motorcycle(offset=bad)
+    for bad in ((-1, 0, 0, 0), (0, 16, 0, 0), (0.5, 1, 0, 0), (1, 2), (True, 0, 0, 0), 3, None):
+        with pytest.raises(DataError, match="crop"):
+            load_motorcycle(crop=bad)
+    for bad in (0.0, -1.0, float("nan"), "1"):
+        with pytest.raises(DataError, match="scale"):
+            load_motorcycle(scale=bad)
+    with pytest.raises(DataError, match="size"):
+        load_motorcycle(size=(500, 741), crop=(1, 0, 0, 0))  # larger than the cropped full size
 
 
 def test_sgbm_depth_is_plausible(scene):

@@ -46,6 +46,13 @@ def test_ratio_to_the_better_median_tuning_per_phase(phases_module):
     assert ratio["subpixel+deltaz"] == pytest.approx([0.9, 0.9])  # 18/20, then 22.5/25 (the holes-tuned one)
 
 
+def test_phase_crops_share_one_size_and_phase_zero_of_one_is_the_benchmark_grid(phases_module):
+    crops = [phases_module.phase_crop(dy, dx, 4) for dy in range(4) for dx in range(4)]
+    assert {(top + bottom, left + right) for top, left, bottom, right in crops} == {(3, 3)}
+    assert crops[0] == (0, 0, 3, 3) and crops[-1] == (3, 3, 0, 0) and crops[6] == (1, 2, 2, 1)
+    assert phases_module.phase_crop(0, 0, 1) == (0, 0, 0, 0)
+
+
 @pytest.mark.parametrize("argv, word", [(["--phases", "0"], "--phases"), (["--phases", "9"], "--phases"),
                                         (["--inputs", "bogus"], "--inputs")])
 def test_bad_options_are_refused_in_one_line(phases_module, argv, word, capsys):

@@ -13,7 +13,8 @@ the package's conventions: depth in mm, z-depth, ``0`` = hole, world-to-camera `
   (its centre is ``B·s`` mm to the right); the right ``K`` has ``cx + doffs``.
 * Resizing to ``size = (H, W)``: nearest neighbour, output pixel ``u'`` reads input pixel
   ``round(u' / sx)`` with ``sx = W / 741`` (``sy = H / 500`` for rows), matching ``K`` scaled by
-  ``(sx, sy)`` with no half-pixel shift (DESIGN.md §1).
+  ``(sx, sy)`` with no half-pixel shift (DESIGN.md §1). With ``crop`` the "full-size" arrays are the cropped
+  ones (``741 − left − right`` wide), and ``cx``, ``cy`` move with the crop.
 
 :func:`sgbm_depth` (OpenCV's semi-global matcher) and :func:`wls_depth` (SGBM plus OpenCV's weighted
 least-squares disparity filter, the standard stereo post-filter) give real initial depths: both run on
@@ -124,57 +125,72 @@ def _intrinsics(f_px: float, cx_px: float, cy_px: float, sx: float, sy: float) -
                         dtype=torch.float32)
 
 
-def _check_size(size: tuple[int, int], median_depth_mm: float) -> tuple[int, int]:
-    if len(size) != 2 or min(int(size[0]), int(size[1])) < 8 or int(size[0]) > 500 or int(size[1]) > 741:
-        raise DataError(f"size must be (H, W) with 8 <= H <= 500 and 8 <= W <= 741, got {tuple(size)}")
+def _check_size(size: tuple[int, int], median_depth_mm: float, full: tuple[int, int] = (500, 741)
+                ) -> tuple[int, int]:
+    if len(size) != 2 or min(int(size[0]), int(size[1])) < 8 or int(size[0]) > full[0] or int(size[1]) > full[1]:
+        raise DataError(f"size must be (H, W) with 8 <= H <= {full[0]} and 8 <= W <= {full[1]} (the full size "
+                        f"after any crop), got {tuple(size)}")
     if not (np.isfinite(median_depth_mm) and median_depth_mm > 0):
         raise DataError(f"median_depth_mm must be a positive number of mm, got {median_depth_mm}")
     return int(size[0]), int(size[1])
 
 
-def _check_offset(offset: tuple[int, int]) -> tuple[int, int]:
-    values = tuple(offset) if isinstance(offset, (tuple, list)) else ()
-    if (len(values) != 2 or any(isinstance(o, bool) or not isinstance(o, (int, np.integer)) for o in values)
-            or not all(0 <= int(o) < 16 for o in values)):
-        raise DataError(f"offset must be (rows, columns) of full-size pixels, two integers in 0..15, got {offset!r}")
-    return int(values[0]), int(values[1])
+def _check_crop(crop: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    values = tuple(crop) if isinstance(crop, (tuple, list)) else ()
+    if (len(values) != 4 or any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) for c in values)
+            or not all(0 <= int(c) < 16 for c in values)):
+        raise DataError(f"crop must be (top, left, bottom, right) full-size pixels, four integers in 0..15, "
+                        f"got {crop!r}")
+    return tuple(int(c) for c in values)
+
+
+def _check_scale(scale: float | None) -> float | None:
+    if scale is not None and not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale > 0):
+        raise DataError(f"scale must be a positive number (the miniature's factor s) or None, got {scale!r}")
+    return None if scale is None else float(scale)
 
 
 def load_motorcycle(size: tuple[int, int] = (125, 185), median_depth_mm: float = 680.0,
-                    offset: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+                    crop: tuple[int, int, int, int] = (0, 0, 0, 0), scale: float | None = None) -> dict[str, Any]:
     """Middlebury *Motorcycle* (skimage's 741×500 copy) as a two-view DeltaZ scene; see the module docstring.
 
     Args:
         size: output ``(H, W)`` of the images and ground truth (default 125×185, about 1/4).
         median_depth_mm: the median ground-truth depth (mm) the scene is scaled to.
-        offset: ``(rows, columns)`` of full-size pixels cropped off the top and the left of both images and the
-            ground truth first (0…15 each; the principal point moves with them, disparities do not change), so
-            that the nearest resize samples another phase of the full-size grid. The "full-size" arrays returned
-            are the cropped ones.
+        crop: ``(top, left, bottom, right)`` full-size pixels cropped off both images and the ground truth first
+            (0…15 each; the principal point moves, disparities do not). Crops of one total size, ``top + bottom``
+            and ``left + right`` fixed, share the resize's step, so the grid of ``(dy, dx, P − dy, P − dx)`` is
+            the grid of ``(0, 0, P, P)`` shifted by exactly ``(dy, dx)`` full-size pixels: another phase of the
+            nearest resize (``benchmarks/middlebury_phases.py``).
+        scale: the miniature's factor ``s`` itself (mm per Middlebury mm), instead of the one that gives
+            ``median_depth_mm`` — so that several crops share one scale.
     Returns:
         ``image_left``/``image_right (3, H, W)`` float32 in [0, 1]; ``depth_gt (H, W)`` float32 mm, 0 = hole
         (left view); ``K_left``/``K_right (3, 3)`` for ``H×W``; ``E_left``/``E_right (3, 4)`` world-to-camera
         (the world is the left camera, mm); ``scale`` (``s``), ``baseline_mm`` (``B·s``); for the stereo
         matchers the full-size ``grey_left_full``/``grey_right_full (500, 741)`` uint8, ``rgb_left_full``/
         ``rgb_right_full (500, 741, 3)`` uint8 and
-        ``disparity_full (500, 741)`` float32 px (NaN = unknown); ``calibration`` (the full-size one, with
-        ``baseline_mm`` scaled); ``size``.
+        ``disparity_full (500, 741)`` float32 px (NaN = unknown), each less the crop; ``calibration`` (the
+        full-size one, ``cx``/``cy`` less the crop, with ``baseline_mm`` scaled); ``size``.
     """
-    H, W = _check_size(size, median_depth_mm)
-    dy, dx = _check_offset(offset)
+    top, left_px, bottom, right_px = _check_crop(crop)
+    H, W = _check_size(size, median_depth_mm, (500 - top - bottom, 741 - left_px - right_px))
+    scale = _check_scale(scale)
     skdata = _require("skimage.data")
     try:
         left, right, disparity = skdata.stereo_motorcycle()
     except Exception as error:  # pooch download or cache problems
         raise DataError(f"skimage.data.stereo_motorcycle() failed: {error}") from None
-    left, right, disparity = left[dy:, dx:], right[dy:, dx:], disparity[dy:, dx:]
-    cal = {**MOTORCYCLE_CALIBRATION, "cx_px": MOTORCYCLE_CALIBRATION["cx_px"] - dx,
-           "cy_px": MOTORCYCLE_CALIBRATION["cy_px"] - dy}
+    window = (slice(top, disparity.shape[0] - bottom), slice(left_px, disparity.shape[1] - right_px))
+    left, right, disparity = left[window], right[window], disparity[window]
+    cal = {**MOTORCYCLE_CALIBRATION, "cx_px": MOTORCYCLE_CALIBRATION["cx_px"] - left_px,
+           "cy_px": MOTORCYCLE_CALIBRATION["cy_px"] - top}
     full_h, full_w = disparity.shape
     depth_raw = resize_nearest(disparity_to_depth(disparity, cal["f_px"], cal["baseline_mm"], cal["doffs_px"]), (H, W))
     if not (depth_raw > 0).any():
         raise DataError("stereo_motorcycle: the ground-truth disparity has no finite value")
-    scale = float(median_depth_mm / np.median(depth_raw[depth_raw > 0].astype(np.float64)))
+    if scale is None:
+        scale = float(median_depth_mm / np.median(depth_raw[depth_raw > 0].astype(np.float64)))
     sx, sy = W / full_w, H / full_h
     baseline = cal["baseline_mm"] * scale
 

@@ -236,7 +236,7 @@ def merge_candidates(disp: np.ndarray, votes: list[np.ndarray], values: list[np.
 
 def planes_disparity(data: dict[str, Any], depth: torch.Tensor | None = None, full: bool = False) -> np.ndarray:
     """:func:`segment_planes` on Middlebury: ``(H, W)`` px at ``data["size"]`` in full-size px, or with ``full=True``
-    the full-size map (741×500).
+    the full-size map (741×500, less any crop).
 
     Default: SGBM's full-size disparity after the edge side choice, at full size (sampled at the grid's full-size
     pixels unless ``full``). With ``depth`` (``(H, W)`` mm at ``data["size"]``, 0 = hole; e.g. the plane sweep's
