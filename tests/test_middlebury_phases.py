@@ -67,3 +67,14 @@ def test_a_missing_checkpoint_is_one_line(phases_module, tmp_path, capsys):
     assert phases_module.main(["--checkpoint", str(tmp_path / "none.pt"), "--phases", "1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("middlebury_phases: error:") and "none.pt" in err[0]
+
+
+def test_print_summary_names_every_row_target_and_pair(phases_module, capsys):
+    phases = [_phase(15.0, 13.0, 12.5, [True, True, False, True, True], median=(20.0, 21.0)),
+              _phase(16.0, 14.0, 14.5, [False, False, False, True, True], median=(18.0, 17.0))]
+    phases_module.print_summary("sgbm", phases_module.summary(phases, "sgbm"), phases_module.TARGET_NAMES["real"])
+    out = capsys.readouterr().out
+    assert "2 phases" in out and "15.50 ± 0.71" in out  # the input's covered MAE over the phases
+    assert "subpixel+deltaz: <=0.85x input 1; below classical 1; good pixels 0; holes counted 2; harm 2" in out
+    assert "subpixel+deltaz - subpixel: 0.00 ± 0.71, lower on 1 of 2" in out
+    assert "subpixel+deltaz: 0.739 (min 0.625, max 0.853)" in out  # 12.5 / 20, 14.5 / 17
