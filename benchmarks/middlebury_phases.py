@@ -1,6 +1,6 @@
 """How much of the Middlebury benchmark's verdict is the grid's sampling? Its rows on every phase of the resize.
 
-    .venv/bin/python benchmarks/middlebury_phases.py                 # demo checkpoint, 4×4 phases, ~5 min (2 cores)
+    .venv/bin/python benchmarks/middlebury_phases.py                 # demo checkpoint, 4×4 phases, ~4 min (2 cores)
     .venv/bin/python benchmarks/middlebury_phases.py --phases 2 --inputs sgbm --json out.json
 
 ``benchmarks/real_middlebury.py`` scores a 185×125 grid that keeps one full-size pixel in about 4×4 (the nearest
