@@ -20,8 +20,8 @@ crops nothing). It prints, for the RIGHT half (held out):
 * each refiner row's covered MAE over the median filter's (the better of its two tunings), per phase.
 
 ``--inputs`` also takes ``sim_mvs`` and ``sim_noise``: the benchmark's second part (the real images, the ground
-truth with ``deltaz.ops.corrupt``'s errors, 3 draws averaged; its three targets), the stand-in for the real
-captures the sim-to-real issue's judges keep aside.
+truth with ``deltaz.ops.corrupt``'s errors, the benchmark's 3 draws averaged; its three targets), the stand-in for
+the real captures the sim-to-real issue's judges keep aside.
 
 Nothing is chosen from it; it says how firm the benchmark's single-grid numbers are.
 """
@@ -45,8 +45,6 @@ COLUMNS = ("mae_valid_mm", "mae_good_mm", "harm_pct", "mae_mm")
 TARGET_NAMES = {"real": ["<=0.85x input", "below classical", "good pixels", "holes counted", "harm"],
                 "sim": [">=10% below median", "below input", "harm"]}
 INPUTS = ("sgbm", "planesweep", "sim_mvs", "sim_noise")
-#: Draws of each simulated error model, as real_middlebury.py's default.
-SIM_SEEDS = 3
 #: Each refiner row and the row it is run on.
 BASES = {"deltaz": "identity", "deltaz+gate": "identity", "search+deltaz": "search", "planes+deltaz": "planes",
          "subpixel+deltaz": "subpixel"}
@@ -75,7 +73,7 @@ def run_phase(bench, crop: tuple[int, int, int, int], scene_scale: float, refine
     out = {}
     for name in inputs:
         if name.startswith("sim_"):
-            result = bench.run_simulated(name[4:], data, refiner, SIM_SEEDS)
+            result = bench.run_simulated(name[4:], data, refiner, bench.SIM_SEEDS)
         else:
             depth_init, note = (sgbm_depth(data), "") if name == "sgbm" else bench.plane_sweep_depth(data)
             if depth_init is None:
