@@ -26,9 +26,7 @@ cells add up to the covered MAE): where the millimetres are — one pixel of dis
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +36,8 @@ import torch.nn.functional as F
 from deltaz.core.errors import DeltaZError
 from deltaz.io.middlebury import depth_to_disparity, disparity_to_depth, resize_nearest
 from deltaz.ops.occlusion import half_occlusion
+
+import real_middlebury as bench  # the sibling script: its directory is on sys.path when a script runs
 
 #: Kinds of covered pixel, in table order.
 KINDS = ("edge", "occluded", "wrong", "rest")
@@ -52,15 +52,6 @@ MEDIAN_DEPTH_MM = 680.0
 #: The rows, when the run has them.
 METHODS = ("identity", "side", "search", "planes", "subpixel", "deltaz", "deltaz+gate", "search+deltaz",
            "planes+deltaz", "subpixel+deltaz")
-
-
-def _benchmark():
-    """``benchmarks/real_middlebury.py`` as a module (the scene, the rows and the refiner loading)."""
-    path = Path(__file__).resolve().parent / "real_middlebury.py"
-    spec = importlib.util.spec_from_file_location("real_middlebury", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def full_size_depth(data: dict[str, Any]) -> torch.Tensor:
@@ -186,7 +177,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    bench = _benchmark()
     try:
         data = bench.load_scene(1.0)
         refiner, note = bench.load_refiner_or_none(args.checkpoint, args.device)

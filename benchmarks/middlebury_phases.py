@@ -29,15 +29,15 @@ Nothing is chosen from it; it says how firm the benchmark's single-grid numbers 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from deltaz.core.errors import DeltaZError
 from deltaz.ops.dead_zone import DEAD_ZONE
+
+import real_middlebury as bench  # the sibling script: its directory is on sys.path when a script runs
 
 #: Columns summarised over the phases (the right half's).
 COLUMNS = ("mae_valid_mm", "mae_good_mm", "harm_pct", "mae_mm")
@@ -50,21 +50,12 @@ BASES = {"deltaz": "identity", "deltaz+gate": "identity", "search+deltaz": "sear
          "subpixel+deltaz": "subpixel"}
 
 
-def _benchmark():
-    """``benchmarks/real_middlebury.py`` as a module (the scene, the rows, the targets)."""
-    path = Path(__file__).resolve().parent / "real_middlebury.py"
-    spec = importlib.util.spec_from_file_location("real_middlebury", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def phase_crop(dy: int, dx: int, phases: int) -> tuple[int, int, int, int]:
     """``load_motorcycle``'s ``crop`` of phase ``(dy, dx)`` of ``phases × phases``: one size for all of them."""
     return dy, dx, phases - 1 - dy, phases - 1 - dx
 
 
-def run_phase(bench, crop: tuple[int, int, int, int], scene_scale: float, refiner: dict | None,
+def run_phase(crop: tuple[int, int, int, int], scene_scale: float, refiner: dict | None,
               inputs: list[str]) -> dict[str, Any]:
     """``{input: {"rows": right-half rows by method, "targets": {refiner row: [met, ...]}}}`` for one phase."""
     from deltaz.io.middlebury import sgbm_depth
@@ -149,7 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     offsets = [(dy, dx) for dy in range(args.phases) for dx in range(args.phases)]
     try:
-        bench = _benchmark()
         refiner, note = bench.load_refiner_or_none(args.checkpoint, args.device)
         if refiner is not None:
             refiner["dead_zone"] = DEAD_ZONE
@@ -158,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.phases - 1} px), scene scale {scene_scale:.4f}; refiner: {note}")
         phases = []
         for dy, dx in offsets:
-            phases.append(run_phase(bench, phase_crop(dy, dx, args.phases), scene_scale, refiner, args.inputs))
+            phases.append(run_phase(phase_crop(dy, dx, args.phases), scene_scale, refiner, args.inputs))
             print(f"  phase ({dy}, {dx}) done ({time.perf_counter() - start:.0f} s)", flush=True)
     except (DeltaZError, ImportError) as error:
         print(f"middlebury_phases: error: {error}", file=sys.stderr)
