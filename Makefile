@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.deltaz-installed
 ARGS ?=
 
-.PHONY: setup demo test test-unit test-notebooks test-full test-browser lab clean
+.PHONY: setup demo test test-unit test-notebooks test-full test-browser lab clean aloe-data
 
 $(BIN)/python:
 	@if $(PYTHON) -c "import torch" >/dev/null 2>&1; then \
@@ -54,6 +54,11 @@ test-full: setup
 test-browser: setup
 	$(BIN)/python -m pip install -q -e ".[browser]"
 	$(BIN)/python -m pytest -m browser tests/browser -v $(ARGS)
+
+# The second real stereo pair (Middlebury 2006 Aloe, OpenCV's sample) into data/aloe: Debian's opencv-doc, else
+# OpenCV's GitHub. Its tests skip with that reason without it; benchmarks/real_middlebury.py --scene aloe reads it.
+aloe-data:
+	bash benchmarks/fetch_aloe.sh data/aloe
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

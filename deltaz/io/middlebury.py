@@ -42,6 +42,8 @@ __all__ = [
     "depth_to_disparity",
     "resize_nearest",
     "load_motorcycle",
+    "pair_scene",
+    "sgbm_params",
     "sgbm_disparity",
     "sgbm_depth",
     "wls_depth",
@@ -182,13 +184,26 @@ def load_motorcycle(size: tuple[int, int] = (125, 185), median_depth_mm: float =
     except Exception as error:  # pooch download or cache problems
         raise DataError(f"skimage.data.stereo_motorcycle() failed: {error}") from None
     window = (slice(top, disparity.shape[0] - bottom), slice(left_px, disparity.shape[1] - right_px))
-    left, right, disparity = left[window], right[window], disparity[window]
     cal = {**MOTORCYCLE_CALIBRATION, "cx_px": MOTORCYCLE_CALIBRATION["cx_px"] - left_px,
            "cy_px": MOTORCYCLE_CALIBRATION["cy_px"] - top}
+    return pair_scene(left[window], right[window], disparity[window], cal, (H, W), median_depth_mm, scale,
+                      "stereo_motorcycle")
+
+
+def pair_scene(left: np.ndarray, right: np.ndarray, disparity: np.ndarray, cal: dict[str, float],
+               size: tuple[int, int], median_depth_mm: float, scale: float | None, name: str,
+               sgbm: dict[str, int] | None = None) -> dict[str, Any]:
+    """A rectified pair at full size → the DeltaZ scene of :func:`load_motorcycle` (its Returns), at ``size``.
+
+    ``left``/``right (h, w, 3)`` uint8 RGB, ``disparity (h, w)`` px of the left view (NaN = unknown), ``cal`` the
+    full-size calibration (:data:`MOTORCYCLE_CALIBRATION`'s keys); ``sgbm`` overrides :data:`SGBM_PARAMS` for this
+    pair (``data["sgbm"]``: :func:`sgbm_params`); ``name`` heads the error line.
+    """
+    H, W = size
     full_h, full_w = disparity.shape
     depth_raw = resize_nearest(disparity_to_depth(disparity, cal["f_px"], cal["baseline_mm"], cal["doffs_px"]), (H, W))
     if not (depth_raw > 0).any():
-        raise DataError("stereo_motorcycle: the ground-truth disparity has no finite value")
+        raise DataError(f"{name}: the ground-truth disparity has no finite value")
     if scale is None:
         scale = float(median_depth_mm / np.median(depth_raw[depth_raw > 0].astype(np.float64)))
     sx, sy = W / full_w, H / full_h
@@ -218,7 +233,14 @@ def load_motorcycle(size: tuple[int, int] = (125, 185), median_depth_mm: float =
         "disparity_full": np.ascontiguousarray(disparity, dtype=np.float32),
         "calibration": {**cal, "baseline_mm": baseline, "baseline_mm_unscaled": cal["baseline_mm"]},
         "size": (H, W),
+        "sgbm": dict(sgbm or {}),
     }
+
+
+def sgbm_params(data: dict[str, Any]) -> dict[str, int]:
+    """The StereoSGBM settings of this scene: :data:`SGBM_PARAMS` with the scene's own ``data["sgbm"]`` over them
+    (a pair whose disparities pass :data:`SGBM_PARAMS`' range widens ``numDisparities``)."""
+    return {**SGBM_PARAMS, **data.get("sgbm", {})}
 
 
 def grey_u8(rgb: np.ndarray) -> np.ndarray:
@@ -228,8 +250,7 @@ def grey_u8(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(np.round(luma), 0, 255).astype(np.uint8))
 
 
-def _sgbm(cv2: Any) -> Any:
-    p = SGBM_PARAMS
+def _sgbm(cv2: Any, p: dict[str, int]) -> Any:
     return cv2.StereoSGBM_create(
         minDisparity=p["minDisparity"], numDisparities=p["numDisparities"], blockSize=p["blockSize"],
         P1=p["P1"], P2=p["P2"], uniquenessRatio=p["uniquenessRatio"],
@@ -269,7 +290,7 @@ def sgbm_disparity(data: dict[str, Any]) -> np.ndarray:
     """OpenCV StereoSGBM (:data:`SGBM_PARAMS`) on the full-size grey pair: 16× fixed-point int16 disparity."""
     _check_data(data)
     cv2 = _require("cv2")
-    return _sgbm(cv2).compute(data["grey_left_full"], data["grey_right_full"])
+    return _sgbm(cv2, sgbm_params(data)).compute(data["grey_left_full"], data["grey_right_full"])
 
 
 def sgbm_depth(data: dict[str, Any]) -> torch.Tensor:
@@ -293,7 +314,7 @@ def wls_depth(data: dict[str, Any]) -> torch.Tensor:
     cv2 = _require("cv2")
     if not hasattr(cv2, "ximgproc"):
         raise DataError("wls_depth needs cv2.ximgproc (opencv-contrib-python-headless), which this OpenCV lacks")
-    left_matcher = _sgbm(cv2)
+    left_matcher = _sgbm(cv2, sgbm_params(data))
     right_matcher = cv2.ximgproc.createRightMatcher(left_matcher)
     left, right = data["grey_left_full"], data["grey_right_full"]
     disparity_left = left_matcher.compute(left, right)

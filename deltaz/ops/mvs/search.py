@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from deltaz.core.errors import DataError
-from deltaz.io.middlebury import SGBM_PARAMS, depth_to_disparity, disparity_to_depth, nearest_index
+from deltaz.io.middlebury import depth_to_disparity, disparity_to_depth, nearest_index, sgbm_params
 from deltaz.ops.mvs.planes import pair_arrays, rgb_tensor, sad_map, segment_planes
 from deltaz.ops.mvs.side import side_choice, side_disparity
 from deltaz.ops.mvs.subpixel import subpixel_refine
@@ -171,6 +171,7 @@ def search_depth(data: dict[str, Any], depth: torch.Tensor | None = None) -> tor
         grid = torch.from_numpy(depth_to_disparity(depth.float().numpy(), cal["f_px"], cal["baseline_mm"],
                                                    cal["doffs_px"]))
     left, right = (rgb_tensor(data[k], k) for k in ("rgb_left_full", "rgb_right_full"))
-    cost = sad_cost_volume(left, right, SGBM_PARAMS["minDisparity"] + SGBM_PARAMS["numDisparities"], window=5)
+    sgbm = sgbm_params(data)
+    cost = sad_cost_volume(left, right, sgbm["minDisparity"] + sgbm["numDisparities"], window=5)
     searched = candidate_search(grid, cost, torch.from_numpy(rows), torch.from_numpy(cols)).numpy()
     return torch.from_numpy(disparity_to_depth(searched, cal["f_px"], cal["baseline_mm"], cal["doffs_px"]))
