@@ -287,7 +287,8 @@ def _fixed_point_to_depth(disparity16: np.ndarray, data: dict[str, Any]) -> torc
 
 
 def sgbm_disparity(data: dict[str, Any]) -> np.ndarray:
-    """OpenCV StereoSGBM (:data:`SGBM_PARAMS`) on the full-size grey pair: 16× fixed-point int16 disparity."""
+    """OpenCV StereoSGBM (:func:`sgbm_params`: :data:`SGBM_PARAMS` unless the scene widens them) on the full-size grey
+    pair: 16× fixed-point int16 disparity."""
     _check_data(data)
     cv2 = _require("cv2")
     return _sgbm(cv2, sgbm_params(data)).compute(data["grey_left_full"], data["grey_right_full"])
