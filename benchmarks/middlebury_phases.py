@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/middlebury_phases.py                 # demo checkpoint, 4×4 phases, ~4 min (2 cores)
     .venv/bin/python benchmarks/middlebury_phases.py --phases 2 --inputs sgbm --json out.json
+    .venv/bin/python benchmarks/middlebury_phases.py --scene aloe --inputs sim_mvs    # the held-out pair
 
 ``benchmarks/real_middlebury.py`` scores a 185×125 grid that keeps one full-size pixel in about 4×4 (the nearest
 resize, :func:`deltaz.io.middlebury.load_motorcycle`), and which one it keeps moves a covered MAE by up to ~1 mm:
@@ -56,11 +57,12 @@ def phase_crop(dy: int, dx: int, phases: int) -> tuple[int, int, int, int]:
 
 
 def run_phase(crop: tuple[int, int, int, int], scene_scale: float, refiner: dict | None,
-              inputs: list[str]) -> dict[str, Any]:
-    """``{input: {"rows": right-half rows by method, "targets": {refiner row: [met, ...]}}}`` for one phase."""
+              inputs: list[str], scene: str = "motorcycle", folder: str | None = None) -> dict[str, Any]:
+    """``{input: {"rows": right-half rows by method, "targets": {refiner row: [met, ...]}}}`` for one phase of
+    ``scene`` (``real_middlebury.SCENES``; ``folder``: Aloe's files)."""
     from deltaz.io.middlebury import sgbm_depth
 
-    data = bench.load_scene(1.0, crop, scene_scale)
+    data = bench.load_scene(1.0, crop, scene_scale, scene, folder)
     out = {}
     for name in inputs:
         if name.startswith("sim_"):
@@ -128,6 +130,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="offsets 0..N-1 in rows and in columns: N² runs (1..8, default 4)")
     parser.add_argument("--inputs", nargs="+", default=["sgbm", "planesweep"], choices=INPUTS,
                         help="default: sgbm planesweep")
+    parser.add_argument("--scene", choices=list(bench.SCENES), default="motorcycle",
+                        help="the pair (real_middlebury.py's --scene; default motorcycle)")
+    parser.add_argument("--aloe-dir", default=None, metavar="DIR",
+                        help="Aloe's files (default $DELTAZ_ALOE or data/aloe; make aloe-data)")
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
     args = parser.parse_args(argv)
     if not 1 <= args.phases <= 8:
@@ -143,17 +149,20 @@ def main(argv: list[str] | None = None) -> int:
         refiner, note = bench.load_refiner_or_none(args.checkpoint, args.device)
         if refiner is not None:
             refiner["dead_zone"] = DEAD_ZONE
-        scene_scale = bench.load_scene()["scale"]  # the benchmark's own scene scale, for every phase
-        print(f"Middlebury Motorcycle, {args.phases}x{args.phases} phases of the 185x125 grid (full size cropped by "
-              f"{args.phases - 1} px), scene scale {scene_scale:.4f}; refiner: {note}")
+        data = bench.load_scene(scene=args.scene, folder=args.aloe_dir)
+        scene_scale = data["scale"]  # the benchmark's own scene scale, for every phase
+        H, W = data["size"]
+        print(f"{bench.SCENES[args.scene]}, {args.phases}x{args.phases} phases of the {W}x{H} grid (full size cropped "
+              f"by {args.phases - 1} px), scene scale {scene_scale:.4f}; refiner: {note}")
         phases = []
         for dy, dx in offsets:
-            phases.append(run_phase(phase_crop(dy, dx, args.phases), scene_scale, refiner, args.inputs))
+            phases.append(run_phase(phase_crop(dy, dx, args.phases), scene_scale, refiner, args.inputs, args.scene,
+                                    args.aloe_dir))
             print(f"  phase ({dy}, {dx}) done ({time.perf_counter() - start:.0f} s)", flush=True)
     except (DeltaZError, ImportError) as error:
         print(f"middlebury_phases: error: {error}", file=sys.stderr)
         return 1
-    report = {"phases": args.phases, "offsets": offsets, "scene_scale": scene_scale,
+    report = {"scene": args.scene, "phases": args.phases, "offsets": offsets, "scene_scale": scene_scale,
               "refiner": refiner and refiner["path"], "inputs": {}}
     for name in args.inputs:
         report["inputs"][name] = summary(phases, name)

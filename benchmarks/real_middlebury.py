@@ -66,7 +66,7 @@ import torch
 from deltaz.core.options import parse_dead_zone
 from deltaz.ops.baselines import BASELINES, NEEDS_IMAGE, PARAM_GRIDS, tune_baseline
 from deltaz.ops.dead_zone import DEAD_ZONE, DEAD_ZONE_HELP
-from deltaz.core.errors import DataError, DeltaZError
+from deltaz.core.errors import DeltaZError
 from deltaz.ops.metrics import depth_metrics, harm_metrics
 
 #: The classical single-view filters compared (deltaz.ops.baselines), each twice: tuned by covered MAE (the plain
@@ -99,14 +99,13 @@ def load_scene(scale: float = 1.0, crop: tuple[int, int, int, int] = (0, 0, 0, 0
                scene_scale: float | None = None, scene: str = "motorcycle", folder: str | None = None
                ) -> dict[str, Any]:
     """The scene (:data:`SCENES`) with its depths and baseline multiplied by ``scale`` (median 680 mm × scale);
-    ``crop`` and ``scene_scale`` (its factor ``s`` itself): :func:`deltaz.io.middlebury.load_motorcycle`'s ``crop``
-    and ``scale``; ``folder``: Aloe's files (default :func:`deltaz.io.aloe.aloe_dir`)."""
+    ``crop`` and ``scene_scale`` (its factor ``s`` itself): :func:`deltaz.io.middlebury.load_motorcycle`'s (or
+    :func:`deltaz.io.aloe.load_aloe`'s) ``crop`` and ``scale``; ``folder``: Aloe's files (default
+    :func:`deltaz.io.aloe.aloe_dir`)."""
     if scene == "aloe":
         from deltaz.io.aloe import load_aloe
 
-        if any(crop):
-            raise DataError(f"crop is for Motorcycle's phases; Aloe takes none, got {crop}")
-        return load_aloe(folder, median_depth_mm=MEDIAN_DEPTH_MM * scale, scale=scene_scale)
+        return load_aloe(folder, median_depth_mm=MEDIAN_DEPTH_MM * scale, scale=scene_scale, crop=crop)
     from deltaz.io.middlebury import load_motorcycle
 
     return load_motorcycle(median_depth_mm=MEDIAN_DEPTH_MM * scale, crop=crop, scale=scene_scale)

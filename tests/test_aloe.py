@@ -15,7 +15,7 @@ from _benchmarks import load_benchmark
 from deltaz.core.errors import DataError
 from deltaz.core.geometry import warp
 from deltaz.io.aloe import ALOE_CALIBRATION, ALOE_FILES, ALOE_FULL, ALOE_SGBM, aloe_dir, half_size_pair, load_aloe
-from deltaz.io.middlebury import SGBM_PARAMS, disparity_to_depth, sgbm_params
+from deltaz.io.middlebury import SGBM_PARAMS, disparity_to_depth, nearest_index, sgbm_params
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -62,6 +62,24 @@ def test_load_aloe_from_stand_in_files(tmp_path):
     assert float(scene["E_right"][0, 3]) == pytest.approx(-scene["baseline_mm"])
     assert float(scene["K_right"][0, 2] - scene["K_left"][0, 2]) == pytest.approx(cal["doffs_px"] * 160 / 641)
     assert sgbm_params(scene) == {**SGBM_PARAMS, **ALOE_SGBM} and sgbm_params({}) == SGBM_PARAMS
+
+
+def test_crops_of_one_size_shift_the_grid_by_whole_half_size_pixels(tmp_path):
+    """Phase (dy, dx) of load_aloe's crop: the same grid as phase (0, 0), moved by (dy, dx) half-size pixels."""
+    folder = _write_pair(tmp_path / "aloe")
+    left = iio.imread(folder / ALOE_FILES[0])
+    half, _, _ = half_size_pair(left, left, iio.imread(folder / ALOE_FILES[2]))
+    base = load_aloe(folder, crop=(0, 0, 3, 3), scale=1.0)
+    moved = load_aloe(folder, crop=(2, 1, 1, 2), scale=1.0)
+    rows, cols = nearest_index(552, 139), nearest_index(638, 160)
+    assert np.array_equal(moved["rgb_left_full"], half[2:2 + 552, 1:1 + 638])
+    assert np.array_equal((moved["image_left"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8),
+                          half[2 + rows][:, 1 + cols])
+    sx, sy = 160 / 638, 139 / 552
+    assert float(base["K_left"][0, 2] - moved["K_left"][0, 2]) == pytest.approx(1 * sx, abs=1e-5)
+    assert float(base["K_left"][1, 2] - moved["K_left"][1, 2]) == pytest.approx(2 * sy, abs=1e-5)
+    with pytest.raises(DataError, match="crop"):
+        load_aloe(folder, crop=(16, 0, 0, 0))
 
 
 def test_load_aloe_refuses_bad_files_in_one_line(tmp_path):
@@ -127,8 +145,6 @@ def test_real_aloe_sgbm_input_covers_the_scene_with_its_wider_search(real_scene)
 def test_benchmark_runs_on_aloe_with_the_scene_option(real_scene):
     bench = load_benchmark("real_middlebury")
     assert bench.parse_args(["--scene", "aloe"]).scene == "aloe"
-    with pytest.raises(DataError, match="Aloe takes none"):
-        bench.load_scene(crop=(1, 0, 0, 0), scene="aloe")
     double = bench.load_scene(2.0, scene="aloe")
     assert torch.allclose(double["depth_gt"], 2 * real_scene["depth_gt"], rtol=1e-5)
     depth_init = bench.simulated_input(real_scene, "noise", 0)

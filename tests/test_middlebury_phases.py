@@ -54,7 +54,7 @@ def test_phase_crops_share_one_size_and_phase_zero_of_one_is_the_benchmark_grid(
 
 
 @pytest.mark.parametrize("argv, word", [(["--phases", "0"], "--phases"), (["--phases", "9"], "--phases"),
-                                        (["--inputs", "bogus"], "--inputs")])
+                                        (["--inputs", "bogus"], "--inputs"), (["--scene", "bogus"], "--scene")])
 def test_bad_options_are_refused_in_one_line(phases_module, argv, word, capsys):
     with pytest.raises(SystemExit) as exit_info:
         phases_module.parse_args(argv)
@@ -67,6 +67,16 @@ def test_a_missing_checkpoint_is_one_line(phases_module, tmp_path, capsys):
     assert phases_module.main(["--checkpoint", str(tmp_path / "none.pt"), "--phases", "1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("middlebury_phases: error:") and "none.pt" in err[0]
+
+
+def test_a_missing_aloe_pair_is_one_line(phases_module, tmp_path, capsys):
+    assert phases_module.main(["--scene", "aloe", "--aloe-dir", str(tmp_path), "--phases", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("middlebury_phases: error:") and "aloeL.jpg: missing" in err[0]
+    bench = load_benchmark("real_middlebury")
+    assert bench.main(["--scene", "aloe", "--aloe-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("real_middlebury: error:") and "make aloe-data" in err[0]
 
 
 def test_print_summary_names_every_row_target_and_pair(phases_module, capsys):

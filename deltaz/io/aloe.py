@@ -30,7 +30,7 @@ import numpy as np
 
 from deltaz.core.errors import DataError
 from deltaz.core.paths import data_dir
-from deltaz.io.middlebury import _check_scale, _check_size, pair_scene
+from deltaz.io.middlebury import check_crop, check_scale, check_size, pair_scene
 
 __all__ = ["ALOE_CALIBRATION", "ALOE_FILES", "ALOE_SGBM", "aloe_dir", "load_aloe", "half_size_pair"]
 
@@ -96,7 +96,7 @@ def half_size_pair(left: np.ndarray, right: np.ndarray, gt: np.ndarray) -> tuple
 
 
 def load_aloe(folder: str | Path | None = None, size: tuple[int, int] = (139, 160), median_depth_mm: float = 680.0,
-              scale: float | None = None) -> dict[str, Any]:
+              scale: float | None = None, crop: tuple[int, int, int, int] = (0, 0, 0, 0)) -> dict[str, Any]:
     """Middlebury 2006 *Aloe* (OpenCV's sample) as a two-view DeltaZ scene; see the module docstring.
 
     Args:
@@ -105,16 +105,22 @@ def load_aloe(folder: str | Path | None = None, size: tuple[int, int] = (139, 16
             as Motorcycle's 125×185 is of its 500×741).
         median_depth_mm: the median ground-truth depth (mm) the scene is scaled to.
         scale: the miniature's factor ``s`` itself, instead of the one that gives ``median_depth_mm``.
+        crop: ``(top, left, bottom, right)`` half-size pixels cropped off first (0…15 each), as
+            :func:`deltaz.io.middlebury.load_motorcycle`'s ``crop``: another phase of the nearest resize.
     Returns:
         :func:`deltaz.io.middlebury.load_motorcycle`'s dict, the full-size arrays being the half-size pair's
-        (555×641), with ``data["sgbm"]`` = :data:`ALOE_SGBM`.
+        (555×641 less the crop), with ``data["sgbm"]`` = :data:`ALOE_SGBM`.
     """
     folder = Path(folder) if folder is not None else aloe_dir()
-    H, W = _check_size(size, median_depth_mm, (ALOE_FULL[0] // 2, ALOE_FULL[1] // 2))
-    scale = _check_scale(scale)
+    top, left_px, bottom, right_px = check_crop(crop)
+    half_h, half_w = ALOE_FULL[0] // 2, ALOE_FULL[1] // 2
+    H, W = check_size(size, median_depth_mm, (half_h - top - bottom, half_w - left_px - right_px))
+    scale = check_scale(scale)
     left = _read(folder, ALOE_FILES[0], (*ALOE_FULL, 3))
     right = _read(folder, ALOE_FILES[1], (*ALOE_FULL, 3))
     gt = _read(folder, ALOE_FILES[2], ALOE_FULL)
-    left, right, disparity = half_size_pair(left, right, gt)
-    return pair_scene(left, right, disparity, dict(ALOE_CALIBRATION), (H, W), median_depth_mm, scale,
-                      f"{folder / ALOE_FILES[2]}", sgbm=ALOE_SGBM)
+    window = (slice(top, half_h - bottom), slice(left_px, half_w - right_px))
+    left, right, disparity = (a[window] for a in half_size_pair(left, right, gt))
+    cal = {**ALOE_CALIBRATION, "cx_px": ALOE_CALIBRATION["cx_px"] - left_px, "cy_px": ALOE_CALIBRATION["cy_px"] - top}
+    return pair_scene(left, right, disparity, cal, (H, W), median_depth_mm, scale, f"{folder / ALOE_FILES[2]}",
+                      sgbm=ALOE_SGBM)

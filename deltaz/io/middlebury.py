@@ -44,6 +44,9 @@ __all__ = [
     "load_motorcycle",
     "pair_scene",
     "sgbm_params",
+    "check_crop",
+    "check_scale",
+    "check_size",
     "sgbm_disparity",
     "sgbm_depth",
     "wls_depth",
@@ -127,7 +130,7 @@ def _intrinsics(f_px: float, cx_px: float, cy_px: float, sx: float, sy: float) -
                         dtype=torch.float32)
 
 
-def _check_size(size: tuple[int, int], median_depth_mm: float, full: tuple[int, int] = (500, 741)
+def check_size(size: tuple[int, int], median_depth_mm: float, full: tuple[int, int] = (500, 741)
                 ) -> tuple[int, int]:
     if len(size) != 2 or min(int(size[0]), int(size[1])) < 8 or int(size[0]) > full[0] or int(size[1]) > full[1]:
         raise DataError(f"size must be (H, W) with 8 <= H <= {full[0]} and 8 <= W <= {full[1]} (the full size "
@@ -137,7 +140,7 @@ def _check_size(size: tuple[int, int], median_depth_mm: float, full: tuple[int, 
     return int(size[0]), int(size[1])
 
 
-def _check_crop(crop: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+def check_crop(crop: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     values = tuple(crop) if isinstance(crop, (tuple, list)) else ()
     if (len(values) != 4 or any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) for c in values)
             or not all(0 <= int(c) < 16 for c in values)):
@@ -146,7 +149,7 @@ def _check_crop(crop: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     return tuple(int(c) for c in values)
 
 
-def _check_scale(scale: float | None) -> float | None:
+def check_scale(scale: float | None) -> float | None:
     if scale is not None and not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale > 0):
         raise DataError(f"scale must be a positive number (the miniature's factor s) or None, got {scale!r}")
     return None if scale is None else float(scale)
@@ -175,9 +178,9 @@ def load_motorcycle(size: tuple[int, int] = (125, 185), median_depth_mm: float =
         ``disparity_full (500, 741)`` float32 px (NaN = unknown), each less the crop; ``calibration`` (the
         full-size one, ``cx``/``cy`` less the crop, with ``baseline_mm`` scaled); ``size``.
     """
-    top, left_px, bottom, right_px = _check_crop(crop)
-    H, W = _check_size(size, median_depth_mm, (500 - top - bottom, 741 - left_px - right_px))
-    scale = _check_scale(scale)
+    top, left_px, bottom, right_px = check_crop(crop)
+    H, W = check_size(size, median_depth_mm, (500 - top - bottom, 741 - left_px - right_px))
+    scale = check_scale(scale)
     skdata = _require("skimage.data")
     try:
         left, right, disparity = skdata.stereo_motorcycle()
