@@ -55,10 +55,11 @@ test-browser: setup
 	$(BIN)/python -m pip install -q -e ".[browser]"
 	$(BIN)/python -m pytest -m browser tests/browser -v $(ARGS)
 
-# The second real stereo pair (Middlebury 2006 Aloe, OpenCV's sample) into data/aloe: Debian's opencv-doc, else
-# OpenCV's GitHub. Its tests skip with that reason without it; benchmarks/real_middlebury.py --scene aloe reads it.
+# The second real stereo pair (Middlebury 2006 Aloe, OpenCV's sample) where deltaz.io.aloe.aloe_dir() looks:
+# $DELTAZ_ALOE, else $DELTAZ_DATA/aloe, else data/aloe. From Debian's opencv-doc, else OpenCV's GitHub. Its tests
+# skip with that reason without it; benchmarks/real_middlebury.py --scene aloe reads it.
 aloe-data:
-	bash benchmarks/fetch_aloe.sh data/aloe
+	bash benchmarks/fetch_aloe.sh "$${DELTAZ_ALOE:-$${DELTAZ_DATA:-data}/aloe}"
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

@@ -130,12 +130,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="offsets 0..N-1 in rows and in columns: N² runs (1..8, default 4)")
     parser.add_argument("--inputs", nargs="+", default=["sgbm", "planesweep"], choices=INPUTS,
                         help="default: sgbm planesweep")
-    parser.add_argument("--scene", choices=list(bench.SCENES), default="motorcycle",
-                        help="the pair (real_middlebury.py's --scene; default motorcycle)")
-    parser.add_argument("--aloe-dir", default=None, metavar="DIR",
-                        help="Aloe's files (default $DELTAZ_ALOE or data/aloe; make aloe-data)")
+    bench.add_scene_args(parser)
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
     args = parser.parse_args(argv)
+    bench.check_scene_args(parser, args)
     if not 1 <= args.phases <= 8:
         parser.error(f"--phases: expected 1..8, got {args.phases}")
     return args

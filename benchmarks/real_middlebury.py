@@ -10,7 +10,8 @@
 The scene (:func:`deltaz.io.middlebury.load_motorcycle`, 185×125, scaled to a 680 mm median depth; ``--scale``
 multiplies depths and baseline) gets two real initial depths of its left view: OpenCV's SGBM on the full-size
 grey pair, and the package's plane sweep (:func:`deltaz.ops.mvs.plane_sweep`, left view against the right one,
-48 planes uniform in inverse depth over SGBM's disparity search range 0…64 px). For each input the rows are:
+48 planes uniform in inverse depth over SGBM's disparity search range 0…numDisparities px: 64, Aloe's 112). For each
+input the rows are:
 
 * ``identity`` — the input itself;
 * the classical filters of :mod:`deltaz.ops.baselines` (median, bilateral, joint_bilateral, guided), each with
@@ -82,12 +83,12 @@ COLUMNS = ("mae_mm", "mae_valid_mm", "mae_good_mm", "harm_pct", "hole_pct")
 REGIONS = ("whole", "left", "right")
 #: Plane-sweep settings on the stereo pair.
 SWEEP_PLANES = 48
+#: The real pairs: Middlebury 2014 Motorcycle (scikit-image) and Middlebury 2006 Aloe (OpenCV's sample, held out).
+SCENES = {"motorcycle": "Middlebury 2014 Motorcycle", "aloe": "Middlebury 2006 Aloe (OpenCV's sample)"}
 #: Median ground-truth depth (mm) of the scene at ``--scale 1`` (DTU's depth range).
 MEDIAN_DEPTH_MM = 680.0
 #: Simulated error models (deltaz.ops.corrupt presets) of the "real image, simulated error" part, and seeds.
 SIM_PRESETS = ("mvs", "noise")
-#: The real pairs: Middlebury 2014 Motorcycle (scikit-image) and Middlebury 2006 Aloe (OpenCV's sample, held out).
-SCENES = {"motorcycle": "Middlebury 2014 Motorcycle", "aloe": "Middlebury 2006 Aloe (OpenCV's sample)"}
 SIM_SEEDS = 3
 #: Target of that part: the refiner's covered MAE at least this far below the median filter's (the issue's
 #: bar for real captures with simulated input).
@@ -448,16 +449,28 @@ def run_simulated(preset: str, data: dict[str, Any], refiner: dict | None, seeds
     return {"rows": table, "targets": goals, "filter_params": {k: [p[k] for p in params] for k in params[0]}}
 
 
+def add_scene_args(parser: argparse.ArgumentParser) -> None:
+    """``--scene`` and ``--aloe-dir``, shared with ``middlebury_phases.py``."""
+    parser.add_argument("--scene", choices=list(SCENES), default="motorcycle",
+                        help="the real pair: motorcycle (default; design choices look at its left half) or aloe "
+                        "(OpenCV's sample, never looked at for a choice; make aloe-data fetches it)")
+    parser.add_argument("--aloe-dir", default=None, metavar="DIR",
+                        help="with --scene aloe: the folder with aloeL.jpg, aloeR.jpg, aloeGT.png (default "
+                        "$DELTAZ_ALOE, else $DELTAZ_DATA/aloe, else data/aloe)")
+
+
+def check_scene_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--aloe-dir`` only with ``--scene aloe`` (a parser error, one line, otherwise)."""
+    if args.aloe_dir is not None and args.scene != "aloe":
+        parser.error(f"--aloe-dir is for --scene aloe, not --scene {args.scene}")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", default=None,
                         help="refiner checkpoint (.pt or a folder with best.pt/last.pt); default: the demo's")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--scene", choices=list(SCENES), default="motorcycle",
-                        help="the real pair: motorcycle (default; design choices look at its left half) or aloe "
-                        "(OpenCV's sample, never looked at for a choice; make aloe-data fetches it)")
-    parser.add_argument("--aloe-dir", default=None, metavar="DIR",
-                        help="the folder with aloeL.jpg, aloeR.jpg, aloeGT.png (default $DELTAZ_ALOE or data/aloe)")
+    add_scene_args(parser)
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply the scene (depths and baseline) by this; 1 = 680 mm median depth")
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
@@ -473,6 +486,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sim-seeds", type=int, default=SIM_SEEDS, metavar="N",
                         help=f"draws of each simulated error model, rows averaged (default {SIM_SEEDS})")
     args = parser.parse_args(argv)
+    check_scene_args(parser, args)
     from deltaz.ops.corrupt import PRESETS
 
     unknown = [p for p in args.sim if p not in PRESETS]

@@ -54,7 +54,8 @@ def test_phase_crops_share_one_size_and_phase_zero_of_one_is_the_benchmark_grid(
 
 
 @pytest.mark.parametrize("argv, word", [(["--phases", "0"], "--phases"), (["--phases", "9"], "--phases"),
-                                        (["--inputs", "bogus"], "--inputs"), (["--scene", "bogus"], "--scene")])
+                                        (["--inputs", "bogus"], "--inputs"), (["--scene", "bogus"], "--scene"),
+                                        (["--aloe-dir", "somewhere"], "--aloe-dir")])
 def test_bad_options_are_refused_in_one_line(phases_module, argv, word, capsys):
     with pytest.raises(SystemExit) as exit_info:
         phases_module.parse_args(argv)

@@ -130,8 +130,8 @@ def _intrinsics(f_px: float, cx_px: float, cy_px: float, sx: float, sy: float) -
                         dtype=torch.float32)
 
 
-def check_size(size: tuple[int, int], median_depth_mm: float, full: tuple[int, int] = (500, 741)
-                ) -> tuple[int, int]:
+def check_size(size: tuple[int, int], median_depth_mm: float, full: tuple[int, int]) -> tuple[int, int]:
+    """``size`` as ``(H, W)`` within ``full`` (the matchers' pair after any crop), and a positive median depth."""
     if len(size) != 2 or min(int(size[0]), int(size[1])) < 8 or int(size[0]) > full[0] or int(size[1]) > full[1]:
         raise DataError(f"size must be (H, W) with 8 <= H <= {full[0]} and 8 <= W <= {full[1]} (the full size "
                         f"after any crop), got {tuple(size)}")
@@ -141,15 +141,18 @@ def check_size(size: tuple[int, int], median_depth_mm: float, full: tuple[int, i
 
 
 def check_crop(crop: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """``crop`` as four ints in 0…15 (top, left, bottom, right), or one DataError line."""
     values = tuple(crop) if isinstance(crop, (tuple, list)) else ()
     if (len(values) != 4 or any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) for c in values)
             or not all(0 <= int(c) < 16 for c in values)):
-        raise DataError(f"crop must be (top, left, bottom, right) full-size pixels, four integers in 0..15, "
+        raise DataError(f"crop must be (top, left, bottom, right) pixels of the pair the matchers see (Motorcycle's "
+                        f"741x500, Aloe's half-size 641x555), four integers in 0..15, "
                         f"got {crop!r}")
     return tuple(int(c) for c in values)
 
 
 def check_scale(scale: float | None) -> float | None:
+    """``scale`` (the miniature's factor) as a positive float, or None; one DataError line otherwise."""
     if scale is not None and not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale > 0):
         raise DataError(f"scale must be a positive number (the miniature's factor s) or None, got {scale!r}")
     return None if scale is None else float(scale)
@@ -202,6 +205,8 @@ def pair_scene(left: np.ndarray, right: np.ndarray, disparity: np.ndarray, cal: 
     full-size calibration (:data:`MOTORCYCLE_CALIBRATION`'s keys); ``sgbm`` overrides :data:`SGBM_PARAMS` for this
     pair (``data["sgbm"]``: :func:`sgbm_params`); ``name`` heads the error line.
     """
+    if set(sgbm or {}) - {"numDisparities"}:  # fixed_point_to_disparity reads SGBM_PARAMS' minDisparity
+        raise DataError(f"{name}: a scene may widen SGBM's numDisparities only, got {sorted(sgbm)}")
     H, W = size
     full_h, full_w = disparity.shape
     depth_raw = resize_nearest(disparity_to_depth(disparity, cal["f_px"], cal["baseline_mm"], cal["doffs_px"]), (H, W))
@@ -264,7 +269,8 @@ def _sgbm(cv2: Any, p: dict[str, int]) -> Any:
 def _check_data(data: Any) -> None:
     keys = ("grey_left_full", "grey_right_full", "rgb_left_full", "calibration", "size")
     if not isinstance(data, dict) or any(k not in data for k in keys):
-        raise DataError(f"expected the dict of load_motorcycle() (keys {list(keys)}), got {type(data).__name__}")
+        raise DataError(f"expected a scene dict of load_motorcycle() or load_aloe() (keys {list(keys)}), got "
+                        f"{type(data).__name__}")
 
 
 def fixed_point_to_disparity(disparity16: np.ndarray) -> np.ndarray:
