@@ -44,6 +44,7 @@ __all__ = [
     "load_motorcycle",
     "pair_scene",
     "sgbm_params",
+    "sgbm_matcher",
     "check_crop",
     "check_scale",
     "check_size",
@@ -258,7 +259,8 @@ def grey_u8(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(np.round(luma), 0, 255).astype(np.uint8))
 
 
-def _sgbm(cv2: Any, p: dict[str, int]) -> Any:
+def sgbm_matcher(cv2: Any, p: dict[str, int]) -> Any:
+    """OpenCV's ``StereoSGBM`` with the settings ``p`` (:func:`sgbm_params` of a scene)."""
     return cv2.StereoSGBM_create(
         minDisparity=p["minDisparity"], numDisparities=p["numDisparities"], blockSize=p["blockSize"],
         P1=p["P1"], P2=p["P2"], uniquenessRatio=p["uniquenessRatio"],
@@ -300,7 +302,7 @@ def sgbm_disparity(data: dict[str, Any]) -> np.ndarray:
     pair: 16× fixed-point int16 disparity."""
     _check_data(data)
     cv2 = _require("cv2")
-    return _sgbm(cv2, sgbm_params(data)).compute(data["grey_left_full"], data["grey_right_full"])
+    return sgbm_matcher(cv2, sgbm_params(data)).compute(data["grey_left_full"], data["grey_right_full"])
 
 
 def sgbm_depth(data: dict[str, Any]) -> torch.Tensor:
@@ -324,7 +326,7 @@ def wls_depth(data: dict[str, Any]) -> torch.Tensor:
     cv2 = _require("cv2")
     if not hasattr(cv2, "ximgproc"):
         raise DataError("wls_depth needs cv2.ximgproc (opencv-contrib-python-headless), which this OpenCV lacks")
-    left_matcher = _sgbm(cv2, sgbm_params(data))
+    left_matcher = sgbm_matcher(cv2, sgbm_params(data))
     right_matcher = cv2.ximgproc.createRightMatcher(left_matcher)
     left, right = data["grey_left_full"], data["grey_right_full"]
     disparity_left = left_matcher.compute(left, right)

@@ -24,7 +24,8 @@ import numpy as np
 
 from deltaz.core.errors import DataError, DeltaZError
 from deltaz.io.dtu.layout import write_scan
-from deltaz.io.middlebury import _sgbm, disparity_to_depth, load_motorcycle, resize_nearest, sgbm_depth
+from deltaz.io.middlebury import (disparity_to_depth, load_motorcycle, resize_nearest, sgbm_depth, sgbm_matcher,
+                                  sgbm_params)
 
 __all__ = ["right_sgbm_depth", "write_motorcycle_scan", "add_arguments", "run"]
 
@@ -39,7 +40,7 @@ def right_sgbm_depth(data: dict[str, Any]) -> np.ndarray:
 
     if not hasattr(cv2, "ximgproc"):
         raise DataError("the right view's SGBM needs cv2.ximgproc (opencv-contrib-python-headless)")
-    left_matcher = _sgbm(cv2)
+    left_matcher = sgbm_matcher(cv2, sgbm_params(data))
     right_matcher = cv2.ximgproc.createRightMatcher(left_matcher)
     raw = right_matcher.compute(data["grey_right_full"], data["grey_left_full"]).astype(np.float32)
     invalid = raw <= (right_matcher.getMinDisparity() - 1) * 16
