@@ -201,11 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"by the size of each row's own disparity error, full-size px, a hole counted as >= "
               f"{ERROR_BINS_PX[-1]:g} px (share of the covered pixels / mm of its covered MAE)\n"
               f"{format_bins(report[region]['error_bins'])}")
-    if args.json:
-        from deltaz.engine.report import write_json
-
-        write_json(args.json, report)
-        print(f"wrote {args.json}")
+    bench.write_report(args.json, report)
     return 0
 
 

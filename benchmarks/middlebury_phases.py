@@ -167,11 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         print_summary(name, report["inputs"][name], TARGET_NAMES["sim" if name.startswith("sim_") else "real"])
     report["elapsed_s"] = time.perf_counter() - start
     print(f"\n({report['elapsed_s']:.0f} s)")
-    if args.json:
-        from deltaz.engine.report import write_json
-
-        write_json(args.json, report)
-        print(f"wrote {args.json}")
+    bench.write_report(args.json, report)
     return 0
 
 

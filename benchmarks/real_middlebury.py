@@ -449,6 +449,16 @@ def run_simulated(preset: str, data: dict[str, Any], refiner: dict | None, seeds
     return {"rows": table, "targets": goals, "filter_params": {k: [p[k] for p in params] for k in params[0]}}
 
 
+def write_report(path: str | None, report: dict[str, Any]) -> None:
+    """``--json PATH``: every number of ``report`` written there (atomically), and said; nothing without a path.
+    Shared by the Middlebury scripts."""
+    if path:
+        from deltaz.engine.report import write_json
+
+        write_json(path, report)
+        print(f"wrote {path}")
+
+
 def add_scene_args(parser: argparse.ArgumentParser) -> None:
     """``--scene`` and ``--aloe-dir``, shared with ``middlebury_phases.py``."""
     parser.add_argument("--scene", choices=list(SCENES), default="motorcycle",
@@ -548,11 +558,7 @@ def main(argv: list[str] | None = None) -> int:
         report["scale_check"] = scale_check(refiner, args.scales, args.scene, args.aloe_dir)
     report["elapsed_s"] = time.perf_counter() - start
     print(f"\n({report['elapsed_s']:.1f} s)")
-    if args.json:
-        from deltaz.engine.report import write_json
-
-        write_json(args.json, report)
-        print(f"wrote {args.json}")
+    write_report(args.json, report)
     return 0
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from deltaz.core.errors import DataError
 from deltaz.core.paths import data_dir
-from deltaz.io.middlebury import check_crop, check_scale, check_size, pair_scene
+from deltaz.io.middlebury import check_options, pair_scene
 
 __all__ = ["ALOE_CALIBRATION", "ALOE_FILES", "ALOE_SGBM", "aloe_dir", "load_aloe", "half_size_pair"]
 
@@ -112,15 +112,9 @@ def load_aloe(folder: str | Path | None = None, size: tuple[int, int] = (139, 16
         (555×641 less the crop), with ``data["sgbm"]`` = :data:`ALOE_SGBM`.
     """
     folder = Path(folder) if folder is not None else aloe_dir()
-    top, left_px, bottom, right_px = check_crop(crop)
-    half_h, half_w = ALOE_FULL[0] // 2, ALOE_FULL[1] // 2
-    H, W = check_size(size, median_depth_mm, (half_h - top - bottom, half_w - left_px - right_px))
-    scale = check_scale(scale)
+    crop, size, scale = check_options(size, median_depth_mm, scale, crop, (ALOE_FULL[0] // 2, ALOE_FULL[1] // 2))
     left = _read(folder, ALOE_FILES[0], (*ALOE_FULL, 3))
     right = _read(folder, ALOE_FILES[1], (*ALOE_FULL, 3))
     gt = _read(folder, ALOE_FILES[2], ALOE_FULL)
-    window = (slice(top, half_h - bottom), slice(left_px, half_w - right_px))
-    left, right, disparity = (a[window] for a in half_size_pair(left, right, gt))
-    cal = {**ALOE_CALIBRATION, "cx_px": ALOE_CALIBRATION["cx_px"] - left_px, "cy_px": ALOE_CALIBRATION["cy_px"] - top}
-    return pair_scene(left, right, disparity, cal, (H, W), median_depth_mm, scale, f"{folder / ALOE_FILES[2]}",
-                      sgbm=ALOE_SGBM)
+    return pair_scene(*half_size_pair(left, right, gt), ALOE_CALIBRATION, size, median_depth_mm, scale,
+                      f"{folder / ALOE_FILES[2]}", sgbm=ALOE_SGBM, crop=crop)

@@ -45,9 +45,7 @@ __all__ = [
     "pair_scene",
     "sgbm_params",
     "sgbm_matcher",
-    "check_crop",
-    "check_scale",
-    "check_size",
+    "check_options",
     "sgbm_disparity",
     "sgbm_depth",
     "wls_depth",
@@ -131,7 +129,7 @@ def _intrinsics(f_px: float, cx_px: float, cy_px: float, sx: float, sy: float) -
                         dtype=torch.float32)
 
 
-def check_size(size: tuple[int, int], median_depth_mm: float, full: tuple[int, int]) -> tuple[int, int]:
+def _check_size(size: tuple[int, int], median_depth_mm: float, full: tuple[int, int]) -> tuple[int, int]:
     """``size`` as ``(H, W)`` within ``full`` (the matchers' pair after any crop), and a positive median depth."""
     if len(size) != 2 or min(int(size[0]), int(size[1])) < 8 or int(size[0]) > full[0] or int(size[1]) > full[1]:
         raise DataError(f"size must be (H, W) with 8 <= H <= {full[0]} and 8 <= W <= {full[1]} (the full size "
@@ -141,7 +139,7 @@ def check_size(size: tuple[int, int], median_depth_mm: float, full: tuple[int, i
     return int(size[0]), int(size[1])
 
 
-def check_crop(crop: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+def _check_crop(crop: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     """``crop`` as four ints in 0…15 (top, left, bottom, right), or one DataError line."""
     values = tuple(crop) if isinstance(crop, (tuple, list)) else ()
     if (len(values) != 4 or any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) for c in values)
@@ -152,7 +150,7 @@ def check_crop(crop: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     return tuple(int(c) for c in values)
 
 
-def check_scale(scale: float | None) -> float | None:
+def _check_scale(scale: float | None) -> float | None:
     """``scale`` (the miniature's factor) as a positive float, or None; one DataError line otherwise."""
     if scale is not None and not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale > 0):
         raise DataError(f"scale must be a positive number (the miniature's factor s) or None, got {scale!r}")
@@ -182,32 +180,43 @@ def load_motorcycle(size: tuple[int, int] = (125, 185), median_depth_mm: float =
         ``disparity_full (500, 741)`` float32 px (NaN = unknown), each less the crop; ``calibration`` (the
         full-size one, ``cx``/``cy`` less the crop, with ``baseline_mm`` scaled); ``size``.
     """
-    top, left_px, bottom, right_px = check_crop(crop)
-    H, W = check_size(size, median_depth_mm, (500 - top - bottom, 741 - left_px - right_px))
-    scale = check_scale(scale)
+    crop, size, scale = check_options(size, median_depth_mm, scale, crop, (500, 741))
     skdata = _require("skimage.data")
     try:
         left, right, disparity = skdata.stereo_motorcycle()
     except Exception as error:  # pooch download or cache problems
         raise DataError(f"skimage.data.stereo_motorcycle() failed: {error}") from None
-    window = (slice(top, disparity.shape[0] - bottom), slice(left_px, disparity.shape[1] - right_px))
-    cal = {**MOTORCYCLE_CALIBRATION, "cx_px": MOTORCYCLE_CALIBRATION["cx_px"] - left_px,
-           "cy_px": MOTORCYCLE_CALIBRATION["cy_px"] - top}
-    return pair_scene(left[window], right[window], disparity[window], cal, (H, W), median_depth_mm, scale,
-                      "stereo_motorcycle")
+    return pair_scene(left, right, disparity, MOTORCYCLE_CALIBRATION, size, median_depth_mm, scale,
+                      "stereo_motorcycle", crop=crop)
+
+
+def check_options(size: tuple[int, int], median_depth_mm: float, scale: float | None,
+                  crop: tuple[int, int, int, int], full: tuple[int, int]
+                  ) -> tuple[tuple[int, int, int, int], tuple[int, int], float | None]:
+    """A pair loader's ``crop``, ``size`` (within ``full`` less the crop) and ``scale``, checked: one DataError line
+    for a bad one."""
+    crop = _check_crop(crop)
+    top, left, bottom, right = crop
+    size = _check_size(size, median_depth_mm, (full[0] - top - bottom, full[1] - left - right))
+    return crop, size, _check_scale(scale)
 
 
 def pair_scene(left: np.ndarray, right: np.ndarray, disparity: np.ndarray, cal: dict[str, float],
                size: tuple[int, int], median_depth_mm: float, scale: float | None, name: str,
-               sgbm: dict[str, int] | None = None) -> dict[str, Any]:
+               sgbm: dict[str, int] | None = None, crop: tuple[int, int, int, int] = (0, 0, 0, 0)) -> dict[str, Any]:
     """A rectified pair at full size → the DeltaZ scene of :func:`load_motorcycle` (its Returns), at ``size``.
 
     ``left``/``right (h, w, 3)`` uint8 RGB, ``disparity (h, w)`` px of the left view (NaN = unknown), ``cal`` the
-    full-size calibration (:data:`MOTORCYCLE_CALIBRATION`'s keys); ``sgbm`` overrides :data:`SGBM_PARAMS` for this
-    pair (``data["sgbm"]``: :func:`sgbm_params`); ``name`` heads the error line.
+    full-size calibration (:data:`MOTORCYCLE_CALIBRATION`'s keys); ``crop`` (checked, :func:`check_options`) is cut
+    off all three first and moves ``cx``, ``cy``; ``sgbm`` overrides :data:`SGBM_PARAMS` for this pair
+    (``data["sgbm"]``: :func:`sgbm_params`); ``name`` heads the error line.
     """
     if set(sgbm or {}) - {"numDisparities"}:  # fixed_point_to_disparity reads SGBM_PARAMS' minDisparity
         raise DataError(f"{name}: a scene may widen SGBM's numDisparities only, got {sorted(sgbm)}")
+    top, left_px, bottom, right_px = crop
+    window = (slice(top, disparity.shape[0] - bottom), slice(left_px, disparity.shape[1] - right_px))
+    left, right, disparity = left[window], right[window], disparity[window]
+    cal = {**cal, "cx_px": cal["cx_px"] - left_px, "cy_px": cal["cy_px"] - top}
     H, W = size
     full_h, full_w = disparity.shape
     depth_raw = resize_nearest(disparity_to_depth(disparity, cal["f_px"], cal["baseline_mm"], cal["doffs_px"]), (H, W))
