@@ -11,6 +11,8 @@ from deltaz.data import DepthRefinementDataset, create_dataloaders
 from deltaz.data import augment
 from deltaz.data.augment import photometric_augment
 from deltaz.engine.config import TrainConfig, demo_train_config
+from deltaz.engine.train.forward import drop_images, forward_batch
+from deltaz.model import build_model
 
 OFF = {"log_gain": (0.0, 0.0), "log_channel": (0.0, 0.0), "log_gamma": (0.0, 0.0), "blur_sigma": (0.0, 0.0),
        "noise_sigma": (0.0, 0.0), "grey_p": 0.0}
@@ -103,3 +105,40 @@ def test_training_and_the_demo_recipe_use_it(tiny_root):
     assert train_loader.dataset.image_augment == 0.5
     assert demo_train_config().image_augment == 1.0
     assert TrainConfig(data_root="x").image_augment == 0.0  # off unless asked (and in older checkpoints' configs)
+
+
+def test_image_dropout_greys_whole_samples_at_its_rate():
+    image = torch.rand((4000, 3, 2, 2), generator=torch.Generator().manual_seed(3))
+    assert drop_images(image, 0.0) is image
+    torch.manual_seed(0)
+    out = drop_images(image, 0.25)
+    grey = (out == 0.5).flatten(1).all(dim=1)
+    assert 0.22 < float(grey.float().mean()) < 0.28
+    assert torch.equal(out[~grey], image[~grey])  # the others untouched
+
+
+def test_forward_batch_drops_images_in_training_mode_only(tiny_root):
+    loader, _ = create_dataloaders(tiny_root, 2, 2, 0.0, use_images=True)
+    batch = next(iter(loader))
+    torch.manual_seed(1)
+    model = build_model("deltaz_unet", in_channels=4, base_channel=4, depth=2)
+    with torch.no_grad():  # its last layer starts at zero: give every weight a value, so the image matters
+        for p in model.parameters():
+            p.normal_(0.0, 0.2)
+    grey = dict(batch, image=torch.full_like(batch["image"], 0.5))
+    with torch.no_grad():
+        model.train()
+        dropped = forward_batch(model, batch, image_dropout=0.999999)["depth_refined"]
+        assert torch.allclose(dropped, forward_batch(model, grey)["depth_refined"])
+        assert not torch.allclose(dropped, forward_batch(model, batch)["depth_refined"])
+        model.eval()
+        assert torch.equal(forward_batch(model, batch, image_dropout=0.999999)["depth_refined"],
+                           forward_batch(model, batch)["depth_refined"])
+
+
+def test_image_dropout_option_is_a_probability():
+    assert TrainConfig(data_root="x").image_dropout == 0.0
+    assert TrainConfig(data_root="x", image_dropout=0.25).image_dropout == 0.25
+    for bad in (-0.1, 1.0, 2):
+        with pytest.raises(ConfigError, match="image_dropout"):
+            TrainConfig(data_root="x", image_dropout=bad)

@@ -98,6 +98,9 @@ class TrainConfig:
     image_augment: float = _f(0.0, "strength (0 = off, 1 = full) of the photometric augmentation of training images: "
                               "exposure, colour balance, gamma, blur, sensor noise, grey (deltaz.data.augment)",
                               metavar="S")
+    image_dropout: float = _f(0.0, "probability that a training sample's image reaches the network as a uniform grey "
+                              "(the losses still read the real one), so the refiner also learns to correct depth "
+                              "without image cues", metavar="P")
     # initial depth: "auto" = initial/ when a scan has it, else simulated with `preset`; "simulate" = always
     # simulated; "estimator" = `estimator` ("package.module:name", deltaz.ops.align.load_estimator) run on each
     # view's image and aligned (scale/shift) to the ground truth at a random `align_fraction` of its pixels
@@ -186,6 +189,7 @@ class TrainConfig:
         parse_initial_mix(self.preset)
         need(self.num_workers >= 0, "num_workers", "must be >= 0")
         check_strength(self.image_augment)  # a ConfigError naming image_augment
+        need(0.0 <= self.image_dropout < 1.0, "image_dropout", "must be a probability in [0, 1)")
         need(self.crop is None or (len(self.crop) == 2 and min(self.crop) >= 8), "crop",
              "must be [h, w] with both >= 8 pixels, or None")
         need(self.initial_source in INITIAL_SOURCES, "initial_source", f"must be one of {INITIAL_SOURCES}")

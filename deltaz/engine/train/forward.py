@@ -16,7 +16,7 @@ import torch.nn as nn
 from deltaz.core.errors import ConfigError
 from deltaz.model import refine
 
-__all__ = ["unwrap", "amp_settings", "forward_batch", "forward_sources", "loss_batch"]
+__all__ = ["unwrap", "amp_settings", "drop_images", "forward_batch", "forward_sources", "loss_batch"]
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -44,19 +44,32 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def drop_images(image: torch.Tensor, p: float) -> torch.Tensor:
+    """``image (B, 3, H, W)`` with each sample replaced, with probability ``p``, by a uniform grey (0.5); drawn
+    from torch's global generator (seeded by ``--seed``). ``p`` 0 returns ``image`` itself."""
+    if p <= 0:
+        return image
+    drop = torch.rand(image.shape[0], device=image.device) < p
+    return torch.where(drop[:, None, None, None], torch.full_like(image, 0.5), image)
+
+
 def forward_batch(
-    model: nn.Module, batch: dict[str, Any], amp_dtype: torch.dtype | None = None, keep_holes: bool = True
+    model: nn.Module, batch: dict[str, Any], amp_dtype: torch.dtype | None = None, keep_holes: bool = True,
+    image_dropout: float = 0.0,
 ) -> dict[str, Any]:
     """:func:`deltaz.model.refine` on view 0 of a batch; outputs ``(B, H, W)`` float32 (mm).
 
     The image goes in when the model takes one (``in_channels == 4``); ``depth_range`` always does.
     ``keep_holes=True`` (default) zeroes Δz where ``depth_init`` has no value, so holes stay holes;
-    ``False`` lets the model fill them (``TrainConfig.fill_holes``).
+    ``False`` lets the model fill them (``TrainConfig.fill_holes``). ``image_dropout`` (``TrainConfig``'s) greys
+    the network's image per sample with that probability while the model is in training mode (:func:`drop_images`).
     """
     net = unwrap(model)
-    image = batch["image"][:, 0] if getattr(net, "in_channels", 1) == 4 else None
     if getattr(net, "in_channels", 1) == 4 and "image" not in batch:
         raise ConfigError("the model takes an image (use_images=True) but the batch has none")
+    image = batch["image"][:, 0] if getattr(net, "in_channels", 1) == 4 else None
+    if image is not None and net.training:
+        image = drop_images(image, image_dropout)
     device = batch["depth_init"].device
     with autocast(device, amp_dtype):
         out = refine(model, batch["depth_init"][:, 0], image=image, depth_range=batch["depth_range"],

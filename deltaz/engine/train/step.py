@@ -48,7 +48,7 @@ class EpochStats:
 
 def _losses(run: TrainRun, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     cfg, keep = run.cfg, not run.cfg.fill_holes
-    out = forward_batch(run.model, batch, run.amp_dtype, keep_holes=keep)
+    out = forward_batch(run.model, batch, run.amp_dtype, keep_holes=keep, image_dropout=cfg.image_dropout)
     if cfg.multiview_target == "refined":
         out["depth_src_refined"] = forward_sources(run.model, batch, run.amp_dtype, keep_holes=keep)
     if cfg.multiscale:
