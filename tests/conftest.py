@@ -1,4 +1,4 @@
-"""Shared fixtures. Real-data tests read ``../shared/dtu_real`` through ``DELTAZ_DTU_SAMPLE``."""
+"""Shared fixtures. Real-data tests read a folder of real DTU fragments through ``DELTAZ_DTU_SAMPLE``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def dtu_sample():
     """Path of the real DTU fragments; skips the test with a clear reason when not configured."""
     path = dtu_sample_dir()
     if path is None:
-        pytest.skip("real DTU fragments not configured: set DELTAZ_DTU_SAMPLE=/path/to/shared/dtu_real")
+        pytest.skip("real DTU fragments not configured: set DELTAZ_DTU_SAMPLE=/path/to/dtu_fragments")
     return path
 
 

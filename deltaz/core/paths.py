@@ -5,7 +5,7 @@ Environment variables override the defaults:
 
 * ``DELTAZ_DATA``       — where generated and parsed datasets go (default ``<project>/data``);
 * ``DELTAZ_RUNS``       — where training runs and reports go (default ``<project>/runs``);
-* ``DELTAZ_DTU_SAMPLE`` — the real DTU fragments (``shared/dtu_real``), used by tests when set;
+* ``DELTAZ_DTU_SAMPLE`` — a folder of real DTU fragments (calibration, ``pair.txt``, a depth map, images), used by tests when set;
 * ``DELTAZ_DTU_ROOT``   — a real DTU ``dtu_training`` folder, used by the course when set.
 """
 

@@ -55,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also score deltaz+adapt: the checkpoint adapted to each evaluated scan for this many "
                         "minutes without its ground truth (deltaz adapt; default 0 = off)")
     parser.add_argument("--no-search", action="store_true",
-                        help="skip the rows search and search+deltaz (the multi-view candidate search, ~0.6 s per "
-                        "160x128 view on a 2-core CPU)")
+                        help="skip the rows search and search+deltaz (the multi-view candidate search, 0.3-0.4 s "
+                        "per 160x128 view with 4 sources on a 2-core CPU)")
     parser.add_argument("--dead-zone", type=parse_dead_zone, default=DEAD_ZONE, metavar="F,N", help=DEAD_ZONE_HELP)
     parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
                         help="a selection refiner's colour weight times K in its rows (as deltaz refine "
