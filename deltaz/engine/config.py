@@ -144,7 +144,7 @@ class TrainConfig:
     # range's (None), and a classical pre-fill of the initial depth's holes that Δz starts from
     depth_scale_mm: float | None = _f(
         None, "normalise the network's depth input by this fixed half span in mm around the middle of the scan's "
-        "depth range instead of by the whole range (the demo uses --depth-scale-rel 0.03 instead)", metavar="MM")
+        "depth range instead of by the whole range (the demo normalises with --depth-scale-rel 0.03)", metavar="MM")
     prefill_holes: bool = _f(False, "with --fill-holes: start each hole from a classical fill of its neighbours "
                              "instead of 0 mm (the demo's recipe)")
     # scale-free normalisation: half span = depth_scale_rel × the input's median depth (overrides depth_scale_mm)
