@@ -42,6 +42,7 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
                        "mvsnet_refine", "deltaz", "deltaz+gate", "search", "search+deltaz"}
     assert all(all(k in r for k in ("method", "scan", *METRIC_COLUMNS, *HARM_COLUMNS)) for r in metrics["rows"])
     assert "harm_pct <= 5 %" in report and "mae_good_mm no higher than the input's" in report
+    assert "image augment 1.0, image dropout 0.0," in report  # the recipe's image settings, in its Settings
     split = json.loads((data / "split.json").read_text())
     assert metrics["scans"] == split["test"] and len(split["test"]) == 1
     # the held-out scan is in neither training nor validation, and tuning used the validation scan only
@@ -177,5 +178,7 @@ def test_model_flag_reaches_the_recipe():
     add_arguments(parser)
     assert settings_from_args(parser.parse_args([])).train.model == "deltaz_select"
     assert settings_from_args(parser.parse_args(["--model", "deltaz_unet"])).train.model == "deltaz_unet"
+    assert settings_from_args(parser.parse_args([])).train.image_dropout == 0.0
+    assert settings_from_args(parser.parse_args(["--image-dropout", "0.25"])).train.image_dropout == 0.25
     with pytest.raises(SystemExit):
         parser.parse_args(["--model", "mvsnet_refine"])  # the baseline is trained beside the refiner, not instead

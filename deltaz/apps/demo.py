@@ -3,14 +3,13 @@
 Stages, each with a progress bar and a wall time in the report:
 
 1-3. **synth, parse, sweep** (:mod:`deltaz.apps.demo_data`) — render ``--scans`` realistic DTU-like scans with
-   ``--lights`` illuminations, split them by scene (seeded; ``--test-scans`` held out in
-   ``<data>/test_ready``, the rest in ``<data>/train_ready``; training never sees ``test_ready``), parse
-   every light, and run the plane-sweep stereo (:mod:`deltaz.ops.mvs`) on every scan: a real algorithm's
-   initial depth.
+   ``--lights`` illuminations, split them by scene (seeded; ``--test-scans`` held out in ``<data>/test_ready``, the
+   rest in ``<data>/train_ready``; training never sees ``test_ready``), parse every light, and run the plane-sweep
+   stereo (:mod:`deltaz.ops.mvs`) on every scan: a real algorithm's initial depth.
 4. **train** — the refiner (:func:`deltaz.engine.train.train`; SelectUnet, the U-Net with the selection head, or
-   DeltaZUnet with ``--model deltaz_unet``) on ``train_ready`` for ``--minutes`` minutes, on
-   random 64×80 windows (``--crop``), its initial depth drawn per view from ``--preset`` (default: the simulated
-   ``stereo`` model 55 %, the simulated ``mvs`` model 15 %, the raw plane sweep 10 %, already-right depth 20 %);
+   DeltaZUnet with ``--model deltaz_unet``) on ``train_ready`` for ``--minutes`` minutes, on random 64×80 windows
+   (``--crop``), its initial depth drawn per view from ``--preset`` (default: :data:`~deltaz.engine.config.DEMO_PRESET`,
+   the simulated ``stereo`` model 55 %, ``mvs`` 15 %, the raw plane sweep 10 %, already-right depth 20 %);
    ``--val-scans`` of its scans are the validation split, which picks ``best.pt`` and tunes the baselines. Then
    the MVSNet-style refinement network (:class:`deltaz.model.MVSNetRefine`, 32 channels as in MVSNet) is
    trained the same way for ``--compare-minutes`` (default: the same budget; 0 skips it): the learned baseline.
@@ -22,10 +21,10 @@ Stages, each with a progress bar and a wall time in the report:
 6. **report** — ``<out>/report.md``: the table, the quality targets, figures, settings, the machine and
    the wall time of each stage.
 
-``--force`` redoes everything. The defaults are sized for a 2-core laptop CPU: 12 scans of 49 views at
-160×128, a 16-channel U-Net with image guidance and the selection head, 4 minutes (and 4 for the MVSNet-style baseline). The
-refiner fills the input's holes starting from a classical fill (``prefill_holes``) and normalises depth by
-3 % of the input's own median depth (``depth_scale_rel``), so it works at any scene scale.
+``--force`` redoes everything. The defaults are sized for a 2-core laptop CPU: 12 scans of 49 views at 160×128, a
+16-channel U-Net with image guidance and the selection head, 4 minutes (and 4 for the MVSNet-style baseline). The
+refiner fills the input's holes from a classical fill (``prefill_holes``) and normalises depth by 3 % of the input's
+own median depth (``depth_scale_rel``), so it works at any scene scale.
 """
 
 from __future__ import annotations
@@ -431,7 +430,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser, t: TrainConfig) -> Non
     parser.add_argument("--max-steps", type=int, default=None, help="also " + config_help("max_steps"))
     parser.add_argument("--crop", type=_crop_hw, default=tuple(t.crop or (0, 0)), metavar="HxW",
                         help="train on random HxW windows (default 64x80; 0x0 = whole views)")
-    for name, kind in (("batch_size", int), ("lr", float), ("base_channel", int), ("unet_depth", int)):
+    for name, kind in (("batch_size", int), ("lr", float), ("base_channel", int), ("unet_depth", int),
+                       ("image_dropout", float)):
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(t, name),
                             help=f"{config_help(name)} (default {getattr(t, name):g})")
     parser.add_argument("--num-workers", type=int, default=None,
@@ -478,7 +478,7 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         amp=args.amp, lr=args.lr, base_channel=args.base_channel, unet_depth=args.unet_depth,
         use_images=not args.no_images, depth_scale_mm=args.depth_scale_mm or None,
         depth_scale_rel=args.depth_scale_rel or None, preset=args.preset, model=args.model,
-        fill_holes=not args.keep_holes, prefill_holes=not args.keep_holes,
+        fill_holes=not args.keep_holes, prefill_holes=not args.keep_holes, image_dropout=args.image_dropout,
     )
     return DemoSettings(
         out=args.out, data=args.data, minutes=args.minutes, scans=args.scans, test_scans=args.test_scans,
