@@ -57,7 +57,7 @@ import torch.nn.functional as F
 
 from deltaz.core.errors import ConfigError, DataError
 from deltaz.model import selection
-from deltaz.ops.dead_zone import apply_dead_zone
+from deltaz.model.inference import refine
 from deltaz.ops.fill import fill_holes
 
 __all__ = [
@@ -453,47 +453,3 @@ def model_config(model: nn.Module) -> dict:
         if getattr(model, option) != default:
             config[option] = getattr(model, option)
     return config
-
-
-def refine(
-    model: nn.Module,
-    depth_init: torch.Tensor,
-    image: torch.Tensor | None = None,
-    depth_range: torch.Tensor | None = None,
-    keep_holes: bool = False,
-    dead_zone: tuple[float, float] | None = None,
-) -> dict[str, torch.Tensor | None]:
-    """Run a refiner and add its correction: the ONE place that applies prototype fix E.
-
-    ``depth_init`` is an input, not something to optimise: it is detached before the model sees it and
-    before Δz is added, so no gradient reaches whatever produced it.
-
-    Args:
-        model: a :class:`DeltaZUnet` / :class:`MVSNetRefine` (or anything with the same forward).
-        depth_init: ``(B, H, W)`` or ``(B, 1, H, W)`` mm, 0 = hole.
-        image: ``(B, 3, H, W)`` in [0, 1] when the model takes one.
-        depth_range: ``(B, 2)`` mm ``[min, max]`` or None.
-        keep_holes: when True, Δz is zeroed where ``depth_init <= 0`` so holes stay holes.
-        dead_zone: ``(farther, nearer)`` fractions of the depth (:mod:`deltaz.ops.dead_zone`; inference passes
-            its ``DEAD_ZONE``, training None).
-    Returns:
-        ``{"depth_refined", "delta_z"}`` shaped like ``depth_init`` (mm); ``"log_b"`` (natural log of the
-        Laplacian scale in mm) and ``"confidence" = 1/(1 + b/1 mm)`` in (0, 1], both shaped like
-        ``depth_init``, or None when the model has no confidence head.
-    """
-    depth_init = depth_init.detach()  # fix E
-    out = model(depth_init, image=image, depth_range=depth_range)
-    delta_z, log_b = out if isinstance(out, tuple) else (out, None)
-    if depth_init.dim() == 3:
-        delta_z = delta_z.squeeze(1)
-        log_b = None if log_b is None else log_b.squeeze(1)
-    if keep_holes:
-        delta_z = torch.where(depth_init > 0, delta_z, torch.zeros_like(delta_z))
-    delta_z = apply_dead_zone(delta_z, depth_init, dead_zone)
-    confidence = None if log_b is None else torch.sigmoid(-log_b)  # = 1 / (1 + b)
-    return {
-        "depth_refined": depth_init + delta_z,
-        "delta_z": delta_z,
-        "log_b": log_b,
-        "confidence": confidence,
-    }

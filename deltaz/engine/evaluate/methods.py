@@ -79,24 +79,26 @@ def _refine_views(model: torch.nn.Module, views: ScanViews, idx: list[int], devi
 
 
 def model_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
-                 dead_zone: tuple[float, float] | None = DEAD_ZONE) -> Method:
+                 dead_zone: tuple[float, float] | None = DEAD_ZONE, mirror: bool = False) -> Method:
     """A refiner as a method: ``depth_refined = depth_init + Δz`` via :func:`deltaz.model.refine`.
 
     ``keep_holes`` as in training (``not TrainConfig.fill_holes``): holes of the initial depth stay holes
     unless the model was trained to fill them. ``dead_zone``: :mod:`deltaz.ops.dead_zone` (None = off), here and
-    in the other refiner rows.
+    in the other refiner rows; ``mirror``: :mod:`deltaz.ops.agreement`, likewise.
     """
 
     @torch.no_grad()
     def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
-        out = _refine_views(model, views, list(idx), device, keep_holes=keep_holes, dead_zone=dead_zone)
+        out = _refine_views(model, views, list(idx), device, keep_holes=keep_holes, dead_zone=dead_zone,
+                            mirror=mirror)
         return out["depth_refined"].float().cpu()
 
     return apply
 
 
 def gated_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
-                 margin: float = GATE_MARGIN, dead_zone: tuple[float, float] | None = DEAD_ZONE) -> Method:
+                 margin: float = GATE_MARGIN, dead_zone: tuple[float, float] | None = DEAD_ZONE,
+                 mirror: bool = False) -> Method:
     """The refiner behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its correction is kept
     where the scan's source views (pair.txt's, with their input depths for the visibility test) confirm it
     photometrically, the input elsewhere. Needs the scan's images and at least one source view."""
@@ -104,7 +106,8 @@ def gated_method(model: torch.nn.Module, device: torch.device | str, keep_holes:
     @torch.no_grad()
     def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
         idx = list(idx)
-        refined = _refine_views(model, views, idx, device, keep_holes=keep_holes, dead_zone=dead_zone)["depth_refined"]
+        refined = _refine_views(model, views, idx, device, keep_holes=keep_holes, dead_zone=dead_zone,
+                                mirror=mirror)["depth_refined"]
         return gate_views(views, idx, refined, margin, batch_size=len(idx))  # says so when images or sources lack
 
     return apply
@@ -124,7 +127,7 @@ def consensus_views(views: ScanViews, batch_size: int = 8) -> torch.Tensor:
 
 
 def search_methods(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
-                   dead_zone: tuple[float, float] | None = DEAD_ZONE) -> dict[str, Method]:
+                   dead_zone: tuple[float, float] | None = DEAD_ZONE, mirror: bool = False) -> dict[str, Method]:
     """``search``: the multi-view candidate search — first the sources' depths
     (:func:`consensus_views`: a pixel no source agrees with takes theirs), then the neighbours'
     (:func:`deltaz.ops.mvs.propagate.propagate_depth`, the sources' consensus depths deciding visibility and
@@ -157,7 +160,7 @@ def search_methods(model: torch.nn.Module, device: torch.device | str, keep_hole
     def search_then_refine(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
         idx = list(idx)
         out = _refine_views(model, views, idx, device, depth=searched(views, idx), keep_holes=keep_holes,
-                            dead_zone=dead_zone)
+                            dead_zone=dead_zone, mirror=mirror)
         return out["depth_refined"].float().cpu()
 
     return {"search": search, "search+deltaz": search_then_refine}
@@ -207,17 +210,19 @@ def build_methods(
     device: torch.device | str,
     extra: Mapping[str, Method] | None = None,
     dead_zone: tuple[float, float] | None = DEAD_ZONE,
+    mirror: bool = False,
 ) -> dict[str, Method]:
     """Every row to evaluate, in :data:`METHOD_ORDER`: ``identity``, the baselines with their chosen
     ``{"params": ...}``, the ``refiners`` (``{"deltaz": (model, train_config), ...}``, holes kept unless
-    trained with ``fill_holes``; ``dead_zone`` as in :func:`model_method`) and ``extra`` methods (e.g.
+    trained with ``fill_holes``; ``dead_zone`` and ``mirror`` as in :func:`model_method`, for ``deltaz`` only:
+    the compared network runs plainly) and ``extra`` methods (e.g.
     ``deltaz+adapt``)."""
     methods: dict[str, Method] = {"identity": baseline_method("identity", {})}
     for name, info in baseline_params.items():
         methods[name] = baseline_method(name, info["params"])
     for name, (model, config) in refiners.items():
         methods[name] = model_method(model, device, keep_holes=not config.get("fill_holes", False),
-                                     dead_zone=dead_zone)
+                                     dead_zone=dead_zone, mirror=mirror and name == "deltaz")
     methods.update(extra or {})
     unknown = [m for m in methods if m not in METHOD_ORDER]
     if unknown:
