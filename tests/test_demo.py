@@ -66,10 +66,13 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
     assert "| train | cached |" in (out / "report.md").read_text()
     assert "| sweep | cached |" in (out / "report.md").read_text()
     assert "evaluation: `planesweep_raw`" in (out / "report.md").read_text()
+    assert "mirror agreement" not in (out / "report.md").read_text()
 
-    assert cli_main([*args, "--adapt-minutes", "0.01"]) == 0  # adaptation on the held-out scan: one more row
-    rows = json.loads((out / "metrics.json").read_text())["rows"]
-    assert "deltaz+adapt" in {r["method"] for r in rows} and "deltaz+adapt" in (out / "report.md").read_text()
+    # adaptation on the held-out scan: one more row; the mirror agreement: the refiner rows, said in the report
+    assert cli_main([*args, "--adapt-minutes", "0.01", "--mirror-agreement"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "deltaz+adapt" in {r["method"] for r in metrics["rows"]} and "deltaz+adapt" in (out / "report.md").read_text()
+    assert metrics["settings"]["mirror_agreement"] and "its rows with the mirror agreement" in (out / "report.md").read_text()
 
 
 def test_a_finished_run_is_reused_only_with_the_same_split(tmp_path):
@@ -180,5 +183,7 @@ def test_model_flag_reaches_the_recipe():
     assert settings_from_args(parser.parse_args(["--model", "deltaz_unet"])).train.model == "deltaz_unet"
     assert settings_from_args(parser.parse_args([])).train.image_dropout == 0.0
     assert settings_from_args(parser.parse_args(["--image-dropout", "0.25"])).train.image_dropout == 0.25
+    assert not settings_from_args(parser.parse_args([])).mirror_agreement
+    assert settings_from_args(parser.parse_args(["--mirror-agreement"])).mirror_agreement
     with pytest.raises(SystemExit):
         parser.parse_args(["--model", "mvsnet_refine"])  # the baseline is trained beside the refiner, not instead

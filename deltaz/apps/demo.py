@@ -17,9 +17,9 @@ Stages, each with a progress bar and a wall time in the report:
    ``--eval-preset`` (default: the raw plane sweep), against the input, every classical baseline (tuned on
    the validation scans only) and the MVSNet-style network: ``metrics.json`` (with the do-no-harm columns
    ``mae_good_mm`` and ``harm_pct``), ``metrics.md``, figures, point clouds. ``--adapt-minutes M`` adds the row
-   ``deltaz+adapt``: the refiner adapted to each test scan (:mod:`deltaz.engine.adapt`, no ground truth).
-6. **report** — ``<out>/report.md``: the table, the quality targets, figures, settings, the machine and
-   the wall time of each stage.
+   ``deltaz+adapt``: the refiner adapted to each test scan (:mod:`deltaz.engine.adapt`, no ground truth);
+   ``--mirror-agreement`` runs the refiner rows with :mod:`deltaz.ops.agreement`.
+6. **report** — ``<out>/report.md``: the table, the quality targets, figures, settings, machine, wall times.
 
 ``--force`` redoes everything. The defaults are sized for a 2-core laptop CPU: 12 scans of 49 views at 160×128, a
 16-channel U-Net with image guidance and the selection head, 4 minutes (and 4 for the MVSNet-style baseline). The
@@ -51,6 +51,7 @@ from deltaz.engine.evaluate import run_evaluation
 from deltaz.engine.report import demo_report_markdown, format_seconds, machine_info, summary_table, write_json
 from deltaz.engine.train import train
 from deltaz.engine.train.cli import config_help
+from deltaz.ops.agreement import MIRROR_HELP
 from deltaz.ops.corrupt import INITIAL_MODELS, parse_initial_mix
 
 __all__ = ["DemoSettings", "run_demo", "add_arguments", "run", "quality_targets", "split_demo_scans", "train_config"]
@@ -92,6 +93,7 @@ class DemoSettings:
     num_src_views: int = 4
     pointclouds: bool = True
     adapt_minutes: float = 0.0  # > 0: the row deltaz+adapt, `deltaz adapt` on each test scan (minutes per scan)
+    mirror_agreement: bool = False  # the refiner rows with deltaz.ops.agreement (twice the refiner's time)
     progress: bool = True
     train: TrainConfig = field(default_factory=demo_train_config)
 
@@ -113,14 +115,10 @@ class DemoSettings:
         need(self.adapt_minutes >= 0, "--adapt-minutes", f"must be >= 0 (0 skips it), got {self.adapt_minutes}")
         need(self.test_scans >= 1, "--test-scans", f"must be >= 1, got {self.test_scans}")
         need(self.val_scans >= 1, "--val-scans", f"must be >= 1, got {self.val_scans}")
-        need(
-            self.scans >= self.test_scans + self.val_scans + 1,
-            "--scans",
-            f"{self.scans} scans leave no training scan after {self.test_scans} test and {self.val_scans} "
-            f"validation scans; use at least {self.test_scans + self.val_scans + 1}",
-        )
-        need(self.num_workers is None or self.num_workers >= 0, "--num-workers",
-             f"must be >= 0, got {self.num_workers}")
+        need(self.scans >= self.test_scans + self.val_scans + 1, "--scans",
+             f"{self.scans} scans leave no training scan after {self.test_scans} test and {self.val_scans} "
+             f"validation scans; use at least {self.test_scans + self.val_scans + 1}")
+        need(self.num_workers is None or self.num_workers >= 0, "--num-workers", f"must be >= 0, got {self.num_workers}")
         need(self.views >= max(2, self.train.num_views), "--views",
              f"must be >= max(2, num_views), got {self.views}")
         need(1 <= self.lights <= 7, "--lights", f"must be 1..7 (DTU has 7), got {self.lights}")
@@ -367,6 +365,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         baselines="all", device=device, num_src_views=settings.num_src_views,
         compare_checkpoint=compare_summary["checkpoint"] if compare_summary else None,
         pointclouds=settings.pointclouds, progress=settings.progress, adapt_minutes=settings.adapt_minutes,
+        mirror=settings.mirror_agreement,
     )
     timings["evaluate"] = time.perf_counter() - start
 
@@ -467,6 +466,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapt-minutes", type=float, default=d.adapt_minutes, metavar="M",
                         help="also adapt the refiner to each held-out test scan for M minutes (deltaz adapt, no ground "
                         "truth; the row deltaz+adapt); default 0: skipped, to keep make demo within 15 minutes")
+    parser.add_argument("--mirror-agreement", action="store_true", help=MIRROR_HELP)
     parser.add_argument("--no-pointclouds", action="store_true", help="skip point-cloud fusion and scoring")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -486,7 +486,7 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         image_size=tuple(args.image_size), resolution=None if args.resolution is None else tuple(args.resolution),
         num_workers=args.num_workers, pointclouds=not args.no_pointclouds, eval_preset=args.eval_preset,
         lights=args.lights, compare_minutes=args.compare_minutes, progress=not args.no_progress, train=recipe,
-        adapt_minutes=args.adapt_minutes,
+        adapt_minutes=args.adapt_minutes, mirror_agreement=args.mirror_agreement,
     )
 
 

@@ -323,7 +323,8 @@ def _demo_settings_items(facts: Mapping[str, Any], evaluation: Mapping[str, Any]
         ("validation (last)", f"MAE {final.get('mae_mm_init', float('nan')):.2f} -> "
                               f"{final.get('mae_mm_refined', float('nan')):.2f} mm (pixels with an initial depth)"
          if final else "none"),
-        ("checkpoint evaluated", f"`{evaluation['checkpoint']}`"),
+        ("checkpoint evaluated", f"`{evaluation['checkpoint']}`" + (", its rows with the mirror agreement" if
+                                 evaluation.get("settings", {}).get("mirror_agreement") else "")),
         ("baseline network", demo_compare_line(compare_summary)),
     ]
 
