@@ -214,9 +214,8 @@ def build_methods(
 ) -> dict[str, Method]:
     """Every row to evaluate, in :data:`METHOD_ORDER`: ``identity``, the baselines with their chosen
     ``{"params": ...}``, the ``refiners`` (``{"deltaz": (model, train_config), ...}``, holes kept unless
-    trained with ``fill_holes``; ``dead_zone`` and ``mirror`` as in :func:`model_method`, for ``deltaz`` only:
-    the compared network runs plainly) and ``extra`` methods (e.g.
-    ``deltaz+adapt``)."""
+    trained with ``fill_holes``; ``dead_zone`` as in :func:`model_method`; ``mirror`` likewise, for ``deltaz``
+    only: the compared network runs without it) and ``extra`` methods (e.g. ``deltaz+adapt``)."""
     methods: dict[str, Method] = {"identity": baseline_method("identity", {})}
     for name, info in baseline_params.items():
         methods[name] = baseline_method(name, info["params"])
