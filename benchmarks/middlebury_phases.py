@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"middlebury_phases: error: {error}", file=sys.stderr)
         return 1
     report = {"scene": args.scene, "phases": args.phases, "offsets": offsets, "scene_scale": scene_scale,
-              "refiner": refiner and refiner["path"], "inputs": {}}
+              "refiner": refiner and refiner["path"], "refiner_note": note, "inputs": {}}
     for name in args.inputs:
         report["inputs"][name] = summary(phases, name)
         print_summary(name, report["inputs"][name], TARGET_NAMES["sim" if name.startswith("sim_") else "real"])

@@ -544,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{data['scale']:.4f}, baseline {data['baseline_mm']:.2f} mm); refiner: {refiner_note}")
     report: dict[str, Any] = {"scene": args.scene, "size": [H, W], "scale_arg": args.scale,
                               "scene_scale": data["scale"], "baseline_mm": data["baseline_mm"],
-                              "refiner": refiner and refiner["path"], "inputs": {}}
+                              "refiner": refiner and refiner["path"], "refiner_note": refiner_note, "inputs": {}}
     for name, (depth_init, note) in inputs.items():
         if depth_init is None:
             print(f"\n=== input: {name}: skipped: {note}")

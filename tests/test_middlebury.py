@@ -311,6 +311,25 @@ def test_benchmark_colour_scale_reaches_the_selection_model(scene):
     assert moved[1.0] > moved[64.0] > 0
 
 
+def test_benchmark_mirror_agreement_reaches_the_refiner_rows(scene):
+    """With the refiner's ``mirror`` set, its rows keep a correction no larger than the plain one at every covered
+    pixel (the smaller of two agreeing ones, or none), and smaller somewhere."""
+    from deltaz.io.middlebury import sgbm_depth
+    from deltaz.model import DeltaZUnet
+
+    bench = _benchmark_module()
+    torch.manual_seed(0)
+    model = DeltaZUnet(in_channels=4, base_channel=4, depth=2, depth_scale_rel=0.03).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.head.weight, std=0.3)
+    init = sgbm_depth(scene)
+    moved = {}
+    for mirror in (False, True):
+        refiner = {"model": model, "config": {}, "device": "cpu", "mirror": mirror}
+        moved[mirror] = (bench.refiner_outputs(refiner, init, scene)["deltaz"] - init).abs()[init > 0]
+    assert (moved[True] <= moved[False] + 1e-4).all() and moved[True].sum() < 0.9 * moved[False].sum()
+
+
 def test_simulated_input_is_seeded_and_keeps_the_ground_truth_holes(scene):
     bench = _benchmark_module()
     a, b = bench.simulated_input(scene, "noise", 0), bench.simulated_input(scene, "noise", 0)
