@@ -235,6 +235,11 @@ def test_cli_prints_the_table_and_writes_files(setup, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "identity" in printed and "median" in printed and "deltaz" in printed and "metrics.md" in printed
     assert (out / "metrics.json").is_file() and (out / "metrics.md").is_file()
+    assert json.loads((out / "metrics.json").read_text())["settings"]["mirror_agreement"] is False
+    code = cli_main(["evaluate", "--checkpoint", str(Path(setup["ckpt"]).parent), "--data-root", str(setup["root"]),
+                     "--split", "val", "--out", str(out / "m"), "--baselines", "none", "--num-src-views", "0",
+                     "--no-figures", "--no-pointclouds", "--no-progress", "--device", "cpu", "--mirror-agreement"])
+    assert code == 0 and json.loads((out / "m" / "metrics.json").read_text())["settings"]["mirror_agreement"] is True
     code = cli_main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--data-root", str(setup["root"]),
                      "--out", str(out)])
     assert code == 1 and "checkpoint not found" in capsys.readouterr().err
