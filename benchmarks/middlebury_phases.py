@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         refiner, note = bench.load_refiner_or_none(args.checkpoint, args.device)
         if refiner is not None:
-            refiner.update(dead_zone=DEAD_ZONE, mirror=args.mirror_agreement)
+            refiner.update(dead_zone=DEAD_ZONE, mirror_agreement=args.mirror_agreement)
             note += ", mirror agreement" if args.mirror_agreement else ""
         data = bench.load_scene(scene=args.scene, folder=args.aloe_dir)
         scene_scale = data["scale"]  # the benchmark's own scene scale, for every phase

@@ -209,7 +209,7 @@ def refined_depth(refiner: dict[str, Any], depth_init: torch.Tensor, image: torc
     with colour_scaled_parts(model, refiner.get("colour_scale", 1.0)):
         depth_range = input_depth_range(depth_init).to(device)
         depth = refine(model, depth_init[None].to(device), image=image, depth_range=depth_range, keep_holes=keep_holes,
-                       dead_zone=refiner.get("dead_zone", DEAD_ZONE), mirror=refiner.get("mirror", False)
+                       dead_zone=refiner.get("dead_zone", DEAD_ZONE), mirror_agreement=refiner.get("mirror_agreement", False)
                        )["depth_refined"]
     depth = depth[0].float().cpu()
     return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
             refiner["dead_zone"] = args.dead_zone
             refiner_note += (f", dead zone {args.dead_zone[0]:g},{args.dead_zone[1]:g}" if args.dead_zone
                              else ", no dead zone")
-            refiner["mirror"] = args.mirror_agreement
+            refiner["mirror_agreement"] = args.mirror_agreement
             refiner_note += ", mirror agreement" if args.mirror_agreement else ""
         if refiner is not None and args.colour_scale != 1.0:
             from deltaz.engine.refine import colour_scaled_parts

@@ -43,17 +43,37 @@ def test_a_correction_made_from_the_pixel_position_is_dropped_a_symmetric_one_ke
     depth = torch.full((1, 4, 6), 600.0)
     depth[0, :, 1] = 610.0
     depth[0, 0, 0] = 0.0  # a hole keeps the first pass's fill
-    by_column = refine(ColumnRefiner(2.0), depth, mirror=True)["delta_z"]
+    by_column = refine(ColumnRefiner(2.0), depth, mirror_agreement=True)["delta_z"]
     assert by_column[0, 0, 0] == 2.0 and (by_column[depth > 0] == 0).all()
     symmetric = ColumnRefiner(0.0, scale=-0.5)
-    assert torch.equal(refine(symmetric, depth, mirror=True)["delta_z"], refine(symmetric, depth)["delta_z"])
-    both = refine(ColumnRefiner(2.0, scale=-0.5), depth, mirror=True)["delta_z"]
+    assert torch.equal(refine(symmetric, depth, mirror_agreement=True)["delta_z"], refine(symmetric, depth)["delta_z"])
+    both = refine(ColumnRefiner(2.0, scale=-0.5), depth, mirror_agreement=True)["delta_z"]
     assert torch.equal(both[0, :, 1], torch.full((4,), -3.0))  # -5 ± 2 on either side: the smaller, -3, stands
+
+
+class ImageRefiner(torch.nn.Module):
+    """A stand-in refiner that reads the image: Δz = 10 mm × (red − 0.5) at each pixel."""
+
+    in_channels = 4
+
+    def forward(self, depth_init, image=None, depth_range=None):
+        return 10.0 * (image[:, :1] - 0.5)
+
+
+def test_the_image_is_mirrored_with_the_depth():
+    """A correction that follows the image survives the mirror (both passes see the same image content at each
+    pixel); it would not if the image were left unmirrored (the red ramp would run the other way)."""
+    depth = torch.full((1, 4, 6), 600.0)
+    image = torch.zeros(1, 3, 4, 6)
+    image[:, 0] = torch.linspace(0.0, 1.0, 6)  # red from left to right: Δz from -5 to +5 mm
+    plain = refine(ImageRefiner(), depth, image=image)["delta_z"]
+    assert torch.equal(refine(ImageRefiner(), depth, image=image, mirror_agreement=True)["delta_z"], plain)
+    assert (plain != 0).all()
 
 
 def test_evaluate_rows_run_it_for_deltaz_and_not_for_the_compared_network():
     model = ColumnRefiner(10.0)  # outside the dead zone either way (1.2 mm farther, 6 mm nearer at 600 mm)
-    rows = methods.build_methods({}, {"deltaz": (model, {}), "mvsnet_refine": (model, {})}, "cpu", mirror=True)
+    rows = methods.build_methods({}, {"deltaz": (model, {}), "mvsnet_refine": (model, {})}, "cpu", mirror_agreement=True)
 
     class Views:
         depth_init = torch.full((2, 4, 6), 600.0)

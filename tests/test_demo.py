@@ -66,13 +66,15 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
     assert "| train | cached |" in (out / "report.md").read_text()
     assert "| sweep | cached |" in (out / "report.md").read_text()
     assert "evaluation: `planesweep_raw`" in (out / "report.md").read_text()
-    assert "mirror agreement" not in (out / "report.md").read_text()
+    assert "search+deltaz with the mirror agreement" not in (out / "report.md").read_text()
+    assert "without the mirror agreement" in (out / "report.md").read_text()
 
     # adaptation on the held-out scan: one more row; the mirror agreement: the refiner rows, said in the report
     assert cli_main([*args, "--adapt-minutes", "0.01", "--mirror-agreement"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert "deltaz+adapt" in {r["method"] for r in metrics["rows"]} and "deltaz+adapt" in (out / "report.md").read_text()
-    assert metrics["settings"]["mirror_agreement"] and "its rows with the mirror agreement" in (out / "report.md").read_text()
+    assert metrics["settings"]["mirror_agreement"]
+    assert "search+deltaz with the mirror agreement" in (out / "report.md").read_text()
 
 
 def test_a_finished_run_is_reused_only_with_the_same_split(tmp_path):

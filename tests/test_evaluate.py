@@ -176,6 +176,30 @@ def test_the_search_rows_are_the_search_and_the_refiner_after_it(setup):
     assert not torch.allclose(ev.apply_method(rows["search"], shifted), searched)
 
 
+def test_the_mirror_agreement_reaches_the_gated_and_search_rows(setup):
+    """A stand-in refiner whose correction depends on the column only (+10 mm on the left half, -10 on the right):
+    with the mirror agreement every covered pixel keeps its input depth, in the gated and the search rows too."""
+
+    class ByColumn(torch.nn.Module):
+        in_channels = 1
+
+        def forward(self, depth_init, image=None, depth_range=None):
+            W = depth_init.shape[-1]
+            side = torch.where(torch.arange(W) < W // 2, 10.0, -10.0)
+            return side.expand(depth_init.shape[0], 1, *depth_init.shape[-2:]).clone()
+
+    views = ev.load_scan_views(setup["root"], setup["val"][0], 2, use_images=True)
+    covered = views.depth_init > 0
+    for mirror in (False, True):
+        rows = {"deltaz+gate": ev.gated_method(ByColumn(), "cpu", mirror_agreement=mirror),
+                **ev.search_methods(ByColumn(), "cpu", mirror_agreement=mirror)}
+        gated = ev.apply_method(rows["deltaz+gate"], views)
+        searched, after = ev.apply_method(rows["search"], views), ev.apply_method(rows["search+deltaz"], views)
+        kept = searched > 0
+        assert torch.equal(gated[covered], views.depth_init[covered]) == mirror
+        assert torch.equal(after[kept], searched[kept]) == mirror
+
+
 def test_same_initial_depth_for_every_method_and_source(setup):
     """A view's initial depth is fixed per (scan, view): equal as a reference and as a source."""
     view = ev.load_scan_views(setup["root"], setup["val"][0], num_src_views=2)
@@ -236,10 +260,19 @@ def test_cli_prints_the_table_and_writes_files(setup, tmp_path, capsys):
     assert "identity" in printed and "median" in printed and "deltaz" in printed and "metrics.md" in printed
     assert (out / "metrics.json").is_file() and (out / "metrics.md").is_file()
     assert json.loads((out / "metrics.json").read_text())["settings"]["mirror_agreement"] is False
-    code = cli_main(["evaluate", "--checkpoint", str(Path(setup["ckpt"]).parent), "--data-root", str(setup["root"]),
-                     "--split", "val", "--out", str(out / "m"), "--baselines", "none", "--num-src-views", "0",
-                     "--no-figures", "--no-pointclouds", "--no-progress", "--device", "cpu", "--mirror-agreement"])
-    assert code == 0 and json.loads((out / "m" / "metrics.json").read_text())["settings"]["mirror_agreement"] is True
+    deltaz_row = {}
+    for mirror in (False, True):  # the flag reaches the rows (no dead zone: the 2-step model's moves are tiny)
+        run_out = out / f"mirror{mirror}"
+        assert cli_main(["evaluate", "--checkpoint", str(Path(setup["ckpt"]).parent), "--data-root", str(setup["root"]),
+                         "--split", "val", "--out", str(run_out), "--baselines", "none", "--num-src-views", "0",
+                         "--no-figures", "--no-pointclouds", "--no-progress", "--device", "cpu", "--dead-zone", "off",
+                         *(["--mirror-agreement"] if mirror else [])]) == 0
+        metrics = json.loads((run_out / "metrics.json").read_text())
+        assert metrics["settings"]["mirror_agreement"] is mirror
+        assert ("- the checkpoint's rows: no dead zone, " + ("with" if mirror else "without") + " the mirror agreement"
+                in (run_out / "metrics.md").read_text())
+        deltaz_row[mirror] = next(r for r in metrics["rows"] if r["method"] == "deltaz" and r["scan"] == "all")
+    assert deltaz_row[True]["mae_valid_mm"] != deltaz_row[False]["mae_valid_mm"]
     code = cli_main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--data-root", str(setup["root"]),
                      "--out", str(out)])
     assert code == 1 and "checkpoint not found" in capsys.readouterr().err

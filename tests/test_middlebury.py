@@ -312,7 +312,7 @@ def test_benchmark_colour_scale_reaches_the_selection_model(scene):
 
 
 def test_benchmark_mirror_agreement_reaches_the_refiner_rows(scene):
-    """With the refiner's ``mirror`` set, its rows keep a correction no larger than the plain one at every covered
+    """With the refiner's ``mirror_agreement`` set, its rows keep a correction no larger than the plain one at every covered
     pixel (the smaller of two agreeing ones, or none), and smaller somewhere."""
     from deltaz.io.middlebury import sgbm_depth
     from deltaz.model import DeltaZUnet
@@ -325,7 +325,7 @@ def test_benchmark_mirror_agreement_reaches_the_refiner_rows(scene):
     init = sgbm_depth(scene)
     moved = {}
     for mirror in (False, True):
-        refiner = {"model": model, "config": {}, "device": "cpu", "mirror": mirror}
+        refiner = {"model": model, "config": {}, "device": "cpu", "mirror_agreement": mirror}
         moved[mirror] = (bench.refiner_outputs(refiner, init, scene)["deltaz"] - init).abs()[init > 0]
     assert (moved[True] <= moved[False] + 1e-4).all() and moved[True].sum() < 0.9 * moved[False].sum()
 

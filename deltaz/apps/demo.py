@@ -18,7 +18,7 @@ Stages, each with a progress bar and a wall time in the report:
    the validation scans only) and the MVSNet-style network: ``metrics.json`` (with the do-no-harm columns
    ``mae_good_mm`` and ``harm_pct``), ``metrics.md``, figures, point clouds. ``--adapt-minutes M`` adds the row
    ``deltaz+adapt``: the refiner adapted to each test scan (:mod:`deltaz.engine.adapt`, no ground truth);
-   ``--mirror-agreement`` runs the refiner rows with :mod:`deltaz.ops.agreement`.
+   ``--mirror-agreement``: the checkpoint's rows with :mod:`deltaz.ops.agreement` (not ``deltaz+adapt``).
 6. **report** — ``<out>/report.md``: the table, the quality targets, figures, settings, machine, wall times.
 
 ``--force`` redoes everything. The defaults are sized for a 2-core laptop CPU: 12 scans of 49 views at 160×128, a
@@ -93,7 +93,7 @@ class DemoSettings:
     num_src_views: int = 4
     pointclouds: bool = True
     adapt_minutes: float = 0.0  # > 0: the row deltaz+adapt, `deltaz adapt` on each test scan (minutes per scan)
-    mirror_agreement: bool = False  # the refiner rows with deltaz.ops.agreement (twice the refiner's time)
+    mirror_agreement: bool = False  # deltaz, deltaz+gate, search+deltaz with deltaz.ops.agreement (2x time)
     progress: bool = True
     train: TrainConfig = field(default_factory=demo_train_config)
 
@@ -365,7 +365,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         baselines="all", device=device, num_src_views=settings.num_src_views,
         compare_checkpoint=compare_summary["checkpoint"] if compare_summary else None,
         pointclouds=settings.pointclouds, progress=settings.progress, adapt_minutes=settings.adapt_minutes,
-        mirror=settings.mirror_agreement,
+        mirror_agreement=settings.mirror_agreement,
     )
     timings["evaluate"] = time.perf_counter() - start
 

@@ -248,22 +248,24 @@ def predict_delta_z(model: torch.nn.Module, depth_mm: np.ndarray, image: np.ndar
                     fill_holes: bool = False, depth_range_mm: tuple[float, float] | None = None,
                     max_pixels: int | None = DEFAULT_MAX_PIXELS, tile_overlap: int = TILE_OVERLAP,
                     bf16: bool = False, dead_zone: tuple[float, float] | None = DEAD_ZONE,
-                    mirror: bool = False) -> np.ndarray:
+                    mirror_agreement: bool = False) -> np.ndarray:
     """Δz ``(H, W)`` mm from :func:`deltaz.model.refine` for a clean depth map (holes = 0, mm) and its image.
 
     ``image``: ``(3, H, W)`` float32 in [0, 1] or None. ``depth_range_mm``: ``(min, max)`` passed to the model
     (default: the map's valid min/max, the model's own fallback). Tiled when ``H·W > max_pixels``. ``bf16``:
     convolutions in bfloat16 (autocast; ~1.5× faster on a CPU with AVX512-BF16, Δz within ~0.01 mm).
     ``dead_zone``: :mod:`deltaz.ops.dead_zone`, applied to the whole map's Δz (after tiling); None = off.
-    ``mirror``: the mirror agreement (:mod:`deltaz.ops.agreement`), tile by tile.
+    ``mirror_agreement``: the mirror agreement (:mod:`deltaz.ops.agreement`), tile by tile.
     """
     with torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=bf16):
-        delta_z = _predict(model, depth_mm, image, fill_holes, depth_range_mm, max_pixels, tile_overlap, mirror)
+        delta_z = _predict(model, depth_mm, image, fill_holes, depth_range_mm, max_pixels, tile_overlap,
+                           mirror_agreement)
     depth_t = torch.from_numpy(np.ascontiguousarray(depth_mm, dtype=np.float32))
     return apply_dead_zone(torch.from_numpy(delta_z), depth_t, dead_zone).numpy()
 
 
-def _predict(model, depth_mm, image, fill_holes, depth_range_mm, max_pixels, tile_overlap, mirror) -> np.ndarray:
+def _predict(model, depth_mm, image, fill_holes, depth_range_mm, max_pixels, tile_overlap,
+             mirror_agreement) -> np.ndarray:
     """:func:`predict_delta_z` without the autocast context."""
     device = next(model.parameters()).device
     H, W = depth_mm.shape
@@ -273,7 +275,8 @@ def _predict(model, depth_mm, image, fill_holes, depth_range_mm, max_pixels, til
     depth_t = torch.from_numpy(np.ascontiguousarray(depth_mm, dtype=np.float32)).to(device)[None, None]
     image_t = None if image is None else torch.from_numpy(image).to(device)[None]
     if max_pixels is None or H * W <= max_pixels:
-        out = refine(model, depth_t, image=image_t, depth_range=depth_range, keep_holes=not fill_holes, mirror=mirror)
+        out = refine(model, depth_t, image=image_t, depth_range=depth_range, keep_holes=not fill_holes,
+                     mirror_agreement=mirror_agreement)
         return out["delta_z"][0, 0].float().cpu().numpy()
     th, tw = _tile_size(H, W, int(max_pixels), tile_overlap)
     total = np.zeros((H, W), dtype=np.float32)
@@ -285,7 +288,7 @@ def _predict(model, depth_mm, image, fill_holes, depth_range_mm, max_pixels, til
             wx = _ramp(tw, tile_overlap, x == 0, x == cols[-1])
             tile_image = None if image_t is None else image_t[..., y:y + th, x:x + tw]
             out = refine(model, depth_t[..., y:y + th, x:x + tw], image=tile_image, depth_range=depth_range,
-                         keep_holes=not fill_holes, mirror=mirror)
+                         keep_holes=not fill_holes, mirror_agreement=mirror_agreement)
             w2 = wy[:, None] * wx[None, :]
             total[y:y + th, x:x + tw] += w2 * out["delta_z"][0, 0].float().cpu().numpy()
             weight[y:y + th, x:x + tw] += w2
@@ -296,7 +299,7 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
                  fill_holes: bool = False, resize_image: bool = False,
                  depth_range_mm: tuple[float, float] | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                  tile_overlap: int = TILE_OVERLAP, bf16: bool = False, colour_scale: float = 1.0,
-                 dead_zone: tuple[float, float] | None = DEAD_ZONE, mirror: bool = False,
+                 dead_zone: tuple[float, float] | None = DEAD_ZONE, mirror_agreement: bool = False,
                  on_note: Callable[[str], None] | None = None,
                  depth_name: str = "depth", image_name: str = "image") -> np.ndarray:
     """Refine one depth map: ``depth_refined = depth + Δz`` (mm, ``(H, W)`` float32).
@@ -314,7 +317,7 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
             leaves more of the input alone); 1 = as trained, the only value other models accept.
         dead_zone: ``(farther, nearer)``: corrections smaller than these fractions of the depth are dropped
             (:mod:`deltaz.ops.dead_zone`); None = keep every correction.
-        mirror: keep only the corrections the refiner also makes on the map's left-right mirror
+        mirror_agreement: keep only the corrections the refiner also makes on the map's left-right mirror
             (:mod:`deltaz.ops.agreement`; twice the refiner's time).
         on_note: called with each note (e.g. the image was downsampled); default: :func:`warnings.warn`.
         depth_name, image_name: how errors and notes name the inputs (the CLI passes file names).
@@ -338,7 +341,7 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
             (on_note or (lambda text: warnings.warn(text, stacklevel=3)))(note)
     with colour_scaled_parts(model, colour_scale):
         delta_z = predict_delta_z(model, clean, image_chw, fill_holes, depth_range_mm, max_pixels, tile_overlap, bf16,
-                                  dead_zone, mirror)
+                                  dead_zone, mirror_agreement)
     refined = clean + delta_z
     good = np.isfinite(refined) & (refined > 0)
     original = np.asarray(depth, dtype=np.float32)

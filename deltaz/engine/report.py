@@ -138,6 +138,14 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return text_table([r for r in rows if r["scan"] == "all"], SUMMARY_COLUMNS)
 
 
+def _inference_line(settings: Mapping[str, Any]) -> str:
+    """The refiner rows' inference dials (dead zone, mirror agreement, colour scale) as one ``metrics.md`` bullet."""
+    zone = settings.get("dead_zone") or [0.0, 0.0]
+    zone_text = f"dead zone {zone[0]:g},{zone[1]:g}" if any(zone) else "no dead zone"
+    mirror = "with the mirror agreement" if settings.get("mirror_agreement") else "without the mirror agreement"
+    return f"- the checkpoint's rows: {zone_text}, {mirror}, colour scale {settings.get('colour_scale', 1.0):g}\n"
+
+
 def _metrics_header(result: Mapping[str, Any]) -> list[str]:
     """The bullet list at the top of ``metrics.md``: what was evaluated and how each column is defined."""
     settings = result["settings"]
@@ -149,6 +157,7 @@ def _metrics_header(result: Mapping[str, Any]) -> list[str]:
         f"{', '.join(result['val_scans']) or 'none (default parameters)'}\n",
         f"- initial depth: preset `{settings['preset']}` (fixed per scan and view); "
         f"{settings['n_views_evaluated']} views, {settings['num_src_views']} source views each\n",
+        _inference_line(settings),
         "- metrics over every ground-truth pixel (a hole counts as an error of the full depth); "
         "`mae_valid_mm` over the pixels where the initial depth exists; mm, `abs_rel` a fraction, rates in %\n",
         "- do-no-harm, over the pixels with ground truth and an initial depth: `mae_good_mm` = MAE over those "
@@ -323,8 +332,9 @@ def _demo_settings_items(facts: Mapping[str, Any], evaluation: Mapping[str, Any]
         ("validation (last)", f"MAE {final.get('mae_mm_init', float('nan')):.2f} -> "
                               f"{final.get('mae_mm_refined', float('nan')):.2f} mm (pixels with an initial depth)"
          if final else "none"),
-        ("checkpoint evaluated", f"`{evaluation['checkpoint']}`" + (", its rows with the mirror agreement" if
-                                 evaluation.get("settings", {}).get("mirror_agreement") else "")),
+        ("checkpoint evaluated", f"`{evaluation['checkpoint']}`" + (
+            ", its rows deltaz, deltaz+gate, search+deltaz with the mirror agreement"
+            if evaluation.get("settings", {}).get("mirror_agreement") else "")),
         ("baseline network", demo_compare_line(compare_summary)),
     ]
 

@@ -34,7 +34,7 @@ def refine(
     depth_range: torch.Tensor | None = None,
     keep_holes: bool = False,
     dead_zone: tuple[float, float] | None = None,
-    mirror: bool = False,
+    mirror_agreement: bool = False,
 ) -> dict[str, torch.Tensor | None]:
     """Run a refiner and add its correction: the ONE place that applies prototype fix E.
 
@@ -50,16 +50,18 @@ def refine(
         keep_holes: when True, Δz is zeroed where ``depth_init <= 0`` so holes stay holes.
         dead_zone: ``(farther, nearer)`` fractions of the depth (:mod:`deltaz.ops.dead_zone`; inference passes
             its ``DEAD_ZONE``, training None).
-        mirror: also run the model on the left-right mirror of ``depth_init`` and ``image`` and keep only the
-            correction the two agree on (:mod:`deltaz.ops.agreement`; before the dead zone). Inference only.
+        mirror_agreement: also run the model on the left-right mirror of ``depth_init`` and ``image`` and keep
+            only the correction the two agree on (:mod:`deltaz.ops.agreement`; before the dead zone). Inference
+            only.
     Returns:
         ``{"depth_refined", "delta_z"}`` shaped like ``depth_init`` (mm); ``"log_b"`` (natural log of the
         Laplacian scale in mm) and ``"confidence" = 1/(1 + b/1 mm)`` in (0, 1], both shaped like
-        ``depth_init``, or None when the model has no confidence head (the first pass's, with ``mirror``).
+        ``depth_init``, or None when the model has no confidence head (with ``mirror_agreement``: the first
+        pass's).
     """
     depth_init = depth_init.detach()  # fix E
     delta_z, log_b = _delta_z(model, depth_init, image, depth_range)
-    if mirror:
+    if mirror_agreement:
         mirrored, _ = _delta_z(model, depth_init.flip(-1), None if image is None else image.flip(-1), depth_range)
         delta_z = mirror_agree(delta_z, mirrored.flip(-1), depth_init)
     if keep_holes:

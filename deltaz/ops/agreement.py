@@ -6,8 +6,8 @@ image decides which side of the edge a pixel takes). A left-right mirror of the 
 equally valid input, and a correction the network makes for a reason in the scene should survive it. So the
 refiner runs twice — on the map and on its mirror, whose Δz is mirrored back — and per covered pixel::
 
-    Δz_kept = the smaller of Δz and Δz_mirror   where both have the same sign
-              0                                 where they disagree (or either is 0)
+    Δz_kept = the smaller in magnitude of Δz and Δz_mirror   where both have the same sign
+              0                                               where they disagree (or either is 0)
             = median(0, Δz, Δz_mirror)
 
 that is, ``depth_refined = median(depth_init, refined, mirrored refined)``. Holes (``depth_init <= 0``) keep the
@@ -28,7 +28,7 @@ import torch
 
 __all__ = ["MIRROR_HELP", "mirror_agree"]
 
-#: The ``--mirror-agreement`` flag's help (``deltaz evaluate``, ``deltaz refine``, the Middlebury benchmarks).
+#: The ``--mirror-agreement`` flag's help (``deltaz evaluate``, ``deltaz refine``, ``deltaz demo``, the benchmarks).
 MIRROR_HELP = ("run the refiner on the depth map and on its left-right mirror, and keep a correction only where the "
                "two agree (the smaller one; none where they point opposite ways): less harm to depth that is already "
                "right on real images, at twice the refiner's time (default off)")

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             tune_max_views=args.tune_max_views or None, figures=not args.no_figures,
             pointclouds=not args.no_pointclouds, progress=not args.no_progress,
             fusion_conf_thresh=args.fusion_conf_thresh, adapt_minutes=args.adapt_minutes, search=not args.no_search,
-            dead_zone=args.dead_zone, colour_scale=args.colour_scale, mirror=args.mirror_agreement,
+            dead_zone=args.dead_zone, colour_scale=args.colour_scale, mirror_agreement=args.mirror_agreement,
         )
     except DeltaZError as error:
         print(f"deltaz evaluate: error: {error}", file=sys.stderr)

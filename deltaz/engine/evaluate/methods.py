@@ -79,18 +79,18 @@ def _refine_views(model: torch.nn.Module, views: ScanViews, idx: list[int], devi
 
 
 def model_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
-                 dead_zone: tuple[float, float] | None = DEAD_ZONE, mirror: bool = False) -> Method:
+                 dead_zone: tuple[float, float] | None = DEAD_ZONE, mirror_agreement: bool = False) -> Method:
     """A refiner as a method: ``depth_refined = depth_init + Δz`` via :func:`deltaz.model.refine`.
 
     ``keep_holes`` as in training (``not TrainConfig.fill_holes``): holes of the initial depth stay holes
     unless the model was trained to fill them. ``dead_zone``: :mod:`deltaz.ops.dead_zone` (None = off), here and
-    in the other refiner rows; ``mirror``: :mod:`deltaz.ops.agreement`, likewise.
+    in the other refiner rows; ``mirror_agreement``: :mod:`deltaz.ops.agreement`, likewise.
     """
 
     @torch.no_grad()
     def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
         out = _refine_views(model, views, list(idx), device, keep_holes=keep_holes, dead_zone=dead_zone,
-                            mirror=mirror)
+                            mirror_agreement=mirror_agreement)
         return out["depth_refined"].float().cpu()
 
     return apply
@@ -98,7 +98,7 @@ def model_method(model: torch.nn.Module, device: torch.device | str, keep_holes:
 
 def gated_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
                  margin: float = GATE_MARGIN, dead_zone: tuple[float, float] | None = DEAD_ZONE,
-                 mirror: bool = False) -> Method:
+                 mirror_agreement: bool = False) -> Method:
     """The refiner behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its correction is kept
     where the scan's source views (pair.txt's, with their input depths for the visibility test) confirm it
     photometrically, the input elsewhere. Needs the scan's images and at least one source view."""
@@ -107,7 +107,7 @@ def gated_method(model: torch.nn.Module, device: torch.device | str, keep_holes:
     def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
         idx = list(idx)
         refined = _refine_views(model, views, idx, device, keep_holes=keep_holes, dead_zone=dead_zone,
-                                mirror=mirror)["depth_refined"]
+                                mirror_agreement=mirror_agreement)["depth_refined"]
         return gate_views(views, idx, refined, margin, batch_size=len(idx))  # says so when images or sources lack
 
     return apply
@@ -127,7 +127,8 @@ def consensus_views(views: ScanViews, batch_size: int = 8) -> torch.Tensor:
 
 
 def search_methods(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
-                   dead_zone: tuple[float, float] | None = DEAD_ZONE, mirror: bool = False) -> dict[str, Method]:
+                   dead_zone: tuple[float, float] | None = DEAD_ZONE,
+                   mirror_agreement: bool = False) -> dict[str, Method]:
     """``search``: the multi-view candidate search — first the sources' depths
     (:func:`consensus_views`: a pixel no source agrees with takes theirs), then the neighbours'
     (:func:`deltaz.ops.mvs.propagate.propagate_depth`, the sources' consensus depths deciding visibility and
@@ -160,7 +161,7 @@ def search_methods(model: torch.nn.Module, device: torch.device | str, keep_hole
     def search_then_refine(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
         idx = list(idx)
         out = _refine_views(model, views, idx, device, depth=searched(views, idx), keep_holes=keep_holes,
-                            dead_zone=dead_zone, mirror=mirror)
+                            dead_zone=dead_zone, mirror_agreement=mirror_agreement)
         return out["depth_refined"].float().cpu()
 
     return {"search": search, "search+deltaz": search_then_refine}
@@ -210,18 +211,18 @@ def build_methods(
     device: torch.device | str,
     extra: Mapping[str, Method] | None = None,
     dead_zone: tuple[float, float] | None = DEAD_ZONE,
-    mirror: bool = False,
+    mirror_agreement: bool = False,
 ) -> dict[str, Method]:
     """Every row to evaluate, in :data:`METHOD_ORDER`: ``identity``, the baselines with their chosen
     ``{"params": ...}``, the ``refiners`` (``{"deltaz": (model, train_config), ...}``, holes kept unless
-    trained with ``fill_holes``; ``dead_zone`` as in :func:`model_method`; ``mirror`` likewise, for ``deltaz``
+    trained with ``fill_holes``; ``dead_zone`` as in :func:`model_method`; ``mirror_agreement`` likewise, for ``deltaz``
     only: the compared network runs without it) and ``extra`` methods (e.g. ``deltaz+adapt``)."""
     methods: dict[str, Method] = {"identity": baseline_method("identity", {})}
     for name, info in baseline_params.items():
         methods[name] = baseline_method(name, info["params"])
     for name, (model, config) in refiners.items():
         methods[name] = model_method(model, device, keep_holes=not config.get("fill_holes", False),
-                                     dead_zone=dead_zone, mirror=mirror and name == "deltaz")
+                                     dead_zone=dead_zone, mirror_agreement=mirror_agreement and name == "deltaz")
     methods.update(extra or {})
     unknown = [m for m in methods if m not in METHOD_ORDER]
     if unknown:

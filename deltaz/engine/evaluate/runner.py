@@ -77,14 +77,15 @@ def _image_policy(data_root: Path, scans: Mapping[str, Any], refiners: Mapping[s
 
 
 def _multiview_methods(model, dev, train_config, use_images: bool, num_src_views: int, search: bool,
-                       dead_zone, mirror: bool) -> dict[str, Method]:
+                       dead_zone, mirror_agreement: bool) -> dict[str, Method]:
     """The rows that read the source views — ``deltaz+gate``, and (``search``) ``search`` and ``search+deltaz`` —
     when the scans have images (``use_images``) and sources (``num_src_views``)."""
     if not use_images or num_src_views < 1:
         return {}
     keep_holes = not train_config.get("fill_holes", False)
-    rows = {"deltaz+gate": gated_method(model, dev, keep_holes=keep_holes, dead_zone=dead_zone, mirror=mirror)}
-    return {**rows, **(search_methods(model, dev, keep_holes, dead_zone, mirror) if search else {})}
+    rows = {"deltaz+gate": gated_method(model, dev, keep_holes=keep_holes, dead_zone=dead_zone,
+                                        mirror_agreement=mirror_agreement)}
+    return {**rows, **(search_methods(model, dev, keep_holes, dead_zone, mirror_agreement) if search else {})}
 
 
 def _adapt_methods(model, train_config, data_root, preset, adapt_minutes, progress) -> dict[str, Method]:
@@ -97,7 +98,7 @@ def _adapt_methods(model, train_config, data_root, preset, adapt_minutes, progre
 def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all", compare_checkpoint=None,
                        device=None, num_src_views=4, batch_size=8, tune_max_views=16, progress=True,
                        fusion_conf_thresh=None, adapt_minutes=0.0, search=True, dead_zone=DEAD_ZONE,
-                       mirror=False) -> Evaluation:
+                       mirror_agreement=False) -> Evaluation:
     """Load the refiners, resolve the scans, tune the baselines on the validation scans, build the methods
     (arguments as in :func:`run_evaluation`)."""
     dev = resolve_device(device)
@@ -119,12 +120,13 @@ def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all",
     if names and not scans["val"]:
         notes.append("no validation scans: baselines use their default parameters")
     dead_zone = check_dead_zone(dead_zone)
-    extra = {**_multiview_methods(model, dev, train_config, use_images, num_src_views, search, dead_zone, mirror),
+    extra = {**_multiview_methods(model, dev, train_config, use_images, num_src_views, search, dead_zone,
+                                  mirror_agreement),
              **_adapt_methods(model, train_config, Path(data_root), preset, adapt_minutes, progress)}
     confidence = confidence_method(model, dev) if getattr(model, "out_confidence", False) else None
     return Evaluation(model, train_config, checkpoint_path, compare_path, scans,
-                      build_methods(params, refiners, dev, extra, dead_zone, mirror), params, use_images, dev, confidence,
-                      notes)
+                      build_methods(params, refiners, dev, extra, dead_zone, mirror_agreement), params, use_images, dev,
+                      confidence, notes)
 
 
 class _Files:
@@ -193,7 +195,7 @@ def run_evaluation(
     search: bool = True,
     dead_zone: tuple[float, float] | None = DEAD_ZONE,
     colour_scale: float = 1.0,
-    mirror: bool = False,
+    mirror_agreement: bool = False,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the ``split`` scans of ``data_root``; see :mod:`deltaz.engine.evaluate`.
 
@@ -208,8 +210,9 @@ def run_evaluation(
     ``search=False``) ``search`` and ``search+deltaz`` (:func:`deltaz.engine.evaluate.methods.search_methods`).
     ``dead_zone``: the refiner rows' dead zone (:mod:`deltaz.ops.dead_zone`; None = off). ``colour_scale``: a
     selection refiner's colour weight times this in its rows (:func:`deltaz.model.colour_scaled`, as ``deltaz refine
-    --colour-scale``; 1 = as trained; another model refuses a value other than 1). ``mirror``: the refiner rows
-    with the mirror agreement (:mod:`deltaz.ops.agreement`; twice the refiner's time).
+    --colour-scale``; 1 = as trained; another model refuses a value other than 1). ``mirror_agreement``: the
+    checkpoint's rows ``deltaz``, ``deltaz+gate``, ``search+deltaz`` with :mod:`deltaz.ops.agreement` (twice the
+    refiner's time; not ``mvsnet_refine`` or ``deltaz+adapt``; a confidence head's map stays the first pass's).
     """
     t_start = time.perf_counter()
     dead_zone = check_dead_zone(dead_zone)
@@ -218,7 +221,7 @@ def run_evaluation(
                             compare_checkpoint=compare_checkpoint, device=device, num_src_views=num_src_views,
                             batch_size=batch_size, tune_max_views=tune_max_views, progress=progress,
                             fusion_conf_thresh=fusion_conf_thresh, adapt_minutes=adapt_minutes, search=search,
-                            dead_zone=dead_zone, mirror=mirror)
+                            dead_zone=dead_zone, mirror_agreement=mirror_agreement)
     eval_scans = ev.scans["eval"]
     files = _Files(out_dir, figures, pointclouds, ply_scan or eval_scans[0], n_figure_views)
     scores = EvaluationScores(ev.order, len(eval_scans))
@@ -242,7 +245,7 @@ def run_evaluation(
         "use_images": ev.use_images, "deltaz_fills_holes": bool(ev.train_config.get("fill_holes", False)),
         "fusion_conf_thresh": fusion_conf_thresh, "adapt_minutes": adapt_minutes, "search": search,
         "dead_zone": list(dead_zone or (0.0, 0.0)), "colour_scale": float(colour_scale),
-        "mirror_agreement": bool(mirror),
+        "mirror_agreement": bool(mirror_agreement),
     }
     result = _result(ev, data_root, split, scores.rows(eval_scans), pc_rows, settings, confidence_summary(spars), files)
     result["elapsed_s"] = time.perf_counter() - t_start
