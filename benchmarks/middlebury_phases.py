@@ -36,7 +36,7 @@ import time
 from typing import Any
 
 from deltaz.core.errors import DeltaZError
-from deltaz.ops.agreement import MIRROR_HELP
+from deltaz.ops.agreement import add_mirror_flags
 from deltaz.ops.dead_zone import DEAD_ZONE
 
 import real_middlebury as bench  # the sibling script: its directory is on sys.path when a script runs
@@ -133,7 +133,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="default: sgbm planesweep")
     bench.add_scene_args(parser)
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
-    parser.add_argument("--mirror-agreement", action="store_true", help=MIRROR_HELP)
+    add_mirror_flags(parser)
     args = parser.parse_args(argv)
     bench.check_scene_args(parser, args)
     if not 1 <= args.phases <= 8:
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         refiner, note = bench.load_refiner_or_none(args.checkpoint, args.device)
         if refiner is not None:
             refiner.update(dead_zone=DEAD_ZONE, mirror_agreement=args.mirror_agreement)
-            note += ", mirror agreement" if args.mirror_agreement else ""
+            note += ", mirror agreement" if args.mirror_agreement else ", no mirror agreement"
         data = bench.load_scene(scene=args.scene, folder=args.aloe_dir)
         scene_scale = data["scale"]  # the benchmark's own scene scale, for every phase
         H, W = data["size"]

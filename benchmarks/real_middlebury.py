@@ -33,8 +33,8 @@ input the rows are:
   filled when the checkpoint was trained with ``fill_holes``), and the other hole setting as
   ``deltaz_fill_holes`` / ``deltaz_keep_holes``. Its ``depth_range`` is the input's own 1st–99th percentile
   of valid depth (nothing from the ground truth); its corrections pass the dead zone of
-  :mod:`deltaz.ops.dead_zone` (``--dead-zone``, as in ``deltaz evaluate``), in every refiner row, and with
-  ``--mirror-agreement`` only the corrections its left-right mirror agrees on (:mod:`deltaz.ops.agreement`);
+  :mod:`deltaz.ops.dead_zone` (``--dead-zone``, as in ``deltaz evaluate``), in every refiner row, and (unless
+  ``--no-mirror-agreement``) only the corrections its left-right mirror agrees on (:mod:`deltaz.ops.agreement`);
 * ``deltaz+gate`` — ``deltaz`` behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its
   correction kept where the right view confirms it (the pair's own images and cameras, no ground truth);
 * ``search+deltaz``, ``planes+deltaz``, ``subpixel+deltaz`` — the refiner run on that step's output; its harm and
@@ -67,7 +67,7 @@ import torch
 
 from deltaz.core.options import parse_dead_zone
 from deltaz.ops.baselines import BASELINES, NEEDS_IMAGE, PARAM_GRIDS, tune_baseline
-from deltaz.ops.agreement import MIRROR_HELP
+from deltaz.ops.agreement import MIRROR_AGREEMENT, add_mirror_flags
 from deltaz.ops.dead_zone import DEAD_ZONE, DEAD_ZONE_HELP
 from deltaz.core.errors import DeltaZError
 from deltaz.ops.metrics import depth_metrics, harm_metrics
@@ -209,8 +209,8 @@ def refined_depth(refiner: dict[str, Any], depth_init: torch.Tensor, image: torc
     with colour_scaled_parts(model, refiner.get("colour_scale", 1.0)):
         depth_range = input_depth_range(depth_init).to(device)
         depth = refine(model, depth_init[None].to(device), image=image, depth_range=depth_range, keep_holes=keep_holes,
-                       dead_zone=refiner.get("dead_zone", DEAD_ZONE), mirror_agreement=refiner.get("mirror_agreement", False)
-                       )["depth_refined"]
+                       dead_zone=refiner.get("dead_zone", DEAD_ZONE),
+                       mirror_agreement=refiner.get("mirror_agreement", MIRROR_AGREEMENT))["depth_refined"]
     depth = depth[0].float().cpu()
     return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
 
@@ -488,7 +488,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="multiply the scene (depths and baseline) by this; 1 = 680 mm median depth")
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
     parser.add_argument("--dead-zone", type=parse_dead_zone, default=DEAD_ZONE, metavar="F,N", help=DEAD_ZONE_HELP)
-    parser.add_argument("--mirror-agreement", action="store_true", help=MIRROR_HELP)
+    add_mirror_flags(parser)
     parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
                         help="a selection refiner's colour weight times K (deltaz refine --colour-scale; default 1)")
     parser.add_argument("--scales", type=float, nargs="*", default=[0.5, 1.0, 3.0], metavar="S",
@@ -528,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
             refiner_note += (f", dead zone {args.dead_zone[0]:g},{args.dead_zone[1]:g}" if args.dead_zone
                              else ", no dead zone")
             refiner["mirror_agreement"] = args.mirror_agreement
-            refiner_note += ", mirror agreement" if args.mirror_agreement else ""
+            refiner_note += ", mirror agreement" if args.mirror_agreement else ", no mirror agreement"
         if refiner is not None and args.colour_scale != 1.0:
             from deltaz.engine.refine import colour_scaled_parts
 

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/stereo_fullsize.py                     # demo checkpoint, CPU, ~60 s
     .venv/bin/python benchmarks/stereo_fullsize.py --checkpoint CK --json out.json
     .venv/bin/python benchmarks/stereo_fullsize.py --colour-scale 3   # the refiner more cautious (K > 1) or bolder (< 1)
-    .venv/bin/python benchmarks/stereo_fullsize.py --mirror-agreement # the refiner with deltaz.ops.agreement
+    .venv/bin/python benchmarks/stereo_fullsize.py --no-mirror-agreement  # the refiner without deltaz.ops.agreement
 
 The table of docs/RESULTS.md, "Stereo pairs". The disparity is OpenCV SGBM's (the Middlebury benchmark's settings)
 on the full-size pair; depth ``Z = f·B / (d + doffs)`` mm at the scene's real scale (median 2.75 m). Rows: SGBM; the
@@ -28,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from deltaz.ops.agreement import MIRROR_HELP
+from deltaz.ops.agreement import add_mirror_flags
 
 GOOD_MM, HARM_MM = 8.0, 4.0
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
                         help="a selection refiner's colour weight times K (deltaz refine --colour-scale; default 1)")
-    parser.add_argument("--mirror-agreement", action="store_true", help=MIRROR_HELP)
+    add_mirror_flags(parser)
     args = parser.parse_args(argv)
     if not (np.isfinite(args.colour_scale) and args.colour_scale > 0):
         parser.error(f"--colour-scale: expected a positive number, got {args.colour_scale}")

@@ -93,7 +93,7 @@ def _tiny_checkpoint(path):
     return path
 
 
-def test_deltaz_refine_takes_the_flag_and_keeps_the_median_of_the_two_passes(tmp_path):
+def test_deltaz_refine_keeps_the_median_of_the_two_passes_by_default_and_one_pass_when_told(tmp_path):
     checkpoint = _tiny_checkpoint(tmp_path / "tiny.pt")
     depth = np.full((24, 32), 600.0, np.float32) + np.random.default_rng(0).normal(0, 3, (24, 32)).astype(np.float32)
 
@@ -103,7 +103,9 @@ def test_deltaz_refine_takes_the_flag_and_keeps_the_median_of_the_two_passes(tmp
                          "--checkpoint", str(checkpoint), "--dead-zone", "off", *flags]) == 0
         return np.load(tmp_path / f"{name}.npy")
 
-    plain, mirrored = run(depth, "plain"), run(depth[:, ::-1].copy(), "mirrored")[:, ::-1]
-    agreed = run(depth, "agreed", "--mirror-agreement")
+    plain = run(depth, "plain", "--no-mirror-agreement")
+    mirrored = run(depth[:, ::-1].copy(), "mirrored", "--no-mirror-agreement")[:, ::-1]
+    agreed = run(depth, "agreed")
+    np.testing.assert_array_equal(run(depth, "agreed_flag", "--mirror-agreement"), agreed)
     assert np.abs(plain - depth).max() > 0.1 and np.abs(agreed - plain).max() > 0.1  # both passes move, differently
     np.testing.assert_allclose(agreed, np.median(np.stack([depth, plain, mirrored]), axis=0), atol=1e-4)

@@ -42,7 +42,7 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
                        "mvsnet_refine", "deltaz", "deltaz+gate", "search", "search+deltaz"}
     assert all(all(k in r for k in ("method", "scan", *METRIC_COLUMNS, *HARM_COLUMNS)) for r in metrics["rows"])
     assert "harm_pct <= 5 %" in report and "mae_good_mm no higher than the input's" in report
-    assert "image augment 1.0, image dropout 0.0," in report  # the recipe's image settings, in its Settings
+    assert "image augment 1.0, image dropout 0.25," in report  # the recipe's image settings, in its Settings
     split = json.loads((data / "split.json").read_text())
     assert metrics["scans"] == split["test"] and len(split["test"]) == 1
     # the held-out scan is in neither training nor validation, and tuning used the validation scan only
@@ -66,15 +66,15 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
     assert "| train | cached |" in (out / "report.md").read_text()
     assert "| sweep | cached |" in (out / "report.md").read_text()
     assert "evaluation: `planesweep_raw`" in (out / "report.md").read_text()
-    assert "search+deltaz with the mirror agreement" not in (out / "report.md").read_text()
-    assert "without the mirror agreement" in (out / "report.md").read_text()
+    assert "search+deltaz with the mirror agreement" in (out / "report.md").read_text()  # the default
+    assert json.loads((out / "metrics.json").read_text())["settings"]["mirror_agreement"]
 
-    # adaptation on the held-out scan: one more row; the mirror agreement: the refiner rows, said in the report
-    assert cli_main([*args, "--adapt-minutes", "0.01", "--mirror-agreement"]) == 0
+    # adaptation on the held-out scan: one more row; without the mirror agreement, said in the report
+    assert cli_main([*args, "--adapt-minutes", "0.01", "--no-mirror-agreement"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert "deltaz+adapt" in {r["method"] for r in metrics["rows"]} and "deltaz+adapt" in (out / "report.md").read_text()
-    assert metrics["settings"]["mirror_agreement"]
-    assert "search+deltaz with the mirror agreement" in (out / "report.md").read_text()
+    assert not metrics["settings"]["mirror_agreement"]
+    assert "without the mirror agreement" in (out / "report.md").read_text()
 
 
 def test_a_finished_run_is_reused_only_with_the_same_split(tmp_path):
@@ -183,9 +183,9 @@ def test_model_flag_reaches_the_recipe():
     add_arguments(parser)
     assert settings_from_args(parser.parse_args([])).train.model == "deltaz_select"
     assert settings_from_args(parser.parse_args(["--model", "deltaz_unet"])).train.model == "deltaz_unet"
-    assert settings_from_args(parser.parse_args([])).train.image_dropout == 0.0
-    assert settings_from_args(parser.parse_args(["--image-dropout", "0.25"])).train.image_dropout == 0.25
-    assert not settings_from_args(parser.parse_args([])).mirror_agreement
-    assert settings_from_args(parser.parse_args(["--mirror-agreement"])).mirror_agreement
+    assert settings_from_args(parser.parse_args([])).train.image_dropout == 0.25
+    assert settings_from_args(parser.parse_args(["--image-dropout", "0"])).train.image_dropout == 0.0
+    assert settings_from_args(parser.parse_args([])).mirror_agreement
+    assert not settings_from_args(parser.parse_args(["--no-mirror-agreement"])).mirror_agreement
     with pytest.raises(SystemExit):
         parser.parse_args(["--model", "mvsnet_refine"])  # the baseline is trained beside the refiner, not instead

@@ -9,7 +9,7 @@ Stages, each with a progress bar and a wall time in the report:
 4. **train** — the refiner (:func:`deltaz.engine.train.train`; SelectUnet, the U-Net with the selection head, or
    DeltaZUnet with ``--model deltaz_unet``) on ``train_ready`` for ``--minutes`` minutes, on random 64×80 windows
    (``--crop``), its initial depth drawn per view from ``--preset`` (default: :data:`~deltaz.engine.config.DEMO_PRESET`,
-   the simulated ``stereo`` model 55 %, ``mvs`` 15 %, the raw plane sweep 10 %, already-right depth 20 %);
+   the simulated ``stereo`` model 45 %, ``mvs`` 25 %, the raw plane sweep 10 %, already-right depth 20 %);
    ``--val-scans`` of its scans are the validation split, which picks ``best.pt`` and tunes the baselines. Then
    the MVSNet-style refinement network (:class:`deltaz.model.MVSNetRefine`, 32 channels as in MVSNet) is
    trained the same way for ``--compare-minutes`` (default: the same budget; 0 skips it): the learned baseline.
@@ -18,7 +18,7 @@ Stages, each with a progress bar and a wall time in the report:
    the validation scans only) and the MVSNet-style network: ``metrics.json`` (with the do-no-harm columns
    ``mae_good_mm`` and ``harm_pct``), ``metrics.md``, figures, point clouds. ``--adapt-minutes M`` adds the row
    ``deltaz+adapt``: the refiner adapted to each test scan (:mod:`deltaz.engine.adapt`, no ground truth);
-   ``--mirror-agreement``: the checkpoint's rows with :mod:`deltaz.ops.agreement` (not ``deltaz+adapt``).
+   The checkpoint's rows run with :mod:`deltaz.ops.agreement` (not ``deltaz+adapt``; ``--no-mirror-agreement``: without).
 6. **report** — ``<out>/report.md``: the table, the quality targets, figures, settings, machine, wall times.
 
 ``--force`` redoes everything. The defaults are sized for a 2-core laptop CPU: 12 scans of 49 views at 160×128, a
@@ -51,7 +51,7 @@ from deltaz.engine.evaluate import run_evaluation
 from deltaz.engine.report import demo_report_markdown, format_seconds, machine_info, summary_table, write_json
 from deltaz.engine.train import train
 from deltaz.engine.train.cli import config_help
-from deltaz.ops.agreement import MIRROR_HELP
+from deltaz.ops.agreement import MIRROR_AGREEMENT, add_mirror_flags
 from deltaz.ops.corrupt import INITIAL_MODELS, parse_initial_mix
 
 __all__ = ["DemoSettings", "run_demo", "add_arguments", "run", "quality_targets", "split_demo_scans", "train_config"]
@@ -93,7 +93,7 @@ class DemoSettings:
     num_src_views: int = 4
     pointclouds: bool = True
     adapt_minutes: float = 0.0  # > 0: the row deltaz+adapt, `deltaz adapt` on each test scan (minutes per scan)
-    mirror_agreement: bool = False  # deltaz, deltaz+gate, search+deltaz with deltaz.ops.agreement (2x time)
+    mirror_agreement: bool = MIRROR_AGREEMENT  # deltaz, deltaz+gate, search+deltaz with deltaz.ops.agreement (2x time)
     progress: bool = True
     train: TrainConfig = field(default_factory=demo_train_config)
 
@@ -466,7 +466,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapt-minutes", type=float, default=d.adapt_minutes, metavar="M",
                         help="also adapt the refiner to each held-out test scan for M minutes (deltaz adapt, no ground "
                         "truth; the row deltaz+adapt); default 0: skipped, to keep make demo within 15 minutes")
-    parser.add_argument("--mirror-agreement", action="store_true", help=MIRROR_HELP)
+    add_mirror_flags(parser)
     parser.add_argument("--no-pointclouds", action="store_true", help="skip point-cloud fusion and scoring")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 

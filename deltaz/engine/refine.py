@@ -31,6 +31,7 @@ from deltaz.engine import checkpoint as ckpt
 from deltaz.engine.config import TrainConfig
 from deltaz.model import build_model, colour_scaled, refine
 from deltaz.model.blend import BlendedRefiner
+from deltaz.ops.agreement import MIRROR_AGREEMENT
 from deltaz.ops.dead_zone import DEAD_ZONE, apply_dead_zone, check_dead_zone
 from deltaz.weights import default_checkpoint
 
@@ -248,7 +249,7 @@ def predict_delta_z(model: torch.nn.Module, depth_mm: np.ndarray, image: np.ndar
                     fill_holes: bool = False, depth_range_mm: tuple[float, float] | None = None,
                     max_pixels: int | None = DEFAULT_MAX_PIXELS, tile_overlap: int = TILE_OVERLAP,
                     bf16: bool = False, dead_zone: tuple[float, float] | None = DEAD_ZONE,
-                    mirror_agreement: bool = False) -> np.ndarray:
+                    mirror_agreement: bool = MIRROR_AGREEMENT) -> np.ndarray:
     """Δz ``(H, W)`` mm from :func:`deltaz.model.refine` for a clean depth map (holes = 0, mm) and its image.
 
     ``image``: ``(3, H, W)`` float32 in [0, 1] or None. ``depth_range_mm``: ``(min, max)`` passed to the model
@@ -299,7 +300,7 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
                  fill_holes: bool = False, resize_image: bool = False,
                  depth_range_mm: tuple[float, float] | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                  tile_overlap: int = TILE_OVERLAP, bf16: bool = False, colour_scale: float = 1.0,
-                 dead_zone: tuple[float, float] | None = DEAD_ZONE, mirror_agreement: bool = False,
+                 dead_zone: tuple[float, float] | None = DEAD_ZONE, mirror_agreement: bool = MIRROR_AGREEMENT,
                  on_note: Callable[[str], None] | None = None,
                  depth_name: str = "depth", image_name: str = "image") -> np.ndarray:
     """Refine one depth map: ``depth_refined = depth + Δz`` (mm, ``(H, W)`` float32).

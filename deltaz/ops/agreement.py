@@ -19,19 +19,35 @@ to 2.25 mm on Motorcycle's left half, and costs the synthetic plane sweep's ``se
 1); with the ``mvs``-heavier recipe and image dropout it also lowers Motorcycle's simulated ``mvs`` errors (22.29 →
 21.27 mm against the demo recipe without it). Held out (docs/RESULTS.md, "The mirror agreement"): that recipe with
 it beat the demo's recipe without it on both real pairs' ``mvs`` errors and SGBM's good pixels, at +2.7 % on the
-synthetic test scans' ``search+deltaz`` (+2.0 % on the demo's own recipe). Off by default (``--mirror-agreement``).
+synthetic test scans' ``search+deltaz`` (+2.0 % on the demo's own recipe). So that recipe became the demo's and the
+agreement the inference default (:data:`MIRROR_AGREEMENT`; ``--no-mirror-agreement`` turns it off).
 """
 
 from __future__ import annotations
 
+import argparse
+
 import torch
 
-__all__ = ["MIRROR_HELP", "mirror_agree"]
+__all__ = ["MIRROR_AGREEMENT", "MIRROR_HELP", "add_mirror_flags", "mirror_agree"]
 
-#: The ``--mirror-agreement`` flag's help (``deltaz evaluate``, ``deltaz refine``, ``deltaz demo``, the benchmarks).
+#: The inference default (``deltaz evaluate``, ``deltaz refine``, ``deltaz.refine_depth``, ``deltaz demo``, the
+#: benchmarks); :func:`deltaz.model.refine` itself, which training calls, defaults to off.
+MIRROR_AGREEMENT = True
+
+#: The ``--mirror-agreement`` / ``--no-mirror-agreement`` flags' help (``deltaz evaluate``, ``deltaz refine``, ``deltaz demo``, the benchmarks).
 MIRROR_HELP = ("run the refiner on the depth map and on its left-right mirror, and keep a correction only where the "
                "two agree (the smaller one; none where they point opposite ways): less harm to depth that is already "
-               "right on real images, at twice the refiner's time (default off)")
+               "right on real images, at twice the refiner's time (default on)")
+
+
+def add_mirror_flags(parser: argparse.ArgumentParser) -> None:
+    """``--mirror-agreement`` (the default, :data:`MIRROR_AGREEMENT`) and ``--no-mirror-agreement`` (one pass), both
+    setting ``args.mirror_agreement``."""
+    parser.add_argument("--mirror-agreement", dest="mirror_agreement", action="store_true",
+                        default=MIRROR_AGREEMENT, help=MIRROR_HELP)
+    parser.add_argument("--no-mirror-agreement", dest="mirror_agreement", action="store_false",
+                        help="run the refiner once and keep every correction it makes (the agreement off)")
 
 
 def mirror_agree(delta_z: torch.Tensor, delta_z_mirror: torch.Tensor, depth_init: torch.Tensor) -> torch.Tensor:

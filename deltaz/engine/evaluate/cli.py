@@ -13,7 +13,7 @@ from deltaz.engine.evaluate.runner import run_evaluation
 from deltaz.engine.scans import EVAL_SPLITS
 from deltaz.engine.report import summary_table
 from deltaz.model import MODELS
-from deltaz.ops.agreement import MIRROR_HELP
+from deltaz.ops.agreement import add_mirror_flags
 from deltaz.ops.corrupt import INITIAL_MODELS
 from deltaz.ops.dead_zone import DEAD_ZONE, DEAD_ZONE_HELP
 
@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the rows search and search+deltaz (the multi-view candidate search, 0.3-0.4 s "
                         "per 160x128 view with 4 sources on a 2-core CPU)")
     parser.add_argument("--dead-zone", type=parse_dead_zone, default=DEAD_ZONE, metavar="F,N", help=DEAD_ZONE_HELP)
-    parser.add_argument("--mirror-agreement", action="store_true", help=MIRROR_HELP)
+    add_mirror_flags(parser)
     parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
                         help="a selection refiner's colour weight times K in its rows (as deltaz refine "
                         "--colour-scale: K > 1 leaves more of the input alone; default 1 = as trained)")

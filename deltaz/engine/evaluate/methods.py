@@ -18,6 +18,7 @@ from deltaz.core.errors import ConfigError, DataError
 from deltaz.engine.scans import ScanViews, chunks, gate_views
 from deltaz.engine.refine import load_refiner  # noqa: F401 (part of the evaluate API)
 from deltaz.model import refine
+from deltaz.ops.agreement import MIRROR_AGREEMENT
 from deltaz.ops.baselines import BASELINES, NEEDS_IMAGE, NEEDS_MULTIVIEW
 from deltaz.ops.dead_zone import DEAD_ZONE
 from deltaz.ops.gate import GATE_MARGIN
@@ -79,7 +80,7 @@ def _refine_views(model: torch.nn.Module, views: ScanViews, idx: list[int], devi
 
 
 def model_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
-                 dead_zone: tuple[float, float] | None = DEAD_ZONE, mirror_agreement: bool = False) -> Method:
+                 dead_zone: tuple[float, float] | None = DEAD_ZONE, mirror_agreement: bool = MIRROR_AGREEMENT) -> Method:
     """A refiner as a method: ``depth_refined = depth_init + Δz`` via :func:`deltaz.model.refine`.
 
     ``keep_holes`` as in training (``not TrainConfig.fill_holes``): holes of the initial depth stay holes
@@ -98,7 +99,7 @@ def model_method(model: torch.nn.Module, device: torch.device | str, keep_holes:
 
 def gated_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
                  margin: float = GATE_MARGIN, dead_zone: tuple[float, float] | None = DEAD_ZONE,
-                 mirror_agreement: bool = False) -> Method:
+                 mirror_agreement: bool = MIRROR_AGREEMENT) -> Method:
     """The refiner behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its correction is kept
     where the scan's source views (pair.txt's, with their input depths for the visibility test) confirm it
     photometrically, the input elsewhere. Needs the scan's images and at least one source view."""
@@ -128,7 +129,7 @@ def consensus_views(views: ScanViews, batch_size: int = 8) -> torch.Tensor:
 
 def search_methods(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
                    dead_zone: tuple[float, float] | None = DEAD_ZONE,
-                   mirror_agreement: bool = False) -> dict[str, Method]:
+                   mirror_agreement: bool = MIRROR_AGREEMENT) -> dict[str, Method]:
     """``search``: the multi-view candidate search — first the sources' depths
     (:func:`consensus_views`: a pixel no source agrees with takes theirs), then the neighbours'
     (:func:`deltaz.ops.mvs.propagate.propagate_depth`, the sources' consensus depths deciding visibility and
@@ -211,7 +212,7 @@ def build_methods(
     device: torch.device | str,
     extra: Mapping[str, Method] | None = None,
     dead_zone: tuple[float, float] | None = DEAD_ZONE,
-    mirror_agreement: bool = False,
+    mirror_agreement: bool = MIRROR_AGREEMENT,
 ) -> dict[str, Method]:
     """Every row to evaluate, in :data:`METHOD_ORDER`: ``identity``, the baselines with their chosen
     ``{"params": ...}``, the ``refiners`` (``{"deltaz": (model, train_config), ...}``, holes kept unless

@@ -28,6 +28,7 @@ from deltaz.engine.refine import colour_scaled_parts
 from deltaz.engine.report import write_metrics
 from deltaz.model import check_colour_scale
 from deltaz.io.dtu import layout
+from deltaz.ops.agreement import MIRROR_AGREEMENT
 from deltaz.ops.baselines import NEEDS_IMAGE
 from deltaz.ops.dead_zone import DEAD_ZONE, check_dead_zone
 
@@ -98,7 +99,7 @@ def _adapt_methods(model, train_config, data_root, preset, adapt_minutes, progre
 def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all", compare_checkpoint=None,
                        device=None, num_src_views=4, batch_size=8, tune_max_views=16, progress=True,
                        fusion_conf_thresh=None, adapt_minutes=0.0, search=True, dead_zone=DEAD_ZONE,
-                       mirror_agreement=False) -> Evaluation:
+                       mirror_agreement=MIRROR_AGREEMENT) -> Evaluation:
     """Load the refiners, resolve the scans, tune the baselines on the validation scans, build the methods
     (arguments as in :func:`run_evaluation`)."""
     dev = resolve_device(device)
@@ -195,7 +196,7 @@ def run_evaluation(
     search: bool = True,
     dead_zone: tuple[float, float] | None = DEAD_ZONE,
     colour_scale: float = 1.0,
-    mirror_agreement: bool = False,
+    mirror_agreement: bool = MIRROR_AGREEMENT,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the ``split`` scans of ``data_root``; see :mod:`deltaz.engine.evaluate`.
 
