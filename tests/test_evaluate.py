@@ -130,6 +130,21 @@ def test_identity_row_is_the_initial_depth(setup):
     assert ev.consistency_counts(dropped, view, covered=covered)[1] == n_with_depth
 
 
+def test_evaluate_runs_the_refiner_once_for_the_deltaz_and_gated_rows(setup, monkeypatch):
+    import deltaz.engine.evaluate.methods as methods
+
+    real, calls = methods._refine_views, []
+    monkeypatch.setattr(methods, "_refine_views", lambda *a, **k: calls.append(1) or real(*a, **k))
+    counts = {}
+    for sources in (0, 1):  # without sources there is no gated row
+        calls.clear()
+        rows = ev.evaluate(setup["ckpt"], setup["root"], split="val", baselines="none", num_src_views=sources,
+                           search=False, figures=False, pointclouds=False, progress=False)
+        counts[sources] = len(calls)
+        assert ("deltaz+gate" in {r["method"] for r in rows}) == (sources == 1)
+    assert counts[1] == counts[0] > 0
+
+
 def test_the_gated_row_takes_each_pixel_from_the_input_or_the_refiner(setup):
     model, config, _ = ev.load_refiner(setup["ckpt"], "cpu")
     views = ev.load_scan_views(setup["root"], setup["val"][0], 2, use_images=True)
@@ -139,6 +154,17 @@ def test_the_gated_row_takes_each_pixel_from_the_input_or_the_refiner(setup):
     without_images = ev.load_scan_views(setup["root"], setup["val"][0], 2)
     with pytest.raises(DataError, match="gate needs the scan's images"):
         ev.apply_method(ev.gated_method(model, "cpu"), without_images)
+    # given the ungated row (remembered), the gate gates its very outputs: the refiner runs once for both rows
+    calls = []
+
+    def counted(views, idx):
+        calls.append(tuple(idx))
+        return ev.model_method(model, "cpu")(views, idx)
+
+    ungated = ev.remembered(counted)
+    assert torch.equal(ev.apply_method(ungated, views), refined)
+    assert torch.equal(ev.apply_method(ev.gated_method(None, "cpu", refined=ungated), views), gated)
+    assert len(calls) == len(set(calls)) > 0  # each batch once, for both rows
     no_gate = ev.evaluate(setup["ckpt"], setup["root"], split="val", baselines="none", num_src_views=0,
                           figures=False, pointclouds=False, progress=False)
     assert {r["method"] for r in no_gate} == {"identity", "deltaz"}  # no source views: no gate row

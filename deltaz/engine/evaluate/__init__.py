@@ -80,6 +80,7 @@ from deltaz.engine.evaluate.methods import (
     load_refiner,
     model_method,
     gated_method,
+    remembered,
     consensus_views,
     search_methods,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "baseline_method",
     "model_method",
     "gated_method",
+    "remembered",
     "consensus_views",
     "search_methods",
     "confidence_method",

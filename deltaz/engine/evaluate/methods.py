@@ -99,17 +99,35 @@ def model_method(model: torch.nn.Module, device: torch.device | str, keep_holes:
 
 def gated_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
                  margin: float = GATE_MARGIN, dead_zone: tuple[float, float] | None = DEAD_ZONE,
-                 mirror_agreement: bool = MIRROR_AGREEMENT) -> Method:
+                 mirror_agreement: bool = MIRROR_AGREEMENT, refined: Method | None = None) -> Method:
     """The refiner behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its correction is kept
     where the scan's source views (pair.txt's, with their input depths for the visibility test) confirm it
-    photometrically, the input elsewhere. Needs the scan's images and at least one source view."""
+    photometrically, the input elsewhere. Needs the scan's images and at least one source view. ``refined``: the
+    ungated row's method with the same dials (:func:`remembered`), whose output it then gates instead of running
+    the refiner again."""
+    ungated = refined or model_method(model, device, keep_holes, dead_zone, mirror_agreement)
 
     @torch.no_grad()
     def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
-        idx = list(idx)
-        refined = _refine_views(model, views, idx, device, keep_holes=keep_holes, dead_zone=dead_zone,
-                                mirror_agreement=mirror_agreement)["depth_refined"]
-        return gate_views(views, idx, refined, margin, batch_size=len(idx))  # says so when images or sources lack
+        idx = list(idx)  # gate_views says so when images or sources lack
+        return gate_views(views, idx, ungated(views, idx), margin, batch_size=len(idx))
+
+    return apply
+
+
+def remembered(method: Method) -> Method:
+    """``method`` keeping its outputs for the scan it last saw (the very object), batch by batch, so that two rows
+    starting from them (``deltaz`` and ``deltaz+gate``) run it once."""
+    cache: dict[Any, Any] = {}
+
+    def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
+        if cache.get("views") is not views:
+            cache.clear()
+            cache["views"] = views
+        key = tuple(idx)
+        if key not in cache:
+            cache[key] = method(views, idx)
+        return cache[key]
 
     return apply
 

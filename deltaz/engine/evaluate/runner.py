@@ -18,8 +18,8 @@ from deltaz.core.errors import ConfigError, DataError
 from deltaz.engine.adapt import adapt_method
 from deltaz.engine.device import resolve_device
 from deltaz.engine.evaluate.methods import (
-    Method, apply_method, baseline_names, build_methods, confidence_method, gated_method, load_refiner, needs_images,
-    search_methods,
+    Method, apply_method, baseline_names, build_methods, confidence_method, gated_method, load_refiner, model_method,
+    needs_images, remembered, search_methods,
 )
 from deltaz.engine.scans import ScanViews, load_scan_views, resolve_scans
 from deltaz.engine.evaluate.scores import CONSISTENCY_SETTINGS, EvaluationScores, confidence_summary
@@ -77,15 +77,16 @@ def _image_policy(data_root: Path, scans: Mapping[str, Any], refiners: Mapping[s
     return names, all_have_images and (gate or bool(needing))
 
 
-def _multiview_methods(model, dev, train_config, use_images: bool, num_src_views: int, search: bool,
-                       dead_zone, mirror_agreement: bool) -> dict[str, Method]:
-    """The rows that read the source views — ``deltaz+gate``, and (``search``) ``search`` and ``search+deltaz`` —
+def _refiner_methods(model, dev, train_config, use_images: bool, num_src_views: int, search: bool,
+                     dead_zone, mirror_agreement: bool) -> dict[str, Method]:
+    """The checkpoint's rows: ``deltaz``, and those that read the source views — ``deltaz+gate`` (gating
+    ``deltaz``'s own outputs: the refiner runs once for both), and (``search``) ``search`` and ``search+deltaz`` —
     when the scans have images (``use_images``) and sources (``num_src_views``)."""
-    if not use_images or num_src_views < 1:
-        return {}
     keep_holes = not train_config.get("fill_holes", False)
-    rows = {"deltaz+gate": gated_method(model, dev, keep_holes=keep_holes, dead_zone=dead_zone,
-                                        mirror_agreement=mirror_agreement)}
+    rows = {"deltaz": remembered(model_method(model, dev, keep_holes, dead_zone, mirror_agreement))}
+    if not use_images or num_src_views < 1:
+        return rows
+    rows["deltaz+gate"] = gated_method(model, dev, keep_holes, dead_zone=dead_zone, refined=rows["deltaz"])
     return {**rows, **(search_methods(model, dev, keep_holes, dead_zone, mirror_agreement) if search else {})}
 
 
@@ -121,8 +122,8 @@ def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all",
     if names and not scans["val"]:
         notes.append("no validation scans: baselines use their default parameters")
     dead_zone = check_dead_zone(dead_zone)
-    extra = {**_multiview_methods(model, dev, train_config, use_images, num_src_views, search, dead_zone,
-                                  mirror_agreement),
+    extra = {**_refiner_methods(model, dev, train_config, use_images, num_src_views, search, dead_zone,
+                                mirror_agreement),  # its "deltaz" replaces build_methods' own
              **_adapt_methods(model, train_config, Path(data_root), preset, adapt_minutes, progress)}
     confidence = confidence_method(model, dev) if getattr(model, "out_confidence", False) else None
     return Evaluation(model, train_config, checkpoint_path, compare_path, scans,
