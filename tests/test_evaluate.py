@@ -189,8 +189,8 @@ def test_the_search_rows_are_the_search_and_the_refiner_after_it(setup):
     assert torch.allclose(searched, expected)
     depth_range = views.depth_range.reshape(1, 2).expand(len(views), 2)
     with torch.no_grad():
-        refined = refine(model, expected, image=None, depth_range=depth_range, keep_holes=True,
-                         dead_zone=DEAD_ZONE)["depth_refined"]  # inference drops the smallest corrections
+        refined = refine(model, expected, image=None, depth_range=depth_range, keep_holes=True, dead_zone=DEAD_ZONE,
+                         mirror_agreement=True)["depth_refined"]  # inference's dials: the dead zone, the agreement
     refined = torch.where(torch.isfinite(refined) & (refined > 0), refined, torch.zeros_like(refined))
     assert torch.allclose(ev.apply_method(rows["search+deltaz"], views), refined, atol=1e-4)
     without_images = ev.load_scan_views(setup["root"], setup["val"][0], 2)
@@ -285,14 +285,14 @@ def test_cli_prints_the_table_and_writes_files(setup, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "identity" in printed and "median" in printed and "deltaz" in printed and "metrics.md" in printed
     assert (out / "metrics.json").is_file() and (out / "metrics.md").is_file()
-    assert json.loads((out / "metrics.json").read_text())["settings"]["mirror_agreement"] is False
+    assert json.loads((out / "metrics.json").read_text())["settings"]["mirror_agreement"] is True  # the default
     deltaz_row = {}
-    for mirror in (False, True):  # the flag reaches the rows (no dead zone: the 2-step model's moves are tiny)
+    for mirror in (False, True):  # the flags reach the rows (no dead zone: the 2-step model's moves are tiny)
         run_out = out / f"mirror{mirror}"
         assert cli_main(["evaluate", "--checkpoint", str(Path(setup["ckpt"]).parent), "--data-root", str(setup["root"]),
                          "--split", "val", "--out", str(run_out), "--baselines", "none", "--num-src-views", "0",
                          "--no-figures", "--no-pointclouds", "--no-progress", "--device", "cpu", "--dead-zone", "off",
-                         *(["--mirror-agreement"] if mirror else [])]) == 0
+                         "--mirror-agreement" if mirror else "--no-mirror-agreement"]) == 0
         metrics = json.loads((run_out / "metrics.json").read_text())
         assert metrics["settings"]["mirror_agreement"] is mirror
         assert ("- the checkpoint's rows: no dead zone, " + ("with" if mirror else "without") + " the mirror agreement"
