@@ -1,4 +1,5 @@
-"""Speed and memory of ``deltaz refine``'s forward pass; figures are printed, never asserted.
+"""Speed and memory of ``deltaz refine``'s forward pass, one network pass per map (the mirror agreement, on by
+default, runs two: :mod:`deltaz.ops.agreement`); figures are printed, never asserted.
 
 1. One 640×512 depth map with its image, steady state after a warm-up, 2 torch threads, through the real path
    (:func:`deltaz.engine.refine.predict_delta_z` on a :func:`deltaz.engine.refine.for_inference` model), for the demo's shape
@@ -36,6 +37,12 @@ from deltaz.engine.refine import for_inference, load_model, predict_delta_z
 
 LARGE = (1200, 1600)
 WAYS = {"whole map": None, "tiles <= 1 MP": 1_048_576, "tiles <= 0.33 MP": 327_680, "half resolution": "half"}
+
+
+def one_pass(*args, **kwargs):
+    """:func:`predict_delta_z` with one network pass: the figures here are per pass (the mirror agreement,
+    ``deltaz refine``'s default, runs two: :mod:`deltaz.ops.agreement`)."""
+    return predict_delta_z(*args, mirror_agreement=False, **kwargs)
 
 
 def machine() -> str:
@@ -79,17 +86,17 @@ def bench_640(repeats: int, checkpoint: str | None) -> None:
         for name, prep in (("plain NCHW", lambda m: m.eval()), ("channels-last (refine path)", for_inference)):
             torch.manual_seed(0)
             model = prep(build_model("deltaz_unet", in_channels=4, base_channel=base, depth=4))
-            predict_delta_z(model, depth, image)
-            t = timed(lambda: predict_delta_z(model, depth, image), repeats)
+            one_pass(model, depth, image)
+            t = timed(lambda: one_pass(model, depth, image), repeats)
             print(f"  base {base:2d} depth 4, {name:30s} median {np.median(t):.3f}  min {min(t):.3f}  "
                   f"(n={repeats}, load avg {os.getloadavg()[0]:.2f})")
-        predict_delta_z(model, depth, image, bf16=True)
-        t = timed(lambda: predict_delta_z(model, depth, image, bf16=True), repeats)
+        one_pass(model, depth, image, bf16=True)
+        t = timed(lambda: one_pass(model, depth, image, bf16=True), repeats)
         print(f"  base {base:2d} depth 4, {'channels-last + --bf16':30s} median {np.median(t):.3f}  min {min(t):.3f}  "
               f"(n={repeats}, load avg {os.getloadavg()[0]:.2f})")
     if checkpoint:
         model = load_model(checkpoint, "cpu")
-        dz, dz_bf16 = predict_delta_z(model, depth, image), predict_delta_z(model, depth, image, bf16=True)
+        dz, dz_bf16 = one_pass(model, depth, image), one_pass(model, depth, image, bf16=True)
         valid = depth > 0
         print(f"  --bf16 with {checkpoint}: mean |dz| {np.abs(dz[valid]).mean():.4f} mm, "
               f"mean |dz bf16 - dz fp32| {np.abs(dz_bf16 - dz)[valid].mean():.4f} mm")
@@ -106,16 +113,16 @@ def worker(way: str, base: int, checkpoint: str | None, out: str) -> None:
                                           depth_scale_mm=20.0, prefill_holes=True))
         torch.nn.init.normal_(model.head.weight, std=0.02)
     _, depth, image = scene(*LARGE)
-    predict_delta_z(model, depth[:128, :160], image[:, :128, :160])  # warm-up
+    one_pass(model, depth[:128, :160], image[:, :128, :160])  # warm-up
     start = time.perf_counter()
     if WAYS[way] == "half":
         lo = F.interpolate(torch.from_numpy(image)[None], scale_factor=0.5, mode="area")[0].numpy()
         d_lo = depth[::2, ::2]
-        dz = predict_delta_z(model, np.ascontiguousarray(d_lo), lo, max_pixels=None)
+        dz = one_pass(model, np.ascontiguousarray(d_lo), lo, max_pixels=None)
         dz = F.interpolate(torch.from_numpy(dz)[None, None], size=LARGE, mode="bilinear", align_corners=False)[0, 0]
         dz = np.where(depth > 0, dz.numpy(), 0)
     else:
-        dz = predict_delta_z(model, depth, image, max_pixels=WAYS[way])
+        dz = one_pass(model, depth, image, max_pixels=WAYS[way])
     seconds = time.perf_counter() - start
     np.save(out, dz.astype(np.float32))
     print(json.dumps({"s": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -155,9 +162,9 @@ def bench_cuda(repeats: int) -> None:
     print(f"\nCUDA ({torch.cuda.get_device_name(0)}), 640x512, ms per map:")
     for base in (16, 32):
         model = for_inference(build_model("deltaz_unet", in_channels=4, base_channel=base, depth=4)).cuda()
-        predict_delta_z(model, depth, image)
+        one_pass(model, depth, image)
         torch.cuda.synchronize()
-        t = timed(lambda: (predict_delta_z(model, depth, image), torch.cuda.synchronize()), max(repeats, 10))
+        t = timed(lambda: (one_pass(model, depth, image), torch.cuda.synchronize()), max(repeats, 10))
         print(f"  base {base}: median {1000 * np.median(t):.1f} ms (includes host-device copies)")
 
 

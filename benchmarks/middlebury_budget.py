@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from deltaz.core.errors import DeltaZError
 from deltaz.io.middlebury import depth_to_disparity, disparity_to_depth, resize_nearest
+from deltaz.ops.agreement import add_mirror_flags
 from deltaz.ops.occlusion import half_occlusion
 
 import real_middlebury as bench  # the sibling script: its directory is on sys.path when a script runs
@@ -172,6 +173,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--input", choices=("sgbm", "planesweep"), default="sgbm", help="the initial depth")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
+    add_mirror_flags(parser)
     return parser.parse_args(argv)
 
 
@@ -180,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = bench.load_scene(1.0)
         refiner, note = bench.load_refiner_or_none(args.checkpoint, args.device)
+        if refiner is not None:
+            refiner["mirror_agreement"] = args.mirror_agreement
+            note += ", mirror agreement" if args.mirror_agreement else ", no mirror agreement"
         depth_init, input_note = bench.input_depths(data)[args.input]
         if depth_init is None:
             raise DeltaZError(f"--input {args.input}: {input_note}")

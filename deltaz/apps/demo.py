@@ -17,7 +17,7 @@ Stages, each with a progress bar and a wall time in the report:
    ``--eval-preset`` (default: the raw plane sweep), against the input, every classical baseline (tuned on
    the validation scans only) and the MVSNet-style network: ``metrics.json`` (with the do-no-harm columns
    ``mae_good_mm`` and ``harm_pct``), ``metrics.md``, figures, point clouds. ``--adapt-minutes M`` adds the row
-   ``deltaz+adapt``: the refiner adapted to each test scan (:mod:`deltaz.engine.adapt`, no ground truth);
+   ``deltaz+adapt``: the refiner adapted to each test scan (:mod:`deltaz.engine.adapt`, no ground truth).
    The checkpoint's rows run with :mod:`deltaz.ops.agreement` (not ``deltaz+adapt``; ``--no-mirror-agreement``: without).
 6. **report** — ``<out>/report.md``: the table, the quality targets, figures, settings, machine, wall times.
 

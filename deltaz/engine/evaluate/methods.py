@@ -35,6 +35,7 @@ __all__ = [
     "baseline_method",
     "model_method",
     "gated_method",
+    "remembered",
     "consensus_views",
     "search_methods",
     "confidence_method",
@@ -103,8 +104,8 @@ def gated_method(model: torch.nn.Module, device: torch.device | str, keep_holes:
     """The refiner behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its correction is kept
     where the scan's source views (pair.txt's, with their input depths for the visibility test) confirm it
     photometrically, the input elsewhere. Needs the scan's images and at least one source view. ``refined``: the
-    ungated row's method with the same dials (:func:`remembered`), whose output it then gates instead of running
-    the refiner again."""
+    ungated row's method (:func:`remembered`), whose output it then gates instead of running the refiner again;
+    its dials are then that method's (``keep_holes``, ``dead_zone``, ``mirror_agreement`` here are not used)."""
     ungated = refined or model_method(model, device, keep_holes, dead_zone, mirror_agreement)
 
     @torch.no_grad()
