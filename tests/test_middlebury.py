@@ -330,6 +330,25 @@ def test_benchmark_mirror_agreement_reaches_the_refiner_rows(scene):
     assert (moved[True] <= moved[False] + 1e-4).all() and moved[True].sum() < 0.9 * moved[False].sum()
 
 
+def test_the_benchmarks_run_the_agreement_unless_told_not_to(scene):
+    """The refiner dict without the key takes the inference default (the agreement), as the scripts' flags do."""
+    from deltaz.io.middlebury import sgbm_depth
+    from deltaz.model import DeltaZUnet
+
+    bench = _benchmark_module()
+    for name in ("real_middlebury", "middlebury_phases", "middlebury_budget"):
+        script = load_benchmark(name)
+        assert script.parse_args([]).mirror_agreement and not script.parse_args(["--no-mirror-agreement"]).mirror_agreement
+    torch.manual_seed(0)
+    model = DeltaZUnet(in_channels=4, base_channel=4, depth=2, depth_scale_rel=0.03).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.head.weight, std=0.3)
+    init = sgbm_depth(scene)
+    out = {key: bench.refiner_outputs({"model": model, "config": {}, "device": "cpu", **extra}, init, scene)["deltaz"]
+           for key, extra in (("default", {}), ("on", {"mirror_agreement": True}), ("off", {"mirror_agreement": False}))}
+    assert torch.equal(out["default"], out["on"]) and not torch.equal(out["default"], out["off"])
+
+
 def test_simulated_input_is_seeded_and_keeps_the_ground_truth_holes(scene):
     bench = _benchmark_module()
     a, b = bench.simulated_input(scene, "noise", 0), bench.simulated_input(scene, "noise", 0)
