@@ -14,13 +14,14 @@ that is, ``depth_refined = median(depth_init, refined, mirrored refined)``. Hole
 first pass's Δz (their fill). It costs a second pass of the network; training never applies it.
 
 Measured on the design data (docs/EXPERIMENTS.md, "Agreement at test time"; four seeds per recipe, 1000 steps):
-with the previous demo recipe it brings the ground truth handed in as input from 1.51 to 0.80 mm and 2 mm noise from 2.89
-to 2.25 mm on Motorcycle's left half, and costs the synthetic plane sweep's ``search+deltaz`` 1.2–1.8 % (seeds 0,
-1); with the ``mvs``-heavier recipe and image dropout it also lowers Motorcycle's simulated ``mvs`` errors (22.29 →
-21.27 mm against the previous recipe without it). Held out (docs/RESULTS.md, "The mirror agreement"): that recipe
-with it beat the previous recipe without it on both real pairs' ``mvs`` errors and SGBM's good pixels, at +2.7 % on
-the synthetic test scans' ``search+deltaz`` (+2.0 % on the previous recipe itself). So that recipe became the demo's and the
-agreement the inference default (:data:`MIRROR_AGREEMENT`; ``--no-mirror-agreement`` turns it off).
+with the previous demo recipe it brings the ground truth handed in as input from 1.51 to 0.80 mm and 2 mm noise
+from 2.89 to 2.25 mm on Motorcycle's left half, and costs the synthetic plane sweep's ``search+deltaz`` 1.2–1.8 %
+(seeds 0, 1); with the ``mvs``-heavier recipe and image dropout it also lowers Motorcycle's simulated ``mvs``
+errors (22.29 → 21.27 mm against the previous recipe without it). Held out (docs/RESULTS.md, "The mirror
+agreement"): that recipe with it beat the previous recipe without it on both real pairs' ``mvs`` errors and SGBM's
+good pixels, at +2.7 % on the synthetic test scans' ``search+deltaz`` (+2.0 % on the previous recipe itself). So
+that recipe became the demo's and the agreement the inference default (:data:`MIRROR_AGREEMENT`;
+``--no-mirror-agreement`` turns it off).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ __all__ = ["MIRROR_AGREEMENT", "MIRROR_HELP", "add_mirror_flags", "mirror_agree"
 #: benchmarks); :func:`deltaz.model.refine` itself, which training calls, defaults to off.
 MIRROR_AGREEMENT = True
 
-#: The ``--mirror-agreement`` / ``--no-mirror-agreement`` flags' help (``deltaz evaluate``, ``deltaz refine``, ``deltaz demo``, the benchmarks).
+#: The ``--mirror-agreement`` / ``--no-mirror-agreement`` flags' help (``deltaz evaluate``, ``deltaz refine``,
+#: ``deltaz demo``, the benchmarks).
 MIRROR_HELP = ("run the refiner on the depth map and on its left-right mirror, and keep a correction only where the "
                "two agree (the smaller one; none where they point opposite ways): less harm to depth that is already "
                "right on real images, at twice the refiner's time (default on)")

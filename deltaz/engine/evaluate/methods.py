@@ -81,7 +81,8 @@ def _refine_views(model: torch.nn.Module, views: ScanViews, idx: list[int], devi
 
 
 def model_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
-                 dead_zone: tuple[float, float] | None = DEAD_ZONE, mirror_agreement: bool = MIRROR_AGREEMENT) -> Method:
+                 dead_zone: tuple[float, float] | None = DEAD_ZONE,
+                 mirror_agreement: bool = MIRROR_AGREEMENT) -> Method:
     """A refiner as a method: ``depth_refined = depth_init + Δz`` via :func:`deltaz.model.refine`.
 
     ``keep_holes`` as in training (``not TrainConfig.fill_holes``): holes of the initial depth stay holes
@@ -236,11 +237,14 @@ def build_methods(
     """Every row to evaluate, in :data:`METHOD_ORDER`: ``identity``, the baselines with their chosen
     ``{"params": ...}``, the ``refiners`` (``{"deltaz": (model, train_config), ...}``, holes kept unless
     trained with ``fill_holes``; ``dead_zone`` as in :func:`model_method`; ``mirror_agreement`` likewise, for ``deltaz``
-    only: the compared network runs without it) and ``extra`` methods (e.g. ``deltaz+adapt``)."""
+    only: the compared network runs without it) and ``extra`` methods (e.g. ``deltaz+adapt``; one named like a
+    refiner is that refiner's row, built by the caller)."""
     methods: dict[str, Method] = {"identity": baseline_method("identity", {})}
     for name, info in baseline_params.items():
         methods[name] = baseline_method(name, info["params"])
     for name, (model, config) in refiners.items():
+        if name in (extra or {}):
+            continue  # the caller's own row for this refiner (the runner's remembered deltaz) replaces it
         methods[name] = model_method(model, device, keep_holes=not config.get("fill_holes", False),
                                      dead_zone=dead_zone, mirror_agreement=mirror_agreement and name == "deltaz")
     methods.update(extra or {})

@@ -123,7 +123,7 @@ def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all",
         notes.append("no validation scans: baselines use their default parameters")
     dead_zone = check_dead_zone(dead_zone)
     extra = {**_refiner_methods(model, dev, train_config, use_images, num_src_views, search, dead_zone,
-                                mirror_agreement),  # its "deltaz" replaces build_methods' own
+                                mirror_agreement),  # its "deltaz" row stands for build_methods' own
              **_adapt_methods(model, train_config, Path(data_root), preset, adapt_minutes, progress)}
     confidence = confidence_method(model, dev) if getattr(model, "out_confidence", False) else None
     return Evaluation(model, train_config, checkpoint_path, compare_path, scans,
