@@ -35,6 +35,8 @@ input the rows are:
   of valid depth (nothing from the ground truth); its corrections pass the dead zone of
   :mod:`deltaz.ops.dead_zone` (``--dead-zone``, as in ``deltaz evaluate``), in every refiner row, and (unless
   ``--no-mirror-agreement``) only the corrections its left-right mirror agrees on (:mod:`deltaz.ops.agreement`);
+  ``--weighted-median``: a selection refiner copies the weighted median of its candidates instead of their mean
+  (:func:`deltaz.model.median_selection`);
 * ``deltaz+gate`` — ``deltaz`` behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its
   correction kept where the right view confirms it (the pair's own images and cameras, no ground truth);
 * ``search+deltaz``, ``planes+deltaz``, ``subpixel+deltaz`` — the refiner run on that step's output; its harm and
@@ -68,6 +70,7 @@ import torch
 from deltaz.core.options import parse_dead_zone
 from deltaz.ops.baselines import BASELINES, NEEDS_IMAGE, PARAM_GRIDS, tune_baseline
 from deltaz.ops.agreement import MIRROR_AGREEMENT, add_mirror_flags
+from deltaz.model.selection import MEDIAN_HELP
 from deltaz.ops.dead_zone import DEAD_ZONE, DEAD_ZONE_HELP
 from deltaz.core.errors import DeltaZError
 from deltaz.ops.metrics import depth_metrics, harm_metrics
@@ -210,7 +213,8 @@ def refined_depth(refiner: dict[str, Any], depth_init: torch.Tensor, image: torc
         depth_range = input_depth_range(depth_init).to(device)
         depth = refine(model, depth_init[None].to(device), image=image, depth_range=depth_range, keep_holes=keep_holes,
                        dead_zone=refiner.get("dead_zone", DEAD_ZONE),
-                       mirror_agreement=refiner.get("mirror_agreement", MIRROR_AGREEMENT))["depth_refined"]
+                       mirror_agreement=refiner.get("mirror_agreement", MIRROR_AGREEMENT),
+                       weighted_median=refiner.get("weighted_median", False))["depth_refined"]
     depth = depth[0].float().cpu()
     return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
 
@@ -497,6 +501,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sim", nargs="*", default=list(SIM_PRESETS), metavar="PRESET",
                         help="real images with simulated errors: deltaz.ops.corrupt presets applied to the ground "
                         f"truth (default {' '.join(SIM_PRESETS)}; none to skip)")
+    parser.add_argument("--weighted-median", action="store_true", help=MEDIAN_HELP)
     parser.add_argument("--sim-seeds", type=int, default=SIM_SEEDS, metavar="N",
                         help=f"draws of each simulated error model, rows averaged (default {SIM_SEEDS})")
     args = parser.parse_args(argv)
@@ -529,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
                              else ", no dead zone")
             refiner["mirror_agreement"] = args.mirror_agreement
             refiner_note += ", mirror agreement" if args.mirror_agreement else ", no mirror agreement"
+            refiner["weighted_median"] = args.weighted_median
+            refiner_note += ", weighted median" if args.weighted_median else ""
         if refiner is not None and args.colour_scale != 1.0:
             from deltaz.engine.refine import colour_scaled_parts
 

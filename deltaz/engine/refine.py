@@ -29,7 +29,7 @@ from deltaz.core.errors import ConfigError, DataError
 from deltaz.engine.device import resolve_device
 from deltaz.engine import checkpoint as ckpt
 from deltaz.engine.config import TrainConfig
-from deltaz.model import build_model, colour_scaled, refine
+from deltaz.model import build_model, colour_scaled, median_selection, refine
 from deltaz.model.blend import BlendedRefiner
 from deltaz.ops.agreement import MIRROR_AGREEMENT
 from deltaz.ops.dead_zone import DEAD_ZONE, apply_dead_zone, check_dead_zone
@@ -301,7 +301,7 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
                  depth_range_mm: tuple[float, float] | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                  tile_overlap: int = TILE_OVERLAP, bf16: bool = False, colour_scale: float = 1.0,
                  dead_zone: tuple[float, float] | None = DEAD_ZONE, mirror_agreement: bool = MIRROR_AGREEMENT,
-                 on_note: Callable[[str], None] | None = None,
+                 weighted_median: bool = False, on_note: Callable[[str], None] | None = None,
                  depth_name: str = "depth", image_name: str = "image") -> np.ndarray:
     """Refine one depth map: ``depth_refined = depth + Δz`` (mm, ``(H, W)`` float32).
 
@@ -320,6 +320,8 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
             (:mod:`deltaz.ops.dead_zone`); None = keep every correction.
         mirror_agreement: keep only the corrections the refiner also makes on the map's left-right mirror
             (:mod:`deltaz.ops.agreement`; twice the refiner's time).
+        weighted_median: a selection model copies the weighted median of its candidates' depths instead of their
+            weighted mean (:func:`deltaz.model.median_selection`; other models ignore it).
         on_note: called with each note (e.g. the image was downsampled); default: :func:`warnings.warn`.
         depth_name, image_name: how errors and notes name the inputs (the CLI passes file names).
     Returns:
@@ -340,7 +342,7 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
         image_chw, note = prepare_image(image, clean.shape, resize_image, image_name, depth_name)
         if note:
             (on_note or (lambda text: warnings.warn(text, stacklevel=3)))(note)
-    with colour_scaled_parts(model, colour_scale):
+    with colour_scaled_parts(model, colour_scale), median_selection(model, weighted_median):
         delta_z = predict_delta_z(model, clean, image_chw, fill_holes, depth_range_mm, max_pixels, tile_overlap, bf16,
                                   dead_zone, mirror_agreement)
     refined = clean + delta_z

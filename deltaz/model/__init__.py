@@ -57,13 +57,13 @@ import torch.nn.functional as F
 
 from deltaz.core.errors import ConfigError, DataError
 from deltaz.model import selection
-from deltaz.model.inference import refine
+from deltaz.model.inference import median_selection, refine
 from deltaz.ops.fill import fill_holes
 
 __all__ = [
     "MIN_HALF_SPAN_MM", "LOG_B_MIN", "LOG_B_INIT", "CONFIDENCE_INIT_MM", "normalise_depth", "median_valid_depth",
     "DeltaZUnet", "MVSNetRefine", "SelectUnet", "MODELS", "INPUT_OPTIONS", "build_model", "model_config",
-    "check_colour_scale", "colour_scaled", "refine",
+    "check_colour_scale", "colour_scaled", "median_selection", "refine",
 ]
 
 #: Smallest half span (mm) used to normalise depth, so a flat or empty range never divides by ~0.
@@ -369,6 +369,7 @@ class SelectUnet(DeltaZUnet):
         self.head = _zero_conv(self.base_channel, n_out + 1 + n_candidates)
         self.embed = nn.Conv2d(self.base_channel, selection.EMBED_DIM, 1)
         self.colour_log_scale = nn.Parameter(torch.tensor(0.0)) if self.in_channels == 4 else None
+        self.median = False  # the weighted median of the candidates instead of their mean (inference; not saved)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         legacy = state_dict.pop(prefix + "colour_weight", None)  # first version: β = softplus(colour_weight)
@@ -383,7 +384,8 @@ class SelectUnet(DeltaZUnet):
         head = self.head(features)[..., :H, :W]
         n_out = 2 if self.out_confidence else 1  # residual Δz [, confidence], then gain, K position logits
         delta = selection.select_delta(x, self.embed(features)[..., :H, :W], head[:, :1], head[:, n_out:n_out + 1],
-                                       head[:, n_out + 1:], self.radius, self.colour_log_scale, self.far)
+                                       head[:, n_out + 1:], self.radius, self.colour_log_scale, self.far,
+                                       median=self.median and not self.training)
         return self._outputs(torch.cat([delta, head[:, 1:n_out]], dim=1), half, offset)
 
 

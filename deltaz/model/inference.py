@@ -2,10 +2,13 @@
 
 Training and every inference path (evaluation's rows, ``deltaz refine``, adaptation, the benchmarks) call it; the
 inference dials — holes kept or filled, the dead zone (:mod:`deltaz.ops.dead_zone`), the mirror agreement
-(:mod:`deltaz.ops.agreement`) — are its arguments.
+(:mod:`deltaz.ops.agreement`), the selection head's weighted median (:mod:`deltaz.model.selection`) — are its
+arguments.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 import torch.nn as nn
@@ -13,7 +16,7 @@ import torch.nn as nn
 from deltaz.ops.agreement import mirror_agree
 from deltaz.ops.dead_zone import apply_dead_zone
 
-__all__ = ["refine"]
+__all__ = ["refine", "median_selection"]
 
 
 def _delta_z(model: nn.Module, depth_init: torch.Tensor, image: torch.Tensor | None,
@@ -27,6 +30,22 @@ def _delta_z(model: nn.Module, depth_init: torch.Tensor, image: torch.Tensor | N
     return delta_z, log_b
 
 
+@contextlib.contextmanager
+def median_selection(model: nn.Module, on: bool = True):
+    """Within the block every selection model in ``model`` (itself, or both networks of a blended refiner) copies
+    the weighted median of its candidates' depths instead of their weighted mean when ``on``
+    (:func:`deltaz.model.selection.weighted_median`); other models are left as they are. Restored on exit."""
+    parts = [m for m in model.modules() if hasattr(m, "median")] if on else []
+    before = [m.median for m in parts]
+    for m in parts:
+        m.median = True
+    try:
+        yield
+    finally:
+        for m, value in zip(parts, before):
+            m.median = value
+
+
 def refine(
     model: nn.Module,
     depth_init: torch.Tensor,
@@ -35,6 +54,7 @@ def refine(
     keep_holes: bool = False,
     dead_zone: tuple[float, float] | None = None,
     mirror_agreement: bool = False,
+    weighted_median: bool = False,
 ) -> dict[str, torch.Tensor | None]:
     """Run a refiner and add its correction: the ONE place that applies prototype fix E.
 
@@ -53,6 +73,10 @@ def refine(
         mirror_agreement: also run the model on the left-right mirror of ``depth_init`` and ``image`` and keep
             only the correction the two agree on (:mod:`deltaz.ops.agreement`; before the dead zone). Inference
             only.
+        weighted_median: a selection model (:class:`deltaz.model.SelectUnet`) copies the weighted median of its
+            candidates' depths instead of their weighted mean (:func:`deltaz.model.selection.weighted_median`; in
+            both passes of the agreement). Other models ignore it. Inference only; an option (``--weighted-median``),
+            off by default.
     Returns:
         ``{"depth_refined", "delta_z"}`` shaped like ``depth_init`` (mm); ``"log_b"`` (natural log of the
         Laplacian scale in mm) and ``"confidence" = 1/(1 + b/1 mm)`` in (0, 1], both shaped like
@@ -60,10 +84,11 @@ def refine(
         pass's).
     """
     depth_init = depth_init.detach()  # fix E
-    delta_z, log_b = _delta_z(model, depth_init, image, depth_range)
-    if mirror_agreement:
-        mirrored, _ = _delta_z(model, depth_init.flip(-1), None if image is None else image.flip(-1), depth_range)
-        delta_z = mirror_agree(delta_z, mirrored.flip(-1), depth_init)
+    with median_selection(model, weighted_median):
+        delta_z, log_b = _delta_z(model, depth_init, image, depth_range)
+        if mirror_agreement:
+            mirrored, _ = _delta_z(model, depth_init.flip(-1), None if image is None else image.flip(-1), depth_range)
+            delta_z = mirror_agree(delta_z, mirrored.flip(-1), depth_init)
     if keep_holes:
         delta_z = torch.where(depth_init > 0, delta_z, torch.zeros_like(delta_z))
     delta_z = apply_dead_zone(delta_z, depth_init, dead_zone)

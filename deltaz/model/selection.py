@@ -8,7 +8,13 @@ the window's offsets times ``far``: :func:`window_offsets`) and a gain ``a``:
 
 ``Δz = (a · (Σ_j w_j d_j − d) + res) · h``   (normalised units × the half span ``h``, mm; ``d`` the input)
 
-with a free residual ``res``. The weights' logits are ``pos_j − |e − e_j|²/E − β·|c − c_j| − 5·(1 − v_j)``:
+with a free residual ``res``. At inference the weighted mean ``Σ_j w_j d_j`` can be replaced by the weighted
+*median* of the candidates' depths (:func:`weighted_median`; ``deltaz.model.refine(..., weighted_median=True)``,
+``--weighted-median`` in ``deltaz refine`` / ``deltaz evaluate`` / ``benchmarks/real_middlebury.py``; training keeps
+the mean, whose weights get a gradient): where the weights are split between two surfaces (a depth edge) the mean
+lands between them, at a depth no surface has, the median on one of them. An option, not the default: held out it
+halved the harm and lowered every SGBM refiner row, but raised the plane sweep's best row by 1–2.6 %
+(docs/EXPERIMENTS.md, "The selection head's weighted median"). The weights' logits are ``pos_j − |e − e_j|²/E − β·|c − c_j| − 5·(1 − v_j)``:
 learned per-position logits ``pos``; the distance of ``E``-dimensional learned embeddings ``e`` (which pixels
 belong together); the colour distance of the network's image input ``c = 2·image − 1`` (mean |·| over RGB,
 weighted by ``β = COLOUR_WEIGHT_INIT · exp(s)`` with a learned log-scale ``s``, 0 at init); a penalty on
@@ -22,11 +28,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["EMBED_DIM", "HOLE_PENALTY", "COLOUR_WEIGHT_INIT", "colour_log_scale_from_legacy", "window_offsets",
-           "window_values", "window_distance", "select_delta"]
+__all__ = ["EMBED_DIM", "HOLE_PENALTY", "COLOUR_WEIGHT_INIT", "MEDIAN_HELP", "colour_log_scale_from_legacy",
+           "window_offsets", "window_values", "window_distance", "weighted_median", "select_delta"]
 
 #: Width of the learned pixel embedding that says which neighbours belong to the same surface.
 EMBED_DIM = 8
+#: ``--weighted-median``'s help (``deltaz refine``, ``deltaz evaluate``, ``benchmarks/real_middlebury.py``).
+MEDIAN_HELP = ("a selection refiner (deltaz_select) copies the weighted median of its candidate depths instead of their "
+               "weighted mean: less harm to depth that is already right (held out: about half), at a small cost on "
+               "plane-sweep input (default off: the mean, as trained)")
 #: Logit penalty on a hole of the input as a candidate (its depth is the pre-fill's or 0).
 HOLE_PENALTY = 5.0
 #: Colour weight β at init, per unit of mean |Δ| of ``2·image − 1``. β is learned in log space (``β =
@@ -70,10 +80,31 @@ def window_distance(x: torch.Tensor, radius: int, squared: bool = False, far: in
     return torch.stack([norm(near - x).mean(1) for near in _windows(x, radius, far)], dim=1)
 
 
+def weighted_median(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Per pixel, the first of the ``K`` candidate ``values`` in ascending order whose cumulative ``weights``
+    reach 0.5: ``(B, K, H, W)`` ×2 (weights ≥ 0, summing to 1 over ``K``) → ``(B, 1, H, W)``.
+
+    A candidate holding more than half the weight is the median itself, so only the other pixels are sorted (most
+    pixels have such a candidate: the sort costs about as much as the network's pass where every pixel needs one).
+    """
+    top, arg = weights.max(dim=1, keepdim=True)
+    out = values.gather(1, arg)
+    split = (top <= 0.5)[:, 0]  # (B, H, W): no candidate holds more than half
+    if bool(split.any()):
+        v = values.permute(0, 2, 3, 1)[split]  # (N, K)
+        order = v.argsort(dim=1)
+        cumulative = weights.permute(0, 2, 3, 1)[split].gather(1, order).cumsum(1)
+        k = (cumulative < 0.5).sum(1, keepdim=True).clamp(max=v.shape[1] - 1)
+        out[:, 0][split] = v.gather(1, order.gather(1, k))[:, 0]
+    return out
+
+
 def select_delta(inputs: torch.Tensor, embedding: torch.Tensor, residual: torch.Tensor, gain: torch.Tensor,
-                 logits: torch.Tensor, radius: int, colour_log_scale: torch.Tensor | None, far: int = 0
-                 ) -> torch.Tensor:
-    """Δz in normalised units ``(B, 1, H, W)``: ``gain · (Σ_j w_j d_j − d) + residual`` (module docstring).
+                 logits: torch.Tensor, radius: int, colour_log_scale: torch.Tensor | None, far: int = 0,
+                 median: bool = False) -> torch.Tensor:
+    """Δz in normalised units ``(B, 1, H, W)``: ``gain · (Σ_j w_j d_j − d) + residual`` (module docstring), or with
+    ``median`` the weighted median of the ``d_j`` (:func:`weighted_median`; no gradient reaches the weights) instead
+    of their weighted mean.
 
     Args:
         inputs: the network's input stack ``(B, 2 [+3], H, W)``: normalised depth, validity [, ``2·image − 1``].
@@ -88,7 +119,9 @@ def select_delta(inputs: torch.Tensor, embedding: torch.Tensor, residual: torch.
         logits = logits - beta * window_distance(inputs[:, 2:5], radius, far=far)
     weights = torch.softmax(logits, dim=1)
     depth = inputs[:, :1]
-    return gain * ((weights * window_values(depth, radius, far)[:, 0]).sum(1, keepdim=True) - depth) + residual
+    candidates = window_values(depth, radius, far)[:, 0]
+    chosen = weighted_median(candidates, weights) if median else (weights * candidates).sum(1, keepdim=True)
+    return gain * (chosen - depth) + residual
 
 
 def colour_log_scale_from_legacy(raw: torch.Tensor) -> torch.Tensor:

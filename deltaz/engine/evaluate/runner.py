@@ -26,7 +26,7 @@ from deltaz.engine.evaluate.scores import CONSISTENCY_SETTINGS, EvaluationScores
 from deltaz.engine.evaluate.tuning import tune_baselines
 from deltaz.engine.refine import colour_scaled_parts
 from deltaz.engine.report import write_metrics
-from deltaz.model import check_colour_scale
+from deltaz.model import check_colour_scale, median_selection
 from deltaz.io.dtu import layout
 from deltaz.ops.agreement import MIRROR_AGREEMENT
 from deltaz.ops.baselines import NEEDS_IMAGE
@@ -174,6 +174,12 @@ class _Files:
         return pointcloud_summary(self.pointclouds, scores.order) + self.pointclouds
 
 
+def _dials(dead_zone, colour_scale: float, mirror_agreement: bool, weighted_median: bool) -> dict[str, Any]:
+    """The refiner rows' inference dials as ``metrics.json``'s settings record them."""
+    return {"dead_zone": list(dead_zone or (0.0, 0.0)), "colour_scale": float(colour_scale),
+            "mirror_agreement": bool(mirror_agreement), "weighted_median": bool(weighted_median)}
+
+
 def run_evaluation(
     checkpoint: str | Path,
     data_root: str | Path,
@@ -198,6 +204,7 @@ def run_evaluation(
     dead_zone: tuple[float, float] | None = DEAD_ZONE,
     colour_scale: float = 1.0,
     mirror_agreement: bool = MIRROR_AGREEMENT,
+    weighted_median: bool = False,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the ``split`` scans of ``data_root``; see :mod:`deltaz.engine.evaluate`.
 
@@ -215,6 +222,7 @@ def run_evaluation(
     --colour-scale``; 1 = as trained; another model refuses a value other than 1). ``mirror_agreement``: the
     checkpoint's rows ``deltaz``, ``deltaz+gate``, ``search+deltaz`` with :mod:`deltaz.ops.agreement` (twice the
     refiner's time; not ``mvsnet_refine`` or ``deltaz+adapt``; a confidence head's map stays the first pass's).
+    ``weighted_median``: the checkpoint's rows with :func:`deltaz.model.median_selection`.
     """
     t_start = time.perf_counter()
     dead_zone = check_dead_zone(dead_zone)
@@ -226,10 +234,9 @@ def run_evaluation(
                             dead_zone=dead_zone, mirror_agreement=mirror_agreement)
     eval_scans = ev.scans["eval"]
     files = _Files(out_dir, figures, pointclouds, ply_scan or eval_scans[0], n_figure_views)
-    scores = EvaluationScores(ev.order, len(eval_scans))
-    num_src_used = 0
+    scores, num_src_used = EvaluationScores(ev.order, len(eval_scans)), 0
     bar = tqdm(eval_scans, desc=f"evaluate ({split})", unit="scan", disable=not progress)
-    with colour_scaled_parts(ev.model, colour_scale):  # the refiner rows only: the compared network is not scaled
+    with colour_scaled_parts(ev.model, colour_scale), median_selection(ev.model, weighted_median):  # not mvsnet's
         for scan_index, scan in enumerate(bar):
             bar.set_postfix_str(scan)
             views = load_scan_views(data_root, scan, num_src_views, preset, ev.use_images)
@@ -246,8 +253,7 @@ def run_evaluation(
         "tune_max_views_per_scan": tune_max_views, "device": str(ev.device), "n_views_evaluated": scores.n_views,
         "use_images": ev.use_images, "deltaz_fills_holes": bool(ev.train_config.get("fill_holes", False)),
         "fusion_conf_thresh": fusion_conf_thresh, "adapt_minutes": adapt_minutes, "search": search,
-        "dead_zone": list(dead_zone or (0.0, 0.0)), "colour_scale": float(colour_scale),
-        "mirror_agreement": bool(mirror_agreement),
+        **_dials(dead_zone, colour_scale, mirror_agreement, weighted_median),
     }
     result = _result(ev, data_root, split, scores.rows(eval_scans), pc_rows, settings, confidence_summary(spars), files)
     result["elapsed_s"] = time.perf_counter() - t_start
