@@ -8,19 +8,21 @@ the window's offsets times ``far``: :func:`window_offsets`) and a gain ``a``:
 
 ``Δz = (a · (Σ_j w_j d_j − d) + res) · h``   (normalised units × the half span ``h``, mm; ``d`` the input)
 
-with a free residual ``res``. At inference the weighted mean ``Σ_j w_j d_j`` can be replaced by the weighted
-*median* of the candidates' depths (:func:`weighted_median`; ``deltaz.model.refine(..., weighted_median=True)``,
-``--weighted-median`` in ``deltaz refine`` / ``deltaz evaluate`` / ``benchmarks/real_middlebury.py``; training keeps
-the mean, whose weights get a gradient): where the weights are split between two surfaces (a depth edge) the mean
-lands between them, at a depth no surface has, the median on one of them. An option, not the default: held out it
-halved the harm and lowered every SGBM refiner row, but raised the plane sweep's best row by 1–2.6 %
-(docs/EXPERIMENTS.md, "The selection head's weighted median"). The weights' logits are ``pos_j − |e − e_j|²/E − β·|c − c_j| − 5·(1 − v_j)``:
+with a free residual ``res``. The weights' logits are ``pos_j − |e − e_j|²/E − β·|c − c_j| − 5·(1 − v_j)``:
 learned per-position logits ``pos``; the distance of ``E``-dimensional learned embeddings ``e`` (which pixels
 belong together); the colour distance of the network's image input ``c = 2·image − 1`` (mean |·| over RGB,
 weighted by ``β = COLOUR_WEIGHT_INIT · exp(s)`` with a learned log-scale ``s``, 0 at init); a penalty on
 candidates that are holes (``v_j = 0``). ``res``, ``a`` and ``pos`` come from one zero-initialised conv, so an
 untrained model is the identity (``Δz == 0`` exactly). With ``a = 1`` and ``res = 0`` the refined depth is a
 convex combination of the window's input depths: it cannot leave their range.
+
+At inference the weighted mean ``Σ_j w_j d_j`` can be replaced by the weighted *median* of the candidates' depths
+(:func:`weighted_median`; ``deltaz.model.refine(..., weighted_median=True)``, ``--weighted-median`` in ``deltaz
+refine`` / ``deltaz evaluate`` / ``benchmarks/real_middlebury.py``; training keeps the mean, whose weights get a
+gradient): where the weights are split between two surfaces (a depth edge) the mean lands between them, at a depth
+no surface has, the median on one of them. An option, not the default: held out it made fewer pixels worse on every
+row and lowered SGBM's best rows, but raised the plane sweep's `search+deltaz` by 1.1–2.6 % (docs/EXPERIMENTS.md,
+"The selection head's weighted median").
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ __all__ = ["EMBED_DIM", "HOLE_PENALTY", "COLOUR_WEIGHT_INIT", "MEDIAN_HELP", "co
 EMBED_DIM = 8
 #: ``--weighted-median``'s help (``deltaz refine``, ``deltaz evaluate``, ``benchmarks/real_middlebury.py``).
 MEDIAN_HELP = ("a selection refiner (deltaz_select) copies the weighted median of its candidate depths instead of their "
-               "weighted mean: less harm to depth that is already right (held out: about half), at a small cost on "
-               "plane-sweep input (default off: the mean, as trained)")
+               "weighted mean: fewer pixels made worse (held out: on every row), at a small cost on plane-sweep input "
+               "(default off: the mean, as trained)")
 #: Logit penalty on a hole of the input as a candidate (its depth is the pre-fill's or 0).
 HOLE_PENALTY = 5.0
 #: Colour weight β at init, per unit of mean |Δ| of ``2·image − 1``. β is learned in log space (``β =
