@@ -118,3 +118,12 @@ def test_the_flags_parse_off_by_default():
         args = [*required, "--checkpoint", "c.pt"]
         assert parser.parse_args(args).weighted_median is False
         assert parser.parse_args([*args, "--weighted-median"]).weighted_median is True
+
+
+def test_metrics_md_says_when_the_rows_took_it():
+    from deltaz.engine.report import _inference_line
+
+    settings = {"dead_zone": [0.002, 0.01], "mirror_agreement": True, "colour_scale": 1.0}
+    assert "weighted median" not in _inference_line(settings)
+    assert "the weighted median of the selection head's candidates" in _inference_line({**settings,
+                                                                                         "weighted_median": True})

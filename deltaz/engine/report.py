@@ -139,11 +139,14 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _inference_line(settings: Mapping[str, Any]) -> str:
-    """The refiner rows' inference dials (dead zone, mirror agreement, colour scale) as one ``metrics.md`` bullet."""
+    """The refiner rows' inference dials (dead zone, mirror agreement, colour scale, the selection head's weighted
+    median when on) as one ``metrics.md`` bullet."""
     zone = settings.get("dead_zone") or [0.0, 0.0]
     zone_text = f"dead zone {zone[0]:g},{zone[1]:g}" if any(zone) else "no dead zone"
     mirror = "with the mirror agreement" if settings.get("mirror_agreement") else "without the mirror agreement"
-    return f"- the checkpoint's rows: {zone_text}, {mirror}, colour scale {settings.get('colour_scale', 1.0):g}\n"
+    median = ", the weighted median of the selection head's candidates" if settings.get("weighted_median") else ""
+    return (f"- the checkpoint's rows: {zone_text}, {mirror}, colour scale {settings.get('colour_scale', 1.0):g}"
+            f"{median}\n")
 
 
 def _metrics_header(result: Mapping[str, Any]) -> list[str]:
