@@ -36,6 +36,7 @@ import time
 from typing import Any
 
 from deltaz.core.errors import DeltaZError
+from deltaz.model.selection import MEDIAN_HELP
 from deltaz.ops.agreement import add_mirror_flags
 from deltaz.ops.dead_zone import DEAD_ZONE
 
@@ -134,6 +135,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     bench.add_scene_args(parser)
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
     add_mirror_flags(parser)
+    parser.add_argument("--weighted-median", action="store_true", help=MEDIAN_HELP)
     args = parser.parse_args(argv)
     bench.check_scene_args(parser, args)
     if not 1 <= args.phases <= 8:
@@ -148,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         refiner, note = bench.load_refiner_or_none(args.checkpoint, args.device)
         if refiner is not None:
-            refiner.update(dead_zone=DEAD_ZONE, mirror_agreement=args.mirror_agreement)
+            refiner.update(dead_zone=DEAD_ZONE, mirror_agreement=args.mirror_agreement,
+                           weighted_median=args.weighted_median)
             note += ", mirror agreement" if args.mirror_agreement else ", no mirror agreement"
+            note += ", weighted median" if args.weighted_median else ""
         data = bench.load_scene(scene=args.scene, folder=args.aloe_dir)
         scene_scale = data["scale"]  # the benchmark's own scene scale, for every phase
         H, W = data["size"]

@@ -28,6 +28,7 @@ import time
 import numpy as np
 import torch
 
+from deltaz.model.selection import MEDIAN_HELP
 from deltaz.ops.agreement import add_mirror_flags
 
 GOOD_MM, HARM_MM = 8.0, 4.0
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
                         help="a selection refiner's colour weight times K (deltaz refine --colour-scale; default 1)")
     add_mirror_flags(parser)
+    parser.add_argument("--weighted-median", action="store_true", help=MEDIAN_HELP)
     args = parser.parse_args(argv)
     if not (np.isfinite(args.colour_scale) and args.colour_scale > 0):
         parser.error(f"--colour-scale: expected a positive number, got {args.colour_scale}")
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         def refined(z: np.ndarray) -> np.ndarray:
             return deltaz.refine_depth(np.nan_to_num(z, nan=0.0), left, checkpoint=args.checkpoint, device="cpu",
                                        colour_scale=args.colour_scale, mirror_agreement=args.mirror_agreement,
-                                       on_note=lambda note: None)
+                                       weighted_median=args.weighted_median, on_note=lambda note: None)
 
         rows = {"SGBM": sgbm, "side": depth(side.numpy()), "side, search": depth(searched),
                 "side, planes": depth(side_planes), "side, search, planes": depth(three),
@@ -114,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"rows": table, "seconds": seconds, "checkpoint": args.checkpoint,
-                       "colour_scale": args.colour_scale, "mirror_agreement": args.mirror_agreement}, handle,
+                       "colour_scale": args.colour_scale, "mirror_agreement": args.mirror_agreement,
+                       "weighted_median": args.weighted_median}, handle,
                       indent=1)
     return 0
 
