@@ -106,6 +106,29 @@ def test_resume_from_the_middle_of_an_epoch(data_root, tmp_path):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
+def test_whole_cycles_stops_where_the_next_learning_rate_cycle_would_not_fit():
+    from types import SimpleNamespace
+    from deltaz.engine.train.loop import _next_cycle_cut
+    cfg = TrainConfig(whole_cycles=True, max_minutes=4.0, scheduler_t0=10)
+    # 10 epochs in 225 s after 5 s of set-up: the next cycle needs ~225 s, 10 s are left
+    run = SimpleNamespace(cfg=cfg, epoch=10, start_epoch=0, t_start=0.0)
+    assert _next_cycle_cut(run, t_loop=5.0, now=230.0)
+    assert not _next_cycle_cut(SimpleNamespace(**{**vars(run), "epoch": 9}), t_loop=5.0, now=230.0)  # mid-cycle
+    assert not _next_cycle_cut(SimpleNamespace(**{**vars(run), "cfg": TrainConfig(whole_cycles=True, max_minutes=10.0)}),
+                               t_loop=5.0, now=230.0)  # 370 s left: it fits
+    for other in (TrainConfig(whole_cycles=False, max_minutes=4.0), TrainConfig(whole_cycles=True)):
+        assert not _next_cycle_cut(SimpleNamespace(**{**vars(run), "cfg": other}), t_loop=5.0, now=230.0)
+    # a resumed run measures its pace on its own epochs: 2 epochs (1-8 done before) in 40 s, so a cycle takes
+    # ~200 s and 195 s are left (all 10 epochs in 40 s would have said 40 s)
+    resumed = SimpleNamespace(cfg=cfg, epoch=10, start_epoch=8, t_start=0.0)
+    assert _next_cycle_cut(resumed, t_loop=5.0, now=45.0)
+
+
+def test_whole_cycles_keeps_training_while_the_cycles_fit(data_root, tmp_path):
+    result = train(tiny_config(data_root, tmp_path, num_epochs=3, scheduler_t0=1, whole_cycles=True, max_minutes=30))
+    assert result["stopped_by"] == "num_epochs" and result["epochs_completed"] == 3
+
+
 def test_resume_refuses_another_model_configuration(data_root, tmp_path):
     train(tiny_config(data_root, tmp_path, num_epochs=1, max_steps=1))
     with pytest.raises(ConfigError, match="base_channel: checkpoint 8 vs requested 16"):

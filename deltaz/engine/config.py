@@ -119,6 +119,9 @@ class TrainConfig:
     seed: int = _f(0, "seed of the weights, data order and training corruption")
     max_steps: int | None = _f(None, "stop after this many optimizer steps")
     max_minutes: float | None = _f(None, "stop after this many wall-clock minutes (time budget)")
+    whole_cycles: bool = _f(False, "with --max-minutes: stop at the end of a learning-rate cycle (scheduler_t0 epochs) "
+                            "when the next whole cycle, at this run's pace, would not fit the time left, instead of "
+                            "starting a warm restart that the budget cuts")
     max_nonfinite: int = 5  # consecutive non-finite losses before the run stops
     # multi-scale losses (deltaz.ops.multiscale): depth, smoothness and multi-view terms at len(scale_weights)
     # levels (full, 1/2, 1/4 resolution, ...), level k weighted by scale_weights[k]
@@ -305,7 +308,8 @@ DEMO_PRESET = "stereo:0.45,mvs:0.25,planesweep_raw:0.1,none:0.2"
 def demo_train_config(**overrides: Any) -> TrainConfig:
     """The demo's training recipe (``deltaz demo``; the course's load-or-train takes its input options): a
     16-channel U-Net with image guidance and the selection head (``deltaz_select``, a 7×7 window plus its offsets
-    ×3), trained on random 64x80 windows at lr 1e-3 until a time budget stops it (``num_epochs`` 1000), holes
+    ×3), trained on random 64x80 windows at lr 1e-3 until a time budget stops it (``num_epochs`` 1000) at
+    the end of the last whole learning-rate cycle that fits it (``whole_cycles``), holes
     filled from a classical pre-fill, depth normalised by 3 % of the input's median depth, the do-no-harm loss
     weights (improvement 1, magnitude 0.1); initial depths: the simulated ``stereo`` model 45 % (half-occluded
     bands filled with the foreground), the simulated ``mvs`` model 25 %, the raw plane sweep 10 %, already-right
@@ -318,7 +322,7 @@ def demo_train_config(**overrides: Any) -> TrainConfig:
         batch_size=4, num_views=2, crop=[64, 80], split="random", preset=DEMO_PRESET,
         use_images=True, num_epochs=1000, lr=1e-3, base_channel=16, unet_depth=4, depth_scale_rel=0.03,
         fill_holes=True, prefill_holes=True, image_log_every=1, model="deltaz_select", select_far=3,
-        w_improvement=1.0, w_magnitude=0.1, image_augment=1.0, image_dropout=0.25,
+        w_improvement=1.0, w_magnitude=0.1, image_augment=1.0, image_dropout=0.25, whole_cycles=True,
     )
     recipe.update(overrides)
     return TrainConfig(**recipe)

@@ -12,7 +12,9 @@
   ``metrics/val/<metric>_<init|refined>``, image panels), ``config.json`` next to the events;
 * ``last.pt`` after every epoch (and when a budget stops the run mid-epoch) and ``best.pt`` by
   validation MAE in ``config.checkpoint_dir`` (see :mod:`deltaz.engine.checkpoint`); resuming continues exactly;
-* budgets: ``max_steps`` optimizer steps and ``max_minutes`` wall-clock minutes (checked every step);
+* budgets: ``max_steps`` optimizer steps and ``max_minutes`` wall-clock minutes (checked every step); with
+  ``whole_cycles`` a time-budgeted run stops at the end of a learning-rate cycle when the next whole cycle would not
+  fit (a warm restart the budget cuts raises the validation error: its best checkpoint is the cycle's end anyway);
 * AMP and ``channels_last`` on CUDA only (bf16 autocast where supported, else fp16 + GradScaler);
   ``--amp`` on a CPU prints a warning and trains in float32;
 * DDP under ``torchrun`` (see :mod:`deltaz.engine.distributed`): the training batches are sharded across

@@ -34,7 +34,7 @@ def train(config: TrainConfig, resume: str | Path | None = None) -> dict[str, An
     Returns:
         dict with ``checkpoint_dir, log_dir, last_checkpoint, best_checkpoint`` (str paths, best may be
         None without validation), ``config`` (resolved dict), ``epochs_completed``, ``steps``,
-        ``stopped_by`` (``"num_epochs" | "max_steps" | "max_minutes"``), ``final_metrics`` (the last
+        ``stopped_by`` (``"num_epochs" | "max_steps" | "max_minutes" | "whole_cycles"``), ``final_metrics`` (the last
         validation, see :func:`~deltaz.engine.train.validate.evaluate_loader`; ``{}`` without validation),
         ``best_val_mae``, ``history`` (one dict per validation: epoch, step, lr, train_loss, val metrics,
         samples_per_s), ``nonfinite_skipped``, ``elapsed_s``, ``device``, ``split`` (the scene split used:
@@ -70,6 +70,7 @@ def _loop(run: TrainRun) -> None:
     run.epoch = run.start_epoch
     if cfg.max_steps is not None and run.step >= cfg.max_steps:
         run.stopped_by = "max_steps"
+    t_loop = time.perf_counter()
     while run.epoch < cfg.num_epochs and run.stopped_by is None:
         stats = run_epoch(run)
         lr_used = run.optimizer.param_groups[0]["lr"]
@@ -78,9 +79,25 @@ def _loop(run: TrainRun) -> None:
             run.epoch += 1
             run.start_batch = 0
             run.scheduler.step()
+            if ddp.any_true(run.info.is_main and _next_cycle_cut(run, t_loop), run.info, run.device):
+                run.stopped_by = "whole_cycles"
         if run.info.is_main:
             _end_epoch(run, stats, lr_used, finished, batch_in_epoch=0 if finished else stats.batch_index)
         ddp.barrier(run.info)
+
+
+def _next_cycle_cut(run: TrainRun, t_loop: float, now: float | None = None) -> bool:
+    """With ``whole_cycles`` and ``max_minutes``: True when ``run.epoch`` just ended a learning-rate cycle
+    (``scheduler_t0`` epochs; the warm restarts keep that period) and the next cycle, at the mean wall time of this
+    process's epochs so far (validation included), would not fit the budget's time left (under DDP rank 0's clock
+    decides, as for the budget itself). ``t_loop``, ``now``: ``time.perf_counter()`` when the loop began and now."""
+    cfg = run.cfg
+    if not cfg.whole_cycles or cfg.max_minutes is None or run.epoch % cfg.scheduler_t0:
+        return False
+    now = time.perf_counter() if now is None else now
+    pace = (now - t_loop) / max(run.epoch - run.start_epoch, 1)
+    left = cfg.max_minutes * 60.0 - (now - run.t_start)
+    return pace * cfg.scheduler_t0 > left
 
 
 def _end_epoch(run: TrainRun, stats: EpochStats, lr_used: float, finished: bool, batch_in_epoch: int) -> None:
