@@ -122,6 +122,7 @@ def test_loader_workers_and_amp_reach_the_training_config(tmp_path):
     baseline = train_config(DemoSettings(), tmp_path, tmp_path / "run", "cpu", "mvsnet_refine")
     assert baseline.model == "mvsnet_refine" and baseline.base_channel == 32
     assert baseline.max_minutes == DemoSettings().minutes  # the same budget as the refiner by default
+    assert config.whole_cycles and not baseline.whole_cycles  # ... which the baseline uses whole
     shorter = train_config(DemoSettings(compare_minutes=1.5), tmp_path, tmp_path, "cpu", "mvsnet_refine")
     assert shorter.max_minutes == 1.5
     assert baseline.checkpoint_dir == str(tmp_path / "run" / "mvsnet_refine" / "checkpoints")

@@ -7,12 +7,13 @@ Stages, each with a progress bar and a wall time in the report:
    rest in ``<data>/train_ready``; training never sees ``test_ready``), parse every light, and run the plane-sweep
    stereo (:mod:`deltaz.ops.mvs`) on every scan: a real algorithm's initial depth.
 4. **train** — the refiner (:func:`deltaz.engine.train.train`; SelectUnet, the U-Net with the selection head, or
-   DeltaZUnet with ``--model deltaz_unet``) on ``train_ready`` for ``--minutes`` minutes, on random 64×80 windows
-   (``--crop``), its initial depth drawn per view from ``--preset`` (default: :data:`~deltaz.engine.config.DEMO_PRESET`,
-   the simulated ``stereo`` model 45 %, ``mvs`` 25 %, the raw plane sweep 10 %, already-right depth 20 %);
-   ``--val-scans`` of its scans are the validation split, which picks ``best.pt`` and tunes the baselines. Then
-   the MVSNet-style refinement network (:class:`deltaz.model.MVSNetRefine`, 32 channels as in MVSNet) is
-   trained the same way for ``--compare-minutes`` (default: the same budget; 0 skips it): the learned baseline.
+   DeltaZUnet with ``--model deltaz_unet``) on ``train_ready`` for ``--minutes`` minutes (to the end of the last
+   whole learning-rate cycle that fits: ``whole_cycles``), on random 64×80 windows (``--crop``), its initial depth
+   drawn per view from ``--preset`` (default: :data:`~deltaz.engine.config.DEMO_PRESET`, the simulated ``stereo``
+   model 45 %, ``mvs`` 25 %, the raw plane sweep 10 %, already-right depth 20 %); ``--val-scans`` of its scans are
+   the validation split, which picks ``best.pt`` and tunes the baselines. Then the MVSNet-style refinement network
+   (:class:`deltaz.model.MVSNetRefine`, 32 channels as in MVSNet) is trained the same way for ``--compare-minutes``
+   (default: the same budget, used whole; 0 skips it): the learned baseline.
 5. **evaluate** — :func:`deltaz.engine.evaluate.run_evaluation` on every scan of ``test_ready``, input
    ``--eval-preset`` (default: the raw plane sweep), against the input, every classical baseline (tuned on
    the validation scans only) and the MVSNet-style network: ``metrics.json`` (with the do-no-harm columns
@@ -30,12 +31,11 @@ own median depth (``depth_scale_rel``), so it works at any scene scale.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -140,12 +140,12 @@ def train_config(settings: DemoSettings, data: Path, out: Path, device: str, mod
     """The :class:`deltaz.engine.config.TrainConfig` of the demo's refiner (``model=None``: the recipe's,
     ``deltaz_select`` unless ``--model`` says ``deltaz_unet``; run folder ``out``) or of its MVSNet-style baseline
     (``"mvsnet_refine"``, run folder ``out/mvsnet_refine``): same data, split, losses, input options, optimiser
-    and seed; its own width and time budget."""
+    and seed; its own width and time budget (the baseline's used whole: no ``whole_cycles``)."""
     recipe = settings.train
     model = model or recipe.model
     compare = model == "mvsnet_refine"
     run_dir = out / model if compare else out
-    return dataclasses.replace(
+    return replace(
         recipe,
         data_root=str(data / "train_ready"),
         num_workers=settings.num_workers or 0,
@@ -154,7 +154,7 @@ def train_config(settings: DemoSettings, data: Path, out: Path, device: str, mod
         max_minutes=settings.budget_minutes(model),
         model=model,
         base_channel=settings.compare_base_channel if compare else recipe.base_channel,
-        prefill_holes=recipe.prefill_holes and recipe.fill_holes,
+        prefill_holes=recipe.prefill_holes and recipe.fill_holes, whole_cycles=recipe.whole_cycles and not compare,
         device=device,
         checkpoint_dir=str(run_dir / "checkpoints"),
         log_dir=str(run_dir / "logs"),
