@@ -124,9 +124,14 @@ def test_whole_cycles_stops_where_the_next_learning_rate_cycle_would_not_fit():
     assert _next_cycle_cut(resumed, t_loop=5.0, now=45.0)
 
 
-def test_whole_cycles_keeps_training_while_the_cycles_fit(data_root, tmp_path):
+def test_whole_cycles_keeps_training_while_the_cycles_fit_and_stops_validated(data_root, tmp_path, monkeypatch):
     result = train(tiny_config(data_root, tmp_path, num_epochs=3, scheduler_t0=1, whole_cycles=True, max_minutes=30))
     assert result["stopped_by"] == "num_epochs" and result["epochs_completed"] == 3
+    import deltaz.engine.train.loop as loop
+    monkeypatch.setattr(loop, "_next_cycle_cut", lambda run, t_loop: True)  # as if the next cycle would not fit
+    result = train(tiny_config(data_root, tmp_path / "cut", num_epochs=3, whole_cycles=True, max_minutes=30))
+    assert result["stopped_by"] == "whole_cycles" and result["epochs_completed"] == 1
+    assert result["final_metrics"] and Path(result["best_checkpoint"]).is_file()  # the cycle's end still validates
 
 
 def test_resume_refuses_another_model_configuration(data_root, tmp_path):
