@@ -14,7 +14,8 @@
   validation MAE in ``config.checkpoint_dir`` (see :mod:`deltaz.engine.checkpoint`); resuming continues exactly;
 * budgets: ``max_steps`` optimizer steps and ``max_minutes`` wall-clock minutes (checked every step); with
   ``whole_cycles`` a time-budgeted run stops at the end of a learning-rate cycle when the next whole cycle would not
-  fit (a warm restart the budget cuts raises the validation error: its best checkpoint is the cycle's end anyway);
+  fit (in the demo's run of 2026-12-05 the restart the budget cut raised the validation error; best.pt was the
+  cycle's end);
 * AMP and ``channels_last`` on CUDA only (bf16 autocast where supported, else fp16 + GradScaler);
   ``--amp`` on a CPU prints a warning and trains in float32;
 * DDP under ``torchrun`` (see :mod:`deltaz.engine.distributed`): the training batches are sharded across
