@@ -1,8 +1,10 @@
 """DDP on the CPU: two processes (gloo) see disjoint batches and end with identical weights.
 
-The ranks are forked from the test process with the variables ``torchrun`` sets (``RANK``,
+The ranks are spawned from the test process with the variables ``torchrun`` sets (``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), so :func:`deltaz.engine.train.train` takes
-exactly its ``torchrun`` path; forking skips two fresh ``import torch`` (seconds on a busy CPU).
+exactly its ``torchrun`` path. Spawned, not forked: a fork copies the test process's other threads' locks (the
+suite has run torch, loaders and writers by then), and one forked rank hung once in a full CI run (2026-12-06);
+spawning costs two fresh ``import torch`` (a few seconds).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _rank_main(rank: int, port: int, config: dict, out: str) -> None:
         traceback.print_exc()
         code = 1
     finally:
-        os._exit(code)  # no pytest teardown in a forked child
+        os._exit(code)  # no interpreter teardown in the child
 
 
 @pytest.mark.slow
@@ -65,7 +67,7 @@ def test_two_cpu_ranks_disjoint_batches_identical_weights(tmp_path):
         base_channel=8, unet_depth=2, device="cpu", seed=0, progress=False, image_log_every=0,
         checkpoint_dir=str(tmp_path / "ckpt"), log_dir=str(tmp_path / "logs"),
     )
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")
     port = _free_port()
     procs = [ctx.Process(target=_rank_main, args=(r, port, config, str(tmp_path))) for r in range(WORLD_SIZE)]
     for p in procs:
