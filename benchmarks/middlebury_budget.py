@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from deltaz.core.errors import DeltaZError
 from deltaz.io.middlebury import depth_to_disparity, disparity_to_depth, resize_nearest
+from deltaz.model.selection import MEDIAN_HELP
 from deltaz.ops.agreement import add_mirror_flags
 from deltaz.ops.occlusion import half_occlusion
 
@@ -174,6 +175,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
     add_mirror_flags(parser)
+    parser.add_argument("--weighted-median", action="store_true", help=MEDIAN_HELP)
     return parser.parse_args(argv)
 
 
@@ -185,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         if refiner is not None:
             refiner["mirror_agreement"] = args.mirror_agreement
             note += ", mirror agreement" if args.mirror_agreement else ", no mirror agreement"
+            refiner["weighted_median"] = args.weighted_median
+            note += ", weighted median" if args.weighted_median else ""
         depth_init, input_note = bench.input_depths(data)[args.input]
         if depth_init is None:
             raise DeltaZError(f"--input {args.input}: {input_note}")

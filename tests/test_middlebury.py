@@ -350,12 +350,12 @@ def test_the_benchmarks_run_the_agreement_unless_told_not_to(scene):
 
 
 def test_the_scripts_take_the_weighted_median_when_asked(scene, capsys):
-    """``--weighted-median`` (off by default) in the three scripts that run the refiner; the refiner dict's key
+    """``--weighted-median`` (off by default) in the four scripts that run the refiner; the refiner dict's key
     reaches the selection head (a default dict keeps the mean)."""
     from deltaz.io.middlebury import sgbm_depth
     from deltaz.model import build_model
 
-    for name in ("real_middlebury", "middlebury_phases"):
+    for name in ("real_middlebury", "middlebury_phases", "middlebury_budget"):
         script = load_benchmark(name)
         assert not script.parse_args([]).weighted_median and script.parse_args(["--weighted-median"]).weighted_median
     with pytest.raises(SystemExit):  # stereo_fullsize parses in main: its help lists the flag
