@@ -68,13 +68,16 @@ def test_demo_writes_report_and_metrics_then_reuses(tmp_path, capsys):
     assert "evaluation: `planesweep_raw`" in (out / "report.md").read_text()
     assert "search+deltaz with the mirror agreement" in (out / "report.md").read_text()  # the default
     assert json.loads((out / "metrics.json").read_text())["settings"]["mirror_agreement"]
+    assert not json.loads((out / "metrics.json").read_text())["settings"]["weighted_median"]
 
-    # adaptation on the held-out scan: one more row; without the mirror agreement, said in the report
-    assert cli_main([*args, "--adapt-minutes", "0.01", "--no-mirror-agreement"]) == 0
+    # adaptation on the held-out scan: one more row; without the mirror agreement, said in the report; with the
+    # weighted median, recorded in metrics.json
+    assert cli_main([*args, "--adapt-minutes", "0.01", "--no-mirror-agreement", "--weighted-median"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert "deltaz+adapt" in {r["method"] for r in metrics["rows"]} and "deltaz+adapt" in (out / "report.md").read_text()
-    assert not metrics["settings"]["mirror_agreement"]
+    assert not metrics["settings"]["mirror_agreement"] and metrics["settings"]["weighted_median"]
     assert "without the mirror agreement" in (out / "report.md").read_text()
+    assert "weighted median of the selection head's candidates" in (out / "report.md").read_text()
 
 
 def test_a_finished_run_is_reused_only_with_the_same_split(tmp_path):
@@ -188,5 +191,7 @@ def test_model_flag_reaches_the_recipe():
     assert settings_from_args(parser.parse_args(["--image-dropout", "0"])).train.image_dropout == 0.0
     assert settings_from_args(parser.parse_args([])).mirror_agreement
     assert not settings_from_args(parser.parse_args(["--no-mirror-agreement"])).mirror_agreement
+    assert not settings_from_args(parser.parse_args([])).weighted_median
+    assert settings_from_args(parser.parse_args(["--weighted-median"])).weighted_median
     with pytest.raises(SystemExit):
         parser.parse_args(["--model", "mvsnet_refine"])  # the baseline is trained beside the refiner, not instead

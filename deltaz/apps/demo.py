@@ -7,19 +7,20 @@ Stages, each with a progress bar and a wall time in the report:
    rest in ``<data>/train_ready``; training never sees ``test_ready``), parse every light, and run the plane-sweep
    stereo (:mod:`deltaz.ops.mvs`) on every scan: a real algorithm's initial depth.
 4. **train** — the refiner (:func:`deltaz.engine.train.train`; SelectUnet, the U-Net with the selection head, or
-   DeltaZUnet with ``--model deltaz_unet``) on ``train_ready`` for ``--minutes`` minutes (to the end of the last
-   whole learning-rate cycle that fits: ``whole_cycles``), on random 64×80 windows (``--crop``), its initial depth
-   drawn per view from ``--preset`` (default: :data:`~deltaz.engine.config.DEMO_PRESET`, the simulated ``stereo``
-   model 45 %, ``mvs`` 25 %, the raw plane sweep 10 %, already-right depth 20 %); ``--val-scans`` of its scans are
-   the validation split, which picks ``best.pt`` and tunes the baselines. Then the MVSNet-style refinement network
+   DeltaZUnet with ``--model deltaz_unet``) on ``train_ready`` for ``--minutes`` minutes (to the end of the last whole
+   learning-rate cycle that fits: ``whole_cycles``), on random 64×80 windows (``--crop``), its initial depth drawn per
+   view from ``--preset`` (default: :data:`~deltaz.engine.config.DEMO_PRESET`, the simulated ``stereo`` model 45 %,
+   ``mvs`` 25 %, the raw plane sweep 10 %, already-right depth 20 %); ``--val-scans`` of its scans are the validation
+   split, which picks ``best.pt`` and tunes the baselines. Then the MVSNet-style refinement network
    (:class:`deltaz.model.MVSNetRefine`, 32 channels as in MVSNet) is trained the same way for ``--compare-minutes``
    (default: the same budget, used whole; 0 skips it): the learned baseline.
 5. **evaluate** — :func:`deltaz.engine.evaluate.run_evaluation` on every scan of ``test_ready``, input
-   ``--eval-preset`` (default: the raw plane sweep), against the input, every classical baseline (tuned on
-   the validation scans only) and the MVSNet-style network: ``metrics.json`` (with the do-no-harm columns
-   ``mae_good_mm`` and ``harm_pct``), ``metrics.md``, figures, point clouds. ``--adapt-minutes M`` adds the row
-   ``deltaz+adapt``: the refiner adapted to each test scan (:mod:`deltaz.engine.adapt`, no ground truth).
-   The checkpoint's rows run with :mod:`deltaz.ops.agreement` (not ``deltaz+adapt``; ``--no-mirror-agreement``: without).
+   ``--eval-preset`` (default: the raw plane sweep), against the input, every classical baseline (tuned on the
+   validation scans only) and the MVSNet-style network: ``metrics.json`` (with the do-no-harm columns ``mae_good_mm``
+   and ``harm_pct``), ``metrics.md``, figures, point clouds. ``--adapt-minutes M`` adds the row ``deltaz+adapt``: the
+   refiner adapted to each test scan (:mod:`deltaz.engine.adapt`, no ground truth). The checkpoint's rows run with
+   :mod:`deltaz.ops.agreement` (not ``deltaz+adapt``; ``--no-mirror-agreement``: without; ``--weighted-median``: with
+   :func:`deltaz.model.median_selection`).
 6. **report** — ``<out>/report.md``: the table, the quality targets, figures, settings, machine, wall times.
 
 ``--force`` redoes everything. The defaults are sized for a 2-core laptop CPU: 12 scans of 49 views at 160×128, a
@@ -51,6 +52,7 @@ from deltaz.engine.evaluate import run_evaluation
 from deltaz.engine.report import demo_report_markdown, format_seconds, machine_info, summary_table, write_json
 from deltaz.engine.train import train
 from deltaz.engine.train.cli import config_help
+from deltaz.model.selection import MEDIAN_HELP
 from deltaz.ops.agreement import MIRROR_AGREEMENT, add_mirror_flags
 from deltaz.ops.corrupt import INITIAL_MODELS, parse_initial_mix
 
@@ -82,9 +84,7 @@ class DemoSettings:
     lights: int = 2  # illuminations rendered per view; training draws one per sample, evaluation uses the first
     style: str = "real"  # deltaz.io.synthetic style: walls, photo textures, shadows, speculars, camera noise
     supersample: int = 2  # anti-aliasing samples per pixel along each axis
-    # initial depth of the evaluation: the raw plane sweep's output on the held-out scans (training mixes it
-    # with the simulated MVS error model and already-right depth: train.preset)
-    eval_preset: str = "planesweep_raw"
+    eval_preset: str = "planesweep_raw"  # the held-out scans' initial depth (training mixes it in: train.preset)
     num_workers: int | None = None  # data-loader processes; None = auto (0 on CPU, up to 8 on CUDA)
     # the MVSNet-style refinement network, trained by the same pipeline as a baseline (0 = skip it)
     compare_minutes: float | None = None  # None = the same budget as the refiner (--minutes)
@@ -94,6 +94,7 @@ class DemoSettings:
     pointclouds: bool = True
     adapt_minutes: float = 0.0  # > 0: the row deltaz+adapt, `deltaz adapt` on each test scan (minutes per scan)
     mirror_agreement: bool = MIRROR_AGREEMENT  # deltaz, deltaz+gate, search+deltaz with deltaz.ops.agreement (2x time)
+    weighted_median: bool = False  # the checkpoint's rows with the selection head's weighted median
     progress: bool = True
     train: TrainConfig = field(default_factory=demo_train_config)
 
@@ -175,9 +176,7 @@ def _finished_run(summary_path: Path, wanted: dict[str, Any], data: dict[str, An
         return None
     ckpt = summary.get("checkpoint")
     same = _comparable(summary.get("config", {})) == jsonable(wanted) and summary.get("data") == jsonable(data)
-    if same and ckpt and Path(ckpt).is_file():
-        return summary
-    return None
+    return summary if same and ckpt and Path(ckpt).is_file() else None
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -365,7 +364,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         baselines="all", device=device, num_src_views=settings.num_src_views,
         compare_checkpoint=compare_summary["checkpoint"] if compare_summary else None,
         pointclouds=settings.pointclouds, progress=settings.progress, adapt_minutes=settings.adapt_minutes,
-        mirror_agreement=settings.mirror_agreement,
+        mirror_agreement=settings.mirror_agreement, weighted_median=settings.weighted_median,
     )
     timings["evaluate"] = time.perf_counter() - start
 
@@ -467,6 +466,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also adapt the refiner to each held-out test scan for M minutes (deltaz adapt, no ground "
                         "truth; the row deltaz+adapt); default 0: skipped, to keep make demo within 15 minutes")
     add_mirror_flags(parser)
+    parser.add_argument("--weighted-median", action="store_true", help=MEDIAN_HELP)
     parser.add_argument("--no-pointclouds", action="store_true", help="skip point-cloud fusion and scoring")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -486,7 +486,7 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         image_size=tuple(args.image_size), resolution=None if args.resolution is None else tuple(args.resolution),
         num_workers=args.num_workers, pointclouds=not args.no_pointclouds, eval_preset=args.eval_preset,
         lights=args.lights, compare_minutes=args.compare_minutes, progress=not args.no_progress, train=recipe,
-        adapt_minutes=args.adapt_minutes, mirror_agreement=args.mirror_agreement,
+        adapt_minutes=args.adapt_minutes, mirror_agreement=args.mirror_agreement, weighted_median=args.weighted_median,
     )
 
 
