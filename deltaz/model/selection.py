@@ -18,8 +18,8 @@ convex combination of the window's input depths: it cannot leave their range.
 
 At inference the weighted mean ``Σ_j w_j d_j`` can be replaced by the weighted *median* of the candidates' depths
 (:func:`weighted_median`; ``deltaz.model.refine(..., weighted_median=True)``, ``--weighted-median`` in ``deltaz
-refine`` / ``deltaz evaluate`` / the Middlebury benchmarks; training keeps the mean, whose weights get a
-gradient): where the weights are split between two surfaces (a depth edge) the mean lands between them, at a depth
+refine`` / ``deltaz evaluate`` / ``deltaz demo`` / the Middlebury benchmarks; training keeps the mean, whose weights
+get a gradient): where the weights are split between two surfaces (a depth edge) the mean lands between them, at a depth
 no surface has, the median copies one of them. An option, not the default: held out it made fewer pixels worse on
 every row and lowered SGBM's best rows, but raised the plane sweep's `search+deltaz` by 1.1–2.6 % on the Middlebury
 pairs (+0.6 % on the synthetic test scans; docs/EXPERIMENTS.md, "The selection head's weighted median").
@@ -35,7 +35,7 @@ __all__ = ["EMBED_DIM", "HOLE_PENALTY", "COLOUR_WEIGHT_INIT", "MEDIAN_HELP", "co
 
 #: Width of the learned pixel embedding that says which neighbours belong to the same surface.
 EMBED_DIM = 8
-#: ``--weighted-median``'s help (``deltaz refine``, ``deltaz evaluate``, the Middlebury benchmarks).
+#: ``--weighted-median``'s help (``deltaz refine``, ``deltaz evaluate``, ``deltaz demo``, the Middlebury benchmarks).
 MEDIAN_HELP = ("a selection refiner (deltaz_select) copies the weighted median of its candidate depths instead of their "
                "weighted mean: fewer pixels made worse (held out: on every row), but plane-sweep input corrected a little "
                "less (held out: +0.6 to +2.6 %% on its best row; default off: the mean, as trained)")
