@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from deltaz.core.errors import DeltaZError
 from deltaz.io.middlebury import depth_to_disparity, disparity_to_depth, resize_nearest
-from deltaz.model.selection import MEDIAN_HELP
+from deltaz.model.selection import add_median_flag
 from deltaz.ops.agreement import add_mirror_flags
 from deltaz.ops.occlusion import half_occlusion
 
@@ -175,7 +175,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
     add_mirror_flags(parser)
-    parser.add_argument("--weighted-median", action="store_true", help=MEDIAN_HELP)
+    add_median_flag(parser)
     return parser.parse_args(argv)
 
 

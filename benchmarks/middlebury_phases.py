@@ -36,7 +36,7 @@ import time
 from typing import Any
 
 from deltaz.core.errors import DeltaZError
-from deltaz.model.selection import MEDIAN_HELP
+from deltaz.model.selection import add_median_flag
 from deltaz.ops.agreement import add_mirror_flags
 from deltaz.ops.dead_zone import DEAD_ZONE
 
@@ -135,7 +135,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     bench.add_scene_args(parser)
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
     add_mirror_flags(parser)
-    parser.add_argument("--weighted-median", action="store_true", help=MEDIAN_HELP)
+    add_median_flag(parser)
     args = parser.parse_args(argv)
     bench.check_scene_args(parser, args)
     if not 1 <= args.phases <= 8:

@@ -70,7 +70,7 @@ import torch
 from deltaz.core.options import parse_dead_zone
 from deltaz.ops.baselines import BASELINES, NEEDS_IMAGE, PARAM_GRIDS, tune_baseline
 from deltaz.ops.agreement import MIRROR_AGREEMENT, add_mirror_flags
-from deltaz.model.selection import MEDIAN_HELP
+from deltaz.model.selection import add_median_flag
 from deltaz.ops.dead_zone import DEAD_ZONE, DEAD_ZONE_HELP
 from deltaz.core.errors import DeltaZError
 from deltaz.ops.metrics import depth_metrics, harm_metrics
@@ -501,7 +501,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sim", nargs="*", default=list(SIM_PRESETS), metavar="PRESET",
                         help="real images with simulated errors: deltaz.ops.corrupt presets applied to the ground "
                         f"truth (default {' '.join(SIM_PRESETS)}; none to skip)")
-    parser.add_argument("--weighted-median", action="store_true", help=MEDIAN_HELP)
+    add_median_flag(parser)
     parser.add_argument("--sim-seeds", type=int, default=SIM_SEEDS, metavar="N",
                         help=f"draws of each simulated error model, rows averaged (default {SIM_SEEDS})")
     args = parser.parse_args(argv)

@@ -28,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from deltaz.model.selection import MEDIAN_HELP
+from deltaz.model.selection import add_median_flag
 from deltaz.ops.agreement import add_mirror_flags
 
 GOOD_MM, HARM_MM = 8.0, 4.0
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
                         help="a selection refiner's colour weight times K (deltaz refine --colour-scale; default 1)")
     add_mirror_flags(parser)
-    parser.add_argument("--weighted-median", action="store_true", help=MEDIAN_HELP)
+    add_median_flag(parser)
     args = parser.parse_args(argv)
     if not (np.isfinite(args.colour_scale) and args.colour_scale > 0):
         parser.error(f"--colour-scale: expected a positive number, got {args.colour_scale}")

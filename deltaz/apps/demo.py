@@ -52,7 +52,7 @@ from deltaz.engine.evaluate import run_evaluation
 from deltaz.engine.report import demo_report_markdown, format_seconds, machine_info, summary_table, write_json
 from deltaz.engine.train import train
 from deltaz.engine.train.cli import config_help
-from deltaz.model.selection import MEDIAN_HELP
+from deltaz.model.selection import add_median_flag
 from deltaz.ops.agreement import MIRROR_AGREEMENT, add_mirror_flags
 from deltaz.ops.corrupt import INITIAL_MODELS, parse_initial_mix
 
@@ -466,7 +466,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also adapt the refiner to each held-out test scan for M minutes (deltaz adapt, no ground "
                         "truth; the row deltaz+adapt); default 0: skipped, to keep make demo within 15 minutes")
     add_mirror_flags(parser)
-    parser.add_argument("--weighted-median", action="store_true", help=MEDIAN_HELP)
+    add_median_flag(parser)
     parser.add_argument("--no-pointclouds", action="store_true", help="skip point-cloud fusion and scoring")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -27,7 +27,7 @@ from deltaz.core.options import parse_dead_zone
 from deltaz.engine.refine import DEFAULT_MAX_PIXELS, load_model
 from deltaz.io.depth_io import FORMATS, format_of
 from deltaz.model import check_colour_scale
-from deltaz.model.selection import MEDIAN_HELP
+from deltaz.model.selection import add_median_flag
 from deltaz.ops.agreement import add_mirror_flags
 from deltaz.ops.dead_zone import DEAD_ZONE, DEAD_ZONE_HELP
 
@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "K > 1 leaves more of the input alone, K < 1 corrects more (default 1: as trained)")
     parser.add_argument("--dead-zone", type=parse_dead_zone, default=DEAD_ZONE, metavar="F,N", help=DEAD_ZONE_HELP)
     add_mirror_flags(parser)
-    parser.add_argument("--weighted-median", action="store_true", help=MEDIAN_HELP)
+    add_median_flag(parser)
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
 
 

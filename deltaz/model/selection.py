@@ -27,11 +27,14 @@ pairs (+0.6 % on the synthetic test scans; docs/EXPERIMENTS.md, "The selection h
 
 from __future__ import annotations
 
+import argparse
+
 import torch
 import torch.nn.functional as F
 
-__all__ = ["EMBED_DIM", "HOLE_PENALTY", "COLOUR_WEIGHT_INIT", "MEDIAN_HELP", "colour_log_scale_from_legacy",
-           "window_offsets", "window_values", "window_distance", "weighted_median", "select_delta"]
+__all__ = ["EMBED_DIM", "HOLE_PENALTY", "COLOUR_WEIGHT_INIT", "MEDIAN_HELP", "add_median_flag",
+           "colour_log_scale_from_legacy", "window_offsets", "window_values", "window_distance", "weighted_median",
+           "select_delta"]
 
 #: Width of the learned pixel embedding that says which neighbours belong to the same surface.
 EMBED_DIM = 8
@@ -39,6 +42,12 @@ EMBED_DIM = 8
 MEDIAN_HELP = ("a selection refiner (deltaz_select) copies the weighted median of its candidate depths instead of their "
                "weighted mean: fewer pixels made worse (held out: on every row), but plane-sweep input corrected a little "
                "less (held out: +0.6 to +2.6 %% on its best row; default off: the mean, as trained)")
+
+
+def add_median_flag(parser: argparse.ArgumentParser) -> None:
+    """``--weighted-median`` (off by default: the mean, as trained), setting ``args.weighted_median``."""
+    parser.add_argument("--weighted-median", action="store_true", help=MEDIAN_HELP)
+
 #: Logit penalty on a hole of the input as a candidate (its depth is the pre-fill's or 0).
 HOLE_PENALTY = 5.0
 #: Colour weight β at init, per unit of mean |Δ| of ``2·image − 1``. β is learned in log space (``β =

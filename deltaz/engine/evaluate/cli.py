@@ -13,7 +13,7 @@ from deltaz.engine.evaluate.runner import run_evaluation
 from deltaz.engine.scans import EVAL_SPLITS
 from deltaz.engine.report import summary_table
 from deltaz.model import MODELS
-from deltaz.model.selection import MEDIAN_HELP
+from deltaz.model.selection import add_median_flag
 from deltaz.ops.agreement import add_mirror_flags
 from deltaz.ops.corrupt import INITIAL_MODELS
 from deltaz.ops.dead_zone import DEAD_ZONE, DEAD_ZONE_HELP
@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "per 160x128 view with 4 sources on a 2-core CPU)")
     parser.add_argument("--dead-zone", type=parse_dead_zone, default=DEAD_ZONE, metavar="F,N", help=DEAD_ZONE_HELP)
     add_mirror_flags(parser)
-    parser.add_argument("--weighted-median", action="store_true", help=MEDIAN_HELP)
+    add_median_flag(parser)
     parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
                         help="a selection refiner's colour weight times K in its rows (as deltaz refine "
                         "--colour-scale: K > 1 leaves more of the input alone; default 1 = as trained)")
