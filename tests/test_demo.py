@@ -126,6 +126,11 @@ def test_loader_workers_and_amp_reach_the_training_config(tmp_path):
     assert baseline.model == "mvsnet_refine" and baseline.base_channel == 32
     assert baseline.max_minutes == DemoSettings().minutes  # the same budget as the refiner by default
     assert config.whole_cycles and not baseline.whole_cycles  # ... which the baseline uses whole
+    # the refiner stops after one learning-rate cycle however fast the machine; the baseline is not capped
+    assert config.num_epochs == config.scheduler_t0 == 10 and baseline.num_epochs == demo_train_config().num_epochs
+    assert train_config(DemoSettings(cycles=3), tmp_path, tmp_path, "cpu").num_epochs == 30
+    with pytest.raises(ConfigError, match="--cycles"):
+        DemoSettings(cycles=0).validate()
     shorter = train_config(DemoSettings(compare_minutes=1.5), tmp_path, tmp_path, "cpu", "mvsnet_refine")
     assert shorter.max_minutes == 1.5
     assert baseline.checkpoint_dir == str(tmp_path / "run" / "mvsnet_refine" / "checkpoints")
@@ -193,5 +198,7 @@ def test_model_flag_reaches_the_recipe():
     assert not settings_from_args(parser.parse_args(["--no-mirror-agreement"])).mirror_agreement
     assert not settings_from_args(parser.parse_args([])).weighted_median
     assert settings_from_args(parser.parse_args(["--weighted-median"])).weighted_median
+    assert settings_from_args(parser.parse_args([])).cycles == 1
+    assert settings_from_args(parser.parse_args(["--cycles", "2"])).cycles == 2
     with pytest.raises(SystemExit):
         parser.parse_args(["--model", "mvsnet_refine"])  # the baseline is trained beside the refiner, not instead

@@ -7,8 +7,9 @@ Stages, each with a progress bar and a wall time in the report:
    rest in ``<data>/train_ready``; training never sees ``test_ready``), parse every light, and run the plane-sweep
    stereo (:mod:`deltaz.ops.mvs`) on every scan: a real algorithm's initial depth.
 4. **train** — the refiner (:func:`deltaz.engine.train.train`; SelectUnet, the U-Net with the selection head, or
-   DeltaZUnet with ``--model deltaz_unet``) on ``train_ready`` for ``--minutes`` minutes (to the end of the last whole
-   learning-rate cycle that fits: ``whole_cycles``), on random 64×80 windows (``--crop``), its initial depth drawn per
+   DeltaZUnet with ``--model deltaz_unet``) on ``train_ready`` for at most ``--cycles`` learning-rate cycles (default 1,
+   so that a faster machine trains what the README measured) and ``--minutes`` minutes (to the end of the last whole
+   cycle that fits: ``whole_cycles``), on random 64×80 windows (``--crop``), its initial depth drawn per
    view from ``--preset`` (default: :data:`~deltaz.engine.config.DEMO_PRESET`, the simulated ``stereo`` model 45 %,
    ``mvs`` 25 %, the raw plane sweep 10 %, already-right depth 20 %); ``--val-scans`` of its scans are the validation
    split, which picks ``best.pt`` and tunes the baselines. Then the MVSNet-style refinement network
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from deltaz.apps.demo_data import data_stamp, split_demo_scans, stage_parse, stage_sweep, stage_synth
+from deltaz.apps.demo_targets import quality_targets
 from deltaz.core.atomic import atomic_write_text
 from deltaz.core.cache import jsonable, read_marker
 from deltaz.core.errors import ConfigError, DeltaZError
@@ -71,6 +73,7 @@ class DemoSettings:
     out: str = ""  # default: deltaz.core.paths.runs_dir() / "demo"
     data: str = ""  # default: deltaz.core.paths.data_dir() / "demo"
     minutes: float = 4.0
+    cycles: int = 1  # the refiner's learning-rate cycles at most (scheduler_t0 epochs each); the budget may stop it first
     scans: int = 12
     test_scans: int = 3
     val_scans: int = 2
@@ -111,6 +114,7 @@ class DemoSettings:
                 raise ConfigError(f"{flag}: {msg}")
 
         need(self.minutes > 0, "--minutes", f"must be > 0, got {self.minutes}")
+        need(self.cycles >= 1, "--cycles", f"must be >= 1, got {self.cycles}")
         need(self.compare_minutes is None or self.compare_minutes >= 0, "--compare-minutes",
              f"must be >= 0 (0 skips it), got {self.compare_minutes}")
         need(self.adapt_minutes >= 0, "--adapt-minutes", f"must be >= 0 (0 skips it), got {self.adapt_minutes}")
@@ -141,7 +145,7 @@ def train_config(settings: DemoSettings, data: Path, out: Path, device: str, mod
     """The :class:`deltaz.engine.config.TrainConfig` of the demo's refiner (``model=None``: the recipe's,
     ``deltaz_select`` unless ``--model`` says ``deltaz_unet``; run folder ``out``) or of its MVSNet-style baseline
     (``"mvsnet_refine"``, run folder ``out/mvsnet_refine``): same data, split, losses, input options, optimiser
-    and seed; its own width and time budget (the baseline's used whole: no ``whole_cycles``)."""
+    and seed; its own width and time budget (the baseline's used whole: no ``whole_cycles``, no ``--cycles`` cap)."""
     recipe = settings.train
     model = model or recipe.model
     compare = model == "mvsnet_refine"
@@ -153,6 +157,7 @@ def train_config(settings: DemoSettings, data: Path, out: Path, device: str, mod
         val_split=settings.val_scans / (settings.scans - settings.test_scans),
         seed=settings.seed,
         max_minutes=settings.budget_minutes(model),
+        num_epochs=recipe.num_epochs if compare else min(recipe.num_epochs, settings.cycles * recipe.scheduler_t0),
         model=model,
         base_channel=settings.compare_base_channel if compare else recipe.base_channel,
         prefill_holes=recipe.prefill_holes and recipe.fill_holes, whole_cycles=recipe.whole_cycles and not compare,
@@ -213,99 +218,6 @@ def stage_train(settings: DemoSettings, data: Path, out: Path, device: str,
     summary = {**_summary(result), "data": jsonable(stamp)}
     write_json(summary_path, summary)
     return elapsed, summary
-
-
-# =========================================================================== report
-def quality_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The demo's quality targets on the ``scan = "all"`` rows: each ``{target, value, met}``.
-
-    * refined MAE ≤ ½ of the initial MAE;
-    * refined MAE ≥ 20 % below the best classical single-view baseline (median, bilateral,
-      joint bilateral, guided) and below geometric averaging;
-    * refined consistency above the initial depth's, over the pixels the input has (``consistency_valid``, when
-      the rows have it: a refiner that fills holes is otherwise scored on more, harder pixels than its input);
-    * do no harm (when the rows have the do-no-harm figures, :data:`deltaz.engine.report.HARM_COLUMNS`):
-      ``harm_pct`` ≤ 5 % and ``mae_good_mm`` no higher than the input's; the same two for the row
-      ``deltaz+gate`` (the refiner behind the photometric gate) when it was scored;
-    * for ``search+deltaz`` (the refiner after the multi-view candidate search) when it was scored: ≥ 20 % below
-      the best classical baseline, below ``search`` alone, and the two do-no-harm targets.
-    """
-    overall = {r["method"]: r for r in rows if r["scan"] == "all"}
-    if "deltaz" not in overall or "identity" not in overall:
-        return []
-    dz, init = overall["deltaz"], overall["identity"]
-    targets = [{
-        "target": "refined MAE <= 1/2 initial MAE",
-        "value": f"{dz['mae_mm']:.2f} vs {init['mae_mm']:.2f} / 2 = {init['mae_mm'] / 2:.2f} mm",
-        "met": dz["mae_mm"] <= 0.5 * init["mae_mm"],
-    }]
-    classical = [overall[m] for m in ("median", "bilateral", "joint_bilateral", "guided") if m in overall]
-    if classical:
-        best = min(classical, key=lambda r: r["mae_mm"])
-        targets.append({
-            "target": "refined MAE >= 20 % below the best classical baseline",
-            "value": f"{dz['mae_mm']:.2f} vs 0.8 x {best['mae_mm']:.2f} ({best['method']}) "
-                     f"= {0.8 * best['mae_mm']:.2f} mm",
-            "met": dz["mae_mm"] <= 0.8 * best["mae_mm"],
-        })
-    if "geometric_averaging" in overall:
-        ga = overall["geometric_averaging"]
-        targets.append({
-            "target": "refined MAE below geometric averaging",
-            "value": f"{dz['mae_mm']:.2f} vs {ga['mae_mm']:.2f} mm",
-            "met": dz["mae_mm"] < ga["mae_mm"],
-        })
-    targets.append(_consistency_target(dz, init))
-    gated = [{**t, "target": f"deltaz+gate: {t['target']}"} for t in
-             (_harm_targets(overall["deltaz+gate"], init) if "deltaz+gate" in overall else [])]
-    return targets + _harm_targets(dz, init) + gated + _search_targets(overall, classical)
-
-
-def _consistency_target(dz: dict[str, Any], init: dict[str, Any]) -> dict[str, Any]:
-    """Refined consistency above the input's, on the input's pixels when the rows say (each row's own beside it)."""
-    own = f"{dz['consistency']:.1f} % vs {init['consistency']:.1f} %"
-    if dz.get("consistency_valid") is None or init.get("consistency_valid") is None:
-        return {"target": "refined consistency above the initial depth's", "value": own,
-                "met": dz["consistency"] > init["consistency"]}
-    return {"target": "refined consistency above the initial depth's (over the pixels the input has)",
-            "value": f"{dz['consistency_valid']:.1f} % vs {init['consistency_valid']:.1f} % (over each row's own "
-                     f"pixels: {own})",
-            "met": dz["consistency_valid"] > init["consistency_valid"]}
-
-
-def _search_targets(overall: dict[str, dict[str, Any]], classical: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The targets of the row ``search+deltaz`` (none when it was not scored)."""
-    if "search+deltaz" not in overall or "search" not in overall:
-        return []
-    sd, search = overall["search+deltaz"], overall["search"]
-    targets = [{"target": "search+deltaz: refined MAE below the search alone",
-                "value": f"{sd['mae_mm']:.2f} vs {search['mae_mm']:.2f} mm", "met": sd["mae_mm"] < search["mae_mm"]}]
-    if classical:
-        best = min(classical, key=lambda r: r["mae_mm"])
-        targets.append({"target": "search+deltaz: refined MAE >= 20 % below the best classical baseline",
-                        "value": f"{sd['mae_mm']:.2f} vs 0.8 x {best['mae_mm']:.2f} ({best['method']}) "
-                                 f"= {0.8 * best['mae_mm']:.2f} mm",
-                        "met": sd["mae_mm"] <= 0.8 * best["mae_mm"]})
-    harm = _harm_targets(sd, overall["identity"])
-    return targets + [{**t, "target": f"search+deltaz: {t['target']}"} for t in harm]
-
-
-def _harm_targets(dz: dict[str, Any], init: dict[str, Any]) -> list[dict[str, Any]]:
-    """The do-no-harm targets of :func:`quality_targets` (none when the rows lack the figures)."""
-    targets = []
-    if dz.get("harm_pct") is not None:
-        targets.append({
-            "target": "refined harm_pct <= 5 % (pixels made > 1 mm worse than the input)",
-            "value": f"{dz['harm_pct']:.1f} %",
-            "met": dz["harm_pct"] <= 5.0,
-        })
-    if dz.get("mae_good_mm") is not None and init.get("mae_good_mm") is not None:
-        targets.append({
-            "target": "refined mae_good_mm no higher than the input's (pixels the input has within 2 mm)",
-            "value": f"{dz['mae_good_mm']:.2f} vs {init['mae_good_mm']:.2f} mm",
-            "met": dz["mae_good_mm"] <= init["mae_good_mm"],
-        })
-    return targets
 
 
 # =========================================================================== driver
@@ -405,6 +317,8 @@ def _add_data_arguments(parser: argparse.ArgumentParser, d: DemoSettings) -> Non
                         help="data folder: synth/, train_ready/, test_ready/ (default: data/demo)")
     parser.add_argument("--minutes", type=float, default=d.minutes,
                         help=f"training time budget in minutes (default {d.minutes:g})")
+    parser.add_argument("--cycles", type=int, default=d.cycles, help="the refiner trains at most this many learning-rate "
+                        f"cycles of {d.train.scheduler_t0} epochs, or --minutes, whichever ends first (default {d.cycles})")
     parser.add_argument("--scans", type=int, default=d.scans, help=f"synthetic scans to render (default {d.scans})")
     parser.add_argument("--test-scans", type=int, default=d.test_scans,
                         help=f"held-out test scans (default {d.test_scans})")
@@ -481,7 +395,7 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         fill_holes=not args.keep_holes, prefill_holes=not args.keep_holes, image_dropout=args.image_dropout,
     )
     return DemoSettings(
-        out=args.out, data=args.data, minutes=args.minutes, scans=args.scans, test_scans=args.test_scans,
+        out=args.out, data=args.data, minutes=args.minutes, cycles=args.cycles, scans=args.scans, test_scans=args.test_scans,
         val_scans=args.val_scans, seed=args.seed, device=args.device, force=args.force, views=args.views,
         image_size=tuple(args.image_size), resolution=None if args.resolution is None else tuple(args.resolution),
         num_workers=args.num_workers, pointclouds=not args.no_pointclouds, eval_preset=args.eval_preset,

@@ -326,7 +326,7 @@ def _demo_settings_items(facts: Mapping[str, Any], evaluation: Mapping[str, Any]
                   f"use_images={cfg.get('use_images')} depth_scale_mm={cfg.get('depth_scale_mm')} "
                   f"depth_scale_rel={cfg.get('depth_scale_rel')} "
                   f"fill_holes={cfg.get('fill_holes')} prefill_holes={cfg.get('prefill_holes')}"),
-        ("training", f"budget {facts['minutes']:g} min, batch {cfg.get('batch_size')}, {cfg.get('num_views')} views "
+        ("training", f"budget {facts['minutes']:g} min or {cfg.get('num_epochs')} epochs, batch {cfg.get('batch_size')}, {cfg.get('num_views')} views "
                      f"per sample, lr {cfg.get('lr')}, image augment {cfg.get('image_augment', 0.0)}, image dropout "
                      f"{cfg.get('image_dropout', 0.0)}, amp {cfg.get('amp')}, device {train_summary.get('device')}; "
                      f"stopped by {train_summary.get('stopped_by')} after {train_summary.get('steps')} steps "
