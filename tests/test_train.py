@@ -116,7 +116,8 @@ def test_whole_cycles_stops_where_the_next_learning_rate_cycle_would_not_fit():
     assert not _next_cycle_cut(SimpleNamespace(**{**vars(run), "epoch": 9}), t_loop=5.0, now=230.0)  # mid-cycle
     assert not _next_cycle_cut(SimpleNamespace(**{**vars(run), "cfg": TrainConfig(whole_cycles=True, max_minutes=10.0)}),
                                t_loop=5.0, now=230.0)  # 370 s left: it fits
-    for other in (TrainConfig(whole_cycles=False, max_minutes=4.0), TrainConfig(whole_cycles=True)):
+    last = TrainConfig(whole_cycles=True, max_minutes=4.0, scheduler_t0=10, num_epochs=10)  # the epochs end it anyway
+    for other in (TrainConfig(whole_cycles=False, max_minutes=4.0), TrainConfig(whole_cycles=True), last):
         assert not _next_cycle_cut(SimpleNamespace(**{**vars(run), "cfg": other}), t_loop=5.0, now=230.0)
     # a resumed run measures its pace on its own epochs: 2 epochs (1-8 done before) in 40 s, so a cycle takes
     # ~200 s and 195 s are left (all 10 epochs in 40 s would have said 40 s)

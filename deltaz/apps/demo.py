@@ -210,7 +210,8 @@ def stage_train(settings: DemoSettings, data: Path, out: Path, device: str,
     for sub in ("checkpoints", "logs"):
         shutil.rmtree(run_dir / sub, ignore_errors=True)
     summary_path.unlink(missing_ok=True)
-    print(f"[4/6] {label}: {model} on {config.data_root} for {config.max_minutes:g} min on {device} "
+    epochs = "" if model == "mvsnet_refine" else f" or {config.num_epochs} epochs"
+    print(f"[4/6] {label}: {model} on {config.data_root} for {config.max_minutes:g} min{epochs} on {device} "
           f"(TensorBoard: tensorboard --logdir {config.log_dir})")
     start = time.perf_counter()
     result = train(config)
