@@ -374,7 +374,7 @@ def demo_report_markdown(facts: Mapping[str, Any], evaluation: Mapping[str, Any]
     parts = [
         "# DeltaZ demo report\n\n",
         "The whole pipeline on synthetic DTU-like scenes: render, parse, train the refiner "
-        f"(`{(train_summary.get('config') or {}).get('model', 'deltaz_unet')}`) on a time budget, "
+        f"(`{(train_summary.get('config') or {}).get('model', 'deltaz_unet')}`) on a time budget and an epoch cap (Settings), "
         "evaluate on held-out scans against the initial depth, the classical baselines and an MVSNet-style "
         "refinement network trained by the same pipeline.\n\n",
         "## Results on the held-out test scans\n\n",
