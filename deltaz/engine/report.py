@@ -326,8 +326,8 @@ def _demo_settings_items(facts: Mapping[str, Any], evaluation: Mapping[str, Any]
                   f"use_images={cfg.get('use_images')} depth_scale_mm={cfg.get('depth_scale_mm')} "
                   f"depth_scale_rel={cfg.get('depth_scale_rel')} "
                   f"fill_holes={cfg.get('fill_holes')} prefill_holes={cfg.get('prefill_holes')}"),
-        ("training", f"budget {facts['minutes']:g} min or {cfg.get('num_epochs')} epochs, batch {cfg.get('batch_size')}, {cfg.get('num_views')} views "
-                     f"per sample, lr {cfg.get('lr')}, image augment {cfg.get('image_augment', 0.0)}, image dropout "
+        ("training", f"budget {facts['minutes']:g} min or {cfg.get('num_epochs')} epochs, batch {cfg.get('batch_size')}, "
+                     f"{cfg.get('num_views')} views per sample, lr {cfg.get('lr')}, image augment {cfg.get('image_augment', 0.0)}, image dropout "
                      f"{cfg.get('image_dropout', 0.0)}, amp {cfg.get('amp')}, device {train_summary.get('device')}; "
                      f"stopped by {train_summary.get('stopped_by')} after {train_summary.get('steps')} steps "
                      f"({train_summary.get('epochs_completed')} full epochs)"),
@@ -374,7 +374,8 @@ def demo_report_markdown(facts: Mapping[str, Any], evaluation: Mapping[str, Any]
     parts = [
         "# DeltaZ demo report\n\n",
         "The whole pipeline on synthetic DTU-like scenes: render, parse, train the refiner "
-        f"(`{(train_summary.get('config') or {}).get('model', 'deltaz_unet')}`) on a time budget and an epoch cap (Settings), "
+        f"(`{(train_summary.get('config') or {}).get('model', 'deltaz_unet')}`) on a time budget and an epoch cap "
+        "(Settings), "
         "evaluate on held-out scans against the initial depth, the classical baselines and an MVSNet-style "
         "refinement network trained by the same pipeline.\n\n",
         "## Results on the held-out test scans\n\n",

@@ -92,8 +92,10 @@ def _next_cycle_cut(run: TrainRun, t_loop: float, now: float | None = None) -> b
     process's epochs so far (validation included), would not fit the budget's time left (under DDP rank 0's clock
     decides, as for the budget itself). ``t_loop``, ``now``: ``time.perf_counter()`` when the loop began and now."""
     cfg = run.cfg
-    if not cfg.whole_cycles or cfg.max_minutes is None or run.epoch % cfg.scheduler_t0 or run.epoch >= cfg.num_epochs:
-        return False  # (the last epoch ends the run anyway: stopped by num_epochs)
+    if not cfg.whole_cycles or cfg.max_minutes is None or run.epoch % cfg.scheduler_t0:
+        return False
+    if run.epoch >= cfg.num_epochs:
+        return False  # the last epoch ends the run anyway: stopped by num_epochs
     now = time.perf_counter() if now is None else now
     pace = (now - t_loop) / max(run.epoch - run.start_epoch, 1)
     left = cfg.max_minutes * 60.0 - (now - run.t_start)
