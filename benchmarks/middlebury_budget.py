@@ -38,6 +38,7 @@ from deltaz.io.middlebury import depth_to_disparity, disparity_to_depth, resize_
 from deltaz.model.selection import add_median_flag
 from deltaz.ops.agreement import add_mirror_flags
 from deltaz.ops.occlusion import half_occlusion
+from deltaz.ops.smooth import add_smooth_flags
 
 import real_middlebury as bench  # the sibling script: its directory is on sys.path when a script runs
 
@@ -175,6 +176,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
     add_mirror_flags(parser)
+    add_smooth_flags(parser)
     add_median_flag(parser)
     return parser.parse_args(argv)
 
@@ -189,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             note += ", mirror agreement" if args.mirror_agreement else ", no mirror agreement"
             refiner["weighted_median"] = args.weighted_median
             note += ", weighted median" if args.weighted_median else ""
+            refiner["smooth"] = args.smooth
+            note += ", surface smoothing" if args.smooth else ", no surface smoothing"
         depth_init, input_note = bench.input_depths(data)[args.input]
         if depth_init is None:
             raise DeltaZError(f"--input {args.input}: {input_note}")

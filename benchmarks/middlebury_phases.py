@@ -39,6 +39,7 @@ from deltaz.core.errors import DeltaZError
 from deltaz.model.selection import add_median_flag
 from deltaz.ops.agreement import add_mirror_flags
 from deltaz.ops.dead_zone import DEAD_ZONE
+from deltaz.ops.smooth import add_smooth_flags
 
 import real_middlebury as bench  # the sibling script: its directory is on sys.path when a script runs
 
@@ -135,6 +136,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     bench.add_scene_args(parser)
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
     add_mirror_flags(parser)
+    add_smooth_flags(parser)
     add_median_flag(parser)
     args = parser.parse_args(argv)
     bench.check_scene_args(parser, args)
@@ -151,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         refiner, note = bench.load_refiner_or_none(args.checkpoint, args.device)
         if refiner is not None:
             refiner.update(dead_zone=DEAD_ZONE, mirror_agreement=args.mirror_agreement,
-                           weighted_median=args.weighted_median)
+                           weighted_median=args.weighted_median, smooth=args.smooth)
+            note += ", surface smoothing" if args.smooth else ", no surface smoothing"
             note += ", mirror agreement" if args.mirror_agreement else ", no mirror agreement"
             note += ", weighted median" if args.weighted_median else ""
         data = bench.load_scene(scene=args.scene, folder=args.aloe_dir)

@@ -74,6 +74,7 @@ from deltaz.model.selection import add_median_flag
 from deltaz.ops.dead_zone import DEAD_ZONE, DEAD_ZONE_HELP
 from deltaz.core.errors import DeltaZError
 from deltaz.ops.metrics import depth_metrics, harm_metrics
+from deltaz.ops.smooth import SURFACE_SMOOTHING, add_smooth_flags
 
 #: The classical single-view filters compared (deltaz.ops.baselines), each twice: tuned by covered MAE (the plain
 #: name) and by MAE with holes counted (the name + HOLES_TUNED), so that each target meets a filter at its best.
@@ -214,7 +215,8 @@ def refined_depth(refiner: dict[str, Any], depth_init: torch.Tensor, image: torc
         depth = refine(model, depth_init[None].to(device), image=image, depth_range=depth_range, keep_holes=keep_holes,
                        dead_zone=refiner.get("dead_zone", DEAD_ZONE),
                        mirror_agreement=refiner.get("mirror_agreement", MIRROR_AGREEMENT),
-                       weighted_median=refiner.get("weighted_median", False))["depth_refined"]
+                       weighted_median=refiner.get("weighted_median", False),
+                       smooth=refiner.get("smooth", SURFACE_SMOOTHING))["depth_refined"]
     depth = depth[0].float().cpu()
     return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
 
@@ -493,6 +495,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
     parser.add_argument("--dead-zone", type=parse_dead_zone, default=DEAD_ZONE, metavar="F,N", help=DEAD_ZONE_HELP)
     add_mirror_flags(parser)
+    add_smooth_flags(parser)
     parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
                         help="a selection refiner's colour weight times K (deltaz refine --colour-scale; default 1)")
     parser.add_argument("--scales", type=float, nargs="*", default=[0.5, 1.0, 3.0], metavar="S",
@@ -536,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
             refiner_note += ", mirror agreement" if args.mirror_agreement else ", no mirror agreement"
             refiner["weighted_median"] = args.weighted_median
             refiner_note += ", weighted median" if args.weighted_median else ""
+            refiner["smooth"] = args.smooth
+            refiner_note += ", surface smoothing" if args.smooth else ", no surface smoothing"
         if refiner is not None and args.colour_scale != 1.0:
             from deltaz.engine.refine import colour_scaled_parts
 

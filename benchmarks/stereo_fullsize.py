@@ -30,6 +30,7 @@ import torch
 
 from deltaz.model.selection import add_median_flag
 from deltaz.ops.agreement import add_mirror_flags
+from deltaz.ops.smooth import add_smooth_flags
 
 GOOD_MM, HARM_MM = 8.0, 4.0
 
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
                         help="a selection refiner's colour weight times K (deltaz refine --colour-scale; default 1)")
     add_mirror_flags(parser)
+    add_smooth_flags(parser)
     add_median_flag(parser)
     args = parser.parse_args(argv)
     if not (np.isfinite(args.colour_scale) and args.colour_scale > 0):
@@ -96,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         def refined(z: np.ndarray) -> np.ndarray:
             return deltaz.refine_depth(np.nan_to_num(z, nan=0.0), left, checkpoint=args.checkpoint, device="cpu",
                                        colour_scale=args.colour_scale, mirror_agreement=args.mirror_agreement,
-                                       weighted_median=args.weighted_median, on_note=lambda note: None)
+                                       weighted_median=args.weighted_median, smooth=args.smooth,
+                                       on_note=lambda note: None)
 
         rows = {"SGBM": sgbm, "side": depth(side.numpy()), "side, search": depth(searched),
                 "side, planes": depth(side_planes), "side, search, planes": depth(three),
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as handle:
             json.dump({"rows": table, "seconds": seconds, "checkpoint": args.checkpoint,
                        "colour_scale": args.colour_scale, "mirror_agreement": args.mirror_agreement,
-                       "weighted_median": args.weighted_median}, handle,
+                       "weighted_median": args.weighted_median, "smooth": args.smooth}, handle,
                       indent=1)
     return 0
 

@@ -190,7 +190,7 @@ def test_the_search_rows_are_the_search_and_the_refiner_after_it(setup):
     depth_range = views.depth_range.reshape(1, 2).expand(len(views), 2)
     with torch.no_grad():
         refined = refine(model, expected, image=None, depth_range=depth_range, keep_holes=True, dead_zone=DEAD_ZONE,
-                         mirror_agreement=True)["depth_refined"]  # inference's dials: the dead zone, the agreement
+                         mirror_agreement=True, smooth=True)["depth_refined"]  # inference's dials
     refined = torch.where(torch.isfinite(refined) & (refined > 0), refined, torch.zeros_like(refined))
     assert torch.allclose(ev.apply_method(rows["search+deltaz"], views), refined, atol=1e-4)
     without_images = ev.load_scan_views(setup["root"], setup["val"][0], 2)
@@ -217,8 +217,8 @@ def test_the_mirror_agreement_reaches_the_gated_and_search_rows(setup):
     views = ev.load_scan_views(setup["root"], setup["val"][0], 2, use_images=True)
     covered = views.depth_init > 0
     for mirror in (False, True):
-        rows = {"deltaz+gate": ev.gated_method(ByColumn(), "cpu", mirror_agreement=mirror),
-                **ev.search_methods(ByColumn(), "cpu", mirror_agreement=mirror)}
+        rows = {"deltaz+gate": ev.gated_method(ByColumn(), "cpu", mirror_agreement=mirror, smooth=False),
+                **ev.search_methods(ByColumn(), "cpu", mirror_agreement=mirror, smooth=False)}
         gated = ev.apply_method(rows["deltaz+gate"], views)
         searched, after = ev.apply_method(rows["search"], views), ev.apply_method(rows["search+deltaz"], views)
         kept = searched > 0

@@ -238,7 +238,8 @@ def test_benchmark_rows_of_the_two_view_steps_and_the_refiner_after_them(scene):
     if not hasattr(cv2, "ximgproc"):
         pytest.skip("the SGBM rows include WLS, which needs cv2.ximgproc (opencv-contrib-python-headless)")
     bench = _benchmark_module()
-    refiner = {"model": DeltaZUnet(in_channels=4, base_channel=4, depth=2).eval(), "config": {}, "device": "cpu"}
+    refiner = {"model": DeltaZUnet(in_channels=4, base_channel=4, depth=2).eval(), "config": {}, "device": "cpu",
+               "smooth": False}  # an identity refiner: without the smoothing its rows are its input
     outputs, _ = bench.method_outputs("sgbm", sgbm_depth(scene), scene, refiner)
     assert {"wls", "search", "search+deltaz", "planes", "planes+deltaz", "subpixel", "subpixel+deltaz"} <= set(outputs)
     for step in ("search", "planes", "subpixel"):  # an untrained refiner is the identity
@@ -281,7 +282,8 @@ def test_benchmark_refiner_rows_and_scale_check_with_an_identity_refiner(scene):
     from deltaz.model import DeltaZUnet
 
     bench = _benchmark_module()
-    refiner = {"model": DeltaZUnet(in_channels=4, base_channel=4, depth=2).eval(), "config": {}, "device": "cpu"}
+    refiner = {"model": DeltaZUnet(in_channels=4, base_channel=4, depth=2).eval(), "config": {}, "device": "cpu",
+               "smooth": False}  # an identity refiner: without the smoothing its rows are its input
     init = sgbm_depth(scene)
     outputs = bench.refiner_outputs(refiner, init, scene)
     assert set(outputs) == {"deltaz", "deltaz_fill_holes", "deltaz+gate"}
@@ -325,7 +327,7 @@ def test_benchmark_mirror_agreement_reaches_the_refiner_rows(scene):
     init = sgbm_depth(scene)
     moved = {}
     for mirror in (False, True):
-        refiner = {"model": model, "config": {}, "device": "cpu", "mirror_agreement": mirror}
+        refiner = {"model": model, "config": {}, "device": "cpu", "mirror_agreement": mirror, "smooth": False}
         moved[mirror] = (bench.refiner_outputs(refiner, init, scene)["deltaz"] - init).abs()[init > 0]
     assert (moved[True] <= moved[False] + 1e-4).all() and moved[True].sum() < 0.9 * moved[False].sum()
 
@@ -395,7 +397,8 @@ def test_simulated_rows_average_the_seeds_and_add_the_grey_image_row(scene):
     from deltaz.model import DeltaZUnet
 
     bench = _benchmark_module()
-    refiner = {"model": DeltaZUnet(in_channels=4, base_channel=4, depth=2).eval(), "config": {}, "device": "cpu"}
+    refiner = {"model": DeltaZUnet(in_channels=4, base_channel=4, depth=2).eval(), "config": {}, "device": "cpu",
+               "smooth": False}  # an identity refiner: without the smoothing its rows are its input
     result = bench.run_simulated("noise", scene, refiner, seeds=2)
     right = {r["method"]: r for r in result["rows"]["right"]}
     assert {"identity", "median", "deltaz", "deltaz+gate", "deltaz (grey image)"} <= set(right)

@@ -93,7 +93,7 @@ def test_training_keeps_the_mean_and_the_option_reaches_every_inference_path(tmp
         depth_range = torch.tensor([550.0, 700.0])
         image = None
 
-    row = methods.model_method(model, "cpu", dead_zone=None, mirror_agreement=False)
+    row = methods.model_method(model, "cpu", dead_zone=None, mirror_agreement=False, smooth=False)
     assert torch.allclose(row(Views(), [0]), mean)  # deltaz evaluate's rows: the mean unless asked
     with median_selection(model):  # what run_evaluation(weighted_median=True) wraps its rows in
         assert torch.allclose(row(Views(), [0]), median)
@@ -101,7 +101,7 @@ def test_training_keeps_the_mean_and_the_option_reaches_every_inference_path(tmp
     checkpoint = tmp_path / "select.pt"
     save_checkpoint(checkpoint, {"model": model.state_dict(), "model_config": model_config(model), "config": {}})
     kw = dict(checkpoint=checkpoint, device="cpu", depth_range_mm=(550.0, 700.0), dead_zone=None,
-              mirror_agreement=False)
+              mirror_agreement=False, smooth=False)
     assert np.allclose(refine_depth(depth[0].numpy(), weighted_median=True, **kw), median[0].numpy(), atol=1e-4)
     assert np.allclose(refine_depth(depth[0].numpy(), **kw), mean[0].numpy(), atol=1e-4)  # deltaz refine, refine_depth
 

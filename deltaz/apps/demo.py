@@ -20,8 +20,8 @@ Stages, each with a progress bar and a wall time in the report:
    validation scans only) and the MVSNet-style network: ``metrics.json`` (with the do-no-harm columns ``mae_good_mm``
    and ``harm_pct``), ``metrics.md``, figures, point clouds. ``--adapt-minutes M`` adds the row ``deltaz+adapt``: the
    refiner adapted to each test scan (:mod:`deltaz.engine.adapt`, no ground truth). The checkpoint's rows run with
-   :mod:`deltaz.ops.agreement` (not ``deltaz+adapt``; ``--no-mirror-agreement``: without; ``--weighted-median``: with
-   :func:`deltaz.model.median_selection`).
+   :mod:`deltaz.ops.agreement` and :mod:`deltaz.ops.smooth` (not ``deltaz+adapt``; ``--no-mirror-agreement``,
+   ``--no-smooth``: without; ``--weighted-median``: with :func:`deltaz.model.median_selection`).
 6. **report** — ``<out>/report.md``: the table, the quality targets, figures, settings, machine, wall times.
 
 ``--force`` redoes everything. The defaults are sized for a 2-core laptop CPU: 12 scans of 49 views at 160×128, a
@@ -57,6 +57,7 @@ from deltaz.engine.train.cli import config_help
 from deltaz.model.selection import add_median_flag
 from deltaz.ops.agreement import MIRROR_AGREEMENT, add_mirror_flags
 from deltaz.ops.corrupt import INITIAL_MODELS, parse_initial_mix
+from deltaz.ops.smooth import SURFACE_SMOOTHING, add_smooth_flags
 
 __all__ = ["DemoSettings", "run_demo", "add_arguments", "run", "quality_targets", "split_demo_scans", "train_config"]
 
@@ -98,6 +99,7 @@ class DemoSettings:
     adapt_minutes: float = 0.0  # > 0: the row deltaz+adapt, `deltaz adapt` on each test scan (minutes per scan)
     mirror_agreement: bool = MIRROR_AGREEMENT  # deltaz, deltaz+gate, search+deltaz with deltaz.ops.agreement (2x time)
     weighted_median: bool = False  # the checkpoint's rows with the selection head's weighted median
+    smooth: bool = SURFACE_SMOOTHING  # deltaz, deltaz+gate, search+deltaz with deltaz.ops.smooth
     progress: bool = True
     train: TrainConfig = field(default_factory=demo_train_config)
 
@@ -277,7 +279,7 @@ def run_demo(settings: DemoSettings) -> dict[str, Any]:
         baselines="all", device=device, num_src_views=settings.num_src_views,
         compare_checkpoint=compare_summary["checkpoint"] if compare_summary else None,
         pointclouds=settings.pointclouds, progress=settings.progress, adapt_minutes=settings.adapt_minutes,
-        mirror_agreement=settings.mirror_agreement, weighted_median=settings.weighted_median,
+        mirror_agreement=settings.mirror_agreement, weighted_median=settings.weighted_median, smooth=settings.smooth,
     )
     timings["evaluate"] = time.perf_counter() - start
 
@@ -382,6 +384,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "truth; the row deltaz+adapt); default 0: skipped, to keep make demo within 15 minutes")
     add_mirror_flags(parser)
     add_median_flag(parser)
+    add_smooth_flags(parser)
     parser.add_argument("--no-pointclouds", action="store_true", help="skip point-cloud fusion and scoring")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -402,6 +405,7 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         num_workers=args.num_workers, pointclouds=not args.no_pointclouds, eval_preset=args.eval_preset,
         lights=args.lights, compare_minutes=args.compare_minutes, progress=not args.no_progress, train=recipe,
         adapt_minutes=args.adapt_minutes, mirror_agreement=args.mirror_agreement, weighted_median=args.weighted_median,
+        smooth=args.smooth,
     )
 
 

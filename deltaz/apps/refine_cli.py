@@ -30,6 +30,7 @@ from deltaz.model import check_colour_scale
 from deltaz.model.selection import add_median_flag
 from deltaz.ops.agreement import add_mirror_flags
 from deltaz.ops.dead_zone import DEAD_ZONE, DEAD_ZONE_HELP
+from deltaz.ops.smooth import add_smooth_flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dead-zone", type=parse_dead_zone, default=DEAD_ZONE, metavar="F,N", help=DEAD_ZONE_HELP)
     add_mirror_flags(parser)
     add_median_flag(parser)
+    add_smooth_flags(parser)
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
 
 

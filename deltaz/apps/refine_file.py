@@ -102,7 +102,8 @@ def refine_file(args: argparse.Namespace, depth_path: Path, image_path: Path | N
     refined = refine_depth(depth_mm, image, args.checkpoint, device=args.device, fill_holes=args.fill_holes,
                            resize_image=args.resize_image, depth_range_mm=args.depth_range, max_pixels=args.max_pixels,
                            bf16=args.bf16, colour_scale=args.colour_scale, dead_zone=args.dead_zone,
-                           mirror_agreement=args.mirror_agreement, weighted_median=args.weighted_median, on_note=note,
+                           mirror_agreement=args.mirror_agreement, weighted_median=args.weighted_median,
+                           smooth=args.smooth, on_note=note,
                            depth_name=str(depth_path), image_name=str(image_path))
     out_scale = 1.0 if args.disparity or args.depth_scale is None else float(args.depth_scale)
     values, clip_note = from_mm(refined, fmt, bits, out_scale)

@@ -33,6 +33,7 @@ from deltaz.model import build_model, colour_scaled, median_selection, refine
 from deltaz.model.blend import BlendedRefiner
 from deltaz.ops.agreement import MIRROR_AGREEMENT
 from deltaz.ops.dead_zone import DEAD_ZONE, apply_dead_zone, check_dead_zone
+from deltaz.ops.smooth import SURFACE_SMOOTHING, smooth_surfaces
 from deltaz.weights import default_checkpoint
 
 __all__ = ["load_refiner", "DEFAULT_MAX_PIXELS", "TILE_OVERLAP", "resolve_device", "for_inference", "load_model", "prepare_image",
@@ -249,20 +250,24 @@ def predict_delta_z(model: torch.nn.Module, depth_mm: np.ndarray, image: np.ndar
                     fill_holes: bool = False, depth_range_mm: tuple[float, float] | None = None,
                     max_pixels: int | None = DEFAULT_MAX_PIXELS, tile_overlap: int = TILE_OVERLAP,
                     bf16: bool = False, dead_zone: tuple[float, float] | None = DEAD_ZONE,
-                    mirror_agreement: bool = MIRROR_AGREEMENT) -> np.ndarray:
+                    mirror_agreement: bool = MIRROR_AGREEMENT, smooth: bool = SURFACE_SMOOTHING) -> np.ndarray:
     """Δz ``(H, W)`` mm from :func:`deltaz.model.refine` for a clean depth map (holes = 0, mm) and its image.
 
     ``image``: ``(3, H, W)`` float32 in [0, 1] or None. ``depth_range_mm``: ``(min, max)`` passed to the model
     (default: the map's valid min/max, the model's own fallback). Tiled when ``H·W > max_pixels``. ``bf16``:
     convolutions in bfloat16 (autocast; ~1.5× faster on a CPU with AVX512-BF16, Δz within ~0.01 mm).
     ``dead_zone``: :mod:`deltaz.ops.dead_zone`, applied to the whole map's Δz (after tiling); None = off.
-    ``mirror_agreement``: the mirror agreement (:mod:`deltaz.ops.agreement`), tile by tile.
+    ``mirror_agreement``: the mirror agreement (:mod:`deltaz.ops.agreement`), tile by tile. ``smooth``: the surface
+    smoothing (:mod:`deltaz.ops.smooth`), on the whole map after the dead zone (Δz then includes it).
     """
     with torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=bf16):
         delta_z = _predict(model, depth_mm, image, fill_holes, depth_range_mm, max_pixels, tile_overlap,
                            mirror_agreement)
     depth_t = torch.from_numpy(np.ascontiguousarray(depth_mm, dtype=np.float32))
-    return apply_dead_zone(torch.from_numpy(delta_z), depth_t, dead_zone).numpy()
+    delta_z = apply_dead_zone(torch.from_numpy(delta_z), depth_t, dead_zone)
+    if smooth:
+        delta_z = smooth_surfaces((depth_t + delta_z)[None], depth_t[None])[0] - depth_t
+    return delta_z.numpy()
 
 
 def _predict(model, depth_mm, image, fill_holes, depth_range_mm, max_pixels, tile_overlap,
@@ -301,7 +306,8 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
                  depth_range_mm: tuple[float, float] | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                  tile_overlap: int = TILE_OVERLAP, bf16: bool = False, colour_scale: float = 1.0,
                  dead_zone: tuple[float, float] | None = DEAD_ZONE, mirror_agreement: bool = MIRROR_AGREEMENT,
-                 weighted_median: bool = False, on_note: Callable[[str], None] | None = None,
+                 weighted_median: bool = False, smooth: bool = SURFACE_SMOOTHING,
+                 on_note: Callable[[str], None] | None = None,
                  depth_name: str = "depth", image_name: str = "image") -> np.ndarray:
     """Refine one depth map: ``depth_refined = depth + Δz`` (mm, ``(H, W)`` float32).
 
@@ -322,6 +328,8 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
             (:mod:`deltaz.ops.agreement`; twice the refiner's time).
         weighted_median: a selection model copies the weighted median of its candidates' depths instead of their
             weighted mean (:func:`deltaz.model.median_selection`; other models ignore it).
+        smooth: the surface smoothing of the refined map (:mod:`deltaz.ops.smooth`: a bilateral filter on depth
+            at the input's own noise level).
         on_note: called with each note (e.g. the image was downsampled); default: :func:`warnings.warn`.
         depth_name, image_name: how errors and notes name the inputs (the CLI passes file names).
     Returns:
@@ -344,7 +352,7 @@ def refine_depth(depth, image=None, checkpoint: str | Path | None = None, *, dev
             (on_note or (lambda text: warnings.warn(text, stacklevel=3)))(note)
     with colour_scaled_parts(model, colour_scale), median_selection(model, weighted_median):
         delta_z = predict_delta_z(model, clean, image_chw, fill_holes, depth_range_mm, max_pixels, tile_overlap, bf16,
-                                  dead_zone, mirror_agreement)
+                                  dead_zone, mirror_agreement, smooth)
     refined = clean + delta_z
     good = np.isfinite(refined) & (refined > 0)
     original = np.asarray(depth, dtype=np.float32)

@@ -139,14 +139,22 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _inference_line(settings: Mapping[str, Any]) -> str:
-    """The refiner rows' inference dials (dead zone, mirror agreement, colour scale, the selection head's weighted
-    median when on) as one ``metrics.md`` bullet."""
+    """The refiner rows' inference dials (dead zone, mirror agreement, surface smoothing, colour scale, the selection
+    head's weighted median when on) as one ``metrics.md`` bullet."""
     zone = settings.get("dead_zone") or [0.0, 0.0]
     zone_text = f"dead zone {zone[0]:g},{zone[1]:g}" if any(zone) else "no dead zone"
     mirror = "with the mirror agreement" if settings.get("mirror_agreement") else "without the mirror agreement"
     median = ", the weighted median of the selection head's candidates" if settings.get("weighted_median") else ""
-    return (f"- the checkpoint's rows: {zone_text}, {mirror}, colour scale {settings.get('colour_scale', 1.0):g}"
-            f"{median}\n")
+    smooth = "with the surface smoothing" if settings.get("smooth") else "without the surface smoothing"
+    return (f"- the checkpoint's rows: {zone_text}, {mirror}, {smooth}, colour scale "
+            f"{settings.get('colour_scale', 1.0):g}{median}\n")
+
+
+def _dials_named(settings: Mapping[str, Any]) -> str:
+    """``"the mirror agreement and the surface smoothing"`` (those on), or ``"neither dial"``."""
+    on = [name for key, name in (("mirror_agreement", "the mirror agreement"), ("smooth", "the surface smoothing"))
+          if settings.get(key)]
+    return " and ".join(on) or "neither the mirror agreement nor the surface smoothing"
 
 
 def _metrics_header(result: Mapping[str, Any]) -> list[str]:
@@ -336,8 +344,7 @@ def _demo_settings_items(facts: Mapping[str, Any], evaluation: Mapping[str, Any]
                               f"{final.get('mae_mm_refined', float('nan')):.2f} mm (pixels with an initial depth)"
          if final else "none"),
         ("checkpoint evaluated", f"`{evaluation['checkpoint']}`" + (
-            ", its rows deltaz, deltaz+gate, search+deltaz with the mirror agreement"
-            if evaluation.get("settings", {}).get("mirror_agreement") else "")),
+            ", its rows deltaz, deltaz+gate, search+deltaz with " + _dials_named(evaluation.get("settings", {})))),
         ("baseline network", demo_compare_line(compare_summary)),
     ]
 

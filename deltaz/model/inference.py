@@ -2,8 +2,8 @@
 
 Training and every inference path (evaluation's rows, ``deltaz refine``, adaptation, the benchmarks) call it; the
 inference dials — holes kept or filled, the dead zone (:mod:`deltaz.ops.dead_zone`), the mirror agreement
-(:mod:`deltaz.ops.agreement`), the selection head's weighted median (:mod:`deltaz.model.selection`) — are its
-arguments.
+(:mod:`deltaz.ops.agreement`), the selection head's weighted median (:mod:`deltaz.model.selection`), the surface
+smoothing (:mod:`deltaz.ops.smooth`) — are its arguments.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from deltaz.ops.agreement import mirror_agree
 from deltaz.ops.dead_zone import apply_dead_zone
+from deltaz.ops.smooth import smooth_surfaces
 
 __all__ = ["refine", "median_selection"]
 
@@ -55,6 +56,7 @@ def refine(
     dead_zone: tuple[float, float] | None = None,
     mirror_agreement: bool = False,
     weighted_median: bool = False,
+    smooth: bool = False,
 ) -> dict[str, torch.Tensor | None]:
     """Run a refiner and add its correction: the ONE place that applies prototype fix E.
 
@@ -77,6 +79,9 @@ def refine(
             candidates' depths instead of their weighted mean (:func:`deltaz.model.selection.weighted_median`; in
             both passes of the agreement). Other models ignore it. Inference only; an option (``--weighted-median``),
             off by default.
+        smooth: after the dead zone, the refined depth goes through the surface smoothing
+            (:func:`deltaz.ops.smooth.smooth_surfaces`, its range scale from ``depth_init``); ``delta_z`` then
+            includes it. Inference only (inference passes :data:`deltaz.ops.smooth.SURFACE_SMOOTHING`).
     Returns:
         ``{"depth_refined", "delta_z"}`` shaped like ``depth_init`` (mm); ``"log_b"`` (natural log of the
         Laplacian scale in mm) and ``"confidence" = 1/(1 + b/1 mm)`` in (0, 1], both shaped like
@@ -92,6 +97,10 @@ def refine(
     if keep_holes:
         delta_z = torch.where(depth_init > 0, delta_z, torch.zeros_like(delta_z))
     delta_z = apply_dead_zone(delta_z, depth_init, dead_zone)
+    if smooth:
+        flat = (lambda x: x[:, 0]) if depth_init.dim() == 4 else (lambda x: x)
+        smoothed = smooth_surfaces(flat(depth_init + delta_z), flat(depth_init))
+        delta_z = (smoothed[:, None] if depth_init.dim() == 4 else smoothed) - depth_init
     confidence = None if log_b is None else torch.sigmoid(-log_b)  # = 1 / (1 + b)
     return {
         "depth_refined": depth_init + delta_z,

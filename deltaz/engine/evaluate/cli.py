@@ -17,6 +17,7 @@ from deltaz.model.selection import add_median_flag
 from deltaz.ops.agreement import add_mirror_flags
 from deltaz.ops.corrupt import INITIAL_MODELS
 from deltaz.ops.dead_zone import DEAD_ZONE, DEAD_ZONE_HELP
+from deltaz.ops.smooth import add_smooth_flags
 
 __all__ = ["add_arguments", "run"]
 
@@ -62,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dead-zone", type=parse_dead_zone, default=DEAD_ZONE, metavar="F,N", help=DEAD_ZONE_HELP)
     add_mirror_flags(parser)
     add_median_flag(parser)
+    add_smooth_flags(parser)
     parser.add_argument("--colour-scale", type=float, default=1.0, metavar="K",
                         help="a selection refiner's colour weight times K in its rows (as deltaz refine "
                         "--colour-scale: K > 1 leaves more of the input alone; default 1 = as trained)")
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             pointclouds=not args.no_pointclouds, progress=not args.no_progress,
             fusion_conf_thresh=args.fusion_conf_thresh, adapt_minutes=args.adapt_minutes, search=not args.no_search,
             dead_zone=args.dead_zone, colour_scale=args.colour_scale, mirror_agreement=args.mirror_agreement,
-            weighted_median=args.weighted_median,
+            weighted_median=args.weighted_median, smooth=args.smooth,
         )
     except DeltaZError as error:
         print(f"deltaz evaluate: error: {error}", file=sys.stderr)

@@ -26,6 +26,7 @@ from deltaz.ops.mvs.consensus import consensus_depth
 from deltaz.ops.mvs.planes_calibrated import planes_views
 from deltaz.ops.mvs.propagate import propagate_depth
 from deltaz.ops.mvs.subpixel import subpixel_views
+from deltaz.ops.smooth import SURFACE_SMOOTHING
 
 __all__ = [
     "CLASSICAL_BASELINES",
@@ -82,18 +83,19 @@ def _refine_views(model: torch.nn.Module, views: ScanViews, idx: list[int], devi
 
 def model_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
                  dead_zone: tuple[float, float] | None = DEAD_ZONE,
-                 mirror_agreement: bool = MIRROR_AGREEMENT) -> Method:
+                 mirror_agreement: bool = MIRROR_AGREEMENT, smooth: bool = SURFACE_SMOOTHING) -> Method:
     """A refiner as a method: ``depth_refined = depth_init + Δz`` via :func:`deltaz.model.refine`.
 
     ``keep_holes`` as in training (``not TrainConfig.fill_holes``): holes of the initial depth stay holes
     unless the model was trained to fill them. ``dead_zone``: :mod:`deltaz.ops.dead_zone` (None = off), here and
-    in the other refiner rows; ``mirror_agreement``: :mod:`deltaz.ops.agreement`, likewise.
+    in the other refiner rows; ``mirror_agreement``: :mod:`deltaz.ops.agreement`, likewise; ``smooth``:
+    :mod:`deltaz.ops.smooth`, likewise.
     """
 
     @torch.no_grad()
     def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
         out = _refine_views(model, views, list(idx), device, keep_holes=keep_holes, dead_zone=dead_zone,
-                            mirror_agreement=mirror_agreement)
+                            mirror_agreement=mirror_agreement, smooth=smooth)
         return out["depth_refined"].float().cpu()
 
     return apply
@@ -101,13 +103,15 @@ def model_method(model: torch.nn.Module, device: torch.device | str, keep_holes:
 
 def gated_method(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
                  margin: float = GATE_MARGIN, dead_zone: tuple[float, float] | None = DEAD_ZONE,
-                 mirror_agreement: bool = MIRROR_AGREEMENT, refined: Method | None = None) -> Method:
+                 mirror_agreement: bool = MIRROR_AGREEMENT, refined: Method | None = None,
+                 smooth: bool = SURFACE_SMOOTHING) -> Method:
     """The refiner behind the photometric gate (:func:`deltaz.ops.gate.gate_correction`): its correction is kept
     where the scan's source views (pair.txt's, with their input depths for the visibility test) confirm it
     photometrically, the input elsewhere. Needs the scan's images and at least one source view. ``refined``: the
     ungated row's method (:func:`remembered`), whose output it then gates instead of running the refiner again;
-    its dials are then that method's (``keep_holes``, ``dead_zone``, ``mirror_agreement`` here are not used)."""
-    ungated = refined or model_method(model, device, keep_holes, dead_zone, mirror_agreement)
+    its dials are then that method's (``keep_holes``, ``dead_zone``, ``mirror_agreement``, ``smooth`` here are not
+    used)."""
+    ungated = refined or model_method(model, device, keep_holes, dead_zone, mirror_agreement, smooth)
 
     @torch.no_grad()
     def apply(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
@@ -149,7 +153,8 @@ def consensus_views(views: ScanViews, batch_size: int = 8) -> torch.Tensor:
 
 def search_methods(model: torch.nn.Module, device: torch.device | str, keep_holes: bool = True,
                    dead_zone: tuple[float, float] | None = DEAD_ZONE,
-                   mirror_agreement: bool = MIRROR_AGREEMENT) -> dict[str, Method]:
+                   mirror_agreement: bool = MIRROR_AGREEMENT, smooth: bool = SURFACE_SMOOTHING
+                   ) -> dict[str, Method]:
     """``search``: the multi-view candidate search — first the sources' depths
     (:func:`consensus_views`: a pixel no source agrees with takes theirs), then the neighbours'
     (:func:`deltaz.ops.mvs.propagate.propagate_depth`, the sources' consensus depths deciding visibility and
@@ -182,7 +187,7 @@ def search_methods(model: torch.nn.Module, device: torch.device | str, keep_hole
     def search_then_refine(views: ScanViews, idx: Sequence[int]) -> torch.Tensor:
         idx = list(idx)
         out = _refine_views(model, views, idx, device, depth=searched(views, idx), keep_holes=keep_holes,
-                            dead_zone=dead_zone, mirror_agreement=mirror_agreement)
+                            dead_zone=dead_zone, mirror_agreement=mirror_agreement, smooth=smooth)
         return out["depth_refined"].float().cpu()
 
     return {"search": search, "search+deltaz": search_then_refine}
@@ -233,12 +238,13 @@ def build_methods(
     extra: Mapping[str, Method] | None = None,
     dead_zone: tuple[float, float] | None = DEAD_ZONE,
     mirror_agreement: bool = MIRROR_AGREEMENT,
+    smooth: bool = SURFACE_SMOOTHING,
 ) -> dict[str, Method]:
-    """Every row to evaluate, in :data:`METHOD_ORDER`: ``identity``, the baselines with their chosen
-    ``{"params": ...}``, the ``refiners`` (``{"deltaz": (model, train_config), ...}``, holes kept unless
-    trained with ``fill_holes``; ``dead_zone`` as in :func:`model_method`; ``mirror_agreement`` likewise, for ``deltaz``
-    only: the compared network runs without it) and ``extra`` methods (e.g. ``deltaz+adapt``; one named like a
-    refiner is that refiner's row, built by the caller)."""
+    """Every row to evaluate, in :data:`METHOD_ORDER`: ``identity``, the baselines with their chosen ``{"params":
+    ...}``, the ``refiners`` (``{"deltaz": (model, train_config), ...}``, holes kept unless trained with
+    ``fill_holes``; ``dead_zone`` as in :func:`model_method`; ``mirror_agreement`` and ``smooth`` likewise, for
+    ``deltaz`` only: the compared network runs without them) and ``extra`` methods (e.g. ``deltaz+adapt``; one
+    named like a refiner is that refiner's row, built by the caller)."""
     methods: dict[str, Method] = {"identity": baseline_method("identity", {})}
     for name, info in baseline_params.items():
         methods[name] = baseline_method(name, info["params"])
@@ -246,7 +252,8 @@ def build_methods(
         if name in (extra or {}):
             continue  # the caller's own row for this refiner (the runner's remembered deltaz) replaces it
         methods[name] = model_method(model, device, keep_holes=not config.get("fill_holes", False),
-                                     dead_zone=dead_zone, mirror_agreement=mirror_agreement and name == "deltaz")
+                                     dead_zone=dead_zone, mirror_agreement=mirror_agreement and name == "deltaz",
+                                     smooth=smooth and name == "deltaz")
     methods.update(extra or {})
     unknown = [m for m in methods if m not in METHOD_ORDER]
     if unknown:

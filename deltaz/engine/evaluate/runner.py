@@ -31,6 +31,7 @@ from deltaz.io.dtu import layout
 from deltaz.ops.agreement import MIRROR_AGREEMENT
 from deltaz.ops.baselines import NEEDS_IMAGE
 from deltaz.ops.dead_zone import DEAD_ZONE, check_dead_zone
+from deltaz.ops.smooth import SURFACE_SMOOTHING
 
 __all__ = ["Evaluation", "prepare_evaluation", "run_evaluation", "evaluate"]
 
@@ -78,16 +79,16 @@ def _image_policy(data_root: Path, scans: Mapping[str, Any], refiners: Mapping[s
 
 
 def _refiner_methods(model, dev, train_config, use_images: bool, num_src_views: int, search: bool,
-                     dead_zone, mirror_agreement: bool) -> dict[str, Method]:
+                     dead_zone, mirror_agreement: bool, smooth: bool) -> dict[str, Method]:
     """The checkpoint's rows: ``deltaz``, and those that read the source views — ``deltaz+gate`` (gating
     ``deltaz``'s own outputs: the refiner runs once for both), and (``search``) ``search`` and ``search+deltaz`` —
     when the scans have images (``use_images``) and sources (``num_src_views``)."""
     keep_holes = not train_config.get("fill_holes", False)
-    rows = {"deltaz": remembered(model_method(model, dev, keep_holes, dead_zone, mirror_agreement))}
+    rows = {"deltaz": remembered(model_method(model, dev, keep_holes, dead_zone, mirror_agreement, smooth))}
     if not use_images or num_src_views < 1:
         return rows
     rows["deltaz+gate"] = gated_method(model, dev, keep_holes, dead_zone=dead_zone, refined=rows["deltaz"])
-    return {**rows, **(search_methods(model, dev, keep_holes, dead_zone, mirror_agreement) if search else {})}
+    return {**rows, **(search_methods(model, dev, keep_holes, dead_zone, mirror_agreement, smooth) if search else {})}
 
 
 def _adapt_methods(model, train_config, data_root, preset, adapt_minutes, progress) -> dict[str, Method]:
@@ -100,7 +101,7 @@ def _adapt_methods(model, train_config, data_root, preset, adapt_minutes, progre
 def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all", compare_checkpoint=None,
                        device=None, num_src_views=4, batch_size=8, tune_max_views=16, progress=True,
                        fusion_conf_thresh=None, adapt_minutes=0.0, search=True, dead_zone=DEAD_ZONE,
-                       mirror_agreement=MIRROR_AGREEMENT) -> Evaluation:
+                       mirror_agreement=MIRROR_AGREEMENT, smooth=SURFACE_SMOOTHING) -> Evaluation:
     """Load the refiners, resolve the scans, tune the baselines on the validation scans, build the methods
     (arguments as in :func:`run_evaluation`)."""
     dev = resolve_device(device)
@@ -123,11 +124,12 @@ def prepare_evaluation(checkpoint, data_root, split, preset, *, baselines="all",
         notes.append("no validation scans: baselines use their default parameters")
     dead_zone = check_dead_zone(dead_zone)
     extra = {**_refiner_methods(model, dev, train_config, use_images, num_src_views, search, dead_zone,
-                                mirror_agreement),  # its "deltaz" row stands for build_methods' own
+                                mirror_agreement, smooth),  # its "deltaz" row stands for build_methods' own
              **_adapt_methods(model, train_config, Path(data_root), preset, adapt_minutes, progress)}
     confidence = confidence_method(model, dev) if getattr(model, "out_confidence", False) else None
     return Evaluation(model, train_config, checkpoint_path, compare_path, scans,
-                      build_methods(params, refiners, dev, extra, dead_zone, mirror_agreement), params, use_images, dev,
+                      build_methods(params, refiners, dev, extra, dead_zone, mirror_agreement, smooth),
+                      params, use_images, dev,
                       confidence, notes)
 
 
@@ -174,10 +176,12 @@ class _Files:
         return pointcloud_summary(self.pointclouds, scores.order) + self.pointclouds
 
 
-def _dials(dead_zone, colour_scale: float, mirror_agreement: bool, weighted_median: bool) -> dict[str, Any]:
+def _dials(dead_zone, colour_scale: float, mirror_agreement: bool, weighted_median: bool, smooth: bool
+           ) -> dict[str, Any]:
     """The refiner rows' inference dials as ``metrics.json``'s settings record them."""
     return {"dead_zone": list(dead_zone or (0.0, 0.0)), "colour_scale": float(colour_scale),
-            "mirror_agreement": bool(mirror_agreement), "weighted_median": bool(weighted_median)}
+            "mirror_agreement": bool(mirror_agreement), "weighted_median": bool(weighted_median),
+            "smooth": bool(smooth)}
 
 
 def run_evaluation(
@@ -204,25 +208,25 @@ def run_evaluation(
     dead_zone: tuple[float, float] | None = DEAD_ZONE,
     colour_scale: float = 1.0,
     mirror_agreement: bool = MIRROR_AGREEMENT,
-    weighted_median: bool = False,
+    weighted_median: bool = False, smooth: bool = SURFACE_SMOOTHING,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the ``split`` scans of ``data_root``; see :mod:`deltaz.engine.evaluate`.
 
-    Returns a dict with ``rows`` (one per method and scan, plus ``scan="all"``), ``pointclouds``
-    (rows of accuracy / completeness / overall in mm), ``baseline_params`` (the values chosen on the
-    validation scans), ``scans``, ``val_scans``, ``settings``, ``figures``/``ply`` (paths) and
-    ``elapsed_s``; the same is written to ``out_dir`` (when given) as ``metrics.json`` and ``metrics.md``.
-    With a confidence head also ``confidence`` (sparsification curves and ``ause_mm``);
-    ``fusion_conf_thresh`` needs one. ``adapt_minutes > 0`` adds the row ``deltaz+adapt``: the checkpoint
-    adapted to each evaluated scan itself for that many minutes, without its ground truth
+    Returns a dict with ``rows`` (one per method and scan, plus ``scan="all"``), ``pointclouds`` (rows of accuracy /
+    completeness / overall in mm), ``baseline_params`` (the values chosen on the validation scans), ``scans``,
+    ``val_scans``, ``settings``, ``figures``/``ply`` (paths) and ``elapsed_s``; the same is written to ``out_dir``
+    (when given) as ``metrics.json`` and ``metrics.md``. With a confidence head also ``confidence`` (sparsification
+    curves and ``ause_mm``); ``fusion_conf_thresh`` needs one. ``adapt_minutes > 0`` adds the row ``deltaz+adapt``:
+    the checkpoint adapted to each evaluated scan itself for that many minutes, without its ground truth
     (:func:`deltaz.engine.adapt.adapt_method`). With images and source views the rows ``deltaz+gate`` and (unless
     ``search=False``) ``search`` and ``search+deltaz`` (:func:`deltaz.engine.evaluate.methods.search_methods`).
     ``dead_zone``: the refiner rows' dead zone (:mod:`deltaz.ops.dead_zone`; None = off). ``colour_scale``: a
     selection refiner's colour weight times this in its rows (:func:`deltaz.model.colour_scaled`, as ``deltaz refine
     --colour-scale``; 1 = as trained; another model refuses a value other than 1). ``mirror_agreement``: the
     checkpoint's rows ``deltaz``, ``deltaz+gate``, ``search+deltaz`` with :mod:`deltaz.ops.agreement` (twice the
-    refiner's time; not ``mvsnet_refine`` or ``deltaz+adapt``; a confidence head's map stays the first pass's).
-    ``weighted_median``: the checkpoint's rows with :func:`deltaz.model.median_selection`.
+    refiner's time; not ``mvsnet_refine`` or ``deltaz+adapt``; a confidence head's map stays the first pass's);
+    ``smooth``: likewise with :mod:`deltaz.ops.smooth`. ``weighted_median``: with
+    :func:`deltaz.model.median_selection`.
     """
     t_start = time.perf_counter()
     dead_zone = check_dead_zone(dead_zone)
@@ -231,7 +235,7 @@ def run_evaluation(
                             compare_checkpoint=compare_checkpoint, device=device, num_src_views=num_src_views,
                             batch_size=batch_size, tune_max_views=tune_max_views, progress=progress,
                             fusion_conf_thresh=fusion_conf_thresh, adapt_minutes=adapt_minutes, search=search,
-                            dead_zone=dead_zone, mirror_agreement=mirror_agreement)
+                            dead_zone=dead_zone, mirror_agreement=mirror_agreement, smooth=smooth)
     eval_scans = ev.scans["eval"]
     files = _Files(out_dir, figures, pointclouds, ply_scan or eval_scans[0], n_figure_views)
     scores, num_src_used = EvaluationScores(ev.order, len(eval_scans)), 0
@@ -253,7 +257,7 @@ def run_evaluation(
         "tune_max_views_per_scan": tune_max_views, "device": str(ev.device), "n_views_evaluated": scores.n_views,
         "use_images": ev.use_images, "deltaz_fills_holes": bool(ev.train_config.get("fill_holes", False)),
         "fusion_conf_thresh": fusion_conf_thresh, "adapt_minutes": adapt_minutes, "search": search,
-        **_dials(dead_zone, colour_scale, mirror_agreement, weighted_median),
+        **_dials(dead_zone, colour_scale, mirror_agreement, weighted_median, smooth),
     }
     result = _result(ev, data_root, split, scores.rows(eval_scans), pc_rows, settings, confidence_summary(spars), files)
     result["elapsed_s"] = time.perf_counter() - t_start
