@@ -285,7 +285,9 @@ def test_cli_prints_the_table_and_writes_files(setup, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "identity" in printed and "median" in printed and "deltaz" in printed and "metrics.md" in printed
     assert (out / "metrics.json").is_file() and (out / "metrics.md").is_file()
-    assert json.loads((out / "metrics.json").read_text())["settings"]["mirror_agreement"] is True  # the default
+    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    assert settings["mirror_agreement"] is True and settings["smooth"] is True  # the defaults
+    assert "with the mirror agreement, with the surface smoothing" in (out / "metrics.md").read_text()
     deltaz_row = {}
     for mirror in (False, True):  # the flags reach the rows (no dead zone: the 2-step model's moves are tiny)
         run_out = out / f"mirror{mirror}"

@@ -151,7 +151,7 @@ def _inference_line(settings: Mapping[str, Any]) -> str:
 
 
 def _dials_named(settings: Mapping[str, Any]) -> str:
-    """``"the mirror agreement and the surface smoothing"`` (those on), or ``"neither dial"``."""
+    """``"the mirror agreement and the surface smoothing"``: those of the two dials that are on (or neither)."""
     on = [name for key, name in (("mirror_agreement", "the mirror agreement"), ("smooth", "the surface smoothing"))
           if settings.get(key)]
     return " and ".join(on) or "neither the mirror agreement nor the surface smoothing"

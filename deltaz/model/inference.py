@@ -31,6 +31,14 @@ def _delta_z(model: nn.Module, depth_init: torch.Tensor, image: torch.Tensor | N
     return delta_z, log_b
 
 
+def _smoothed_delta_z(depth_init: torch.Tensor, delta_z: torch.Tensor) -> torch.Tensor:
+    """Δz after the surface smoothing of ``depth_init + Δz`` (:func:`deltaz.ops.smooth.smooth_surfaces`), both
+    ``(B, H, W)`` or ``(B, 1, H, W)`` mm."""
+    init = depth_init.reshape(-1, *depth_init.shape[-2:])
+    smoothed = smooth_surfaces(init + delta_z.reshape(init.shape), init)
+    return smoothed.reshape(depth_init.shape) - depth_init
+
+
 @contextlib.contextmanager
 def median_selection(model: nn.Module, on: bool = True):
     """Within the block every selection model in ``model`` (itself, or both networks of a blended refiner) copies
@@ -98,9 +106,7 @@ def refine(
         delta_z = torch.where(depth_init > 0, delta_z, torch.zeros_like(delta_z))
     delta_z = apply_dead_zone(delta_z, depth_init, dead_zone)
     if smooth:
-        flat = (lambda x: x[:, 0]) if depth_init.dim() == 4 else (lambda x: x)
-        smoothed = smooth_surfaces(flat(depth_init + delta_z), flat(depth_init))
-        delta_z = (smoothed[:, None] if depth_init.dim() == 4 else smoothed) - depth_init
+        delta_z = _smoothed_delta_z(depth_init, delta_z)
     confidence = None if log_b is None else torch.sigmoid(-log_b)  # = 1 / (1 + b)
     return {
         "depth_refined": depth_init + delta_z,
