@@ -28,7 +28,6 @@ from deltaz.core.paths import dtu_sample_dir
 from deltaz.io.dtu.formats import read_pfm
 from deltaz.ops.baselines import BASELINES, PARAM_GRIDS, tune_baseline
 from deltaz.ops.corrupt import PRESETS, simulate_initial_depth
-from deltaz.ops.metrics import depth_metrics, harm_metrics
 
 import real_middlebury as bench  # the sibling script: its directory is on sys.path when a script runs
 
@@ -47,18 +46,12 @@ def load_depth(sample: Path) -> torch.Tensor:
     return torch.from_numpy(read_pfm(path).copy()).float()
 
 
-def halves(shape: tuple[int, int]) -> dict[str, torch.Tensor]:
-    """``{"left": mask, "right": mask}``, ``(H, W)`` bool: the columns ``u < W // 2`` and the rest."""
-    left = (torch.arange(shape[1]) < shape[1] // 2).expand(*shape)
-    return {"left": left, "right": ~left}
-
-
-def outputs(refiner: dict[str, Any], init: torch.Tensor, gt: torch.Tensor, left: torch.Tensor
-            ) -> dict[str, torch.Tensor]:
+def outputs(refiner: dict[str, Any], init: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
     """Each row's depth ``(H, W)`` mm for one input: the median filter tuned on the left half, the refiner with a
     grey image, without and with the surface smoothing."""
     grey = torch.full((3, *gt.shape), 0.5)
-    sample = {"depth_init": init[None], "depth": gt[None], "mask": left[None], "image": grey[None]}
+    sample = {"depth_init": init[None], "depth": gt[None], "mask": bench.left_mask(tuple(gt.shape))[None],
+              "image": grey[None]}
     params, _ = tune_baseline("median", [sample], PARAM_GRIDS["median"], covered=True)
     rows = {"identity": init, "median": BASELINES["median"](init[None], None, params)[0]}
     keep_holes = not bench.fills_holes(refiner)
@@ -67,27 +60,16 @@ def outputs(refiner: dict[str, Any], init: torch.Tensor, gt: torch.Tensor, left:
     return rows
 
 
-def score(rows: dict[str, torch.Tensor], init: torch.Tensor, gt: torch.Tensor) -> dict[str, dict[str, list]]:
-    """``{half: {row: [covered MAE, mae_good_mm, harm_pct]}}`` for one input."""
-    table: dict[str, dict[str, list]] = {}
-    for half, mask in halves(tuple(gt.shape)).items():
-        covered = mask & (init > 0)
-        table[half] = {}
-        for name, depth in rows.items():
-            harm = harm_metrics(depth, init, gt, mask)
-            table[half][name] = [depth_metrics(depth, gt, covered)["mae_mm"], harm["mae_good_mm"], harm["harm_pct"]]
-    return table
-
-
 def run(refiner: dict[str, Any], gt: torch.Tensor, preset: str, draws: int) -> dict[str, dict[str, list]]:
-    """:func:`score`'s table averaged over ``draws`` seeded draws of ``preset``'s errors."""
-    left = halves(tuple(gt.shape))["left"]
+    """``{half: {row: [covered MAE, mae_good_mm, harm_pct]}}`` for ``preset``'s errors, the mean over ``draws``
+    seeded draws (scored as the Middlebury benchmark scores: :func:`real_middlebury.score`)."""
     tables = []
     for seed in range(draws):
         init = simulate_initial_depth(gt, preset, generator=torch.Generator().manual_seed(seed))
-        tables.append(score(outputs(refiner, init, gt, left), init, gt))
-    return {half: {row: [sum(t[half][row][i] for t in tables) / draws for i in range(3)] for row in ROWS}
-            for half in tables[0]}
+        tables.append(bench.score(outputs(refiner, init, gt), init, gt))
+    mean = bench._mean_tables(tables)
+    return {half: {row["method"]: [row["mae_valid_mm"], row["mae_good_mm"], row["harm_pct"]] for row in mean[half]}
+            for half in ("left", "right")}
 
 
 def print_table(preset: str, table: dict[str, dict[str, list]]) -> None:

@@ -28,6 +28,7 @@ import math
 
 import torch
 
+from deltaz.ops.align import MAD_TO_SIGMA
 from deltaz.ops.baselines import bilateral
 
 __all__ = ["SURFACE_SMOOTHING", "SMOOTH_HELP", "NOISE_FACTOR", "CAP_REL", "add_smooth_flags", "noise_sigma",
@@ -65,7 +66,7 @@ def noise_sigma(depth: torch.Tensor) -> float:
     second = torch.cat(diffs)
     if second.numel() == 0:
         return 0.0
-    return 1.4826 * second.double().median().item() / math.sqrt(6.0)
+    return MAD_TO_SIGMA * second.double().median().item() / math.sqrt(6.0)
 
 
 def range_sigma(depth_init: torch.Tensor) -> float:
