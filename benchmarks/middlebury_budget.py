@@ -187,12 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         data = bench.load_scene(1.0)
         refiner, note = bench.load_refiner_or_none(args.checkpoint, args.device)
         if refiner is not None:
-            refiner["mirror_agreement"] = args.mirror_agreement
-            note += ", mirror agreement" if args.mirror_agreement else ", no mirror agreement"
-            refiner["weighted_median"] = args.weighted_median
-            note += ", weighted median" if args.weighted_median else ""
-            refiner["smooth"] = args.smooth
-            note += ", surface smoothing" if args.smooth else ", no surface smoothing"
+            note += bench.set_dials(refiner, args)
         depth_init, input_note = bench.input_depths(data)[args.input]
         if depth_init is None:
             raise DeltaZError(f"--input {args.input}: {input_note}")

@@ -38,7 +38,6 @@ from typing import Any
 from deltaz.core.errors import DeltaZError
 from deltaz.model.selection import add_median_flag
 from deltaz.ops.agreement import add_mirror_flags
-from deltaz.ops.dead_zone import DEAD_ZONE
 from deltaz.ops.smooth import add_smooth_flags
 
 import real_middlebury as bench  # the sibling script: its directory is on sys.path when a script runs
@@ -152,11 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         refiner, note = bench.load_refiner_or_none(args.checkpoint, args.device)
         if refiner is not None:
-            refiner.update(dead_zone=DEAD_ZONE, mirror_agreement=args.mirror_agreement,
-                           weighted_median=args.weighted_median, smooth=args.smooth)
-            note += ", surface smoothing" if args.smooth else ", no surface smoothing"
-            note += ", mirror agreement" if args.mirror_agreement else ", no mirror agreement"
-            note += ", weighted median" if args.weighted_median else ""
+            note += bench.set_dials(refiner, args)
         data = bench.load_scene(scene=args.scene, folder=args.aloe_dir)
         scene_scale = data["scale"]  # the benchmark's own scene scale, for every phase
         H, W = data["size"]

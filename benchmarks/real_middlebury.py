@@ -335,6 +335,19 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def set_dials(refiner: dict[str, Any], args: argparse.Namespace, dead_zone: tuple[float, float] | None = DEAD_ZONE
+              ) -> str:
+    """Set ``refiner``'s inference dials from the flags (``args.mirror_agreement``, ``args.weighted_median``,
+    ``args.smooth``) and ``dead_zone``; return them as the note's tail, e.g. ``", dead zone 0.002,0.01, mirror
+    agreement, surface smoothing"``."""
+    refiner.update(dead_zone=dead_zone, mirror_agreement=args.mirror_agreement,
+                   weighted_median=args.weighted_median, smooth=args.smooth)
+    zone = f", dead zone {dead_zone[0]:g},{dead_zone[1]:g}" if dead_zone else ", no dead zone"
+    return (zone + (", mirror agreement" if args.mirror_agreement else ", no mirror agreement")
+            + (", weighted median" if args.weighted_median else "")
+            + (", surface smoothing" if args.smooth else ", no surface smoothing"))
+
+
 def load_refiner_or_none(checkpoint: str | None, device: str) -> tuple[dict[str, Any] | None, str]:
     """The refiner dict (``model``, ``config``, ``device``, ``path``), or None and why."""
     from deltaz.engine.evaluate import load_refiner
@@ -532,15 +545,7 @@ def main(argv: list[str] | None = None) -> int:
         data = load_scene(args.scale, scene=args.scene, folder=args.aloe_dir)
         refiner, refiner_note = load_refiner_or_none(args.checkpoint, args.device)
         if refiner is not None:
-            refiner["dead_zone"] = args.dead_zone
-            refiner_note += (f", dead zone {args.dead_zone[0]:g},{args.dead_zone[1]:g}" if args.dead_zone
-                             else ", no dead zone")
-            refiner["mirror_agreement"] = args.mirror_agreement
-            refiner_note += ", mirror agreement" if args.mirror_agreement else ", no mirror agreement"
-            refiner["weighted_median"] = args.weighted_median
-            refiner_note += ", weighted median" if args.weighted_median else ""
-            refiner["smooth"] = args.smooth
-            refiner_note += ", surface smoothing" if args.smooth else ", no surface smoothing"
+            refiner_note += set_dials(refiner, args, args.dead_zone)
         if refiner is not None and args.colour_scale != 1.0:
             from deltaz.engine.refine import colour_scaled_parts
 

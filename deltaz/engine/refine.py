@@ -33,7 +33,7 @@ from deltaz.model import build_model, colour_scaled, median_selection, refine
 from deltaz.model.blend import BlendedRefiner
 from deltaz.ops.agreement import MIRROR_AGREEMENT
 from deltaz.ops.dead_zone import DEAD_ZONE, apply_dead_zone, check_dead_zone
-from deltaz.ops.smooth import SURFACE_SMOOTHING, smooth_surfaces
+from deltaz.ops.smooth import SURFACE_SMOOTHING, smooth_delta_z
 from deltaz.weights import default_checkpoint
 
 __all__ = ["load_refiner", "DEFAULT_MAX_PIXELS", "TILE_OVERLAP", "resolve_device", "for_inference", "load_model", "prepare_image",
@@ -266,7 +266,7 @@ def predict_delta_z(model: torch.nn.Module, depth_mm: np.ndarray, image: np.ndar
     depth_t = torch.from_numpy(np.ascontiguousarray(depth_mm, dtype=np.float32))
     delta_z = apply_dead_zone(torch.from_numpy(delta_z), depth_t, dead_zone)
     if smooth:
-        delta_z = smooth_surfaces((depth_t + delta_z)[None], depth_t[None])[0] - depth_t
+        delta_z = smooth_delta_z(depth_t, delta_z)
     return delta_z.numpy()
 
 

@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from deltaz.ops.agreement import mirror_agree
 from deltaz.ops.dead_zone import apply_dead_zone
-from deltaz.ops.smooth import smooth_surfaces
+from deltaz.ops.smooth import smooth_delta_z
 
 __all__ = ["refine", "median_selection"]
 
@@ -29,14 +29,6 @@ def _delta_z(model: nn.Module, depth_init: torch.Tensor, image: torch.Tensor | N
         delta_z = delta_z.squeeze(1)
         log_b = None if log_b is None else log_b.squeeze(1)
     return delta_z, log_b
-
-
-def _smoothed_delta_z(depth_init: torch.Tensor, delta_z: torch.Tensor) -> torch.Tensor:
-    """Δz after the surface smoothing of ``depth_init + Δz`` (:func:`deltaz.ops.smooth.smooth_surfaces`), both
-    ``(B, H, W)`` or ``(B, 1, H, W)`` mm."""
-    init = depth_init.reshape(-1, *depth_init.shape[-2:])
-    smoothed = smooth_surfaces(init + delta_z.reshape(init.shape), init)
-    return smoothed.reshape(depth_init.shape) - depth_init
 
 
 @contextlib.contextmanager
@@ -106,7 +98,7 @@ def refine(
         delta_z = torch.where(depth_init > 0, delta_z, torch.zeros_like(delta_z))
     delta_z = apply_dead_zone(delta_z, depth_init, dead_zone)
     if smooth:
-        delta_z = _smoothed_delta_z(depth_init, delta_z)
+        delta_z = smooth_delta_z(depth_init, delta_z)
     confidence = None if log_b is None else torch.sigmoid(-log_b)  # = 1 / (1 + b)
     return {
         "depth_refined": depth_init + delta_z,

@@ -32,7 +32,7 @@ from deltaz.ops.align import MAD_TO_SIGMA
 from deltaz.ops.baselines import bilateral
 
 __all__ = ["SURFACE_SMOOTHING", "SMOOTH_HELP", "NOISE_FACTOR", "CAP_REL", "add_smooth_flags", "noise_sigma",
-           "range_sigma", "smooth_surfaces"]
+           "range_sigma", "smooth_surfaces", "smooth_delta_z"]
 
 #: The inference default (``deltaz evaluate``, ``deltaz refine``, ``deltaz.refine_depth``, ``deltaz demo``, the
 #: benchmarks); :func:`deltaz.model.refine` itself, which training calls, defaults to off.
@@ -91,3 +91,11 @@ def smooth_surfaces(depth: torch.Tensor, depth_init: torch.Tensor) -> torch.Tens
         smoothed = bilateral(depth[i:i + 1].float(), None, params)[0].to(depth.dtype)
         out[i] = torch.where(depth[i] > 0, smoothed, depth[i])
     return out
+
+
+def smooth_delta_z(depth_init: torch.Tensor, delta_z: torch.Tensor) -> torch.Tensor:
+    """Δz after the surface smoothing of ``depth_init + Δz`` (:func:`smooth_surfaces`, its ``σ_c`` from
+    ``depth_init``): both ``(H, W)``, ``(B, H, W)`` or ``(B, 1, H, W)`` mm, the result shaped like ``depth_init``."""
+    init = depth_init.reshape(-1, *depth_init.shape[-2:])
+    smoothed = smooth_surfaces(init + delta_z.reshape(init.shape), init)
+    return smoothed.reshape(depth_init.shape) - depth_init
