@@ -513,10 +513,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="a selection refiner's colour weight times K (deltaz refine --colour-scale; default 1)")
     parser.add_argument("--scales", type=float, nargs="*", default=[0.5, 1.0, 3.0], metavar="S",
                         help="scale check: the refiner's covered-MAE ratio on the SGBM input at each scene scale "
-                        "(default 0.5 1 3; none to skip)")
+                        "(default 0.5 1 3; the flag with no value skips it)")
     parser.add_argument("--sim", nargs="*", default=list(SIM_PRESETS), metavar="PRESET",
                         help="real images with simulated errors: deltaz.ops.corrupt presets applied to the ground "
-                        f"truth (default {' '.join(SIM_PRESETS)}; none to skip)")
+                        f"truth (default {' '.join(SIM_PRESETS)}; the flag with no value skips them)")
     add_median_flag(parser)
     parser.add_argument("--sim-seeds", type=int, default=SIM_SEEDS, metavar="N",
                         help=f"draws of each simulated error model, rows averaged (default {SIM_SEEDS})")
