@@ -28,3 +28,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def still_checkpoint(tmp_path_factory):
+    """An untrained depth-and-image U-Net's checkpoint: Δz = 0, so what a benchmark's refiner rows change is
+    its inference steps alone (the surface smoothing)."""
+    import torch
+
+    from deltaz.engine.checkpoint import save_checkpoint
+    from deltaz.model import build_model, model_config
+
+    torch.manual_seed(0)
+    model = build_model("deltaz_unet", in_channels=4, base_channel=4, depth=2, depth_scale_rel=0.03)
+    path = tmp_path_factory.mktemp("ckpt") / "still.pt"
+    save_checkpoint(path, {"model": model.state_dict(), "model_config": model_config(model), "config": {}})
+    return path

@@ -6,26 +6,13 @@ import json
 import math
 
 import pytest
-import torch
 
 from _benchmarks import load_benchmark
-from deltaz.engine.checkpoint import save_checkpoint
-from deltaz.model import build_model, model_config
 
 
 @pytest.fixture(scope="module")
 def script():
     return load_benchmark("design_check")
-
-
-@pytest.fixture(scope="module")
-def still_checkpoint(tmp_path_factory):
-    """An untrained depth-and-image U-Net: Δz = 0, so its rows are the input after the inference defaults."""
-    torch.manual_seed(0)
-    model = build_model("deltaz_unet", in_channels=4, base_channel=4, depth=2, depth_scale_rel=0.03)
-    path = tmp_path_factory.mktemp("ckpt") / "still.pt"
-    save_checkpoint(path, {"model": model.state_dict(), "model_config": model_config(model), "config": {}})
-    return path
 
 
 def _finite(cell):

@@ -5,26 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from _benchmarks import load_benchmark
-from deltaz.engine.checkpoint import save_checkpoint
-from deltaz.model import build_model, model_config
 
 
 @pytest.fixture(scope="module")
 def script():
     return load_benchmark("real_dtu_map")
-
-
-@pytest.fixture(scope="module")
-def still_checkpoint(tmp_path_factory):
-    """An untrained depth-and-image U-Net: Δz = 0, so what its rows change is the smoothing alone."""
-    torch.manual_seed(0)
-    model = build_model("deltaz_unet", in_channels=4, base_channel=4, depth=2, depth_scale_rel=0.03)
-    path = tmp_path_factory.mktemp("ckpt") / "still.pt"
-    save_checkpoint(path, {"model": model.state_dict(), "model_config": model_config(model), "config": {}})
-    return path
 
 
 def test_rows_per_half_the_median_tuned_on_the_left_and_the_smoothing_alone(script, still_checkpoint, dtu_sample):
